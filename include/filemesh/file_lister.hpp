@@ -1,0 +1,67 @@
+// FileLister lists one directory under a root, one page at a time.
+//
+// The root is a jail: every request path is resolved beneath it by the kernel
+// (openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) or, where openat2 is
+// missing, by an equivalent component-by-component O_NOFOLLOW walk. Nothing
+// outside the root is ever opened. See docs/errors.md for the status codes.
+//
+// Thread safety: a FileLister is immutable after construction; List() may be
+// called from any number of threads at once.
+
+#ifndef FILEMESH_FILE_LISTER_HPP_
+#define FILEMESH_FILE_LISTER_HPP_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "filemesh/v1/filemesh.pb.h"
+
+namespace filemesh {
+
+struct FileListerOptions {
+  // Mixed into the MAC that guards page tokens. Replicas that should accept
+  // each other's tokens must share it; leave empty for a fixed built-in key
+  // (tokens then detect tampering but are not secret).
+  std::string page_token_secret;
+};
+
+class FileLister {
+ public:
+  // Page size used when a request leaves it 0, and the largest accepted.
+  static constexpr uint32_t kDefaultPageSize = 100;
+  static constexpr uint32_t kMaxPageSize = 10000;
+
+  // Opens `root` (a directory) and keeps it open: later renames of the root
+  // path do not change what is served. If it cannot be opened, every List()
+  // returns that error (see status()).
+  explicit FileLister(std::string root, FileListerOptions options = {});
+  ~FileLister();
+
+  FileLister(FileLister&&) noexcept;
+  FileLister& operator=(FileLister&&) noexcept;
+  FileLister(const FileLister&) = delete;
+  FileLister& operator=(const FileLister&) = delete;
+
+  // OK if the root was opened; otherwise why not (NotFound, PermissionDenied,
+  // FailedPrecondition when it is not a directory).
+  absl::Status status() const;
+
+  // The root as given to the constructor.
+  const std::string& root() const;
+
+  // Lists the directory `request.path` (not recursively), sorted and paged as
+  // requested. Errors: InvalidArgument (malformed path, page size over the
+  // cap, bad or mismatched page token), PermissionDenied (path escapes the
+  // root, or access denied), NotFound, FailedPrecondition (not a directory).
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_FILE_LISTER_HPP_

@@ -1,0 +1,73 @@
+// FileSearcher finds entries whose name (or relative path) matches a pattern
+// anywhere under a directory of its root.
+//
+// The walk runs on several threads, iteratively (any depth), never follows a
+// symbolic link (links are reported as entries, not descended into), so it
+// can neither leave the root nor loop. The starting path is resolved like
+// FileLister's (see file_lister.hpp). Unreadable directories are counted in
+// `skipped_directories` and skipped.
+//
+// Thread safety: Search() may be called from any number of threads at once.
+
+#ifndef FILEMESH_FILE_SEARCHER_HPP_
+#define FILEMESH_FILE_SEARCHER_HPP_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "filemesh/v1/filemesh.pb.h"
+
+namespace filemesh {
+
+struct FileSearcherOptions {
+  // Threads walking one search; 0 means one per core.
+  int threads = 0;
+  // Longest pattern accepted, in bytes.
+  size_t max_pattern_bytes = 4096;
+  // Memory budget of one compiled regular expression (RE2 max_mem). A
+  // pattern that needs more is InvalidArgument.
+  int64_t max_regex_memory = 8 << 20;
+};
+
+class FileSearcher {
+ public:
+  static constexpr uint32_t kDefaultMaxResults = 1000;
+  static constexpr uint32_t kMaxResults = 100000;
+
+  // Opens `root` and keeps it open (see FileLister).
+  explicit FileSearcher(std::string root, FileSearcherOptions options = {});
+  ~FileSearcher();
+
+  FileSearcher(FileSearcher&&) noexcept;
+  FileSearcher& operator=(FileSearcher&&) noexcept;
+  FileSearcher(const FileSearcher&) = delete;
+  FileSearcher& operator=(const FileSearcher&) = delete;
+
+  // OK if the root was opened; otherwise why not.
+  absl::Status status() const;
+
+  const std::string& root() const;
+
+  // Walks `request.path` and returns the matching entries sorted by path.
+  // When `max_results` is reached or `deadline` passes, returns what was found
+  // with `truncated` set and the reason. Errors: InvalidArgument (bad pattern,
+  // regex too large, max_results over the cap, max_depth 0, min_size above
+  // max_size, malformed path), PermissionDenied, NotFound, FailedPrecondition
+  // (path is not a directory), DeadlineExceeded (deadline already passed
+  // before the walk began).
+  absl::StatusOr<v1::SearchResponse> Search(
+      const v1::SearchRequest& request,
+      absl::Time deadline = absl::InfiniteFuture()) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_FILE_SEARCHER_HPP_

@@ -1,0 +1,364 @@
+#include "cli/commands.h"
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl_compat.h"
+#include "filemesh/file_lister.hpp"
+#include "filemesh/file_searcher.hpp"
+#include "filemesh/names.hpp"
+#include "filemesh/version.hpp"
+#include "google/protobuf/util/json_util.h"
+
+namespace filemesh::cli {
+namespace {
+
+constexpr char kMainHelp[] = R"(filemesh - list and search files under a root directory
+
+Usage:
+  filemesh ls   [--root DIR] [PATH] [options]      list one directory
+  filemesh find [--root DIR] [--path PATH] PATTERN [options]
+                                                  search a tree
+  filemesh --version
+
+Paths are relative to the root (default: the current directory) and can never
+leave it. Run `filemesh ls --help` or `filemesh find --help` for the options.
+)";
+
+constexpr char kLsHelp[] = R"(Usage: filemesh ls [--root DIR] [PATH] [options]
+
+Lists the directory PATH (relative to the root; default: the root itself), one
+path per line, relative to the root.
+
+Options:
+  --root DIR           directory to serve as the root (default: .)
+  --sort FIELD         name (byte order, default), size or modified
+  --desc               largest, newest or last name first
+  --hidden             include entries whose name starts with '.'
+  --page-size N        print one page of N entries (1..10000) and, on stderr,
+                       the token for the next page; default: print every page
+  --page-token TOKEN   continue from a previous page
+  --json               print the ListResponse as JSON (protobuf JSON mapping)
+  -0, --print0         end each path with NUL instead of a newline
+  -h, --help           this text
+)";
+
+constexpr char kFindHelp[] = R"(Usage: filemesh find [--root DIR] [--path PATH] PATTERN [options]
+
+Prints, sorted, the path (relative to the root) of every entry under PATH whose
+name matches PATTERN. A glob with '/' matches the path relative to PATH, and
+there '**' spans directories. Symbolic links are reported, never followed.
+
+Options:
+  --root DIR           directory to serve as the root (default: .)
+  --path PATH          where to search, relative to the root (default: the root)
+  --glob               PATTERN is a shell glob (default)
+  --substring          PATTERN occurs anywhere in the name
+  --regex              PATTERN is an RE2 regular expression (unanchored)
+  -i, --ignore-case    match case-insensitively
+  --type T             f (file), d (directory), l (symlink) or o (other)
+  --max-depth N        descend at most N levels (1: entries directly in PATH)
+  --min-size BYTES     only regular files of at least BYTES
+  --max-size BYTES     only regular files of at most BYTES
+  --hidden             include and descend into entries starting with '.'
+  --max-results N      stop after N matches (default 1000, at most 100000)
+  --timeout SECONDS    stop after this long and print what was found
+  --threads N          walker threads (default: one per core)
+  --json               print the SearchResponse as JSON (protobuf JSON mapping)
+  -0, --print0         end each path with NUL instead of a newline
+  -h, --help           this text
+)";
+
+// A small, strict argument parser: every option is declared, unknown ones and
+// missing values are usage errors.
+class Args {
+ public:
+  Args(std::string command, std::FILE* err) : command_(std::move(command)), err_(err) {}
+
+  void Flag(std::string name, bool* target) { flags_[std::move(name)] = target; }
+  void Value(std::string name, std::string* target) { values_[std::move(name)] = target; }
+
+  // Fills the declared targets; positionals in order. False on a usage error
+  // (already reported).
+  bool Parse(const std::vector<std::string>& args, std::vector<std::string>* positionals) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& arg = args[i];
+      if (arg == "--") {
+        positionals->insert(positionals->end(), args.begin() + static_cast<long>(i) + 1,
+                            args.end());
+        return true;
+      }
+      if (arg.size() < 2 || arg[0] != '-') {
+        positionals->push_back(arg);
+        continue;
+      }
+      std::string name = arg;
+      std::optional<std::string> inline_value;
+      if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+        name = arg.substr(0, eq);
+        inline_value = arg.substr(eq + 1);
+      }
+      if (auto f = flags_.find(name); f != flags_.end() && !inline_value) {
+        *f->second = true;
+        continue;
+      }
+      if (auto v = values_.find(name); v != values_.end()) {
+        if (inline_value) {
+          *v->second = *inline_value;
+        } else if (i + 1 < args.size()) {
+          *v->second = args[++i];
+        } else {
+          return Usage(absl::StrCat("option ", name, " needs a value"));
+        }
+        continue;
+      }
+      return Usage(absl::StrCat("unknown option ", arg));
+    }
+    return true;
+  }
+
+  bool Usage(std::string_view message) {
+    absl::FPrintF(err_, "filemesh %s: %s (see filemesh %s --help)\n", command_, message,
+                  command_);
+    return false;
+  }
+
+ private:
+  std::string command_;
+  std::FILE* err_;
+  std::map<std::string, bool*> flags_;
+  std::map<std::string, std::string*> values_;
+};
+
+// Parses a whole unsigned number in [min, max]; "" leaves `out` unset.
+template <typename T>
+bool ParseNumber(Args& args, std::string_view option, const std::string& text, T min, T max,
+                 std::optional<T>* out) {
+  if (text.empty()) return true;
+  uint64_t value;
+  if (!absl::SimpleAtoi(text, &value) || text[0] == '-' || text[0] == '+' || value < min ||
+      value > max) {
+    return args.Usage(absl::StrCat(internal::AbslView(option), " takes a whole number from ", min, " to ", max,
+                                   ", not \"", text, "\""));
+  }
+  *out = static_cast<T>(value);
+  return true;
+}
+
+int Fail(std::FILE* err, const absl::Status& status) {
+  absl::FPrintF(err, "filemesh: %s: %s\n", absl::StatusCodeToString(status.code()),
+                status.message());
+  return kExitFailure;
+}
+
+int PrintJson(const google::protobuf::Message& message, std::FILE* out, std::FILE* err) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.add_whitespace = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) return Fail(err, absl::InternalError(status.ToString()));
+  std::fwrite(json.data(), 1, json.size(), out);
+  return kExitOk;
+}
+
+void PrintPath(const v1::FileEntry& entry, bool print0, std::FILE* out) {
+  const std::string& path = ExactPath(entry);  // the real bytes, like ls and fd
+  std::fwrite(path.data(), 1, path.size(), out);
+  std::fputc(print0 ? '\0' : '\n', out);
+}
+
+int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
+  Args args("ls", err);
+  bool help = false, desc = false, hidden = false, json = false, print0 = false;
+  std::string root = ".", sort = "name", page_size_text, page_token;
+  args.Flag("--help", &help);
+  args.Flag("-h", &help);
+  args.Flag("--desc", &desc);
+  args.Flag("--hidden", &hidden);
+  args.Flag("--json", &json);
+  args.Flag("--print0", &print0);
+  args.Flag("-0", &print0);
+  args.Value("--root", &root);
+  args.Value("--sort", &sort);
+  args.Value("--page-size", &page_size_text);
+  args.Value("--page-token", &page_token);
+  std::vector<std::string> positionals;
+  if (!args.Parse(argv, &positionals)) return kExitUsage;
+  if (help) {
+    std::fputs(kLsHelp, out);
+    return kExitOk;
+  }
+  if (positionals.size() > 1) return args.Usage("takes at most one PATH"), kExitUsage;
+  std::optional<uint32_t> page_size;
+  if (!ParseNumber<uint32_t>(args, "--page-size", page_size_text, 1, FileLister::kMaxPageSize,
+                             &page_size)) {
+    return kExitUsage;
+  }
+
+  v1::ListRequest request;
+  if (!positionals.empty()) request.set_path(positionals[0]);
+  if (sort == "name") {
+    request.set_sort(v1::SORT_FIELD_NAME);
+  } else if (sort == "size") {
+    request.set_sort(v1::SORT_FIELD_SIZE);
+  } else if (sort == "modified") {
+    request.set_sort(v1::SORT_FIELD_MODIFIED);
+  } else {
+    return args.Usage(absl::StrCat("--sort takes name, size or modified, not \"", sort, "\"")),
+           kExitUsage;
+  }
+  request.set_descending(desc);
+  request.set_include_hidden(hidden);
+  request.set_page_token(page_token);
+  request.set_page_size(page_size.value_or(1000));
+
+  FileLister lister(root);
+  v1::ListResponse all;
+  for (;;) {
+    absl::StatusOr<v1::ListResponse> page = lister.List(request);
+    if (!page.ok()) return Fail(err, page.status());
+    if (!json) {
+      for (const v1::FileEntry& e : page->entries()) PrintPath(e, print0, out);
+    }
+    if (page_size) {
+      if (json) return PrintJson(*page, out, err);
+      if (!page->next_page_token().empty()) {
+        absl::FPrintF(err, "next page: --page-token %s\n", page->next_page_token());
+      }
+      return kExitOk;
+    }
+    if (json) all.mutable_entries()->MergeFrom(page->entries());
+    if (page->next_page_token().empty()) break;
+    request.set_page_token(page->next_page_token());
+  }
+  return json ? PrintJson(all, out, err) : kExitOk;
+}
+
+int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
+  Args args("find", err);
+  bool help = false, glob = false, substring = false, regex = false, icase = false,
+       hidden = false, json = false, print0 = false;
+  std::string root = ".", path, type, max_depth_text, min_size_text, max_size_text,
+              max_results_text, timeout_text, threads_text;
+  args.Flag("--help", &help);
+  args.Flag("-h", &help);
+  args.Flag("--glob", &glob);
+  args.Flag("--substring", &substring);
+  args.Flag("--regex", &regex);
+  args.Flag("-i", &icase);
+  args.Flag("--ignore-case", &icase);
+  args.Flag("--hidden", &hidden);
+  args.Flag("--json", &json);
+  args.Flag("--print0", &print0);
+  args.Flag("-0", &print0);
+  args.Value("--root", &root);
+  args.Value("--path", &path);
+  args.Value("--type", &type);
+  args.Value("--max-depth", &max_depth_text);
+  args.Value("--min-size", &min_size_text);
+  args.Value("--max-size", &max_size_text);
+  args.Value("--max-results", &max_results_text);
+  args.Value("--timeout", &timeout_text);
+  args.Value("--threads", &threads_text);
+  std::vector<std::string> positionals;
+  if (!args.Parse(argv, &positionals)) return kExitUsage;
+  if (help) {
+    std::fputs(kFindHelp, out);
+    return kExitOk;
+  }
+  if (positionals.size() != 1) return args.Usage("takes exactly one PATTERN"), kExitUsage;
+  if (glob + substring + regex > 1) {
+    return args.Usage("--glob, --substring and --regex exclude each other"), kExitUsage;
+  }
+
+  v1::SearchRequest request;
+  request.set_path(path);
+  request.set_pattern(positionals[0]);
+  request.set_syntax(regex       ? v1::PATTERN_SYNTAX_REGEX
+                     : substring ? v1::PATTERN_SYNTAX_SUBSTRING
+                                 : v1::PATTERN_SYNTAX_GLOB);
+  request.set_case_insensitive(icase);
+  request.set_include_hidden(hidden);
+  static const std::map<std::string, v1::FileType> kTypes = {
+      {"", v1::FILE_TYPE_UNSPECIFIED}, {"f", v1::FILE_TYPE_FILE}, {"d", v1::FILE_TYPE_DIRECTORY},
+      {"l", v1::FILE_TYPE_SYMLINK},    {"o", v1::FILE_TYPE_OTHER}};
+  const auto t = kTypes.find(type);
+  if (t == kTypes.end()) {
+    return args.Usage(absl::StrCat("--type takes f, d, l or o, not \"", type, "\"")), kExitUsage;
+  }
+  request.set_type(t->second);
+
+  constexpr uint64_t kMax64 = std::numeric_limits<uint64_t>::max();
+  std::optional<uint32_t> max_depth, max_results, threads, timeout;
+  std::optional<uint64_t> min_size, max_size;
+  if (!ParseNumber<uint32_t>(args, "--max-depth", max_depth_text, 1,
+                             std::numeric_limits<uint32_t>::max(), &max_depth) ||
+      !ParseNumber<uint64_t>(args, "--min-size", min_size_text, 0, kMax64, &min_size) ||
+      !ParseNumber<uint64_t>(args, "--max-size", max_size_text, 0, kMax64, &max_size) ||
+      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1,
+                             FileSearcher::kMaxResults, &max_results) ||
+      !ParseNumber<uint32_t>(args, "--timeout", timeout_text, 1, 86400, &timeout) ||
+      !ParseNumber<uint32_t>(args, "--threads", threads_text, 1, 256, &threads)) {
+    return kExitUsage;
+  }
+  if (max_depth) request.set_max_depth(*max_depth);
+  if (min_size) request.set_min_size(*min_size);
+  if (max_size) request.set_max_size(*max_size);
+  if (max_results) request.set_max_results(*max_results);
+
+  FileSearcherOptions options;
+  options.threads = static_cast<int>(threads.value_or(0));
+  FileSearcher searcher(root, options);
+  const absl::Time deadline =
+      timeout ? absl::Now() + absl::Seconds(*timeout) : absl::InfiniteFuture();
+  absl::StatusOr<v1::SearchResponse> response = searcher.Search(request, deadline);
+  if (!response.ok()) return Fail(err, response.status());
+  if (json) return PrintJson(*response, out, err);
+  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, out);
+  if (response->truncated()) {
+    absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n",
+                  response->truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
+                      ? "--timeout reached"
+                      : "--max-results reached",
+                  response->matches_size());
+  }
+  if (response->skipped_directories() > 0) {
+    absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
+                  response->skipped_directories());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int Run(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+  if (args.empty()) {
+    std::fputs(kMainHelp, err);
+    return kExitUsage;
+  }
+  const std::string& command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "ls") return RunLs(rest, out, err);
+  if (command == "find") return RunFind(rest, out, err);
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(kMainHelp, out);
+    return kExitOk;
+  }
+  if (command == "--version") {
+    absl::FPrintF(out, "filemesh %s\n", FILEMESH_VERSION_STRING);
+    return kExitOk;
+  }
+  absl::FPrintF(err, "filemesh: unknown command \"%s\" (see filemesh --help)\n", command);
+  return kExitUsage;
+}
+
+}  // namespace filemesh::cli

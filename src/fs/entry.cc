@@ -1,0 +1,82 @@
+#include "fs/entry.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <string>
+
+#include "filemesh/names.hpp"
+
+namespace filemesh::internal {
+namespace {
+
+// Sets a display-form string field and, when it differs, its raw bytes field.
+template <typename SetDisplay, typename SetRaw>
+void SetName(std::string_view bytes, SetDisplay set_display, SetRaw set_raw) {
+  if (IsValidUtf8(bytes)) {
+    set_display(std::string(bytes));
+  } else {
+    set_display(DisplayForm(bytes));
+    set_raw(std::string(bytes));
+  }
+}
+
+}  // namespace
+
+int StatAt(int dir_fd, const char* name, struct stat* st) {
+  return ::fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+}
+
+v1::FileType FileTypeFromMode(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return v1::FILE_TYPE_FILE;
+    case S_IFDIR:
+      return v1::FILE_TYPE_DIRECTORY;
+    case S_IFLNK:
+      return v1::FILE_TYPE_SYMLINK;
+    default:
+      return v1::FILE_TYPE_OTHER;
+  }
+}
+
+void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
+               v1::FileEntry* entry) {
+  SetName(
+      path, [&](std::string s) { entry->set_path(std::move(s)); },
+      [&](std::string s) { entry->set_raw_path(std::move(s)); });
+  SetName(
+      name, [&](std::string s) { entry->set_name(std::move(s)); },
+      [&](std::string s) { entry->set_raw_name(std::move(s)); });
+  entry->set_type(FileTypeFromMode(st.st_mode));
+  entry->set_size(static_cast<uint64_t>(st.st_size));
+  entry->set_mode(st.st_mode);
+  entry->mutable_modified()->set_seconds(st.st_mtim.tv_sec);
+  entry->mutable_modified()->set_nanos(static_cast<int32_t>(st.st_mtim.tv_nsec));
+  if (S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX];
+    const std::string name_z(name);
+    const ssize_t n = ::readlinkat(dir_fd, name_z.c_str(), target, sizeof(target));
+    // A link replaced since the stat reads as an empty target: the entry is
+    // still reported, as what the stat saw.
+    if (n > 0) {
+      SetName(
+          std::string_view(target, static_cast<size_t>(n)),
+          [&](std::string s) { entry->set_symlink_target(std::move(s)); },
+          [&](std::string s) { entry->set_raw_symlink_target(std::move(s)); });
+    }
+  }
+}
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  std::string out;
+  out.reserve(dir.size() + 1 + name.size());
+  out.append(dir);
+  if (!dir.empty()) out += '/';
+  out.append(name);
+  return out;
+}
+
+}  // namespace filemesh::internal

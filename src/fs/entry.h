@@ -1,0 +1,31 @@
+// Building v1::FileEntry messages from what the kernel reports.
+
+#ifndef FILEMESH_SRC_FS_ENTRY_H_
+#define FILEMESH_SRC_FS_ENTRY_H_
+
+#include <sys/stat.h>
+
+#include <string_view>
+
+#include "filemesh/v1/filemesh.pb.h"
+
+namespace filemesh::internal {
+
+// lstat of `name` in `dir_fd` (never follows a link). Returns 0 or an errno.
+int StatAt(int dir_fd, const char* name, struct stat* st);
+
+// The v1::FileType for st_mode bits.
+v1::FileType FileTypeFromMode(uint32_t mode);
+
+// Fills `entry` for the entry `name` of directory `dir_fd`, whose path
+// relative to the root is `path` (exact bytes) and whose lstat is `st`. Reads
+// the target of a symlink. Sets raw_* only where the display form differs.
+void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
+               v1::FileEntry* entry);
+
+// Joins a directory path and a name with '/' ("" + name is name).
+std::string JoinPath(std::string_view dir, std::string_view name);
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_FS_ENTRY_H_

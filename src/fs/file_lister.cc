@@ -1,0 +1,179 @@
+#include "filemesh/file_lister.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "fs/beneath.h"
+#include "fs/dir_reader.h"
+#include "fs/entry.h"
+#include "fs/errno_status.h"
+#include "fs/page_token.h"
+
+namespace filemesh {
+
+using internal::PageKey;
+using internal::UniqueFd;
+
+namespace {
+
+// One directory entry while a page is chosen. `name` points into an arena
+// owned by the caller (NUL-terminated there), so a 100k-entry directory costs no allocation per name.
+struct Candidate {
+  std::string_view name;
+  uint64_t number = 0;  // sort key for size/mtime (mtime as biased int64)
+  bool has_stat = false;
+  struct stat st;
+};
+
+// Orders mtimes (signed ns) as unsigned numbers, so one comparison serves all.
+uint64_t MtimeKey(const struct stat& st) {
+  const int64_t ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return static_cast<uint64_t>(ns) ^ (uint64_t{1} << 63);
+}
+
+}  // namespace
+
+struct FileLister::Impl {
+  std::string root;
+  UniqueFd root_fd;
+  absl::Status root_status;
+  internal::PageTokenCodec tokens;
+
+  Impl(std::string r, const FileListerOptions& options)
+      : root(std::move(r)), tokens(options.page_token_secret) {
+    root_fd.Reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd.valid()) root_status = internal::ErrnoToStatus(errno, "open root", root);
+  }
+};
+
+FileLister::FileLister(std::string root, FileListerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(root), options)) {}
+FileLister::~FileLister() = default;
+FileLister::FileLister(FileLister&&) noexcept = default;
+FileLister& FileLister::operator=(FileLister&&) noexcept = default;
+
+absl::Status FileLister::status() const { return impl_->root_status; }
+const std::string& FileLister::root() const { return impl_->root; }
+
+absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request) const {
+  if (!impl_->root_status.ok()) return impl_->root_status;
+
+  const std::string& requested = request.raw_path().empty() ? request.path() : request.raw_path();
+  absl::StatusOr<std::string> path = internal::CleanRelativePath(requested);
+  if (!path.ok()) return path.status();
+
+  const uint32_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  if (page_size > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size ", request.page_size(),
+                                                   " is above the limit of ", kMaxPageSize));
+  }
+  v1::SortField sort = request.sort();
+  if (sort == v1::SORT_FIELD_UNSPECIFIED) sort = v1::SORT_FIELD_NAME;
+  if (!v1::SortField_IsValid(sort)) {
+    return absl::InvalidArgumentError(absl::StrCat("sort ", static_cast<int>(sort), " is unknown"));
+  }
+
+  PageKey want;
+  want.sort = static_cast<uint8_t>(sort);
+  want.descending = request.descending();
+  want.include_hidden = request.include_hidden();
+  want.path_digest = impl_->tokens.PathDigest(*path);
+
+  bool has_after = false;
+  PageKey after;
+  if (!request.page_token().empty()) {
+    absl::StatusOr<PageKey> decoded = impl_->tokens.Decode(request.page_token());
+    if (!decoded.ok()) return decoded.status();
+    if (decoded->sort != want.sort || decoded->descending != want.descending ||
+        decoded->include_hidden != want.include_hidden ||
+        decoded->path_digest != want.path_digest) {
+      return absl::InvalidArgumentError(
+          "page_token belongs to a different request: path, sort, descending and "
+          "include_hidden must stay the same while paging");
+    }
+    after = *std::move(decoded);
+    has_after = true;
+  }
+
+  absl::StatusOr<UniqueFd> dir = internal::OpenDirectoryBeneath(impl_->root_fd.get(), *path);
+  if (!dir.ok()) return dir.status();
+
+  // Gather names into one arena; the views are taken once it stops growing.
+  std::string arena;
+  std::vector<std::pair<size_t, size_t>> spans;
+  internal::DirReader reader;
+  reader.Reset(dir->get());
+  internal::DirEntry dirent;
+  while (reader.Next(&dirent)) {
+    if (!request.include_hidden() && dirent.name.front() == '.') continue;
+    spans.emplace_back(arena.size(), dirent.name.size());
+    arena.append(dirent.name);
+    arena.push_back('\0');  // so each name can be passed to the kernel in place
+  }
+  if (reader.error() != 0) return internal::ErrnoToStatus(reader.error(), "read directory", *path);
+
+  const bool by_name = sort == v1::SORT_FIELD_NAME;
+  const bool desc = request.descending();
+  std::vector<Candidate> candidates;
+  candidates.reserve(spans.size());
+  for (const auto& [offset, length] : spans) {
+    Candidate c;
+    c.name = std::string_view(arena).substr(offset, length);
+    if (!by_name) {
+      // Sorting by size or time needs every entry's stat; an entry removed
+      // since it was read is simply not listed.
+      if (internal::StatAt(dir->get(), c.name.data(), &c.st) != 0) continue;
+      c.has_stat = true;
+      c.number = sort == v1::SORT_FIELD_SIZE ? static_cast<uint64_t>(c.st.st_size) : MtimeKey(c.st);
+    }
+    candidates.push_back(c);
+  }
+
+  // Strict order on (number, name); descending reverses both.
+  const auto before = [desc](uint64_t an, std::string_view a, uint64_t bn, std::string_view b) {
+    if (an != bn) return desc ? an > bn : an < bn;
+    return desc ? a > b : a < b;
+  };
+  if (has_after) {
+    const std::string_view after_name = after.name;
+    const uint64_t after_number = after.number;
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [&](const Candidate& c) {
+                                      return !before(after_number, after_name, c.number, c.name);
+                                    }),
+                     candidates.end());
+  }
+  const auto order = [&](const Candidate& a, const Candidate& b) {
+    return before(a.number, a.name, b.number, b.name);
+  };
+  const bool more = candidates.size() > page_size;
+  if (more) {
+    std::nth_element(candidates.begin(), candidates.begin() + page_size, candidates.end(), order);
+    candidates.resize(page_size);
+  }
+  std::sort(candidates.begin(), candidates.end(), order);
+
+  v1::ListResponse response;
+  response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
+  for (Candidate& c : candidates) {
+    if (!c.has_stat && internal::StatAt(dir->get(), c.name.data(), &c.st) != 0) continue;
+    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, c.st,
+                        response.add_entries());
+  }
+  if (more) {
+    PageKey next = want;
+    next.number = candidates.back().number;
+    next.name = std::string(candidates.back().name);
+    response.set_next_page_token(impl_->tokens.Encode(next));
+  }
+  return response;
+}
+
+}  // namespace filemesh

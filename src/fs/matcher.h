@@ -1,0 +1,64 @@
+// Compiled search patterns: glob, substring or RE2 regular expression.
+//
+// Simple globs (`*.h`, `foo*`, `*log*`, `Makefile`) and substrings match with
+// plain byte comparisons; everything else is compiled to one RE2 program, so
+// matching is linear in the subject whatever the pattern.
+
+#ifndef FILEMESH_SRC_FS_MATCHER_H_
+#define FILEMESH_SRC_FS_MATCHER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "filemesh/v1/filemesh.pb.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace filemesh::internal {
+
+struct MatcherLimits {
+  size_t max_pattern_bytes = 4096;
+  int64_t max_regex_memory = 8 << 20;
+};
+
+class Matcher {
+ public:
+  // InvalidArgument for an empty or too long pattern, a malformed glob or
+  // regular expression, or one whose program exceeds the memory limit.
+  static absl::StatusOr<Matcher> Create(std::string_view pattern, v1::PatternSyntax syntax,
+                                        bool case_insensitive, const MatcherLimits& limits = {});
+
+  Matcher(Matcher&&) noexcept;
+  Matcher& operator=(Matcher&&) noexcept;
+  ~Matcher();
+
+  // True if the subject is the path relative to the search start (a glob with
+  // '/'); otherwise it is the entry name.
+  bool matches_path() const { return matches_path_; }
+
+  // Thread-safe.
+  bool Match(std::string_view subject) const;
+
+ private:
+  enum class Kind { kAll, kExact, kPrefix, kSuffix, kContains, kRegexFull, kRegexPartial };
+  Matcher() = default;
+
+  Kind kind_ = Kind::kAll;
+  bool matches_path_ = false;
+  bool fold_ascii_ = false;  // literal kinds: compare ASCII case-insensitively
+  std::string literal_;      // lower-cased when fold_ascii_
+  std::unique_ptr<re2::RE2> regex_;
+};
+
+// Translates a glob to an RE2 pattern (exposed for tests). `path_mode`: '*'
+// and '?' stop at '/', and a whole-component "**" spans directories.
+absl::StatusOr<std::string> GlobToRegex(std::string_view glob, bool path_mode);
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_FS_MATCHER_H_
