@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "filemesh/names.hpp"
 #include "fs/beneath.h"
+#include "fs/clock.h"
 #include "fs/dir_reader.h"
 #include "fs/entry.h"
 #include "fs/errno_status.h"
@@ -155,7 +156,7 @@ class Walk {
 
   bool ShouldStop() {
     if (stopped_.load(std::memory_order_relaxed)) return true;
-    if (absl::Now() >= params_.deadline) {
+    if (internal::SearchNow() >= params_.deadline) {
       Stop(v1::TRUNCATION_REASON_DEADLINE);
       return true;
     }
@@ -253,7 +254,20 @@ class Walk {
   std::vector<v1::FileEntry> matches_;
 };
 
+std::atomic<internal::NowFunction> search_clock{nullptr};
+
 }  // namespace
+
+namespace internal {
+
+absl::Time SearchNow() {
+  const NowFunction now = search_clock.load(std::memory_order_relaxed);
+  return now != nullptr ? now() : absl::Now();
+}
+
+void SetSearchClockForTesting(NowFunction now) { search_clock.store(now); }
+
+}  // namespace internal
 
 struct FileSearcher::Impl {
   std::string root;
@@ -281,7 +295,7 @@ const std::string& FileSearcher::root() const { return impl_->root; }
 absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest& request,
                                                         absl::Time deadline) const {
   if (!impl_->root_status.ok()) return impl_->root_status;
-  if (absl::Now() >= deadline) {
+  if (internal::SearchNow() >= deadline) {
     return absl::DeadlineExceededError("the search deadline passed before the walk began");
   }
 

@@ -7,6 +7,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "filemesh/names.hpp"
+#include "fs/utf8.h"
 #include "absl_compat.h"
 #include "re2/re2.h"
 
@@ -59,6 +61,17 @@ bool ContainsFolded(std::string_view subject, std::string_view lower_literal) {
     if (EqualsFolded(subject.substr(i, lower_literal.size()), lower_literal)) return true;
   }
   return false;
+}
+
+// RE2 reads its subject as UTF-8. A name that is not UTF-8 is matched with
+// each stray byte replaced by U+FFFD: one character that only wildcards match,
+// while the valid parts keep Unicode case folding.
+std::string_view Utf8Subject(std::string_view subject) {
+  if (IsValidUtf8(subject)) return subject;
+  thread_local std::string scratch;
+  scratch.clear();
+  ReplaceInvalidUtf8(subject, "\xef\xbf\xbd", &scratch);
+  return scratch;
 }
 
 }  // namespace
@@ -272,9 +285,9 @@ bool Matcher::Match(std::string_view subject) const {
       return fold_ascii_ ? ContainsFolded(subject, literal_)
                          : subject.find(literal_) != std::string_view::npos;
     case Kind::kRegexFull:
-      return RE2::FullMatch(subject, *regex_);
+      return RE2::FullMatch(Utf8Subject(subject), *regex_);
     case Kind::kRegexPartial:
-      return RE2::PartialMatch(subject, *regex_);
+      return RE2::PartialMatch(Utf8Subject(subject), *regex_);
   }
   return false;
 }

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "fs/utf8.h"
+
 namespace filemesh {
 namespace {
 
@@ -41,24 +43,38 @@ bool IsValidUtf8(std::string_view bytes) {
   return true;
 }
 
-std::string DisplayForm(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size());
+namespace internal {
+
+template <typename OnInvalid>
+void CopyValidUtf8(std::string_view bytes, std::string* out, OnInvalid on_invalid) {
+  out->reserve(out->size() + bytes.size());
   size_t i = 0;
   while (i < bytes.size()) {
     const size_t n = Utf8SequenceLength(bytes.substr(i));
     if (n == 0) {
-      const auto c = static_cast<uint8_t>(bytes[i]);
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
+      on_invalid(static_cast<uint8_t>(bytes[i]));
       ++i;
     } else {
-      out.append(bytes.data() + i, n);
+      out->append(bytes.data() + i, n);
       i += n;
     }
   }
+}
+
+void ReplaceInvalidUtf8(std::string_view bytes, std::string_view replacement, std::string* out) {
+  CopyValidUtf8(bytes, out, [&](uint8_t) { out->append(replacement); });
+}
+
+}  // namespace internal
+
+std::string DisplayForm(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  internal::CopyValidUtf8(bytes, &out, [&](uint8_t c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  });
   return out;
 }
 

@@ -1,0 +1,348 @@
+#include "filemesh/file_searcher.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "filemesh/names.hpp"
+#include "fs/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test_tree.h"
+
+namespace filemesh {
+namespace {
+
+using testing::Paths;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class FileSearcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // root/
+    //   README.md  Makefile  .env
+    //   src/ main.cc util.h util.cc .cache/ tmp.h
+    //   src/net/ socket.h socket.cc big.bin(5000 bytes)
+    //   include/ api.h  include/deep/er/est.h
+    //   docs/ guide.MD  link_to_src -> ../src  escape -> /etc
+    tree_.File("README.md", 10);
+    tree_.File("Makefile", 20);
+    tree_.File(".env");
+    tree_.Dir("src");
+    tree_.File("src/main.cc", 100);
+    tree_.File("src/util.h", 30);
+    tree_.File("src/util.cc", 40);
+    tree_.Dir("src/.cache");
+    tree_.File("src/.cache/tmp.h");
+    tree_.Dir("src/net");
+    tree_.File("src/net/socket.h", 50);
+    tree_.File("src/net/socket.cc", 60);
+    tree_.File("src/net/big.bin", 5000);
+    tree_.Dir("include");
+    tree_.File("include/api.h", 70);
+    tree_.Dir("include/deep");
+    tree_.Dir("include/deep/er");
+    tree_.File("include/deep/er/est.h");
+    tree_.Dir("docs");
+    tree_.File("docs/guide.MD");
+    tree_.Symlink("../src", "docs/link_to_src");
+    tree_.Symlink("/etc", "docs/escape");
+  }
+
+  v1::SearchRequest Request(const std::string& pattern,
+                            v1::PatternSyntax syntax = v1::PATTERN_SYNTAX_GLOB) {
+    v1::SearchRequest r;
+    r.set_pattern(pattern);
+    r.set_syntax(syntax);
+    return r;
+  }
+
+  std::vector<std::string> Find(const v1::SearchRequest& request, int threads = 0) {
+    FileSearcherOptions options;
+    options.threads = threads;
+    absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root(), options).Search(request);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {};
+    EXPECT_FALSE(r->truncated());
+    return Paths(r->matches());
+  }
+
+  testing::TestTree tree_;
+};
+
+TEST_F(FileSearcherTest, GlobMatchesNamesAtEveryDepthSortedByPath) {
+  EXPECT_THAT(Find(Request("*.h")), ElementsAre("include/api.h", "include/deep/er/est.h",
+                                                "src/net/socket.h", "src/util.h"));
+}
+
+TEST_F(FileSearcherTest, HiddenEntriesAndTheirSubtreesOnRequest) {
+  v1::SearchRequest r = Request("*.h");
+  r.set_include_hidden(true);
+  EXPECT_THAT(Find(r), ElementsAre("include/api.h", "include/deep/er/est.h", "src/.cache/tmp.h",
+                                   "src/net/socket.h", "src/util.h"));
+  r.set_pattern(".*");
+  EXPECT_THAT(Find(r), ElementsAre(".env", "src/.cache"));
+}
+
+TEST_F(FileSearcherTest, GlobWithSlashMatchesRelativePathAndDoubleStarSpansDirectories) {
+  EXPECT_THAT(Find(Request("src/*.h")), ElementsAre("src/util.h"));
+  EXPECT_THAT(Find(Request("src/**/*.h")), ElementsAre("src/net/socket.h", "src/util.h"));
+  EXPECT_THAT(Find(Request("**/er/*")), ElementsAre("include/deep/er/est.h"));
+  // Relative to the search path, reported relative to the root.
+  v1::SearchRequest r = Request("net/*.cc");
+  r.set_path("src");
+  EXPECT_THAT(Find(r), ElementsAre("src/net/socket.cc"));
+}
+
+TEST_F(FileSearcherTest, SubstringAndRegex) {
+  EXPECT_THAT(Find(Request("sock", v1::PATTERN_SYNTAX_SUBSTRING)),
+              ElementsAre("src/net/socket.cc", "src/net/socket.h"));
+  EXPECT_THAT(Find(Request("^util\\.(h|cc)$", v1::PATTERN_SYNTAX_REGEX)),
+              ElementsAre("src/util.cc", "src/util.h"));
+}
+
+TEST_F(FileSearcherTest, CaseInsensitiveForEverySyntax) {
+  v1::SearchRequest r = Request("*.md");
+  EXPECT_THAT(Find(r), ElementsAre("README.md"));
+  r.set_case_insensitive(true);
+  EXPECT_THAT(Find(r), ElementsAre("README.md", "docs/guide.MD"));
+  r = Request("readme", v1::PATTERN_SYNTAX_SUBSTRING);
+  r.set_case_insensitive(true);
+  EXPECT_THAT(Find(r), ElementsAre("README.md"));
+  r = Request("^MAKE", v1::PATTERN_SYNTAX_REGEX);
+  r.set_case_insensitive(true);
+  EXPECT_THAT(Find(r), ElementsAre("Makefile"));
+}
+
+TEST_F(FileSearcherTest, TypeFilter) {
+  v1::SearchRequest r = Request("*");
+  r.set_type(v1::FILE_TYPE_DIRECTORY);
+  EXPECT_THAT(Find(r), ElementsAre("docs", "include", "include/deep", "include/deep/er", "src",
+                                   "src/net"));
+  r.set_type(v1::FILE_TYPE_SYMLINK);
+  EXPECT_THAT(Find(r), ElementsAre("docs/escape", "docs/link_to_src"));
+  r.set_type(v1::FILE_TYPE_OTHER);
+  EXPECT_THAT(Find(r), IsEmpty());
+  tree_.Fifo("src/pipe");
+  EXPECT_THAT(Find(r), ElementsAre("src/pipe"));
+}
+
+TEST_F(FileSearcherTest, MaxDepth) {
+  v1::SearchRequest r = Request("*.h");
+  r.set_max_depth(1);
+  EXPECT_THAT(Find(r), IsEmpty());
+  r.set_max_depth(2);
+  EXPECT_THAT(Find(r), ElementsAre("include/api.h", "src/util.h"));
+  r.set_max_depth(3);
+  EXPECT_THAT(Find(r), ElementsAre("include/api.h", "src/net/socket.h", "src/util.h"));
+}
+
+TEST_F(FileSearcherTest, SizeFiltersAreInclusiveAndOnlyMatchRegularFiles) {
+  v1::SearchRequest r = Request("*");
+  r.set_min_size(50);
+  r.set_max_size(100);
+  EXPECT_THAT(Find(r), ElementsAre("include/api.h", "src/main.cc", "src/net/socket.cc",
+                                   "src/net/socket.h"));
+  r.clear_max_size();
+  r.set_min_size(1000);
+  EXPECT_THAT(Find(r), ElementsAre("src/net/big.bin"));
+  r.clear_min_size();
+  r.set_max_size(0);
+  EXPECT_THAT(Find(r), ElementsAre("docs/guide.MD", "include/deep/er/est.h"));
+}
+
+TEST_F(FileSearcherTest, MatchesCarryMetadataLikeTheLister) {
+  absl::StatusOr<v1::SearchResponse> r =
+      FileSearcher(tree_.root()).Search(Request("big.bin"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->matches_size(), 1);
+  EXPECT_EQ(r->matches(0).name(), "big.bin");
+  EXPECT_EQ(r->matches(0).size(), 5000u);
+  EXPECT_EQ(r->matches(0).type(), v1::FILE_TYPE_FILE);
+  EXPECT_GT(r->scanned_entries(), 15u);
+  EXPECT_EQ(r->skipped_directories(), 0u);
+}
+
+TEST_F(FileSearcherTest, SymlinksAreReportedNeverFollowed) {
+  // docs/link_to_src -> ../src would duplicate src/, docs/escape -> /etc
+  // would leave the root: neither is descended into.
+  const std::vector<std::string> all = Find(Request("*"));
+  for (const std::string& p : all) {
+    EXPECT_EQ(p.rfind("docs/link_to_src/", 0), std::string::npos) << p;
+    EXPECT_EQ(p.rfind("docs/escape/", 0), std::string::npos) << p;
+  }
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("escape"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->matches_size(), 1);
+  EXPECT_EQ(r->matches(0).symlink_target(), "/etc");
+}
+
+TEST_F(FileSearcherTest, SymlinkLoopsCannotLoop) {
+  tree_.Symlink(".", "src/self");
+  tree_.Symlink("..", "src/net/up");
+  tree_.Symlink("loop2", "loop1");
+  tree_.Symlink("loop1", "loop2");
+  EXPECT_THAT(Find(Request("s*")), ElementsAre("src", "src/net/socket.cc", "src/net/socket.h",
+                                               "src/self"));
+}
+
+TEST_F(FileSearcherTest, NamesThatAreNotUtf8AreMatchedAndCarriedExactly) {
+  const std::string bad = "src/r\xe9sum\xe9.h";  // Latin-1 bytes
+  tree_.File(bad);
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("r?sum?.h"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->matches_size(), 1);
+  EXPECT_EQ(r->matches(0).raw_path(), bad);
+  EXPECT_EQ(r->matches(0).path(), "src/r\\xe9sum\\xe9.h");
+}
+
+TEST_F(FileSearcherTest, SameResultsWithOneOrManyThreads) {
+  for (int d = 0; d < 20; ++d) {
+    const std::string dir = "wide" + std::to_string(d);
+    tree_.Dir(dir);
+    for (int f = 0; f < 30; ++f) tree_.File(dir + "/f" + std::to_string(f) + (f % 3 ? ".h" : ".c"));
+  }
+  const std::vector<std::string> one = Find(Request("*.h"), 1);
+  EXPECT_EQ(one.size(), 4u + 20 * 20);
+  EXPECT_TRUE(std::is_sorted(one.begin(), one.end()));
+  for (int threads : {2, 3, 8}) EXPECT_EQ(Find(Request("*.h"), threads), one) << threads;
+}
+
+TEST_F(FileSearcherTest, MaxResultsTruncatesWithReason) {
+  for (int i = 0; i < 50; ++i) tree_.File("src/gen" + std::to_string(i) + ".h");
+  FileSearcher searcher(tree_.root());
+  v1::SearchRequest r = Request("*.h");
+  r.set_max_results(10);
+  absl::StatusOr<v1::SearchResponse> response = searcher.Search(r);
+  ASSERT_TRUE(response.ok());
+  EXPECT_TRUE(response->truncated());
+  EXPECT_EQ(response->truncation_reason(), v1::TRUNCATION_REASON_MAX_RESULTS);
+  EXPECT_EQ(response->matches_size(), 10);
+  const std::vector<std::string> paths = Paths(response->matches());
+  EXPECT_TRUE(std::is_sorted(paths.begin(), paths.end()));
+  // Exactly at the cap is not truncation.
+  r.set_max_results(54);
+  response = searcher.Search(r);
+  ASSERT_TRUE(response.ok());
+  EXPECT_FALSE(response->truncated());
+  EXPECT_EQ(response->matches_size(), 54);
+}
+
+// A clock that stands still for the first `kTicksBeforeDeadline` readings and
+// then jumps an hour ahead, so the deadline passes mid-walk, deterministically.
+std::atomic<int> clock_readings{0};
+constexpr int kTicksBeforeDeadline = 4;
+absl::Time SteppingClock() {
+  const absl::Time start = absl::FromUnixSeconds(1000000);
+  return clock_readings++ < kTicksBeforeDeadline ? start : start + absl::Hours(1);
+}
+
+TEST_F(FileSearcherTest, DeadlineMidWalkReturnsWhatWasFound) {
+  clock_readings = 0;
+  internal::SetSearchClockForTesting(&SteppingClock);
+  FileSearcherOptions options;
+  options.threads = 1;
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root(), options)
+                                             .Search(Request("*"), absl::FromUnixSeconds(1000001));
+  internal::SetSearchClockForTesting(nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->truncated());
+  EXPECT_EQ(r->truncation_reason(), v1::TRUNCATION_REASON_DEADLINE);
+  EXPECT_GT(r->matches_size(), 0);
+  EXPECT_LT(r->matches_size(), static_cast<int>(Find(Request("*")).size()));
+}
+
+TEST_F(FileSearcherTest, DeadlineAlreadyPassedIsDeadlineExceeded) {
+  EXPECT_EQ(FileSearcher(tree_.root())
+                .Search(Request("*"), absl::Now() - absl::Seconds(1))
+                .status()
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(FileSearcherTest, UnreadableDirectoriesAreSkippedAndCounted) {
+  tree_.Dir("locked", 0);
+  tree_.Dir("half", 0311);  // searchable, not listable, by its owner
+  testing::ScopedEnforcePermissions enforce;
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("*.h"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->skipped_directories(), 2u);
+  EXPECT_EQ(r->matches_size(), 4);
+}
+
+TEST_F(FileSearcherTest, ThousandLevelsDeepNeedsNoRecursion) {
+  const std::string deepest = tree_.DeepChain("", "d", 1000, "bottom.txt");
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("bottom.txt"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->matches_size(), 1);
+  EXPECT_EQ(r->matches(0).path(), deepest + "/bottom.txt");
+}
+
+TEST_F(FileSearcherTest, PathsLongerThanPathMaxAreWalked) {
+  // 400 levels of 24-byte names: about 10,000 bytes, far past PATH_MAX.
+  const std::string name(24, 'n');
+  const std::string deepest = tree_.DeepChain("src", name, 400, "needle");
+  ASSERT_GT(deepest.size(), 4096u);
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("needle"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->matches_size(), 1);
+  EXPECT_EQ(r->matches(0).path(), deepest + "/needle");
+  EXPECT_EQ(r->skipped_directories(), 0u);
+}
+
+TEST_F(FileSearcherTest, InvalidRequestsAreInvalidArgument) {
+  FileSearcher searcher(tree_.root());
+  const auto code = [&](auto mutate) {
+    v1::SearchRequest r;
+    r.set_pattern("*");
+    mutate(r);
+    return searcher.Search(r).status().code();
+  };
+  using absl::StatusCode;
+  EXPECT_EQ(code([](v1::SearchRequest&) {}), StatusCode::kOk);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_pattern(""); }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_max_depth(0); }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_max_results(FileSearcher::kMaxResults + 1); }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) {
+              r.set_min_size(10);
+              r.set_max_size(9);
+            }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) {
+              r.set_syntax(v1::PATTERN_SYNTAX_REGEX);
+              r.set_pattern("(");
+            }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_type(static_cast<v1::FileType>(77)); }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_pattern(std::string(5000, 'x')); }),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_path("src/util.h"); }),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileSearcherTest, ConcurrentSearchesAgree) {
+  FileSearcher searcher(tree_.root());
+  const std::vector<std::string> expected = Find(Request("*"));
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(6, 0);
+  for (size_t t = 0; t < mismatches.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        absl::StatusOr<v1::SearchResponse> r = searcher.Search(Request("*"));
+        if (!r.ok() || Paths(r->matches()) != expected) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+}  // namespace
+}  // namespace filemesh
