@@ -1,9 +1,8 @@
-#include "cli/commands.h"
-
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
 #include "filemesh/v1/filemesh.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"

@@ -17,8 +17,8 @@
 namespace filemesh {
 namespace {
 
-using testing::Paths;
 using ::testing::ElementsAre;
+using testing::Paths;
 
 class FileListerTest : public ::testing::Test {
  protected:
@@ -91,7 +91,9 @@ TEST_F(FileListerTest, EntriesCarryTypeSizeModeTimeAndLinkTarget) {
 }
 
 TEST_F(FileListerTest, NamesThatAreNotUtf8CarryExactBytes) {
-  const std::string bad = "bad\xff\xfe" "name";
+  const std::string bad =
+      "bad\xff\xfe"
+      "name";
   tree_.Dir(bad);
   tree_.File(bad + "/in\x80side");
   tree_.Symlink("t\xff", bad + "/link");

@@ -16,9 +16,9 @@
 namespace filemesh {
 namespace {
 
-using testing::Paths;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using testing::Paths;
 
 class FileSearcherTest : public ::testing::Test {
  protected:
@@ -121,8 +121,8 @@ TEST_F(FileSearcherTest, CaseInsensitiveForEverySyntax) {
 TEST_F(FileSearcherTest, TypeFilter) {
   v1::SearchRequest r = Request("*");
   r.set_type(v1::FILE_TYPE_DIRECTORY);
-  EXPECT_THAT(Find(r), ElementsAre("docs", "include", "include/deep", "include/deep/er", "src",
-                                   "src/net"));
+  EXPECT_THAT(Find(r),
+              ElementsAre("docs", "include", "include/deep", "include/deep/er", "src", "src/net"));
   r.set_type(v1::FILE_TYPE_SYMLINK);
   EXPECT_THAT(Find(r), ElementsAre("docs/escape", "docs/link_to_src"));
   r.set_type(v1::FILE_TYPE_OTHER);
@@ -145,8 +145,8 @@ TEST_F(FileSearcherTest, SizeFiltersAreInclusiveAndOnlyMatchRegularFiles) {
   v1::SearchRequest r = Request("*");
   r.set_min_size(50);
   r.set_max_size(100);
-  EXPECT_THAT(Find(r), ElementsAre("include/api.h", "src/main.cc", "src/net/socket.cc",
-                                   "src/net/socket.h"));
+  EXPECT_THAT(Find(r),
+              ElementsAre("include/api.h", "src/main.cc", "src/net/socket.cc", "src/net/socket.h"));
   r.clear_max_size();
   r.set_min_size(1000);
   EXPECT_THAT(Find(r), ElementsAre("src/net/big.bin"));
@@ -156,8 +156,7 @@ TEST_F(FileSearcherTest, SizeFiltersAreInclusiveAndOnlyMatchRegularFiles) {
 }
 
 TEST_F(FileSearcherTest, MatchesCarryMetadataLikeTheLister) {
-  absl::StatusOr<v1::SearchResponse> r =
-      FileSearcher(tree_.root()).Search(Request("big.bin"));
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("big.bin"));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->matches_size(), 1);
   EXPECT_EQ(r->matches(0).name(), "big.bin");
@@ -186,8 +185,8 @@ TEST_F(FileSearcherTest, SymlinkLoopsCannotLoop) {
   tree_.Symlink("..", "src/net/up");
   tree_.Symlink("loop2", "loop1");
   tree_.Symlink("loop1", "loop2");
-  EXPECT_THAT(Find(Request("s*")), ElementsAre("src", "src/net/socket.cc", "src/net/socket.h",
-                                               "src/self"));
+  EXPECT_THAT(Find(Request("s*")),
+              ElementsAre("src", "src/net/socket.cc", "src/net/socket.h", "src/self"));
 }
 
 TEST_F(FileSearcherTest, NamesThatAreNotUtf8AreMatchedAndCarriedExactly) {
@@ -246,8 +245,8 @@ TEST_F(FileSearcherTest, DeadlineMidWalkReturnsWhatWasFound) {
   internal::SetSearchClockForTesting(&SteppingClock);
   FileSearcherOptions options;
   options.threads = 1;
-  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root(), options)
-                                             .Search(Request("*"), absl::FromUnixSeconds(1000001));
+  absl::StatusOr<v1::SearchResponse> r =
+      FileSearcher(tree_.root(), options).Search(Request("*"), absl::FromUnixSeconds(1000001));
   internal::SetSearchClockForTesting(nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->truncated());
@@ -305,8 +304,7 @@ TEST_F(FileSearcherTest, InvalidRequestsAreInvalidArgument) {
   using absl::StatusCode;
   EXPECT_EQ(code([](v1::SearchRequest&) {}), StatusCode::kOk);
   EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_pattern(""); }), StatusCode::kInvalidArgument);
-  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_max_depth(0); }),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_max_depth(0); }), StatusCode::kInvalidArgument);
   EXPECT_EQ(code([](v1::SearchRequest& r) { r.set_max_results(FileSearcher::kMaxResults + 1); }),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code([](v1::SearchRequest& r) {

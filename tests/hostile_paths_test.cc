@@ -33,7 +33,10 @@ std::vector<HostileCase> Cases() {
       {"dotdot that stays inside", "dir/sub/..", StatusCode::kOk},
       {"relative link inside", "link_in", StatusCode::kOk},
       {"link to .. that stays inside", "dir/up_to_root", StatusCode::kOk},
-      {"name that is not UTF-8", "bad\xff" "dir", StatusCode::kOk},
+      {"name that is not UTF-8",
+       "bad\xff"
+       "dir",
+       StatusCode::kOk},
       {"dotdot", "..", StatusCode::kInvalidArgument},
       {"dotdot then outside", "../etc", StatusCode::kInvalidArgument},
       {"dotdot climbing late", "dir/../../etc", StatusCode::kInvalidArgument},
@@ -66,7 +69,9 @@ class HostilePathsTest : public ::testing::Test {
     tree_.Dir("dir/sub");
     tree_.File("dir/f");
     tree_.File("plainfile");
-    tree_.Dir("bad\xff" "dir");
+    tree_.Dir(
+        "bad\xff"
+        "dir");
     tree_.Dir("locked", 0);
     tree_.Fifo("fifo");
     tree_.Symlink("/etc", "link_out");

@@ -59,10 +59,19 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"\\*x", G, false, "ax", false}, MatchCase{"a.b", G, false, "axb", false},
         MatchCase{"(x)+", G, false, "(x)+", true}, MatchCase{"*.TXT", G, true, "a.txt", true},
         MatchCase{"\xc3\xa9t\xc3\xa9*", G, true, "\xc3\x89T\xc3\x89.md", true},  // Unicode folding
-        MatchCase{"*", G, false, "bad\xff" "name", true},
-        MatchCase{"bad?name", G, false, "bad\xff" "name", true},  // one byte, one character
+        MatchCase{"*", G, false,
+                  "bad\xff"
+                  "name",
+                  true},
+        MatchCase{"bad?name", G, false,
+                  "bad\xff"
+                  "name",
+                  true},  // one byte, one character
         MatchCase{"*.[ch]", G, false, "\xff.c", true},
-        MatchCase{"^\\xff", R, false, "\xff" "x", false},  // an escape in the pattern, not a byte
+        MatchCase{"^\\xff", R, false,
+                  "\xff"
+                  "x",
+                  false},  // an escape in the pattern, not a byte
         MatchCase{"x$", R, false, "\xe9x", true},
         MatchCase{"\xc3\xa9", S, true, "\xc3\x89\xff", true},  // folding survives a stray byte
         // Path globs: '*' stops at '/', "**" spans directories.
@@ -72,14 +81,13 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"src/**/*.h", G, false, "src/x/y/a.h", true},
         MatchCase{"src/**/*.h", G, false, "lib/src/a.h", false},
         MatchCase{"**/*.h", G, false, "a.h", true}, MatchCase{"**/*.h", G, false, "d/e/a.h", true},
-        MatchCase{"src/**", G, false, "src/x/y", true},
-        MatchCase{"a/?", G, false, "a//", false}, MatchCase{"a/[!x]", G, false, "a//", false},
-        MatchCase{"SRC/*.H", G, true, "src/a.h", true},
+        MatchCase{"src/**", G, false, "src/x/y", true}, MatchCase{"a/?", G, false, "a//", false},
+        MatchCase{"a/[!x]", G, false, "a//", false}, MatchCase{"SRC/*.H", G, true, "src/a.h", true},
         // Substring.
-        MatchCase{"conf", S, false, "nginx.conf", true}, MatchCase{"CONF", S, true, "nginx.conf", true},
+        MatchCase{"conf", S, false, "nginx.conf", true},
+        MatchCase{"CONF", S, true, "nginx.conf", true},
         MatchCase{"CONF", S, false, "nginx.conf", false}, MatchCase{"*", S, false, "a*b", true},
-        MatchCase{"*", S, false, "ab", false},
-        MatchCase{"\xc3\x89", S, true, "caf\xc3\xa9", true},
+        MatchCase{"*", S, false, "ab", false}, MatchCase{"\xc3\x89", S, true, "caf\xc3\xa9", true},
         // Regex: unanchored unless anchored.
         MatchCase{"^lib.*\\.so(\\.\\d+)*$", R, false, "libc.so.6", true},
         MatchCase{"^lib.*\\.so$", R, false, "libc.so.6", false},
@@ -104,9 +112,9 @@ TEST(MatcherTest, MalformedPatternsAreInvalidArgument) {
     std::string pattern;
     v1::PatternSyntax syntax;
   } cases[] = {
-      {"", v1::PATTERN_SYNTAX_GLOB},          {"", v1::PATTERN_SYNTAX_REGEX},
-      {"[abc", v1::PATTERN_SYNTAX_GLOB},      {"abc\\", v1::PATTERN_SYNTAX_GLOB},
-      {"[z-a]", v1::PATTERN_SYNTAX_GLOB},     {"/etc/*.conf", v1::PATTERN_SYNTAX_GLOB},
+      {"", v1::PATTERN_SYNTAX_GLOB},           {"", v1::PATTERN_SYNTAX_REGEX},
+      {"[abc", v1::PATTERN_SYNTAX_GLOB},       {"abc\\", v1::PATTERN_SYNTAX_GLOB},
+      {"[z-a]", v1::PATTERN_SYNTAX_GLOB},      {"/etc/*.conf", v1::PATTERN_SYNTAX_GLOB},
       {"(unclosed", v1::PATTERN_SYNTAX_REGEX}, {"a{2000}", v1::PATTERN_SYNTAX_REGEX},
       {"*", v1::PATTERN_SYNTAX_REGEX},
   };
@@ -131,10 +139,9 @@ TEST(MatcherTest, RegexOverMemoryBudgetIsRejectedNotRun) {
 TEST(MatcherTest, PatternLengthIsCapped) {
   MatcherLimits limits;
   limits.max_pattern_bytes = 16;
-  EXPECT_EQ(Matcher::Create(std::string(17, 'a'), v1::PATTERN_SYNTAX_GLOB, false, limits)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Matcher::Create(std::string(17, 'a'), v1::PATTERN_SYNTAX_GLOB, false, limits).status().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Matcher::Create(std::string(16, 'a'), v1::PATTERN_SYNTAX_GLOB, false, limits).ok());
 }
 

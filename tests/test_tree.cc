@@ -66,8 +66,8 @@ int CapSet(__user_cap_data_struct data[2]) {
 
 TestTree::TestTree() {
   const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                      "/filemesh-test-XXXXXX";
+  std::string templ =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/filemesh-test-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) Die("mkdtemp", templ);
   root_ = templ;
 }
@@ -121,8 +121,8 @@ void TestTree::Remove(const std::string& rel) {
 
 std::string TestTree::DeepChain(const std::string& rel, const std::string& name, int depth,
                                 const std::string& leaf) {
-  int fd = ::open(rel.empty() ? root_.c_str() : Abs(rel).c_str(),
-                  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd =
+      ::open(rel.empty() ? root_.c_str() : Abs(rel).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) Die("open", rel);
   std::string path = rel;
   for (int i = 0; i < depth; ++i) {

@@ -126,8 +126,7 @@ class Args {
   }
 
   bool Usage(std::string_view message) {
-    absl::FPrintF(err_, "filemesh %s: %s (see filemesh %s --help)\n", command_, message,
-                  command_);
+    absl::FPrintF(err_, "filemesh %s: %s (see filemesh %s --help)\n", command_, message, command_);
     return false;
   }
 
@@ -146,8 +145,8 @@ bool ParseNumber(Args& args, std::string_view option, const std::string& text, T
   uint64_t value;
   if (!absl::SimpleAtoi(text, &value) || text[0] == '-' || text[0] == '+' || value < min ||
       value > max) {
-    return args.Usage(absl::StrCat(internal::AbslView(option), " takes a whole number from ", min, " to ", max,
-                                   ", not \"", text, "\""));
+    return args.Usage(absl::StrCat(internal::AbslView(option), " takes a whole number from ", min,
+                                   " to ", max, ", not \"", text, "\""));
   }
   *out = static_cast<T>(value);
   return true;
@@ -245,8 +244,8 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) 
 
 int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
   Args args("find", err);
-  bool help = false, glob = false, substring = false, regex = false, icase = false,
-       hidden = false, json = false, print0 = false;
+  bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
+       json = false, print0 = false;
   std::string root = ".", path, type, max_depth_text, min_size_text, max_size_text,
               max_results_text, timeout_text, threads_text;
   args.Flag("--help", &help);
@@ -288,9 +287,11 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                                  : v1::PATTERN_SYNTAX_GLOB);
   request.set_case_insensitive(icase);
   request.set_include_hidden(hidden);
-  static const std::map<std::string, v1::FileType> kTypes = {
-      {"", v1::FILE_TYPE_UNSPECIFIED}, {"f", v1::FILE_TYPE_FILE}, {"d", v1::FILE_TYPE_DIRECTORY},
-      {"l", v1::FILE_TYPE_SYMLINK},    {"o", v1::FILE_TYPE_OTHER}};
+  static const std::map<std::string, v1::FileType> kTypes = {{"", v1::FILE_TYPE_UNSPECIFIED},
+                                                             {"f", v1::FILE_TYPE_FILE},
+                                                             {"d", v1::FILE_TYPE_DIRECTORY},
+                                                             {"l", v1::FILE_TYPE_SYMLINK},
+                                                             {"o", v1::FILE_TYPE_OTHER}};
   const auto t = kTypes.find(type);
   if (t == kTypes.end()) {
     return args.Usage(absl::StrCat("--type takes f, d, l or o, not \"", type, "\"")), kExitUsage;
@@ -304,8 +305,8 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                              std::numeric_limits<uint32_t>::max(), &max_depth) ||
       !ParseNumber<uint64_t>(args, "--min-size", min_size_text, 0, kMax64, &min_size) ||
       !ParseNumber<uint64_t>(args, "--max-size", max_size_text, 0, kMax64, &max_size) ||
-      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1,
-                             FileSearcher::kMaxResults, &max_results) ||
+      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1, FileSearcher::kMaxResults,
+                             &max_results) ||
       !ParseNumber<uint32_t>(args, "--timeout", timeout_text, 1, 86400, &timeout) ||
       !ParseNumber<uint32_t>(args, "--threads", threads_text, 1, 256, &threads)) {
     return kExitUsage;

@@ -132,20 +132,19 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
         absl::StrCat("path ", QuotePath(path), " contains a NUL byte"));
   }
   if (path.size() >= PATH_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat("path is ", path.size(),
-                                                   " bytes long; the limit is ", PATH_MAX - 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat("path is ", path.size(), " bytes long; the limit is ", PATH_MAX - 1));
   }
   if (!path.empty() && path.front() == '/') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "path ", QuotePath(path), " is absolute; paths are relative to the root"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("path ", QuotePath(path), " is absolute; paths are relative to the root"));
   }
   std::vector<std::string_view> kept;
   for (std::string_view part : SplitComponents(path)) {
     if (part == ".") continue;
     if (part.size() > NAME_MAX) {
-      return absl::InvalidArgumentError(absl::StrCat("path ", QuotePath(path),
-                                                     " has a component longer than ", NAME_MAX,
-                                                     " bytes"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "path ", QuotePath(path), " has a component longer than ", NAME_MAX, " bytes"));
     }
     if (part == "..") {
       if (kept.empty()) {
@@ -170,8 +169,7 @@ absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& cl
                                               Resolver resolver) {
   const char* path = clean_path.empty() ? "." : clean_path.c_str();
   const int fd = UseOpenat2(resolver)
-                     ? RawOpenat2(root_fd, path, kDirFlags,
-                                  RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+                     ? RawOpenat2(root_fd, path, kDirFlags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
                      : PortableOpenBeneath(root_fd, clean_path, /*follow_symlinks=*/true);
   if (fd >= 0) return UniqueFd(fd);
   // openat2 reports absolute links under RESOLVE_BENEATH as EXDEV too.

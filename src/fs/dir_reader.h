@@ -33,7 +33,7 @@ class DirReader {
   int error() const { return error_; }
 
  private:
-  static constexpr size_t kBufferSize = 64 * 1024;
+  static constexpr size_t kBufferSize = size_t{64} << 10;
   std::unique_ptr<char[]> buffer_;
   int fd_ = -1;
   size_t pos_ = 0;

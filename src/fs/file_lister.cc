@@ -24,7 +24,8 @@ using internal::UniqueFd;
 namespace {
 
 // One directory entry while a page is chosen. `name` points into an arena
-// owned by the caller (NUL-terminated there), so a 100k-entry directory costs no allocation per name.
+// owned by the caller (NUL-terminated there), so a 100k-entry directory costs no allocation per
+// name.
 struct Candidate {
   std::string_view name;
   uint64_t number = 0;  // sort key for size/mtime (mtime as biased int64)
@@ -44,17 +45,18 @@ struct FileLister::Impl {
   std::string root;
   UniqueFd root_fd;
   absl::Status root_status;
+  FileListerOptions options;
   internal::PageTokenCodec tokens;
 
-  Impl(std::string r, const FileListerOptions& options)
-      : root(std::move(r)), tokens(options.page_token_secret) {
+  Impl(std::string r, FileListerOptions o)
+      : root(std::move(r)), options(std::move(o)), tokens(options.page_token_secret) {
     root_fd.Reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root_fd.valid()) root_status = internal::ErrnoToStatus(errno, "open root", root);
   }
 };
 
 FileLister::FileLister(std::string root, FileListerOptions options)
-    : impl_(std::make_unique<Impl>(std::move(root), options)) {}
+    : impl_(std::make_unique<Impl>(std::move(root), std::move(options))) {}
 FileLister::~FileLister() = default;
 FileLister::FileLister(FileLister&&) noexcept = default;
 FileLister& FileLister::operator=(FileLister&&) noexcept = default;
@@ -71,8 +73,8 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
 
   const uint32_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   if (page_size > kMaxPageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size ", request.page_size(),
-                                                   " is above the limit of ", kMaxPageSize));
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", request.page_size(), " is above the limit of ", kMaxPageSize));
   }
   v1::SortField sort = request.sort();
   if (sort == v1::SORT_FIELD_UNSPECIFIED) sort = v1::SORT_FIELD_NAME;

@@ -311,8 +311,8 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
     return absl::InvalidArgumentError("max_depth must be at least 1 (or unset for no limit)");
   }
   if (request.has_min_size() && request.has_max_size() && request.min_size() > request.max_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("min_size ", request.min_size(),
-                                                   " is above max_size ", request.max_size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_size ", request.min_size(), " is above max_size ", request.max_size()));
   }
   if (request.max_results() > kMaxResults) {
     return absl::InvalidArgumentError(absl::StrCat("max_results ", request.max_results(),

@@ -7,9 +7,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl_compat.h"
 #include "filemesh/names.hpp"
 #include "fs/utf8.h"
-#include "absl_compat.h"
 #include "re2/re2.h"
 
 namespace filemesh::internal {
@@ -40,8 +40,8 @@ void AppendClassChar(std::string* out, char c) {
 }
 
 absl::Status GlobError(std::string_view glob, size_t at, std::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("glob \"", absl::CHexEscape(AbslView(glob)), "\": ", AbslView(why), " at offset ", at));
+  return absl::InvalidArgumentError(absl::StrCat("glob \"", absl::CHexEscape(AbslView(glob)),
+                                                 "\": ", AbslView(why), " at offset ", at));
 }
 
 bool EqualsFolded(std::string_view subject, std::string_view lower_literal) {
@@ -175,9 +175,8 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
                                         bool case_insensitive, const MatcherLimits& limits) {
   if (pattern.empty()) return absl::InvalidArgumentError("pattern is empty");
   if (pattern.size() > limits.max_pattern_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("pattern is ", pattern.size(),
-                                                   " bytes long; the limit is ",
-                                                   limits.max_pattern_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pattern is ", pattern.size(), " bytes long; the limit is ", limits.max_pattern_bytes));
   }
   if (syntax == v1::PATTERN_SYNTAX_UNSPECIFIED) syntax = v1::PATTERN_SYNTAX_GLOB;
 
@@ -257,8 +256,7 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
     return absl::InvalidArgumentError(
         absl::StrCat(syntax == v1::PATTERN_SYNTAX_REGEX ? "regular expression" : "pattern", " \"",
                      absl::CHexEscape(AbslView(pattern)), "\" ",
-                     too_big ? "needs more memory than allowed" : "is invalid", ": ",
-                     re->error()));
+                     too_big ? "needs more memory than allowed" : "is invalid", ": ", re->error()));
   }
   m.kind_ = regex_kind;
   m.regex_ = std::move(re);
@@ -277,10 +275,9 @@ bool Matcher::Match(std::string_view subject) const {
                           : subject.compare(0, literal_.size(), literal_) == 0);
     case Kind::kSuffix:
       return subject.size() >= literal_.size() &&
-             (fold_ascii_
-                  ? EqualsFolded(subject.substr(subject.size() - literal_.size()), literal_)
-                  : subject.compare(subject.size() - literal_.size(), literal_.size(),
-                                    literal_) == 0);
+             (fold_ascii_ ? EqualsFolded(subject.substr(subject.size() - literal_.size()), literal_)
+                          : subject.compare(subject.size() - literal_.size(), literal_.size(),
+                                            literal_) == 0);
     case Kind::kContains:
       return fold_ascii_ ? ContainsFolded(subject, literal_)
                          : subject.find(literal_) != std::string_view::npos;

@@ -108,7 +108,8 @@ std::string PageTokenCodec::Encode(const PageKey& key) const {
 absl::StatusOr<PageKey> PageTokenCodec::Decode(std::string_view token) const {
   if (token.size() > kMaxTokenChars) return Invalid();
   std::string raw;
-  if (!absl::WebSafeBase64Unescape(AbslView(token), &raw) || raw.size() < kFixedBytes) return Invalid();
+  if (!absl::WebSafeBase64Unescape(AbslView(token), &raw) || raw.size() < kFixedBytes)
+    return Invalid();
   const std::string_view body(raw.data(), raw.size() - 8);
   if (SipHash24(k0_, k1_, body) != LoadLE(raw.data() + body.size(), 8)) {
     return Invalid();

@@ -20,7 +20,7 @@ namespace filemesh::internal {
 uint64_t SipHash24(uint64_t k0, uint64_t k1, std::string_view data);
 
 struct PageKey {
-  uint8_t sort = 0;         // v1::SortField value
+  uint8_t sort = 0;  // v1::SortField value
   bool descending = false;
   bool include_hidden = false;
   uint64_t path_digest = 0;  // SipHash of the cleaned path
