@@ -59,9 +59,8 @@ class FileSearcher {
   // max_size, malformed path), PermissionDenied, NotFound, FailedPrecondition
   // (path is not a directory), DeadlineExceeded (deadline already passed
   // before the walk began).
-  absl::StatusOr<v1::SearchResponse> Search(
-      const v1::SearchRequest& request,
-      absl::Time deadline = absl::InfiniteFuture()) const;
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
+                                            absl::Time deadline = absl::InfiniteFuture()) const;
 
  private:
   struct Impl;
