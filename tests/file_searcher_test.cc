@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "filemesh/names.hpp"
+#include "fs/beneath.h"
 #include "fs/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -291,6 +292,17 @@ TEST_F(FileSearcherTest, PathsLongerThanPathMaxAreWalked) {
   ASSERT_EQ(r->matches_size(), 1);
   EXPECT_EQ(r->matches(0).path(), deepest + "/needle");
   EXPECT_EQ(r->skipped_directories(), 0u);
+}
+
+TEST_F(FileSearcherTest, PortableWalkFindsTheSameAndNeverFollowsLinks) {
+  tree_.DeepChain("include", std::string(24, 'p'), 300, "deep.h");
+  tree_.Symlink("..", "src/net/up");
+  const std::vector<std::string> with_openat2 = Find(Request("*"));
+  internal::SetAutoResolverForTesting(internal::Resolver::kPortable);
+  const std::vector<std::string> portable = Find(Request("*"));
+  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
+  EXPECT_EQ(portable, with_openat2);
+  EXPECT_GT(portable.size(), 300u);
 }
 
 TEST_F(FileSearcherTest, InvalidRequestsAreInvalidArgument) {

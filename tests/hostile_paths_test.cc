@@ -132,6 +132,22 @@ TEST_F(HostilePathsTest, FileSearcherRefusesEveryEscape) {
   }
 }
 
+TEST_F(HostilePathsTest, PublicClassesOnThePortableResolver) {
+  internal::SetAutoResolverForTesting(Resolver::kPortable);
+  FileLister lister(tree_.root());
+  FileSearcher searcher(tree_.root());
+  for (const HostileCase& c : Cases()) {
+    v1::ListRequest list;
+    list.set_raw_path(c.path);
+    EXPECT_EQ(lister.List(list).status().code(), c.expected) << c.label;
+    v1::SearchRequest search;
+    search.set_raw_path(c.path);
+    search.set_pattern("*");
+    EXPECT_EQ(searcher.Search(search).status().code(), c.expected) << c.label;
+  }
+  internal::SetAutoResolverForTesting(Resolver::kAuto);
+}
+
 TEST_F(HostilePathsTest, ErrorMessagesNameTheInputPrintably) {
   FileLister lister(tree_.root());
   v1::ListRequest request;

@@ -37,6 +37,7 @@ int RawOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
 
 // 1: available, 0: not, -1: unknown yet.
 std::atomic<int> openat2_state{-1};
+std::atomic<Resolver> auto_resolver{Resolver::kAuto};
 
 bool UseOpenat2(Resolver resolver) {
   switch (resolver) {
@@ -44,8 +45,10 @@ bool UseOpenat2(Resolver resolver) {
       return true;
     case Resolver::kPortable:
       return false;
-    case Resolver::kAuto:
-      return Openat2Available();
+    case Resolver::kAuto: {
+      const Resolver forced = auto_resolver.load(std::memory_order_relaxed);
+      return forced == Resolver::kAuto ? Openat2Available() : forced == Resolver::kOpenat2;
+    }
   }
   return false;
 }
@@ -125,6 +128,8 @@ bool Openat2Available() {
   }
   return state == 1;
 }
+
+void SetAutoResolverForTesting(Resolver resolver) { auto_resolver.store(resolver); }
 
 absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {

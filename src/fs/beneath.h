@@ -25,6 +25,10 @@ enum class Resolver {
 // True if this kernel (and seccomp policy) allows openat2.
 bool Openat2Available();
 
+// Makes Resolver::kAuto mean `resolver` in this process (kAuto restores the
+// default), so tests can run the public classes on the portable walk.
+void SetAutoResolverForTesting(Resolver resolver);
+
 // Checks a request path lexically and returns it cleaned: no empty or "."
 // components, ".." folded into its parent. "" (or ".") is the root itself.
 // InvalidArgument if the path is absolute, holds a NUL byte, is longer than
