@@ -179,6 +179,32 @@ TEST_F(FileListerTest, PagesCoverEveryEntryOnceInEveryOrder) {
   }
 }
 
+TEST_F(FileListerTest, LargeDirectoriesSortBySizeOnEveryCore) {
+  // Past the threshold where stats are spread over threads.
+  constexpr int kFiles = 5000;
+  std::vector<std::pair<uint64_t, std::string>> expected;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    const size_t size = static_cast<size_t>(i * 31 % 97);
+    tree_.File(name, size);
+    expected.emplace_back(size, name);
+  }
+  std::sort(expected.begin(), expected.end());
+  FileLister lister(tree_.root());
+  v1::ListRequest request;
+  request.set_sort(v1::SORT_FIELD_SIZE);
+  request.set_page_size(1000);
+  std::vector<std::pair<uint64_t, std::string>> served;
+  for (;;) {
+    absl::StatusOr<v1::ListResponse> page = lister.List(request);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const v1::FileEntry& e : page->entries()) served.emplace_back(e.size(), e.name());
+    if (page->next_page_token().empty()) break;
+    request.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(served, expected);
+}
+
 TEST_F(FileListerTest, EntriesAddedOrRemovedBetweenPagesAreNeverRepeated) {
   for (int i = 0; i < 100; ++i) tree_.File("e" + std::to_string(1000 + i));
   FileLister lister(tree_.root());

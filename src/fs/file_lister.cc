@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,9 +30,28 @@ namespace {
 struct Candidate {
   std::string_view name;
   uint64_t number = 0;  // sort key for size/mtime (mtime as biased int64)
-  bool has_stat = false;
-  struct stat st;
+  bool gone = false;    // removed between getdents and stat
 };
+
+// Below this many entries one thread stats faster than several start.
+constexpr size_t kParallelStatMin = 4096;
+constexpr unsigned kMaxStatThreads = 4;
+
+// Runs fn(begin, end) over [0, n) in contiguous chunks, one per core for large
+// n, on the calling thread plus helpers.
+template <typename Fn>
+void ForEachChunk(size_t n, Fn fn) {
+  const unsigned cores =
+      std::max(1u, std::min(std::thread::hardware_concurrency(), kMaxStatThreads));
+  const size_t chunks = n < kParallelStatMin ? 1 : cores;
+  std::vector<std::thread> helpers;
+  const size_t per = (n + chunks - 1) / chunks;
+  for (size_t c = 1; c < chunks; ++c) {
+    helpers.emplace_back(fn, std::min(n, c * per), std::min(n, (c + 1) * per));
+  }
+  fn(0, std::min(n, per));
+  for (std::thread& t : helpers) t.join();
+}
 
 // Orders mtimes (signed ns) as unsigned numbers, so one comparison serves all.
 uint64_t MtimeKey(const struct stat& st) {
@@ -123,19 +143,27 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
 
   const bool by_name = sort == v1::SORT_FIELD_NAME;
   const bool desc = request.descending();
-  std::vector<Candidate> candidates;
-  candidates.reserve(spans.size());
-  for (const auto& [offset, length] : spans) {
-    Candidate c;
-    c.name = std::string_view(arena).substr(offset, length);
-    if (!by_name) {
-      // Sorting by size or time needs every entry's stat; an entry removed
-      // since it was read is simply not listed.
-      if (internal::StatAt(dir->get(), c.name.data(), &c.st) != 0) continue;
-      c.has_stat = true;
-      c.number = sort == v1::SORT_FIELD_SIZE ? static_cast<uint64_t>(c.st.st_size) : MtimeKey(c.st);
-    }
-    candidates.push_back(c);
+  std::vector<Candidate> candidates(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    candidates[i].name = std::string_view(arena).substr(spans[i].first, spans[i].second);
+  }
+  if (!by_name) {
+    // Sorting by size or time needs every entry's stat: the one cost that
+    // grows with the directory, so it is spread over the cores. An entry
+    // removed since it was read is simply not listed.
+    const bool by_size = sort == v1::SORT_FIELD_SIZE;
+    const int dir_fd = dir->get();
+    ForEachChunk(candidates.size(), [&](size_t begin, size_t end) {
+      struct stat st;
+      for (size_t i = begin; i < end; ++i) {
+        Candidate& c = candidates[i];
+        c.gone = internal::StatAt(dir_fd, c.name.data(), &st) != 0;
+        c.number = by_size ? static_cast<uint64_t>(st.st_size) : MtimeKey(st);
+      }
+    });
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [](const Candidate& c) { return c.gone; }),
+                     candidates.end());
   }
 
   // Strict order on (number, name); descending reverses both.
@@ -164,9 +192,10 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
 
   v1::ListResponse response;
   response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
-  for (Candidate& c : candidates) {
-    if (!c.has_stat && internal::StatAt(dir->get(), c.name.data(), &c.st) != 0) continue;
-    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, c.st,
+  for (const Candidate& c : candidates) {
+    struct stat st;
+    if (internal::StatAt(dir->get(), c.name.data(), &st) != 0) continue;
+    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st,
                         response.add_entries());
   }
   if (more) {
