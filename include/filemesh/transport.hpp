@@ -1,0 +1,80 @@
+// Transport: one unary call carried to a service and back.
+//
+// A call is a full gRPC method name ("/filemesh.v1.FileLister/List"), a
+// serialized request message and a deadline; the answer is the serialized
+// response message or an absl::Status. FailoverChannel composes transports;
+// filemesh ships gRPC and RabbitMQ ones (created by FailoverChannel::Create)
+// and an in-memory one for tests (filemesh/testing/in_memory_transport.hpp).
+//
+// Thread safety: every method may be called from any number of threads.
+
+#ifndef FILEMESH_TRANSPORT_HPP_
+#define FILEMESH_TRANSPORT_HPP_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace filemesh {
+
+enum class TransportKind {
+  kNone = 0,  // no transport served the call
+  kGrpc,
+  kAmqp,
+  kInMemory,
+};
+
+// "grpc", "amqp", "in-memory" or "none": the names the REST API reports.
+std::string_view TransportKindName(TransportKind kind);
+
+struct TransportResult {
+  // The serialized response, or why there is none.
+  absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  // Set when the transport handed the request to durable storage (the broker
+  // confirmed it) but no reply came before the deadline: `response` is then
+  // DeadlineExceeded, and the reply can still arrive and be fetched with
+  // Transport::TakeLateReply under this id.
+  std::string queued_id;
+};
+
+// What became of a queued call.
+struct LateReply {
+  enum class State {
+    kUnknown,  // no such id (never queued here, expired, or already taken)
+    kPending,  // queued, no reply yet
+    kDone,     // `response` holds the reply (taken: a second call says kUnknown)
+  };
+  State state = State::kUnknown;
+  absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual TransportKind kind() const = 0;
+
+  // Sends `request` to `method` and blocks until the reply, a failure or
+  // `deadline`. A status that the service returned comes back unchanged; a
+  // failure to deliver is Unavailable or DeadlineExceeded.
+  virtual TransportResult Call(const std::string& method, const std::string& request,
+                               absl::Time deadline) = 0;
+
+  // True when the transport knows it cannot deliver now (a gRPC channel in
+  // TRANSIENT_FAILURE, a broker connection that is down), so a caller need
+  // not wait for a deadline to learn it.
+  virtual bool KnownUnavailable() const { return false; }
+
+  // The reply to a call that returned a `queued_id`, if it has arrived.
+  virtual LateReply TakeLateReply(const std::string& queued_id) {
+    (void)queued_id;
+    return {};
+  }
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_TRANSPORT_HPP_

@@ -1,0 +1,61 @@
+// The server side's view of a service: full method name -> handler working on
+// serialized messages. ServiceHost fills it; the gRPC and AMQP servers look
+// methods up in it and run them through the same Dispatcher, so both
+// transports serve exactly the same code.
+
+#ifndef FILEMESH_SRC_RPC_HANDLER_REGISTRY_H_
+#define FILEMESH_SRC_RPC_HANDLER_REGISTRY_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace filemesh::internal {
+
+// Parses the request, runs the typed handler, serializes the response. Must
+// not throw (the typed wrapper turns exceptions into Internal).
+using RawHandler =
+    std::function<absl::StatusOr<std::string>(const std::string& request, absl::Time deadline)>;
+
+// Called exactly once with the outcome of a dispatched call, from any thread.
+using ReplyCallback = std::function<void(absl::StatusOr<std::string> response)>;
+
+class HandlerRegistry {
+ public:
+  // `method` is "/package.Service/Method". Replaces an earlier registration.
+  void Add(const std::string& method, RawHandler handler) {
+    handlers_[method] = std::move(handler);
+  }
+
+  // Null if unknown.
+  const RawHandler* Find(const std::string& method) const {
+    auto it = handlers_.find(method);
+    return it == handlers_.end() ? nullptr : &it->second;
+  }
+
+  // "package.Service" of every registered method, each once, sorted.
+  std::vector<std::string> ServiceNames() const;
+
+  // The methods of one service, "/package.Service/Method" each.
+  std::vector<std::string> MethodsOf(const std::string& service) const;
+
+ private:
+  std::map<std::string, RawHandler> handlers_;
+};
+
+// Runs handlers off the transport threads. Implemented by ServiceHost's
+// worker pool; `done` gets the handler's result (or Unimplemented for an
+// unknown method, ResourceExhausted when shutting down).
+using Dispatcher = std::function<void(const std::string& method, std::string request,
+                                      absl::Time deadline, ReplyCallback done)>;
+
+// "package.Service" from "/package.Service/Method" (empty if malformed).
+std::string ServiceOfMethod(const std::string& method);
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_HANDLER_REGISTRY_H_

@@ -1,0 +1,1 @@
+# RabbitMQ tests (included by tests/CMakeLists.txt).

@@ -1,0 +1,1 @@
+# Tests of filemesh::rpc outside the RabbitMQ transport (included by tests/CMakeLists.txt).
