@@ -1,1 +1,11 @@
 # Tests of filemesh::rpc outside the RabbitMQ transport (included by tests/CMakeLists.txt).
+add_library(filemesh_rpc_test_support STATIC rpc_test_support.cc)
+target_link_libraries(filemesh_rpc_test_support PUBLIC filemesh::fs filemesh::rpc
+  filemesh_test_support)
+filemesh_set_warnings(filemesh_rpc_test_support)
+
+filemesh_add_test(circuit_breaker_test SOURCES circuit_breaker_test.cc
+  LIBS filemesh::rpc absl::synchronization)
+filemesh_add_test(failover_channel_test SOURCES failover_channel_test.cc LIBS filemesh::rpc)
+filemesh_add_test(grpc_failover_test SOURCES grpc_failover_test.cc
+  LIBS filemesh_rpc_test_support absl::synchronization)

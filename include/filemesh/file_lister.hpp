@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "filemesh/file_service.hpp"
 #include "filemesh/v1/filemesh.pb.h"
 
 namespace filemesh {
@@ -27,7 +28,7 @@ struct FileListerOptions {
   std::string page_token_secret;
 };
 
-class FileLister {
+class FileLister : public FileListerInterface {
  public:
   // Page size used when a request leaves it 0, and the largest accepted.
   static constexpr uint32_t kDefaultPageSize = 100;
@@ -37,7 +38,7 @@ class FileLister {
   // path do not change what is served. If it cannot be opened, every List()
   // returns that error (see status()).
   explicit FileLister(std::string root, FileListerOptions options = {});
-  ~FileLister();
+  ~FileLister() override;
 
   FileLister(FileLister&&) noexcept;
   FileLister& operator=(FileLister&&) noexcept;
@@ -55,7 +56,7 @@ class FileLister {
   // requested. Errors: InvalidArgument (malformed path, page size over the
   // cap, bad or mismatched page token), PermissionDenied (path escapes the
   // root, or access denied), NotFound, FailedPrecondition (not a directory).
-  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const;
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const override;
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/file_service.hpp"
 #include "filemesh/v1/filemesh.pb.h"
 
 namespace filemesh {
@@ -33,14 +34,14 @@ struct FileSearcherOptions {
   int64_t max_regex_memory = 8 << 20;
 };
 
-class FileSearcher {
+class FileSearcher : public FileSearcherInterface {
  public:
   static constexpr uint32_t kDefaultMaxResults = 1000;
   static constexpr uint32_t kMaxResults = 100000;
 
   // Opens `root` and keeps it open (see FileLister).
   explicit FileSearcher(std::string root, FileSearcherOptions options = {});
-  ~FileSearcher();
+  ~FileSearcher() override;
 
   FileSearcher(FileSearcher&&) noexcept;
   FileSearcher& operator=(FileSearcher&&) noexcept;
@@ -59,8 +60,9 @@ class FileSearcher {
   // max_size, malformed path), PermissionDenied, NotFound, FailedPrecondition
   // (path is not a directory), DeadlineExceeded (deadline already passed
   // before the walk began).
-  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
-                                            absl::Time deadline = absl::InfiniteFuture()) const;
+  absl::StatusOr<v1::SearchResponse> Search(
+      const v1::SearchRequest& request,
+      absl::Time deadline = absl::InfiniteFuture()) const override;
 
  private:
   struct Impl;

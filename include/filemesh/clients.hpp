@@ -1,0 +1,77 @@
+// Typed clients of the filemesh services over a FailoverChannel. They offer
+// the same List/Search as FileLister and FileSearcher (file_service.hpp), so
+// code can move between local and remote without change; the extra overloads
+// say which transport served a call and hand out queued operations.
+//
+//   auto channel = filemesh::FailoverChannel::Create(options).value();
+//   filemesh::FileListerClient lister(channel);
+//   filemesh::CallInfo info;
+//   auto page = lister.List(request, absl::Now() + absl::Seconds(2), &info);
+//   // info.served_by: TransportKind::kGrpc or kAmqp; info.queued: see below
+//
+// Thread safety: any number of threads may share one client.
+
+#ifndef FILEMESH_CLIENTS_HPP_
+#define FILEMESH_CLIENTS_HPP_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "filemesh/failover_channel.hpp"
+#include "filemesh/file_service.hpp"
+
+namespace filemesh {
+
+// A queued call's typed reply.
+template <typename Response>
+struct Operation {
+  LateReply::State state = LateReply::State::kUnknown;
+  absl::StatusOr<Response> response = absl::UnknownError("no reply");
+};
+
+class FileListerClient : public FileListerInterface {
+ public:
+  // Calls without a deadline get now + `default_timeout`.
+  explicit FileListerClient(std::shared_ptr<FailoverChannel> channel,
+                            absl::Duration default_timeout = absl::Seconds(5));
+
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const override;
+  // `info` (may be null) says how the call was served. When info->queued is
+  // set the status is DeadlineExceeded and the reply can be fetched later with
+  // TakeList(info->operation_id).
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request, absl::Time deadline,
+                                        CallInfo* info) const;
+  Operation<v1::ListResponse> TakeList(const std::string& operation_id) const;
+
+  const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }
+
+ private:
+  std::shared_ptr<FailoverChannel> channel_;
+  absl::Duration default_timeout_;
+};
+
+class FileSearcherClient : public FileSearcherInterface {
+ public:
+  explicit FileSearcherClient(std::shared_ptr<FailoverChannel> channel,
+                              absl::Duration default_timeout = absl::Seconds(5));
+
+  // An infinite `deadline` means now + the default timeout.
+  absl::StatusOr<v1::SearchResponse> Search(
+      const v1::SearchRequest& request,
+      absl::Time deadline = absl::InfiniteFuture()) const override;
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
+                                            absl::Time deadline, CallInfo* info) const;
+  Operation<v1::SearchResponse> TakeSearch(const std::string& operation_id) const;
+
+  const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }
+
+ private:
+  std::shared_ptr<FailoverChannel> channel_;
+  absl::Duration default_timeout_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_CLIENTS_HPP_

@@ -1,0 +1,138 @@
+// ServiceHost serves handlers on gRPC and on RabbitMQ queues: register each
+// typed handler once, and the same code answers on both paths.
+//
+//   filemesh::FileLister lister("/srv/data");
+//   filemesh::ServiceHostOptions options;
+//   options.grpc_listen = "0.0.0.0:50051";
+//   options.amqp_url = "amqp://guest:guest@127.0.0.1:5672/";
+//   filemesh::ServiceHost host(options);
+//   host.AddFileLister(lister);
+//   if (auto status = host.Start(); !status.ok()) { ... }
+//   host.Wait();   // until Shutdown() from another thread or a signal handler
+//
+// On gRPC the host also serves grpc.health.v1.Health (each registered service
+// SERVING while the host runs) and server reflection. On AMQP it consumes one
+// queue per service as docs/protocol.md describes, reconnecting with backoff
+// when the broker goes away. Either transport may be left out.
+//
+// Handlers run on the host's worker threads and may be called concurrently.
+// A handler that throws answers INTERNAL; nothing a client sends can crash the
+// host. Thread safety: Register/Add* before Start(); Shutdown() from any
+// thread.
+
+#ifndef FILEMESH_SERVICE_HOST_HPP_
+#define FILEMESH_SERVICE_HOST_HPP_
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "filemesh/file_service.hpp"
+
+namespace filemesh {
+
+struct ServiceHostOptions {
+  // "host:port" to listen on for gRPC ("127.0.0.1:0" picks a free port; see
+  // grpc_port()). Empty: no gRPC.
+  std::string grpc_listen;
+  // "amqp://user:pass@host:port/vhost". Empty: no AMQP.
+  std::string amqp_url;
+  // Prepended to every queue name; must match the clients'.
+  std::string queue_prefix;
+  bool quorum_queues = false;
+  // Unacknowledged AMQP deliveries at once.
+  int amqp_prefetch = 32;
+  absl::Duration heartbeat = absl::Seconds(10);
+  absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Handler threads; 0 means one per core.
+  int threads = 0;
+  // Calls waiting for a handler thread beyond this are refused
+  // (RESOURCE_EXHAUSTED).
+  size_t max_queued_calls = 10000;
+};
+
+// A handler on serialized messages: the form every typed handler takes
+// inside the host.
+using RawMethodHandler =
+    std::function<absl::StatusOr<std::string>(const std::string& request, absl::Time deadline)>;
+
+class ServiceHost {
+ public:
+  explicit ServiceHost(ServiceHostOptions options);
+  // Shuts down (with a short grace) if still running.
+  ~ServiceHost();
+  ServiceHost(const ServiceHost&) = delete;
+  ServiceHost& operator=(const ServiceHost&) = delete;
+
+  // Registers `handler` for `method` ("/package.Service/Method"). A request
+  // that does not parse as Request is answered INVALID_ARGUMENT without
+  // calling the handler.
+  template <typename Request, typename Response>
+  void Register(const std::string& method,
+                std::function<absl::StatusOr<Response>(const Request&, absl::Time)> handler);
+
+  // Serves FileLister.List / FileSearcher.Search with `service`, which must
+  // outlive the host.
+  void AddFileLister(const FileListerInterface& service);
+  void AddFileSearcher(const FileSearcherInterface& service);
+
+  void RegisterRaw(const std::string& method, RawMethodHandler handler);
+
+  // Starts serving. Errors: InvalidArgument (bad listen address or AMQP URL,
+  // nothing registered, no transport), Unavailable (the gRPC port cannot be
+  // bound). The broker is connected in the background: an unreachable broker
+  // is retried, not an error.
+  absl::Status Start();
+
+  // The bound gRPC port (after Start), 0 without gRPC.
+  int grpc_port() const;
+
+  // Whether the AMQP side is connected right now.
+  bool amqp_connected() const;
+
+  // Stops taking calls, lets calls in flight finish (and AMQP deliveries be
+  // acknowledged) for up to `grace`, then closes. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+  // Blocks until Shutdown() has finished.
+  void Wait();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+template <typename Request, typename Response>
+void ServiceHost::Register(
+    const std::string& method,
+    std::function<absl::StatusOr<Response>(const Request&, absl::Time)> handler) {
+  RegisterRaw(method, [method, handler = std::move(handler)](
+                          const std::string& bytes, absl::Time deadline)
+                          -> absl::StatusOr<std::string> {
+    Request request;
+    if (!request.ParseFromString(bytes)) {
+      return absl::InvalidArgumentError(absl::StrCat("the request to ", method, " is not a valid ",
+                                                     Request::descriptor()->full_name()));
+    }
+    try {
+      absl::StatusOr<Response> response = handler(request, deadline);
+      if (!response.ok()) return response.status();
+      return response->SerializeAsString();
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("handler of ", method, " threw: ", e.what()));
+    } catch (...) {
+      return absl::InternalError(absl::StrCat("handler of ", method, " threw"));
+    }
+  });
+}
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_SERVICE_HOST_HPP_

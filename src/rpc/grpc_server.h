@@ -1,0 +1,40 @@
+// The gRPC side of ServiceHost: every registered method as a raw (bytes in,
+// bytes out) callback method, grouped into one grpc::Service per service
+// name, so health checks and reflection list them like generated services.
+
+#ifndef FILEMESH_SRC_RPC_GRPC_SERVER_H_
+#define FILEMESH_SRC_RPC_GRPC_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rpc/handler_registry.h"
+
+namespace filemesh::internal {
+
+class GrpcServer {
+ public:
+  // Binds `listen` and starts serving the registry's methods through
+  // `dispatch`. InvalidArgument for a malformed address, Unavailable when it
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const std::string& listen,
+                                                           const HandlerRegistry& registry,
+                                                           Dispatcher dispatch);
+  ~GrpcServer();
+
+  int port() const;
+  // Marks every service NOT_SERVING, then stops, waiting up to `grace` for
+  // calls in flight.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  struct Impl;
+  explicit GrpcServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_GRPC_SERVER_H_

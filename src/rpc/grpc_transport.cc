@@ -1,0 +1,156 @@
+#include "rpc/grpc_transport.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "rpc/status_convert.h"
+
+namespace filemesh::internal {
+
+std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+grpc::ByteBuffer StringToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+namespace {
+
+// Splits "host:port" / "[v6]:port"; false if malformed.
+bool SplitHostPort(const std::string& hp, std::string* host, std::string* port) {
+  if (!hp.empty() && hp.front() == '[') {
+    const size_t close = hp.find(']');
+    if (close == std::string::npos || close + 1 >= hp.size() || hp[close + 1] != ':') return false;
+    *host = hp.substr(1, close - 1);
+    *port = hp.substr(close + 2);
+  } else {
+    const size_t colon = hp.rfind(':');
+    if (colon == std::string::npos || hp.find(':') != colon) return false;
+    *host = hp.substr(0, colon);
+    *port = hp.substr(colon + 1);
+  }
+  int number;
+  return !host->empty() && absl::SimpleAtoi(*port, &number) && number > 0 && number < 65536;
+}
+
+}  // namespace
+
+absl::StatusOr<ResolvedTarget> ResolveGrpcTarget(const std::string& target) {
+  if (target.empty()) return absl::InvalidArgumentError("gRPC target is empty");
+  if (target.find(',') == std::string::npos) return ResolvedTarget{target, false};
+
+  // Several host:port: resolve each now, and let round_robin spread calls
+  // over the addresses (gRPC's ipv4:/ipv6: schemes take address lists).
+  std::vector<std::string> v4, v6;
+  for (absl::string_view part : absl::StrSplit(target, ',')) {
+    const std::string hp(absl::StripAsciiWhitespace(part));
+    std::string host, port;
+    if (!SplitHostPort(hp, &host, &port)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gRPC target \"", hp, "\" is not host:port (in \"", target, "\")"));
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot resolve gRPC target \"", hp, "\""));
+    }
+    char name[NI_MAXHOST];
+    const bool ipv6 = found->ai_family == AF_INET6;
+    const int rc = getnameinfo(found->ai_addr, found->ai_addrlen, name, sizeof(name), nullptr, 0,
+                               NI_NUMERICHOST);
+    freeaddrinfo(found);
+    if (rc != 0) return absl::InvalidArgumentError(absl::StrCat("cannot resolve \"", hp, "\""));
+    if (ipv6) {
+      v6.push_back(absl::StrCat("[", name, "]:", port));
+    } else {
+      v4.push_back(absl::StrCat(name, ":", port));
+    }
+  }
+  if (!v4.empty() && !v6.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gRPC targets \"", target, "\" mix IPv4 and IPv6 addresses"));
+  }
+  return ResolvedTarget{v4.empty() ? absl::StrCat("ipv6:", absl::StrJoin(v6, ","))
+                                   : absl::StrCat("ipv4:", absl::StrJoin(v4, ",")),
+                        true};
+}
+
+absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
+    const GrpcTransportOptions& options) {
+  absl::StatusOr<ResolvedTarget> target = ResolveGrpcTarget(options.target);
+  if (!target.ok()) return target.status();
+  grpc::ChannelArguments args;
+  if (target->round_robin) args.SetLoadBalancingPolicyName("round_robin");
+  const auto ms = [](absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); };
+  // Reconnect quickly once a server is back: the breaker's probe must find a
+  // ready channel, not one waiting out gRPC's default 1 s..120 s backoff.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_min));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_min));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_max));
+  // Notice a peer that stopped answering (SIGSTOP, a dead host) between calls.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  auto channel =
+      grpc::CreateCustomChannel(target->uri, grpc::InsecureChannelCredentials(), args);
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot make a gRPC channel to \"",
+                                                   options.target, "\""));
+  }
+  return std::unique_ptr<GrpcTransport>(new GrpcTransport(std::move(channel)));
+}
+
+GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)), stub_(std::make_unique<grpc::GenericStub>(channel_)) {
+  channel_->GetState(/*try_to_connect=*/true);
+}
+
+GrpcTransport::~GrpcTransport() = default;
+
+TransportResult GrpcTransport::Call(const std::string& method, const std::string& request,
+                                    absl::Time deadline) {
+  TransportResult result;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  const grpc::ByteBuffer request_buffer = StringToByteBuffer(request);
+  grpc::ByteBuffer response_buffer;
+  grpc::Status status;
+  absl::Notification done;
+  stub_->UnaryCall(&context, method, grpc::StubOptions(), &request_buffer, &response_buffer,
+                   [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+  done.WaitForNotification();
+  if (status.ok()) {
+    result.response = ByteBufferToString(response_buffer);
+  } else {
+    result.response = FromGrpcStatus(status);
+  }
+  return result;
+}
+
+bool GrpcTransport::KnownUnavailable() const {
+  return channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
+}  // namespace filemesh::internal

@@ -1,0 +1,148 @@
+#include "filemesh/testing/in_memory_transport.hpp"
+
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "rpc/handler_registry.h"
+
+namespace filemesh::testing {
+
+struct InMemoryTransport::Impl {
+  mutable absl::Mutex mu;
+  internal::HandlerRegistry registry ABSL_GUARDED_BY(mu);
+  bool unavailable ABSL_GUARDED_BY(mu) = false;
+  bool queueing ABSL_GUARDED_BY(mu) = false;
+  uint64_t calls ABSL_GUARDED_BY(mu) = 0;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+  struct Queued {
+    std::string method;
+    std::string request;
+    bool done = false;
+    absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  };
+  std::map<std::string, Queued> queued ABSL_GUARDED_BY(mu);
+
+  absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
+                                    absl::Time deadline) {
+    internal::RawHandler handler;
+    {
+      absl::MutexLock lock(&mu);
+      const internal::RawHandler* found = registry.Find(method);
+      if (found == nullptr) return absl::UnimplementedError("unknown method " + method);
+      handler = *found;
+    }
+    return handler(request, deadline);
+  }
+};
+
+InMemoryTransport::InMemoryTransport() : impl_(std::make_unique<Impl>()) {}
+InMemoryTransport::~InMemoryTransport() = default;
+
+void InMemoryTransport::Register(const std::string& method, RawMethodHandler handler) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->registry.Add(method, std::move(handler));
+}
+
+void InMemoryTransport::ServeFileLister(const FileListerInterface& service) {
+  Register(kListMethod, [&service](const std::string& bytes, absl::Time) {
+    v1::ListRequest request;
+    if (!request.ParseFromString(bytes)) {
+      return absl::StatusOr<std::string>(absl::InvalidArgumentError("not a ListRequest"));
+    }
+    absl::StatusOr<v1::ListResponse> r = service.List(request);
+    if (!r.ok()) return absl::StatusOr<std::string>(r.status());
+    return absl::StatusOr<std::string>(r->SerializeAsString());
+  });
+}
+
+void InMemoryTransport::ServeFileSearcher(const FileSearcherInterface& service) {
+  Register(kSearchMethod, [&service](const std::string& bytes, absl::Time deadline) {
+    v1::SearchRequest request;
+    if (!request.ParseFromString(bytes)) {
+      return absl::StatusOr<std::string>(absl::InvalidArgumentError("not a SearchRequest"));
+    }
+    absl::StatusOr<v1::SearchResponse> r = service.Search(request, deadline);
+    if (!r.ok()) return absl::StatusOr<std::string>(r.status());
+    return absl::StatusOr<std::string>(r->SerializeAsString());
+  });
+}
+
+void InMemoryTransport::SetUnavailable(bool unavailable) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->unavailable = unavailable;
+}
+
+void InMemoryTransport::SetQueueing(bool queueing) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->queueing = queueing;
+}
+
+void InMemoryTransport::DeliverQueued() {
+  std::map<std::string, Impl::Queued> pending;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    for (auto& [id, q] : impl_->queued) {
+      if (!q.done) pending.emplace(id, q);
+    }
+  }
+  for (auto& [id, q] : pending) {
+    absl::StatusOr<std::string> response =
+        impl_->Serve(q.method, q.request, absl::InfiniteFuture());
+    absl::MutexLock lock(&impl_->mu);
+    auto it = impl_->queued.find(id);
+    if (it == impl_->queued.end()) continue;
+    it->second.done = true;
+    it->second.response = std::move(response);
+  }
+}
+
+uint64_t InMemoryTransport::calls() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->calls;
+}
+
+TransportResult InMemoryTransport::Call(const std::string& method, const std::string& request,
+                                        absl::Time deadline) {
+  TransportResult result;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    ++impl_->calls;
+    if (impl_->unavailable) {
+      result.response = absl::UnavailableError("in-memory transport set unavailable");
+      return result;
+    }
+    if (impl_->queueing) {
+      const std::string id = absl::StrCat("in-memory-", impl_->next_id++);
+      impl_->queued[id] = Impl::Queued{method, request};
+      result.response = absl::DeadlineExceededError("queued; no reply yet");
+      result.queued_id = id;
+      return result;
+    }
+  }
+  result.response = impl_->Serve(method, request, deadline);
+  return result;
+}
+
+bool InMemoryTransport::KnownUnavailable() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->unavailable;
+}
+
+LateReply InMemoryTransport::TakeLateReply(const std::string& queued_id) {
+  absl::MutexLock lock(&impl_->mu);
+  auto it = impl_->queued.find(queued_id);
+  LateReply reply;
+  if (it == impl_->queued.end()) return reply;
+  if (!it->second.done) {
+    reply.state = LateReply::State::kPending;
+    return reply;
+  }
+  reply.state = LateReply::State::kDone;
+  reply.response = std::move(it->second.response);
+  impl_->queued.erase(it);
+  return reply;
+}
+
+}  // namespace filemesh::testing

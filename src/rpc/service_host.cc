@@ -1,0 +1,123 @@
+#include "filemesh/service_host.hpp"
+
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "rpc/grpc_server.h"
+#include "rpc/handler_registry.h"
+#include "rpc/worker_pool.h"
+
+namespace filemesh {
+
+struct ServiceHost::Impl {
+  ServiceHostOptions options;
+  internal::HandlerRegistry registry;
+  std::unique_ptr<internal::WorkerPool> pool;
+  std::unique_ptr<internal::GrpcServer> grpc;
+  absl::Mutex mu;
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+  absl::Notification done;
+
+  // Runs a handler on the pool; every path calls `reply` exactly once.
+  void Dispatch(const std::string& method, std::string request, absl::Time deadline,
+                internal::ReplyCallback reply) {
+    const internal::RawHandler* handler = registry.Find(method);
+    if (handler == nullptr) {
+      reply(absl::UnimplementedError("unknown method " + method));
+      return;
+    }
+    auto task = [handler, request = std::move(request), deadline, reply]() {
+      if (absl::Now() >= deadline) {
+        reply(absl::DeadlineExceededError("the call's deadline passed before it was served"));
+        return;
+      }
+      reply((*handler)(request, deadline));
+    };
+    if (!pool->Submit(std::move(task))) {
+      reply(absl::ResourceExhaustedError("the service is overloaded or shutting down"));
+    }
+  }
+};
+
+ServiceHost::ServiceHost(ServiceHostOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
+
+ServiceHost::~ServiceHost() { Shutdown(absl::Seconds(1)); }
+
+void ServiceHost::RegisterRaw(const std::string& method, RawMethodHandler handler) {
+  impl_->registry.Add(method, std::move(handler));
+}
+
+void ServiceHost::AddFileLister(const FileListerInterface& service) {
+  Register<v1::ListRequest, v1::ListResponse>(
+      kListMethod, [&service](const v1::ListRequest& request, absl::Time) {
+        return service.List(request);
+      });
+}
+
+void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
+  Register<v1::SearchRequest, v1::SearchResponse>(
+      kSearchMethod, [&service](const v1::SearchRequest& request, absl::Time deadline) {
+        return service.Search(request, deadline);
+      });
+}
+
+absl::Status ServiceHost::Start() {
+  absl::MutexLock lock(&impl_->mu);
+  if (impl_->started) return absl::FailedPreconditionError("the host was already started");
+  const ServiceHostOptions& o = impl_->options;
+  if (impl_->registry.ServiceNames().empty()) {
+    return absl::InvalidArgumentError("no handler is registered");
+  }
+  if (o.grpc_listen.empty() && o.amqp_url.empty()) {
+    return absl::InvalidArgumentError("neither grpc_listen nor amqp_url is set");
+  }
+  impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_queued_calls);
+  internal::Dispatcher dispatch = [impl = impl_.get()](const std::string& method,
+                                                       std::string request, absl::Time deadline,
+                                                       internal::ReplyCallback reply) {
+    impl->Dispatch(method, std::move(request), deadline, std::move(reply));
+  };
+  if (!o.grpc_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
+        internal::GrpcServer::Start(o.grpc_listen, impl_->registry, dispatch);
+    if (!grpc.ok()) {
+      impl_->pool.reset();
+      return grpc.status();
+    }
+    impl_->grpc = *std::move(grpc);
+  }
+  impl_->started = true;
+  return absl::OkStatus();
+}
+
+int ServiceHost::grpc_port() const { return impl_->grpc ? impl_->grpc->port() : 0; }
+
+bool ServiceHost::amqp_connected() const { return false; }
+
+void ServiceHost::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (!impl_->started || impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  // Stop the transports first (they wait for calls in flight), then the
+  // handler threads, which finish whatever is still queued.
+  if (impl_->grpc) impl_->grpc->Shutdown(grace);
+  if (impl_->pool) impl_->pool->Stop();
+  impl_->done.Notify();
+}
+
+void ServiceHost::Wait() {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (!impl_->started) return;
+  }
+  impl_->done.WaitForNotification();
+}
+
+}  // namespace filemesh

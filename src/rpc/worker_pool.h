@@ -1,0 +1,45 @@
+// A fixed pool of threads running submitted tasks in order of arrival, with
+// a bound on queued work so an overloaded host refuses instead of hoarding.
+
+#ifndef FILEMESH_SRC_RPC_WORKER_POOL_H_
+#define FILEMESH_SRC_RPC_WORKER_POOL_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace filemesh::internal {
+
+class WorkerPool {
+ public:
+  // `threads` <= 0 means one per core.
+  WorkerPool(int threads, size_t max_queued);
+  // Runs what was queued, then joins.
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // False (and `task` not run) when the queue is full or the pool is stopping.
+  bool Submit(std::function<void()> task);
+
+  // Stops accepting work, finishes what was queued, joins the threads.
+  void Stop();
+
+ private:
+  void Run();
+
+  const size_t max_queued_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_WORKER_POOL_H_
