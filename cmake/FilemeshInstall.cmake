@@ -33,7 +33,14 @@ if(FILEMESH_BUILD_CLI)
     COMPONENT filemesh_runtime)
 endif()
 
-foreach(component IN ITEMS proto fs)
+set(FILEMESH_EXPORTED_COMPONENTS proto fs)
+if(TARGET filemesh_rpc)
+  install(TARGETS filemesh_rpc EXPORT filemesh-rpc-targets
+    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
+    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
+  list(APPEND FILEMESH_EXPORTED_COMPONENTS rpc)
+endif()
+foreach(component IN LISTS FILEMESH_EXPORTED_COMPONENTS)
   install(EXPORT filemesh-${component}-targets
     NAMESPACE filemesh::
     FILE filemesh-${component}-targets.cmake
@@ -55,6 +62,13 @@ install(FILES
   DESTINATION "${FILEMESH_CMAKE_DIR}"
   COMPONENT filemesh_development)
 
+if(TARGET filemesh_rpc)
+  set(FILEMESH_PC_LIBS "-lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
+  set(FILEMESH_PC_REQUIRES "grpc++ librabbitmq")
+else()
+  set(FILEMESH_PC_LIBS "-lfilemesh_fs -lfilemesh_proto")
+  set(FILEMESH_PC_REQUIRES "")
+endif()
 configure_file("${PROJECT_SOURCE_DIR}/cmake/filemesh.pc.in"
   "${PROJECT_BINARY_DIR}/filemesh.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/filemesh.pc"

@@ -151,8 +151,7 @@ TEST_F(FailoverChannelTest, CreateRejectsMissingTransports) {
   EXPECT_EQ(FailoverChannel::Create({}).status().code(), absl::StatusCode::kInvalidArgument);
   FailoverChannelOptions options;
   options.grpc_target = "127.0.0.1:1,not a target";
-  EXPECT_EQ(FailoverChannel::Create(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FailoverChannel::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

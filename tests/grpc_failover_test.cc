@@ -49,7 +49,8 @@ class GrpcFailoverTest : public ::testing::Test {
     v1::ListRequest request;
     request.set_path("docs");
     CallInfo info;
-    absl::StatusOr<v1::ListResponse> r = client_->List(request, absl::Now() + absl::Seconds(5), &info);
+    absl::StatusOr<v1::ListResponse> r =
+        client_->List(request, absl::Now() + absl::Seconds(5), &info);
     EXPECT_TRUE(r.ok()) << r.status();
     if (r.ok()) {
       EXPECT_EQ(r->entries_size(), 2);
@@ -106,7 +107,8 @@ TEST_F(GrpcFailoverTest, ApplicationErrorsCrossGrpcUnchanged) {
   v1::ListRequest request;
   request.set_path("../etc");
   CallInfo info;
-  absl::StatusOr<v1::ListResponse> r = client_->List(request, absl::Now() + absl::Seconds(5), &info);
+  absl::StatusOr<v1::ListResponse> r =
+      client_->List(request, absl::Now() + absl::Seconds(5), &info);
   const absl::Status local = service_.lister->List(request).status();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(), local.message());
@@ -115,7 +117,8 @@ TEST_F(GrpcFailoverTest, ApplicationErrorsCrossGrpcUnchanged) {
   // A request that does not parse is InvalidArgument too, from the host.
   CallResult raw = channel_->Call(kListMethod, "\xff\xff\xff", absl::Now() + absl::Seconds(5));
   EXPECT_EQ(raw.response.status().code(), absl::StatusCode::kInvalidArgument);
-  CallResult unknown = channel_->Call("/filemesh.v1.FileLister/Nope", "", absl::Now() + absl::Seconds(5));
+  CallResult unknown =
+      channel_->Call("/filemesh.v1.FileLister/Nope", "", absl::Now() + absl::Seconds(5));
   EXPECT_EQ(unknown.response.status().code(), absl::StatusCode::kUnimplemented);
 }
 
@@ -162,8 +165,8 @@ TEST_F(GrpcFailoverTest, ServesGrpcHealthChecks) {
   // encoded by hand: field 1, length-delimited.
   const std::string service = "filemesh.v1.FileLister";
   const std::string request = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
-  TransportResult r = (*transport)->Call("/grpc.health.v1.Health/Check", request,
-                                         absl::Now() + absl::Seconds(5));
+  TransportResult r =
+      (*transport)->Call("/grpc.health.v1.Health/Check", request, absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(r.response.ok()) << r.response.status();
   EXPECT_EQ(*r.response, std::string("\x08\x01", 2));  // status: SERVING
 }

@@ -61,8 +61,8 @@ class FileSearcherClient : public FileSearcherInterface {
   absl::StatusOr<v1::SearchResponse> Search(
       const v1::SearchRequest& request,
       absl::Time deadline = absl::InfiniteFuture()) const override;
-  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
-                                            absl::Time deadline, CallInfo* info) const;
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request, absl::Time deadline,
+                                            CallInfo* info) const;
   Operation<v1::SearchResponse> TakeSearch(const std::string& operation_id) const;
 
   const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }

@@ -113,24 +113,25 @@ template <typename Request, typename Response>
 void ServiceHost::Register(
     const std::string& method,
     std::function<absl::StatusOr<Response>(const Request&, absl::Time)> handler) {
-  RegisterRaw(method, [method, handler = std::move(handler)](
-                          const std::string& bytes, absl::Time deadline)
-                          -> absl::StatusOr<std::string> {
-    Request request;
-    if (!request.ParseFromString(bytes)) {
-      return absl::InvalidArgumentError(absl::StrCat("the request to ", method, " is not a valid ",
-                                                     Request::descriptor()->full_name()));
-    }
-    try {
-      absl::StatusOr<Response> response = handler(request, deadline);
-      if (!response.ok()) return response.status();
-      return response->SerializeAsString();
-    } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat("handler of ", method, " threw: ", e.what()));
-    } catch (...) {
-      return absl::InternalError(absl::StrCat("handler of ", method, " threw"));
-    }
-  });
+  RegisterRaw(
+      method,
+      [method, handler = std::move(handler)](const std::string& bytes,
+                                             absl::Time deadline) -> absl::StatusOr<std::string> {
+        Request request;
+        if (!request.ParseFromString(bytes)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the request to ", method, " is not a valid ", Request::descriptor()->full_name()));
+        }
+        try {
+          absl::StatusOr<Response> response = handler(request, deadline);
+          if (!response.ok()) return response.status();
+          return response->SerializeAsString();
+        } catch (const std::exception& e) {
+          return absl::InternalError(absl::StrCat("handler of ", method, " threw: ", e.what()));
+        } catch (...) {
+          return absl::InternalError(absl::StrCat("handler of ", method, " threw"));
+        }
+      });
 }
 
 }  // namespace filemesh

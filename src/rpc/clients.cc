@@ -55,10 +55,9 @@ absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& r
 }
 
 absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& request,
-                                                        absl::Time deadline,
-                                                        CallInfo* info) const {
-  return Invoke<v1::ListRequest, v1::ListResponse>(
-      *channel_, kListMethod, request, DeadlineOr(deadline, default_timeout_), info);
+                                                        absl::Time deadline, CallInfo* info) const {
+  return Invoke<v1::ListRequest, v1::ListResponse>(*channel_, kListMethod, request,
+                                                   DeadlineOr(deadline, default_timeout_), info);
 }
 
 Operation<v1::ListResponse> FileListerClient::TakeList(const std::string& operation_id) const {

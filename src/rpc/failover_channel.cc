@@ -86,8 +86,7 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
     if (!t.ok()) return t.status();
     fallback = *std::move(t);
   }
-  return std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback),
-                                           options.policy);
+  return std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback), options.policy);
 }
 
 FailoverChannel::FailoverChannel(std::unique_ptr<Transport> primary,
@@ -139,9 +138,9 @@ CallResult FailoverChannel::Call(const std::string& method, const std::string& r
     return result;
   }
   if (absl::Now() >= deadline) {
-    result.response = absl::DeadlineExceededError(absl::StrCat(
-        "the deadline passed before the call could fail over: ",
-        result.response.status().ToString()));
+    result.response = absl::DeadlineExceededError(
+        absl::StrCat("the deadline passed before the call could fail over: ",
+                     result.response.status().ToString()));
     return result;
   }
   if (tried_primary) ++d.failovers;

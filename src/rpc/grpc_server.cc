@@ -38,8 +38,7 @@ class RawService final : public grpc::Service {
   }
 
  private:
-  grpc::ServerUnaryReactor* Handle(const std::string& method,
-                                   grpc::CallbackServerContext* context,
+  grpc::ServerUnaryReactor* Handle(const std::string& method, grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     const auto client_deadline = context->deadline();

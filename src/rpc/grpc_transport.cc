@@ -110,11 +110,10 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   // Notice a peer that stopped answering (SIGSTOP, a dead host) between calls.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
-  auto channel =
-      grpc::CreateCustomChannel(target->uri, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target->uri, grpc::InsecureChannelCredentials(), args);
   if (channel == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot make a gRPC channel to \"",
-                                                   options.target, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot make a gRPC channel to \"", options.target, "\""));
   }
   return std::unique_ptr<GrpcTransport>(new GrpcTransport(std::move(channel)));
 }

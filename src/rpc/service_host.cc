@@ -23,7 +23,7 @@ struct ServiceHost::Impl {
 
   // Runs a handler on the pool; every path calls `reply` exactly once.
   void Dispatch(const std::string& method, std::string request, absl::Time deadline,
-                internal::ReplyCallback reply) {
+                const internal::ReplyCallback& reply) {
     const internal::RawHandler* handler = registry.Find(method);
     if (handler == nullptr) {
       reply(absl::UnimplementedError("unknown method " + method));
@@ -54,9 +54,8 @@ void ServiceHost::RegisterRaw(const std::string& method, RawMethodHandler handle
 
 void ServiceHost::AddFileLister(const FileListerInterface& service) {
   Register<v1::ListRequest, v1::ListResponse>(
-      kListMethod, [&service](const v1::ListRequest& request, absl::Time) {
-        return service.List(request);
-      });
+      kListMethod,
+      [&service](const v1::ListRequest& request, absl::Time) { return service.List(request); });
 }
 
 void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
@@ -79,8 +78,8 @@ absl::Status ServiceHost::Start() {
   impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_queued_calls);
   internal::Dispatcher dispatch = [impl = impl_.get()](const std::string& method,
                                                        std::string request, absl::Time deadline,
-                                                       internal::ReplyCallback reply) {
-    impl->Dispatch(method, std::move(request), deadline, std::move(reply));
+                                                       const internal::ReplyCallback& reply) {
+    impl->Dispatch(method, std::move(request), deadline, reply);
   };
   if (!o.grpc_listen.empty()) {
     absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =

@@ -12,8 +12,7 @@
 
 namespace filemesh::internal {
 
-absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
-    const FailoverChannelOptions& options);
+absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(const FailoverChannelOptions& options);
 
 }  // namespace filemesh::internal
 
