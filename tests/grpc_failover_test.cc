@@ -183,6 +183,8 @@ TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {
   std::atomic<int> done{0};
   std::atomic<int> wrong{0};
   std::atomic<int> by_grpc{0};
+  absl::Mutex error_mu;
+  std::string first_error;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
@@ -191,7 +193,11 @@ TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {
       for (int i = 0; i < kCallsEach; ++i) {
         CallInfo info;
         auto r = client_->List(request, absl::Now() + absl::Seconds(10), &info);
-        if (!r.ok() || r->entries_size() != 2 || r->entries(1).path() != "docs/b.md") ++wrong;
+        if (!r.ok() || r->entries_size() != 2 || r->entries(1).path() != "docs/b.md") {
+          ++wrong;
+          absl::MutexLock lock(&error_mu);
+          if (first_error.empty()) first_error = r.status().ToString();
+        }
         if (info.served_by == TransportKind::kGrpc) ++by_grpc;
         ++done;
       }
@@ -210,7 +216,7 @@ TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {
     }
   }
   for (std::thread& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(wrong.load(), 0) << "first: " << first_error;
   EXPECT_GT(by_grpc.load(), 0);
   EXPECT_GT(fallback_->calls(), 0u);
 }

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
+#include "rpc/process_tuning.h"
 #include "rpc/transport_factory.h"
 
 namespace filemesh {
@@ -40,10 +41,13 @@ std::string_view BreakerStateName(BreakerState state) {
 namespace {
 
 // A primary failure that the fallback may mend: the call did not get through
-// (or not in time). Answers the service gave are returned as they are.
+// (or not in time). Callers cannot cancel a call, so CANCELLED means the
+// server went away mid-call (a shutdown). Answers the service gave are
+// returned as they are.
 bool IsTransportFailure(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kDeadlineExceeded;
+         status.code() == absl::StatusCode::kDeadlineExceeded ||
+         status.code() == absl::StatusCode::kCancelled;
 }
 
 }  // namespace
@@ -91,7 +95,9 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
 
 FailoverChannel::FailoverChannel(std::unique_ptr<Transport> primary,
                                  std::unique_ptr<Transport> fallback, FailoverPolicy policy)
-    : impl_(std::make_unique<Impl>(std::move(primary), std::move(fallback), std::move(policy))) {}
+    : impl_(std::make_unique<Impl>(std::move(primary), std::move(fallback), std::move(policy))) {
+  internal::ApplyProcessTuning();
+}
 
 FailoverChannel::~FailoverChannel() = default;
 

@@ -1,7 +1,8 @@
 #include "rpc/grpc_transport.h"
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -11,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "rpc/status_convert.h"
 
@@ -119,8 +119,23 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
 }
 
 GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)), stub_(std::make_unique<grpc::GenericStub>(channel_)) {
+    : channel_(std::move(channel)) {
   channel_->GetState(/*try_to_connect=*/true);
+}
+
+const grpc::internal::RpcMethod& GrpcTransport::MethodFor(const std::string& method) {
+  absl::MutexLock lock(&mu_);
+  auto it = methods_.find(method);
+  if (it == methods_.end()) {
+    // The map owns the name; RpcMethod keeps a pointer to it. Registering
+    // the method with the channel saves a lookup on every call.
+    auto entry = std::make_unique<MethodEntry>();
+    entry->name = method;
+    entry->rpc = std::make_unique<grpc::internal::RpcMethod>(
+        entry->name.c_str(), grpc::internal::RpcMethod::NORMAL_RPC, channel_);
+    it = methods_.emplace(method, std::move(entry)).first;
+  }
+  return *it->second->rpc;
 }
 
 GrpcTransport::~GrpcTransport() = default;
@@ -132,14 +147,10 @@ TransportResult GrpcTransport::Call(const std::string& method, const std::string
   context.set_deadline(absl::ToChronoTime(deadline));
   const grpc::ByteBuffer request_buffer = StringToByteBuffer(request);
   grpc::ByteBuffer response_buffer;
-  grpc::Status status;
-  absl::Notification done;
-  stub_->UnaryCall(&context, method, grpc::StubOptions(), &request_buffer, &response_buffer,
-                   [&](grpc::Status s) {
-                     status = std::move(s);
-                     done.Notify();
-                   });
-  done.WaitForNotification();
+  // Like a generated synchronous stub (GenericStub offers no blocking call):
+  // the calling thread drives the call, with no hand-off to another thread.
+  const grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel_.get(), MethodFor(method), &context, request_buffer, &response_buffer);
   if (status.ok()) {
     result.response = ByteBufferToString(response_buffer);
   } else {

@@ -1,21 +1,24 @@
-// GrpcTransport: Transport over one gRPC channel with grpc::GenericStub, so
-// any method works without generated stubs.
+// GrpcTransport: Transport over one gRPC channel that calls methods by name
+// on raw bytes, so any method works without generated stubs.
 
 #ifndef FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 #define FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "filemesh/transport.hpp"
 
 namespace grpc {
 class Channel;
-template <class RequestType, class ResponseType>
-class TemplatedGenericStub;
-class ByteBuffer;
+namespace internal {
+class RpcMethod;
+}  // namespace internal
 }  // namespace grpc
 
 namespace filemesh::internal {
@@ -49,9 +52,16 @@ class GrpcTransport final : public Transport {
 
  private:
   explicit GrpcTransport(std::shared_ptr<grpc::Channel> channel);
+  const grpc::internal::RpcMethod& MethodFor(const std::string& method);
+
+  struct MethodEntry {
+    std::string name;
+    std::unique_ptr<grpc::internal::RpcMethod> rpc;
+  };
 
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> stub_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<MethodEntry>> methods_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace filemesh::internal

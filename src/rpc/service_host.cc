@@ -1,12 +1,15 @@
 #include "filemesh/service_host.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
 #include "rpc/handler_registry.h"
+#include "rpc/process_tuning.h"
 #include "rpc/worker_pool.h"
 
 namespace filemesh {
@@ -16,6 +19,7 @@ struct ServiceHost::Impl {
   internal::HandlerRegistry registry;
   std::unique_ptr<internal::WorkerPool> pool;
   std::unique_ptr<internal::GrpcServer> grpc;
+  std::unique_ptr<internal::AmqpServer> amqp;
   absl::Mutex mu;
   bool started ABSL_GUARDED_BY(mu) = false;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -44,6 +48,7 @@ struct ServiceHost::Impl {
 
 ServiceHost::ServiceHost(ServiceHostOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  internal::ApplyProcessTuning();
 }
 
 ServiceHost::~ServiceHost() { Shutdown(absl::Seconds(1)); }
@@ -81,14 +86,49 @@ absl::Status ServiceHost::Start() {
                                                        const internal::ReplyCallback& reply) {
     impl->Dispatch(method, std::move(request), deadline, reply);
   };
+  // AMQP first: its options are checked without touching the network, so a
+  // bad URL fails Start before a gRPC port is bound.
+  if (!o.amqp_url.empty()) {
+    if (o.amqp_prefetch <= 0 || o.amqp_prefetch > 65535) {
+      impl_->pool.reset();
+      return absl::InvalidArgumentError("amqp_prefetch must be between 1 and 65535");
+    }
+    internal::AmqpServerOptions amqp;
+    amqp.url = o.amqp_url;
+    amqp.queue_prefix = o.queue_prefix;
+    amqp.quorum_queues = o.quorum_queues;
+    amqp.heartbeat = o.heartbeat;
+    amqp.prefetch = static_cast<uint16_t>(o.amqp_prefetch);
+    amqp.reconnect_backoff_min = o.reconnect_backoff_min;
+    amqp.reconnect_backoff_max = o.reconnect_backoff_max;
+    amqp.services = impl_->registry.ServiceNames();
+    amqp.dispatch = dispatch;
+    absl::StatusOr<std::unique_ptr<internal::AmqpServer>> server =
+        internal::AmqpServer::Create(amqp);
+    if (!server.ok()) {
+      impl_->pool.reset();
+      return server.status();
+    }
+    impl_->amqp = *std::move(server);
+  }
   if (!o.grpc_listen.empty()) {
     absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
         internal::GrpcServer::Start(o.grpc_listen, impl_->registry, dispatch);
     if (!grpc.ok()) {
+      impl_->amqp.reset();
       impl_->pool.reset();
       return grpc.status();
     }
     impl_->grpc = *std::move(grpc);
+  }
+  if (impl_->amqp) {
+    if (absl::Status status = impl_->amqp->Start(); !status.ok()) {
+      if (impl_->grpc) impl_->grpc->Shutdown(absl::ZeroDuration());
+      impl_->grpc.reset();
+      impl_->amqp.reset();
+      impl_->pool.reset();
+      return status;
+    }
   }
   impl_->started = true;
   return absl::OkStatus();
@@ -96,7 +136,7 @@ absl::Status ServiceHost::Start() {
 
 int ServiceHost::grpc_port() const { return impl_->grpc ? impl_->grpc->port() : 0; }
 
-bool ServiceHost::amqp_connected() const { return false; }
+bool ServiceHost::amqp_connected() const { return impl_->amqp && impl_->amqp->Connected(); }
 
 void ServiceHost::Shutdown(absl::Duration grace) {
   {
@@ -106,7 +146,9 @@ void ServiceHost::Shutdown(absl::Duration grace) {
   }
   // Stop the transports first (they wait for calls in flight), then the
   // handler threads, which finish whatever is still queued.
-  if (impl_->grpc) impl_->grpc->Shutdown(grace);
+  const absl::Time until = absl::Now() + grace;
+  if (impl_->amqp) impl_->amqp->Shutdown(grace);
+  if (impl_->grpc) impl_->grpc->Shutdown(std::max(absl::ZeroDuration(), until - absl::Now()));
   if (impl_->pool) impl_->pool->Stop();
   impl_->done.Notify();
 }

@@ -1,0 +1,212 @@
+// AmqpConnection: one rabbitmq-c connection driven by one I/O thread, which
+// reconnects with backoff for as long as it lives.
+//
+// rabbitmq-c is not thread-safe, so everything that touches the connection
+// runs on the I/O thread: an AmqpSession (the client or the server logic)
+// gets callbacks there and calls the "I/O thread only" methods below from
+// them. Other threads hand work to the session under its own lock and call
+// Wake(); the loop then calls AmqpSession::OnWake.
+//
+// Layout on the wire: channel 1 is in confirm mode and carries publishes,
+// consumers and acks; channel 2 only declares topology, so that a refused
+// declaration (it closes its channel) never disturbs channel 1.
+//
+// Thread safety: Start, Shutdown, Connected, Wake and LastError may be called
+// from any thread; the rest only from the session's callbacks.
+
+#ifndef FILEMESH_SRC_RPC_AMQP_CONNECTION_H_
+#define FILEMESH_SRC_RPC_AMQP_CONNECTION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rpc/amqp_url.h"
+
+namespace filemesh::internal {
+
+// The header and argument values filemesh reads and writes; other AMQP field
+// kinds are ignored when read.
+using AmqpValue = std::variant<int64_t, std::string>;
+using AmqpTable = std::map<std::string, AmqpValue>;
+
+// The basic.properties filemesh uses (empty string = absent).
+struct AmqpProperties {
+  std::string content_type;
+  std::string type;
+  std::string correlation_id;
+  std::string reply_to;
+  std::string expiration;
+  uint8_t delivery_mode = 0;  // 0 = absent, 2 = persistent
+  AmqpTable headers;
+};
+
+// A message from basic.deliver or basic.return.
+struct AmqpMessage {
+  // basic.deliver
+  uint64_t delivery_tag = 0;
+  bool redelivered = false;
+  std::string consumer_tag;
+  // basic.return
+  int reply_code = 0;
+  std::string reply_text;
+  // both
+  std::string exchange;
+  std::string routing_key;
+  AmqpProperties properties;
+  std::string body;
+};
+
+struct AmqpQueueSpec {
+  std::string name;
+  bool durable = true;
+  AmqpTable arguments;
+};
+
+struct AmqpConnectionOptions {
+  AmqpUrl url;
+  // Requested heartbeat (the broker may lower it); zero disables them.
+  absl::Duration heartbeat = absl::Seconds(10);
+  // TCP connect, and then the AMQP handshake, each bounded by this.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Longest wait for the reply of a synchronous method (declare, consume).
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Exponential backoff with full jitter between connection attempts.
+  absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Shown in the broker's management tools.
+  std::string connection_name = "filemesh";
+};
+
+class AmqpConnection;
+
+// The logic riding on a connection. Every method runs on the I/O thread.
+class AmqpSession {
+ public:
+  virtual ~AmqpSession() = default;
+  // A fresh connection (channels open, channel 1 in confirm mode): declare
+  // topology and start consuming. An error drops the connection and retries
+  // after a backoff.
+  virtual absl::Status OnConnected(AmqpConnection& connection) = 0;
+  // A basic.deliver with its content.
+  virtual void OnDelivery(AmqpConnection& connection, AmqpMessage message) = 0;
+  // A basic.return (a mandatory publish that no queue took).
+  virtual void OnReturn(AmqpConnection& connection, AmqpMessage message) = 0;
+  // A publisher confirm: `ack` false is a basic.nack. `multiple` covers every
+  // sequence number up to `sequence`.
+  virtual void OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
+                         bool ack) = 0;
+  // Every loop round, also while disconnected (every operation then fails
+  // with Unavailable, so work handed over meanwhile can be failed at once).
+  virtual void OnWake(AmqpConnection& connection) = 0;
+  // After a round's frames were handled (e.g. to ack a batch at once).
+  virtual void OnIdle(AmqpConnection& connection) { (void)connection; }
+  // The connection is gone; sequence numbers and delivery tags of it are void.
+  virtual void OnDisconnected(const absl::Status& why) = 0;
+};
+
+class AmqpConnection {
+ public:
+  // `session` must outlive the connection (or its Shutdown).
+  AmqpConnection(AmqpConnectionOptions options, AmqpSession* session);
+  ~AmqpConnection();  // Shutdown()
+
+  AmqpConnection(const AmqpConnection&) = delete;
+  AmqpConnection& operator=(const AmqpConnection&) = delete;
+
+  // Starts the I/O thread, which connects in the background. Once.
+  absl::Status Start();
+  // Closes the connection (politely when it is up) and joins the I/O thread.
+  // Idempotent; after it the session gets no more callbacks.
+  void Shutdown();
+  // The connection is up and the session's OnConnected succeeded.
+  bool Connected() const { return connected_.load(std::memory_order_acquire); }
+  // Makes the I/O thread call OnWake soon.
+  void Wake();
+  // Why the connection last went down or could not be made (for messages).
+  std::string LastError() const;
+
+  // ---- I/O thread only ----
+
+  // Increases with every connection made; tags and sequences belong to one.
+  uint64_t generation() const { return generation_; }
+  // Connected and not broken in this round.
+  bool usable() const { return conn_ != nullptr && broken_.ok(); }
+
+  // Publishes on channel 1; returns the publisher-confirm sequence number.
+  absl::StatusOr<uint64_t> Publish(std::string_view exchange, std::string_view routing_key,
+                                   bool mandatory, const AmqpProperties& properties,
+                                   std::string_view body);
+  absl::Status Ack(uint64_t delivery_tag, bool multiple);
+  absl::Status Reject(uint64_t delivery_tag, bool requeue);
+
+  // Topology (channel 2). A refusal by the broker (e.g. a queue that exists
+  // with other arguments) is FailedPrecondition/NotFound/PermissionDenied
+  // with the broker's text; the connection stays up.
+  absl::Status DeclareExchange(std::string_view name, std::string_view type, bool durable);
+  absl::Status DeclareQueue(const AmqpQueueSpec& spec);
+  absl::Status BindQueue(std::string_view queue, std::string_view exchange,
+                         std::string_view routing_key);
+
+  // Consumers (channel 1). Prefetch applies to each later consumer.
+  absl::Status Qos(uint16_t prefetch_count);
+  // Manual acks. Returns the consumer tag.
+  absl::StatusOr<std::string> Consume(std::string_view queue, bool exclusive);
+  absl::Status Cancel(std::string_view consumer_tag);
+
+ private:
+  struct Inbound;  // a message being assembled from its frames
+
+  void Run();
+  bool Connect();  // false: failed, broken_ says why
+  void Disconnect(bool polite);
+  void MarkBroken(absl::Status status);
+  void DrainFrames();
+  void HandleFrame(const void* frame);
+  absl::Status RpcStatus(std::string_view what, int channel);
+  void WaitForWake(absl::Duration timeout);
+  void ConsumeWake();
+  absl::Duration NextBackoff();
+  void SetLastError(const absl::Status& status);
+
+  const AmqpConnectionOptions options_;
+  AmqpSession* const session_;
+
+  std::mutex shutdown_mu_;
+  std::thread thread_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> wake_pending_{false};
+  int wake_fd_ = -1;
+
+  mutable std::mutex error_mu_;
+  std::string last_error_;
+
+  // I/O thread state.
+  void* conn_ = nullptr;  // amqp_connection_state_t
+  absl::Status broken_;
+  uint64_t generation_ = 0;
+  uint64_t publish_seq_ = 0;
+  int heartbeat_seconds_ = 0;
+  int backoff_attempt_ = 0;
+  absl::Time connected_at_;
+  bool read_socket_ = true;  // the socket may have data rabbitmq-c has not read
+  absl::Time last_socket_read_;
+  std::unique_ptr<Inbound> inbound_;
+};
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_AMQP_CONNECTION_H_

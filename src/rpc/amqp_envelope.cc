@@ -1,0 +1,77 @@
+#include "rpc/amqp_envelope.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <variant>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl_compat.h"
+
+namespace filemesh::internal {
+
+AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum) {
+  AmqpQueueSpec spec;
+  spec.name = queue;
+  spec.durable = true;
+  spec.arguments["x-dead-letter-exchange"] = std::string(kDeadLetterExchange);
+  spec.arguments["x-dead-letter-routing-key"] = queue + ".dlq";
+  if (quorum) spec.arguments["x-queue-type"] = std::string("quorum");
+  return spec;
+}
+
+absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue,
+                                 bool quorum) {
+  absl::Status status = connection.DeclareExchange(kDeadLetterExchange, "direct", true);
+  if (!status.ok()) return status;
+  AmqpQueueSpec dlq;
+  dlq.name = queue + ".dlq";
+  if (quorum) dlq.arguments["x-queue-type"] = std::string("quorum");
+  status = connection.DeclareQueue(dlq);
+  if (!status.ok()) return status;
+  status = connection.BindQueue(dlq.name, kDeadLetterExchange, dlq.name);
+  if (!status.ok()) return status;
+  return connection.DeclareQueue(ServiceQueueSpec(queue, quorum));
+}
+
+AmqpTable StatusHeaders(const absl::Status& status) {
+  AmqpTable headers;
+  headers[std::string(kStatusHeader)] = static_cast<int64_t>(status.code());
+  if (!status.ok()) headers[std::string(kMessageHeader)] = std::string(status.message());
+  return headers;
+}
+
+absl::StatusOr<std::string> ReplyOutcome(const AmqpMessage& reply) {
+  const AmqpTable& headers = reply.properties.headers;
+  auto it = headers.find(std::string(kStatusHeader));
+  if (it == headers.end()) return absl::InternalError("AMQP reply without a grpc-status header");
+  int64_t code = -1;
+  if (const auto* number = std::get_if<int64_t>(&it->second)) {
+    code = *number;
+  } else if (!absl::SimpleAtoi(AbslView(std::get<std::string>(it->second)), &code)) {
+    return absl::InternalError("AMQP reply with a non-numeric grpc-status header");
+  }
+  if (code == 0) return reply.body;
+  std::string message;
+  auto m = headers.find(std::string(kMessageHeader));
+  if (m != headers.end()) {
+    if (const auto* text = std::get_if<std::string>(&m->second)) message = *text;
+  }
+  if (code < 1 || code > 16) {
+    return absl::UnknownError(absl::StrCat("grpc-status ", code, ": ", message));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+std::string ExpirationMillis(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+bool ParseExpiration(std::string_view expiration, absl::Duration* out) {
+  uint64_t ms = 0;
+  if (expiration.empty() || !absl::SimpleAtoi(AbslView(expiration), &ms)) return false;
+  *out = absl::Milliseconds(static_cast<int64_t>(std::min<uint64_t>(ms, INT64_MAX / 2)));
+  return true;
+}
+
+}  // namespace filemesh::internal

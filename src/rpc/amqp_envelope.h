@@ -1,0 +1,53 @@
+// The filemesh AMQP envelope (docs/protocol.md): queue names and arguments,
+// message properties, and how a status travels in reply headers. Shared by
+// AmqpTransport and AmqpServer so both sides speak exactly the same thing.
+
+#ifndef FILEMESH_SRC_RPC_AMQP_ENVELOPE_H_
+#define FILEMESH_SRC_RPC_AMQP_ENVELOPE_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rpc/amqp_connection.h"
+
+namespace filemesh::internal {
+
+inline constexpr char kDeadLetterExchange[] = "filemesh.dlx";
+inline constexpr char kContentType[] = "application/x-protobuf";
+inline constexpr char kStatusHeader[] = "grpc-status";
+inline constexpr char kMessageHeader[] = "grpc-message";
+inline constexpr char kReplyQueueInfix[] = "filemesh.reply.";
+// AMQP short strings (queue names, `type`, `correlation_id`) hold 255 bytes;
+// "<queue>.dlq" must fit too.
+inline constexpr size_t kMaxShortString = 255;
+inline constexpr size_t kMaxServiceQueueName = kMaxShortString - 4;
+
+// A service's queue: durable, dead-lettering to filemesh.dlx with routing key
+// "<queue>.dlq", a quorum queue when asked.
+AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum);
+
+// Declares filemesh.dlx (direct, durable), "<queue>.dlq" bound to it with
+// routing key "<queue>.dlq", then `queue` itself.
+absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue, bool quorum);
+
+// Reply headers for `status`: grpc-status (the absl/gRPC code number) and,
+// when not OK, grpc-message.
+AmqpTable StatusHeaders(const absl::Status& status);
+
+// The outcome a reply carries: the body when grpc-status is 0, else that
+// status with grpc-message. A reply without a usable grpc-status is Internal.
+absl::StatusOr<std::string> ReplyOutcome(const AmqpMessage& reply);
+
+// Whole milliseconds of `d`, at least 1, as AMQP's `expiration` wants them.
+std::string ExpirationMillis(absl::Duration d);
+
+// The `expiration` property as a duration; false if absent or malformed.
+bool ParseExpiration(std::string_view expiration, absl::Duration* out);
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_AMQP_ENVELOPE_H_

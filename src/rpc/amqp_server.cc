@@ -1,0 +1,336 @@
+#include "rpc/amqp_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "rpc/amqp_connection.h"
+#include "rpc/amqp_envelope.h"
+#include "rpc/amqp_url.h"
+
+namespace filemesh::internal {
+namespace {
+
+// What becomes of a request once the broker confirmed its reply.
+enum class Settle { kAck, kReject };
+
+// A handler's outcome, waiting for the I/O thread to publish it.
+struct Completion {
+  uint64_t generation = 0;
+  uint64_t delivery_tag = 0;
+  std::string reply_to;
+  std::string correlation_id;
+  absl::StatusOr<std::string> result;
+};
+
+}  // namespace
+
+class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this<Core> {
+ public:
+  Core(AmqpServerOptions options, AmqpUrl url)
+      : options_(std::move(options)), connection_(ConnectionOptions(options_, url), this) {}
+  ~Core() override { connection_.Shutdown(); }
+
+  absl::Status Start() { return connection_.Start(); }
+  void Shutdown(absl::Duration grace);
+  bool Connected() const { return connection_.Connected(); }
+  std::string LastError() const { return connection_.LastError(); }
+
+  // AmqpSession (I/O thread).
+  absl::Status OnConnected(AmqpConnection& connection) override;
+  void OnDelivery(AmqpConnection& connection, AmqpMessage message) override;
+  void OnReturn(AmqpConnection& connection, AmqpMessage message) override {
+    (void)connection;
+    (void)message;  // replies are not mandatory: nothing comes back
+  }
+  void OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple, bool ack) override;
+  void OnWake(AmqpConnection& connection) override;
+  void OnDisconnected(const absl::Status& why) override;
+
+ private:
+  struct Unconfirmed {
+    uint64_t delivery_tag;
+    Settle settle;
+  };
+
+  static AmqpConnectionOptions ConnectionOptions(const AmqpServerOptions& options,
+                                                 const AmqpUrl& url) {
+    AmqpConnectionOptions out;
+    out.url = url;
+    out.heartbeat = options.heartbeat;
+    out.connect_timeout = options.connect_timeout;
+    out.reconnect_backoff_min = options.reconnect_backoff_min;
+    out.reconnect_backoff_max = options.reconnect_backoff_max;
+    out.connection_name = "filemesh server";
+    return out;
+  }
+
+  // Publishes the reply for a delivery and settles it once confirmed.
+  void Reply(AmqpConnection& connection, const std::string& reply_to,
+             const std::string& correlation_id, const absl::StatusOr<std::string>& result,
+             uint64_t delivery_tag, Settle settle);
+  void Complete(Completion completion);  // any thread
+  void Settled(int64_t count);
+
+  const AmqpServerOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable settled_cv_;
+  std::vector<Completion> completions_;
+  bool stopping_ = false;
+  int64_t unsettled_ = 0;  // dispatched or answered, not yet acked
+
+  // I/O thread only.
+  std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
+  std::map<uint64_t, Unconfirmed> unconfirmed_;           // reply sequence -> request
+  bool consumers_cancelled_ = false;
+
+  AmqpConnection connection_;  // last: its thread uses everything above
+};
+
+absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
+  consumer_services_.clear();
+  unconfirmed_.clear();
+  consumers_cancelled_ = false;
+  for (const std::string& service : options_.services) {
+    absl::Status status =
+        DeclareServiceQueue(connection, options_.queue_prefix + service, options_.quorum_queues);
+    if (!status.ok()) return status;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::OkStatus();  // shutting down: do not consume
+  }
+  absl::Status status = connection.Qos(options_.prefetch);
+  if (!status.ok()) return status;
+  for (const std::string& service : options_.services) {
+    absl::StatusOr<std::string> tag =
+        connection.Consume(options_.queue_prefix + service, /*exclusive=*/false);
+    if (!tag.ok()) return tag.status();
+    consumer_services_[*tag] = service;
+  }
+  return absl::OkStatus();
+}
+
+void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
+  const uint64_t tag = message.delivery_tag;
+  const AmqpProperties& p = message.properties;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      // Consumers are being cancelled: give it back for another server.
+      (void)connection.Reject(tag, /*requeue=*/true);
+      return;
+    }
+    ++unsettled_;
+  }
+  if (p.reply_to.empty()) {
+    // Nobody to answer: running it would be wasted work whose outcome is
+    // lost. Dead-letter it so an operator can see it.
+    (void)connection.Reject(tag, /*requeue=*/false);
+    Settled(1);
+    return;
+  }
+  std::string problem;
+  if (p.type.empty()) {
+    problem = "no `type` property (the method)";
+  } else if (p.content_type != kContentType) {
+    problem = absl::StrCat("content_type is \"", p.content_type, "\", want \"", kContentType, "\"");
+  } else if (p.correlation_id.empty()) {
+    problem = "no correlation_id";
+  }
+  if (!problem.empty()) {
+    Reply(connection, p.reply_to, p.correlation_id,
+          absl::InvalidArgumentError(absl::StrCat("not a filemesh request: ", problem)), tag,
+          Settle::kReject);
+    return;
+  }
+  auto consumer = consumer_services_.find(message.consumer_tag);
+  const std::string queue_service =
+      consumer == consumer_services_.end() ? std::string() : consumer->second;
+  if (ServiceOfMethod(p.type) != queue_service) {
+    Reply(connection, p.reply_to, p.correlation_id,
+          absl::UnimplementedError(absl::StrCat("method \"", p.type, "\" is not served on queue \"",
+                                                message.routing_key, "\"")),
+          tag, Settle::kAck);
+    return;
+  }
+
+  absl::Duration budget = options_.default_deadline;
+  absl::Duration expiration;
+  if (ParseExpiration(p.expiration, &expiration)) budget = expiration;
+  const absl::Time deadline = absl::Now() + budget;
+
+  Completion base;
+  base.generation = connection.generation();
+  base.delivery_tag = tag;
+  base.reply_to = p.reply_to;
+  base.correlation_id = p.correlation_id;
+  // `done` may come from any thread, after this server is gone, or (from a
+  // broken dispatcher) twice: only the first call of a live server counts.
+  auto called = std::make_shared<std::atomic<bool>>(false);
+  std::weak_ptr<Core> weak = weak_from_this();
+  ReplyCallback done = [weak, called, base](absl::StatusOr<std::string> result) mutable {
+    if (called->exchange(true)) return;
+    std::shared_ptr<Core> self = weak.lock();
+    if (self == nullptr) return;
+    base.result = std::move(result);
+    self->Complete(std::move(base));
+  };
+  try {
+    options_.dispatch(p.type, std::move(message.body), deadline, done);
+  } catch (const std::exception& e) {
+    done(absl::InternalError(absl::StrCat("dispatch failed: ", e.what())));
+  } catch (...) {
+    done(absl::InternalError("dispatch failed"));
+  }
+}
+
+void AmqpServer::Core::Complete(Completion completion) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    completions_.push_back(std::move(completion));
+  }
+  connection_.Wake();
+}
+
+void AmqpServer::Core::OnWake(AmqpConnection& connection) {
+  bool stopping;
+  std::vector<Completion> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stopping_;
+    batch.swap(completions_);
+  }
+  if (stopping && !consumers_cancelled_ && connection.usable()) {
+    consumers_cancelled_ = true;
+    for (const auto& [tag, service] : consumer_services_) {
+      if (!connection.Cancel(tag).ok()) break;
+    }
+  }
+  for (Completion& c : batch) {
+    // Deliveries of an earlier connection are void: the broker delivers
+    // them again, so their outcome is dropped.
+    if (c.generation != connection.generation() || !connection.usable()) continue;
+    Reply(connection, c.reply_to, c.correlation_id, c.result, c.delivery_tag, Settle::kAck);
+  }
+}
+
+void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& reply_to,
+                             const std::string& correlation_id,
+                             const absl::StatusOr<std::string>& result, uint64_t delivery_tag,
+                             Settle settle) {
+  AmqpProperties properties;
+  properties.content_type = std::string(kContentType);
+  properties.correlation_id = correlation_id;
+  properties.delivery_mode = 2;
+  properties.headers = StatusHeaders(result.status());
+  const std::string_view body = result.ok() ? std::string_view(*result) : std::string_view();
+  absl::StatusOr<uint64_t> sequence =
+      connection.Publish("", reply_to, /*mandatory=*/false, properties, body);
+  // On failure the connection is down and the delivery void (redelivered).
+  if (sequence.ok()) unconfirmed_[*sequence] = {delivery_tag, settle};
+}
+
+void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
+                                 bool ack) {
+  auto first = multiple ? unconfirmed_.begin() : unconfirmed_.find(sequence);
+  if (first == unconfirmed_.end()) return;
+  auto last = multiple ? unconfirmed_.upper_bound(sequence) : std::next(first);
+  int64_t settled = 0;
+  for (auto it = first; it != last && connection.usable(); ++it) {
+    const Unconfirmed& u = it->second;
+    if (!ack && u.settle == Settle::kAck) {
+      // The reply was not stored: let the request be served again.
+      (void)connection.Reject(u.delivery_tag, /*requeue=*/true);
+    } else if (u.settle == Settle::kAck) {
+      (void)connection.Ack(u.delivery_tag, /*multiple=*/false);
+    } else {
+      (void)connection.Reject(u.delivery_tag, /*requeue=*/false);
+    }
+    ++settled;
+  }
+  unconfirmed_.erase(first, last);
+  Settled(settled);
+}
+
+void AmqpServer::Core::Settled(int64_t count) {
+  if (count == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  unsettled_ -= count;
+  if (unsettled_ <= 0) {
+    unsettled_ = 0;
+    settled_cv_.notify_all();
+  }
+}
+
+void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
+  (void)why;
+  consumer_services_.clear();
+  unconfirmed_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  // Every unacked delivery of that connection goes back to its queue.
+  unsettled_ = 0;
+  settled_cv_.notify_all();
+}
+
+void AmqpServer::Core::Shutdown(absl::Duration grace) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      lock.unlock();
+      connection_.Wake();
+      lock.lock();
+    }
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(std::max<int64_t>(0, absl::ToInt64Milliseconds(grace)));
+    settled_cv_.wait_until(lock, deadline, [this] { return unsettled_ == 0; });
+  }
+  connection_.Shutdown();
+}
+
+AmqpServer::AmqpServer(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+AmqpServer::~AmqpServer() { core_->Shutdown(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerOptions& options) {
+  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.url);
+  if (!url.ok()) return url.status();
+  if (options.services.empty()) return absl::InvalidArgumentError("no services to serve");
+  for (const std::string& service : options.services) {
+    if (service.empty() || service.find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad service name \"", service, "\": want \"package.Service\""));
+    }
+    if (options.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("queue name for \"", service, "\" too long for AMQP"));
+    }
+  }
+  if (!options.dispatch) return absl::InvalidArgumentError("no dispatcher");
+  if (options.prefetch == 0) return absl::InvalidArgumentError("prefetch must be at least 1");
+  if (options.heartbeat < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heartbeat must not be negative");
+  }
+  if (options.reconnect_backoff_min <= absl::ZeroDuration() ||
+      options.reconnect_backoff_max < options.reconnect_backoff_min) {
+    return absl::InvalidArgumentError(
+        "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
+  }
+  auto core = std::make_shared<Core>(options, *std::move(url));
+  return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));
+}
+
+absl::Status AmqpServer::Start() { return core_->Start(); }
+void AmqpServer::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }
+bool AmqpServer::Connected() const { return core_->Connected(); }
+std::string AmqpServer::LastError() const { return core_->LastError(); }
+
+}  // namespace filemesh::internal

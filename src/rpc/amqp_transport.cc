@@ -1,0 +1,466 @@
+#include "rpc/amqp_transport.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "rpc/amqp_connection.h"
+#include "rpc/amqp_envelope.h"
+#include "rpc/amqp_url.h"
+#include "rpc/handler_registry.h"
+
+namespace filemesh::internal {
+namespace {
+
+// The shortest life of the reply queue once nobody consumes it.
+constexpr absl::Duration kMinReplyQueueExpiry = absl::Seconds(10);
+
+std::string RandomId() {
+  absl::BitGen gen;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 16; ++i) id.push_back(kHex[absl::Uniform(gen, 0, 16)]);
+  return id;
+}
+
+struct PendingCall {
+  enum class State {
+    kOutbox,     // waiting for the I/O thread
+    kInFlight,   // published (or being published), not confirmed
+    kConfirmed,  // the broker has it
+    kDone,       // `result` is final
+  };
+  std::string id;
+  std::string queue;
+  std::string method;
+  std::string request;
+  State state = State::kOutbox;
+  // The caller left without a queued id: nobody wants the outcome.
+  bool cancelled = false;
+  // The caller left with a queued id: the outcome waits for TakeLateReply
+  // until `expires`.
+  bool late = false;
+  absl::Time expires;
+  absl::StatusOr<std::string> result = absl::UnknownError("no reply");
+  std::condition_variable cv;
+};
+
+using CallPtr = std::shared_ptr<PendingCall>;
+
+}  // namespace
+
+class AmqpTransport::Core : public AmqpSession {
+ public:
+  Core(const AmqpClientOptions& options, AmqpUrl url)
+      : options_(options),
+        url_(std::move(url)),
+        client_id_(RandomId()),
+        reply_queue_(absl::StrCat(options.queue_prefix, kReplyQueueInfix, client_id_)),
+        expiration_(ExpirationMillis(options.late_reply_ttl)),
+        connection_(ConnectionOptions(options, url_, client_id_), this) {}
+
+  ~Core() override {
+    connection_.Shutdown();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, call] : calls_) {
+      Finish(*call, absl::UnavailableError("AMQP transport shut down"));
+    }
+  }
+
+  absl::Status Start() { return connection_.Start(); }
+  bool Connected() const { return connection_.Connected(); }
+  const std::string& reply_queue() const { return reply_queue_; }
+
+  TransportResult Call(const std::string& method, const std::string& request, absl::Time deadline);
+  LateReply TakeLateReply(const std::string& id);
+
+  // AmqpSession (I/O thread).
+  absl::Status OnConnected(AmqpConnection& connection) override;
+  void OnDelivery(AmqpConnection& connection, AmqpMessage message) override;
+  void OnReturn(AmqpConnection& connection, AmqpMessage message) override;
+  void OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple, bool ack) override;
+  void OnWake(AmqpConnection& connection) override;
+  void OnIdle(AmqpConnection& connection) override;
+  void OnDisconnected(const absl::Status& why) override;
+
+ private:
+  static AmqpConnectionOptions ConnectionOptions(const AmqpClientOptions& options,
+                                                 const AmqpUrl& url, const std::string& id) {
+    AmqpConnectionOptions out;
+    out.url = url;
+    out.heartbeat = options.heartbeat;
+    out.connect_timeout = options.connect_timeout;
+    out.reconnect_backoff_min = options.reconnect_backoff_min;
+    out.reconnect_backoff_max = options.reconnect_backoff_max;
+    out.connection_name = absl::StrCat("filemesh client ", id);
+    return out;
+  }
+
+  absl::Status NotConnected() const {
+    std::string why = connection_.LastError();
+    return absl::UnavailableError(absl::StrCat("AMQP broker ", url_.Redacted(), " not connected",
+                                               why.empty() ? "" : ": ", why));
+  }
+
+  // Makes `call` final and wakes its caller (or files it for TakeLateReply).
+  void Finish(PendingCall& call, absl::StatusOr<std::string> result);  // mu_ held
+  void RememberLate(const CallPtr& call);                              // mu_ held
+  void SweepLate(absl::Time now);                                      // mu_ held
+  absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
+
+  const AmqpClientOptions options_;
+  const AmqpUrl url_;
+  const std::string client_id_;
+  const std::string reply_queue_;
+  const std::string expiration_;
+  std::atomic<uint64_t> next_id_{0};
+
+  std::mutex mu_;
+  std::unordered_map<std::string, CallPtr> calls_;  // waiting and late calls
+  std::vector<CallPtr> outbox_;
+  std::deque<std::pair<absl::Time, std::string>> late_order_;  // by expiry
+  size_t late_count_ = 0;
+
+  // I/O thread only.
+  std::map<uint64_t, CallPtr> unconfirmed_;  // by publish sequence
+  std::set<std::string> declared_;           // on this connection
+  std::set<std::string> known_queues_;       // ever used, redeclared on reconnect
+  uint64_t reply_tag_seen_ = 0;
+  uint64_t reply_tag_acked_ = 0;
+
+  AmqpConnection connection_;  // last: its thread uses everything above
+};
+
+void AmqpTransport::Core::Finish(PendingCall& call, absl::StatusOr<std::string> result) {
+  if (call.state == PendingCall::State::kDone) return;
+  call.state = PendingCall::State::kDone;
+  call.result = std::move(result);
+  call.request.clear();
+  if (call.late) {
+    // Keep the reply for a full TTL from its arrival.
+    call.expires = absl::Now() + options_.late_reply_ttl;
+    late_order_.emplace_back(call.expires, call.id);
+  }
+  call.cv.notify_all();
+}
+
+void AmqpTransport::Core::RememberLate(const CallPtr& call) {
+  call->late = true;
+  call->expires = absl::Now() + options_.late_reply_ttl;
+  late_order_.emplace_back(call->expires, call->id);
+  ++late_count_;
+  SweepLate(absl::Now());
+}
+
+void AmqpTransport::Core::SweepLate(absl::Time now) {
+  auto live = [this](const std::pair<absl::Time, std::string>& record) -> PendingCall* {
+    auto it = calls_.find(record.second);
+    if (it == calls_.end() || !it->second->late || it->second->expires != record.first) {
+      return nullptr;  // a stale record: taken, or its expiry moved
+    }
+    return it->second.get();
+  };
+  while (!late_order_.empty()) {
+    const auto& front = late_order_.front();
+    PendingCall* call = live(front);
+    if (call != nullptr && front.first > now && late_count_ <= options_.late_reply_capacity) {
+      break;
+    }
+    if (call != nullptr) {
+      calls_.erase(front.second);
+      --late_count_;
+    }
+    late_order_.pop_front();
+  }
+  // Records of calls taken early linger until their expiry: compact them
+  // when they outnumber the live ones.
+  if (late_order_.size() > 2 * late_count_ + 1024) {
+    std::deque<std::pair<absl::Time, std::string>> kept;
+    for (auto& record : late_order_) {
+      if (live(record) != nullptr) kept.push_back(std::move(record));
+    }
+    late_order_.swap(kept);
+  }
+}
+
+TransportResult AmqpTransport::Core::Call(const std::string& method, const std::string& request,
+                                          absl::Time deadline) {
+  TransportResult out;
+  const std::string service = ServiceOfMethod(method);
+  if (service.empty()) {
+    out.response = absl::InvalidArgumentError(
+        absl::StrCat("malformed method name \"", method, "\": want \"/package.Service/Method\""));
+    return out;
+  }
+  if (method.size() > kMaxShortString ||
+      options_.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
+    out.response = absl::InvalidArgumentError(absl::StrCat(
+        "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)"));
+    return out;
+  }
+  if (!connection_.Connected()) {
+    out.response = NotConnected();
+    return out;
+  }
+  if (deadline <= absl::Now()) {
+    out.response = absl::DeadlineExceededError("deadline passed before the call was sent");
+    return out;
+  }
+
+  auto call = std::make_shared<PendingCall>();
+  call->id = absl::StrCat(client_id_, "-", next_id_.fetch_add(1, std::memory_order_relaxed));
+  call->queue = options_.queue_prefix + service;
+  call->method = method;
+  call->request = request;
+
+  std::unique_lock<std::mutex> lock(mu_);
+  calls_.emplace(call->id, call);
+  outbox_.push_back(call);
+  connection_.Wake();
+
+  auto done = [&call] { return call->state == PendingCall::State::kDone; };
+  if (deadline - absl::Now() > absl::Hours(24 * 365)) {
+    call->cv.wait(lock, done);
+  } else {
+    call->cv.wait_until(lock, absl::ToChronoTime(deadline), done);
+  }
+
+  switch (call->state) {
+    case PendingCall::State::kDone:
+      out.response = std::move(call->result);
+      calls_.erase(call->id);
+      return out;
+    case PendingCall::State::kConfirmed:
+      RememberLate(call);
+      out.queued_id = call->id;
+      out.response = absl::DeadlineExceededError(absl::StrCat(
+          "no reply from ", service, " before the deadline; the request is queued as ", call->id));
+      return out;
+    case PendingCall::State::kOutbox:
+    case PendingCall::State::kInFlight:
+      // Not known to be stored: nobody will ask for the outcome.
+      call->cancelled = true;
+      calls_.erase(call->id);
+      out.response = absl::DeadlineExceededError(
+          absl::StrCat("deadline passed before the broker confirmed the request to ", service));
+      return out;
+  }
+  return out;
+}
+
+LateReply AmqpTransport::Core::TakeLateReply(const std::string& id) {
+  LateReply out;
+  std::lock_guard<std::mutex> lock(mu_);
+  SweepLate(absl::Now());
+  auto it = calls_.find(id);
+  if (it == calls_.end() || !it->second->late) return out;  // kUnknown
+  if (it->second->state != PendingCall::State::kDone) {
+    out.state = LateReply::State::kPending;
+    return out;
+  }
+  out.state = LateReply::State::kDone;
+  out.response = std::move(it->second->result);
+  calls_.erase(it);
+  --late_count_;
+  return out;
+}
+
+absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
+  declared_.clear();
+  AmqpQueueSpec reply;
+  reply.name = reply_queue_;
+  reply.durable = true;
+  reply.arguments["x-expires"] =
+      absl::ToInt64Milliseconds(std::max(options_.late_reply_ttl, kMinReplyQueueExpiry));
+  absl::Status status = connection.DeclareQueue(reply);
+  if (!status.ok()) return status;
+  absl::StatusOr<std::string> tag = connection.Consume(reply_queue_, /*exclusive=*/true);
+  if (!tag.ok()) return tag.status();
+  for (const std::string& queue : known_queues_) {
+    // A refusal here is reported to the calls that use the queue.
+    if (DeclareServiceQueue(connection, queue, options_.quorum_queues).ok()) {
+      declared_.insert(queue);
+    }
+    if (!connection.usable()) return absl::UnavailableError("connection lost while declaring");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
+                                                 const std::string& queue) {
+  if (declared_.count(queue) != 0) return absl::OkStatus();
+  absl::Status status = DeclareServiceQueue(connection, queue, options_.quorum_queues);
+  if (!status.ok()) return status;
+  declared_.insert(queue);
+  known_queues_.insert(queue);
+  return absl::OkStatus();
+}
+
+void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
+  std::vector<CallPtr> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (outbox_.empty()) return;
+    batch.reserve(outbox_.size());
+    for (CallPtr& call : outbox_) {
+      if (call->cancelled) continue;  // its caller gave up before it was sent
+      call->state = PendingCall::State::kInFlight;
+      batch.push_back(std::move(call));
+    }
+    outbox_.clear();
+  }
+  // Publish the whole batch without the lock, then file the outcomes.
+  std::vector<std::pair<CallPtr, absl::Status>> failed;
+  AmqpProperties properties;
+  properties.content_type = std::string(kContentType);
+  properties.reply_to = reply_queue_;
+  properties.expiration = expiration_;
+  properties.delivery_mode = 2;
+  for (CallPtr& call : batch) {
+    if (!connection.usable()) {
+      failed.emplace_back(std::move(call), NotConnected());
+      continue;
+    }
+    absl::Status declared = EnsureDeclared(connection, call->queue);
+    if (!declared.ok()) {
+      failed.emplace_back(std::move(call),
+                          absl::UnavailableError(absl::StrCat(
+                              "cannot declare queue \"", call->queue, "\": ", declared.message())));
+      continue;
+    }
+    properties.type = call->method;
+    properties.correlation_id = call->id;
+    absl::StatusOr<uint64_t> sequence =
+        connection.Publish("", call->queue, /*mandatory=*/true, properties, call->request);
+    if (!sequence.ok()) {
+      failed.emplace_back(std::move(call), sequence.status());
+      continue;
+    }
+    unconfirmed_.emplace(*sequence, std::move(call));
+  }
+  if (failed.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [call, status] : failed) Finish(*call, std::move(status));
+}
+
+void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
+                                    bool ack) {
+  (void)connection;
+  auto first = multiple ? unconfirmed_.begin() : unconfirmed_.find(sequence);
+  if (first == unconfirmed_.end()) return;
+  auto last = multiple ? unconfirmed_.upper_bound(sequence) : std::next(first);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = first; it != last; ++it) {
+    PendingCall& call = *it->second;
+    if (call.state != PendingCall::State::kInFlight) continue;  // returned or answered
+    if (ack) {
+      call.state = PendingCall::State::kConfirmed;
+    } else {
+      Finish(call, absl::UnavailableError(absl::StrCat("the broker refused the request to \"",
+                                                       call.queue, "\" (basic.nack)")));
+    }
+  }
+  unconfirmed_.erase(first, last);
+}
+
+void AmqpTransport::Core::OnReturn(AmqpConnection& connection, AmqpMessage message) {
+  (void)connection;
+  // The queue is gone (it was cached as declared): declare it again next time.
+  declared_.erase(message.routing_key);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = calls_.find(message.properties.correlation_id);
+  if (it == calls_.end()) return;
+  Finish(*it->second,
+         absl::UnavailableError(absl::StrCat("no queue took the request to \"", message.routing_key,
+                                             "\": ", message.reply_code, " ", message.reply_text)));
+}
+
+void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
+  (void)connection;
+  reply_tag_seen_ = std::max(reply_tag_seen_, message.delivery_tag);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = calls_.find(message.properties.correlation_id);
+  if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
+  PendingCall& call = *it->second;
+  if (call.state == PendingCall::State::kDone) return;  // a duplicate
+  Finish(call, ReplyOutcome(message));
+}
+
+void AmqpTransport::Core::OnIdle(AmqpConnection& connection) {
+  if (reply_tag_seen_ > reply_tag_acked_) {
+    // One ack for every reply of the round.
+    if (connection.Ack(reply_tag_seen_, /*multiple=*/true).ok()) {
+      reply_tag_acked_ = reply_tag_seen_;
+    }
+  }
+}
+
+void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
+  declared_.clear();
+  reply_tag_seen_ = 0;
+  reply_tag_acked_ = 0;
+  std::map<uint64_t, CallPtr> lost;
+  lost.swap(unconfirmed_);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [sequence, call] : lost) {
+    if (call->state != PendingCall::State::kInFlight) continue;
+    Finish(*call,
+           absl::UnavailableError(absl::StrCat(
+               "connection to the broker lost before it confirmed the request: ", why.message())));
+  }
+}
+
+AmqpTransport::AmqpTransport(std::unique_ptr<Core> core) : core_(std::move(core)) {}
+AmqpTransport::~AmqpTransport() = default;
+
+absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
+    const AmqpClientOptions& options) {
+  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.url);
+  if (!url.ok()) return url.status();
+  if (options.queue_prefix.size() + sizeof(kReplyQueueInfix) + 16 > kMaxShortString) {
+    return absl::InvalidArgumentError("queue_prefix too long for AMQP queue names");
+  }
+  if (options.late_reply_ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
+  }
+  if (options.heartbeat < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heartbeat must not be negative");
+  }
+  if (options.reconnect_backoff_min <= absl::ZeroDuration() ||
+      options.reconnect_backoff_max < options.reconnect_backoff_min) {
+    return absl::InvalidArgumentError(
+        "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
+  }
+  auto core = std::make_unique<Core>(options, *std::move(url));
+  absl::Status started = core->Start();
+  if (!started.ok()) return started;
+  return std::unique_ptr<AmqpTransport>(new AmqpTransport(std::move(core)));
+}
+
+TransportResult AmqpTransport::Call(const std::string& method, const std::string& request,
+                                    absl::Time deadline) {
+  return core_->Call(method, request, deadline);
+}
+
+bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }
+
+LateReply AmqpTransport::TakeLateReply(const std::string& queued_id) {
+  return core_->TakeLateReply(queued_id);
+}
+
+bool AmqpTransport::Connected() const { return core_->Connected(); }
+
+const std::string& AmqpTransport::reply_queue() const { return core_->reply_queue(); }
+
+}  // namespace filemesh::internal

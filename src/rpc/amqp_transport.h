@@ -1,0 +1,81 @@
+// AmqpTransport: unary calls over RabbitMQ, per docs/protocol.md.
+//
+// A request is published (persistent, mandatory, with publisher confirms) to
+// the service's queue; the reply comes back on one reply queue per transport,
+// which outlives reconnects. Every caller shares one connection and its one
+// I/O thread. A call whose request the broker confirmed but whose reply did
+// not come by the deadline ends with DeadlineExceeded and a `queued_id`; the
+// reply is kept when it comes (bounded, with a TTL) for TakeLateReply.
+//
+// Thread safety: every method may be called from any number of threads.
+
+#ifndef FILEMESH_SRC_RPC_AMQP_TRANSPORT_H_
+#define FILEMESH_SRC_RPC_AMQP_TRANSPORT_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "filemesh/transport.hpp"
+
+namespace filemesh::internal {
+
+struct AmqpClientOptions {
+  // "amqp://user:pass@host:port/vhost" (see ParseAmqpUrl).
+  std::string url;
+  // Prepended to every queue name.
+  std::string queue_prefix;
+  // Declare service queues as quorum queues (must match the servers).
+  bool quorum_queues = false;
+  // AMQP heartbeat interval (zero disables heartbeats).
+  absl::Duration heartbeat = absl::Seconds(10);
+  // The request's `expiration` (how long it stays worth serving) and how long
+  // a late reply is kept for TakeLateReply.
+  absl::Duration late_reply_ttl = absl::Minutes(10);
+  // Most queued calls remembered at once; the oldest is forgotten past it.
+  size_t late_reply_capacity = 10000;
+  // Bounds of the jittered exponential backoff between reconnects.
+  absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Bound of the TCP connect and of the AMQP handshake.
+  absl::Duration connect_timeout = absl::Seconds(5);
+};
+
+class AmqpTransport : public Transport {
+ public:
+  // InvalidArgument for a malformed URL or option. The broker is connected
+  // in the background: an unreachable broker is not an error here.
+  static absl::StatusOr<std::unique_ptr<AmqpTransport>> Create(const AmqpClientOptions& options);
+  ~AmqpTransport() override;
+
+  TransportKind kind() const override { return TransportKind::kAmqp; }
+
+  // InvalidArgument for a malformed method name; Unavailable at once when the
+  // broker is not connected, when the broker refuses or returns the request
+  // (no queue took it) or when the connection drops before the broker
+  // confirmed it; DeadlineExceeded with `queued_id` when it was confirmed but
+  // no reply came in time. Otherwise the service's reply, status included.
+  TransportResult Call(const std::string& method, const std::string& request,
+                       absl::Time deadline) override;
+
+  // True while the broker connection is down.
+  bool KnownUnavailable() const override;
+
+  LateReply TakeLateReply(const std::string& queued_id) override;
+
+  // Whether the connection is up (the opposite of KnownUnavailable).
+  bool Connected() const;
+  // This transport's reply queue (prefix + "filemesh.reply." + random id).
+  const std::string& reply_queue() const;
+
+ private:
+  class Core;
+  explicit AmqpTransport(std::unique_ptr<Core> core);
+  std::unique_ptr<Core> core_;
+};
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_AMQP_TRANSPORT_H_

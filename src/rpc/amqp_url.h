@@ -1,0 +1,39 @@
+// AMQP URLs: "amqp://user:pass@host:port/vhost", parsed once, printed safely.
+
+#ifndef FILEMESH_SRC_RPC_AMQP_URL_H_
+#define FILEMESH_SRC_RPC_AMQP_URL_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace filemesh::internal {
+
+struct AmqpUrl {
+  std::string user = "guest";
+  std::string password = "guest";
+  std::string host = "localhost";  // without brackets for IPv6
+  int port = 5672;
+  std::string vhost = "/";
+
+  // The URL with the password replaced by "***" (or left out when empty),
+  // for logs and error messages.
+  std::string Redacted() const;
+};
+
+// Parses `url` as "amqp://[user[:password]@]host[:port][/vhost]".
+//  - user, password and vhost are percent-decoded; user and password default
+//    to guest/guest (RabbitMQ's loopback-only default user).
+//  - host is a name, an IPv4 address or a bracketed IPv6 address ("[::1]").
+//  - port defaults to 5672 and must be 1..65535.
+//  - no path, or "/", is the default vhost "/"; "/%2f" is "/" too; a vhost
+//    may not hold an unencoded "/".
+// InvalidArgument (naming the part at fault, never the password) for
+// anything else, including "amqps" (TLS is not supported), query strings and
+// fragments.
+absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url);
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_RPC_AMQP_URL_H_

@@ -1,0 +1,106 @@
+#include "rpc/amqp_url.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace filemesh::internal {
+namespace {
+
+struct GoodUrl {
+  std::string url;
+  std::string user, password, host;
+  int port;
+  std::string vhost;
+};
+
+TEST(AmqpUrlTest, ParsesWellFormedUrls) {
+  const GoodUrl cases[] = {
+      {"amqp://u:p@h:1234/v", "u", "p", "h", 1234, "v"},
+      {"amqp://localhost", "guest", "guest", "localhost", 5672, "/"},
+      {"amqp://localhost/", "guest", "guest", "localhost", 5672, "/"},
+      {"amqp://127.0.0.1:5673/%2f", "guest", "guest", "127.0.0.1", 5673, "/"},
+      {"amqp://app@broker.example", "app", "", "broker.example", 5672, "/"},
+      {"amqp://a%40b:p%3Aw%2Fd@h/prod%2Fv1", "a@b", "p:w/d", "h", 5672, "prod/v1"},
+      {"amqp://u:@h", "u", "", "h", 5672, "/"},
+      {"amqp://u:p@[::1]:5680/x", "u", "p", "::1", 5680, "x"},
+      {"amqp://[fe80::1]", "guest", "guest", "fe80::1", 5672, "/"},
+      {"amqp://u:p:q@h", "u", "p:q", "h", 5672, "/"},  // the first ':' splits
+      {"amqp://h:65535", "guest", "guest", "h", 65535, "/"},
+  };
+  for (const GoodUrl& c : cases) {
+    SCOPED_TRACE(c.url);
+    auto url = ParseAmqpUrl(c.url);
+    ASSERT_TRUE(url.ok()) << url.status();
+    EXPECT_EQ(url->user, c.user);
+    EXPECT_EQ(url->password, c.password);
+    EXPECT_EQ(url->host, c.host);
+    EXPECT_EQ(url->port, c.port);
+    EXPECT_EQ(url->vhost, c.vhost);
+  }
+}
+
+TEST(AmqpUrlTest, RejectsMalformedUrlsNamingThePart) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "amqp://"},
+      {"http://h", "amqp://"},
+      {"amqps://h", "TLS"},
+      {"amqp://", "host"},
+      {"amqp://:5672", "host"},
+      {"amqp://u:p@", "host"},
+      {"amqp://h:", "port"},
+      {"amqp://h:0", "port"},
+      {"amqp://h:65536", "port"},
+      {"amqp://h:99999999999999999999", "port"},
+      {"amqp://h:12ab", "port"},
+      {"amqp://h:-1", "port"},
+      {"amqp://[::1", "'['"},
+      {"amqp://[::1]x", "IPv6"},
+      {"amqp://[zz]", "IPv6"},
+      {"amqp://h/a/b", "vhost"},
+      {"amqp://h/%zz", "vhost"},
+      {"amqp://h/%2", "vhost"},
+      {"amqp://%zz@h", "user"},
+      {"amqp://@h", "user"},
+      {"amqp://h?heartbeat=5", "query"},
+      {"amqp://h#x", "query"},
+      {"amqp://h st", "space"},
+      {"amqp://h$t", "host"},
+  };
+  for (const auto& [text, part] : cases) {
+    SCOPED_TRACE(text);
+    auto url = ParseAmqpUrl(text);
+    ASSERT_FALSE(url.ok());
+    EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(url.status().message().find(part), absl::string_view::npos) << url.status();
+  }
+}
+
+TEST(AmqpUrlTest, ErrorsNeverShowThePassword) {
+  auto url = ParseAmqpUrl("amqp://user:s3cr%zzet@h");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(url.status().message().find("s3cr"), absl::string_view::npos) << url.status();
+  url = ParseAmqpUrl("amqp://user:s3cret@h:bad");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(url.status().message().find("s3cret"), absl::string_view::npos) << url.status();
+}
+
+TEST(AmqpUrlTest, RedactedHidesThePasswordAndRoundTrips) {
+  auto url = ParseAmqpUrl("amqp://a%40b:s3cret@h:1234/prod%2Fv1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  const std::string redacted = url->Redacted();
+  EXPECT_EQ(redacted, "amqp://a%40b:***@h:1234/prod%2Fv1");
+  EXPECT_EQ(redacted.find("s3cret"), std::string::npos);
+
+  auto v6 = ParseAmqpUrl("amqp://u@[::1]");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_EQ(v6->Redacted(), "amqp://u@[::1]:5672/%2F");
+  // The redacted form parses back to the same place.
+  auto again = ParseAmqpUrl(v6->Redacted());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->host, "::1");
+  EXPECT_EQ(again->vhost, "/");
+}
+
+}  // namespace
+}  // namespace filemesh::internal

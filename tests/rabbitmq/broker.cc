@@ -1,0 +1,179 @@
+#include "rabbitmq/broker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#ifndef FILEMESH_RABBITMQ_NODE_SCRIPT
+#error "FILEMESH_RABBITMQ_NODE_SCRIPT must name tests/rabbitmq/rabbitmq_node.sh"
+#endif
+
+namespace filemesh::testing {
+namespace {
+
+RabbitNode* g_shared = nullptr;
+
+bool PortFree(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// A port P with P, P+1 and P+2 free (AMQP, distribution, epmd).
+int PickPorts() {
+  std::random_device seed;
+  std::mt19937 gen(seed());
+  std::uniform_int_distribution<int> dist(20000, 60000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = dist(gen);
+    if (PortFree(port) && PortFree(port + 1) && PortFree(port + 2)) return port;
+  }
+  return -1;
+}
+
+std::string Tail(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string all = text.str();
+  return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
+}
+
+}  // namespace
+
+RabbitNode::RabbitNode(std::string dir, int port) : dir_(std::move(dir)), port_(port) {
+  url_ = "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/";
+  if (dir_.empty()) return;  // external: nothing to watch
+  // The watchdog: stops the node and removes its directory when this process
+  // dies without saying goodbye (its end of the pipe then reads EOF).
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return;
+  const std::string script = FILEMESH_RABBITMQ_NODE_SCRIPT;
+  const std::string port_text = std::to_string(port_);
+  const char* cleanup = "\"$0\" stop \"$1\" \"$2\" >/dev/null 2>&1; rm -rf \"$1\"";
+  // Forked twice, so that it is no descendant of this process: ctest kills a
+  // timed-out test's whole process tree, and the watchdog must survive that.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls from here on.
+    if (fork() != 0) _exit(0);
+    setsid();
+    const int null_fd = open("/dev/null", O_RDWR);
+    dup2(null_fd, 0);
+    dup2(null_fd, 1);
+    dup2(null_fd, 2);
+    dup2(fds[0], 3);
+    close_range(4, ~0U, 0);  // nobody else's pipes stay open through us
+    char c = 0;
+    ssize_t n;
+    do {
+      n = read(3, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1 && c == 'q') _exit(0);
+    execl("/bin/sh", "sh", "-c", cleanup, script.c_str(), dir_.c_str(), port_text.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(1);
+  }
+  close(fds[0]);
+  if (pid < 0) {
+    close(fds[1]);
+    return;
+  }
+  waitpid(pid, nullptr, 0);  // the intermediate child, gone at once
+  watchdog_fd_ = fds[1];
+}
+
+std::unique_ptr<RabbitNode> RabbitNode::External(std::string url) {
+  std::unique_ptr<RabbitNode> node(new RabbitNode("", 0));
+  node->url_ = std::move(url);
+  return node;
+}
+
+RabbitNode::~RabbitNode() {
+  if (dir_.empty()) return;  // external
+  Report("stop", Run("stop"));
+  const std::string rm = "rm -rf '" + dir_ + "'";
+  if (std::system(rm.c_str()) != 0) ADD_FAILURE() << "could not remove " << dir_;
+  if (watchdog_fd_ >= 0) {
+    (void)!write(watchdog_fd_, "q", 1);  // all done: the watchdog just exits
+    close(watchdog_fd_);
+  }
+}
+
+bool RabbitNode::Run(const std::string& action) {
+  if (dir_.empty()) {
+    last_failure_ = "an external broker cannot " + action;
+    return false;
+  }
+  const std::string log = dir_ + "/script.log";
+  const std::string command = std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " " + action + " '" +
+                              dir_ + "' " + std::to_string(port_) + " >>'" + log + "' 2>&1";
+  const int rc = std::system(command.c_str());
+  if (rc == 0) return true;
+  last_failure_ =
+      "rabbitmq_node.sh " + action + " failed (" + std::to_string(rc) + "):\n" + Tail(log);
+  return false;
+}
+
+bool RabbitNode::Report(const std::string& action, bool ok) {
+  if (!ok) ADD_FAILURE() << "RabbitMQ node " << action << ": " << last_failure_;
+  return ok;
+}
+
+std::unique_ptr<RabbitNode> RabbitNode::Start(std::string* error) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    char dir[] = "/tmp/filemesh-rabbitmq-XXXXXX";  // the rabbitmq user must reach it
+    if (mkdtemp(dir) == nullptr) {
+      *error = "mkdtemp failed";
+      return nullptr;
+    }
+    const int port = PickPorts();
+    if (port < 0) {
+      rmdir(dir);
+      *error = "no free ports";
+      return nullptr;
+    }
+    std::unique_ptr<RabbitNode> node(new RabbitNode(dir, port));
+    if (node->Run("start")) return node;
+    *error = node->last_failure_;
+  }
+  return nullptr;
+}
+
+bool RabbitNode::Stop() { return Report("stop", Run("stop")); }
+bool RabbitNode::StartAgain() { return Report("start", Run("start")); }
+bool RabbitNode::Restart() { return Report("restart", Run("restart")); }
+
+void SharedBrokerEnvironment::SetUp() {
+  if (const char* url = std::getenv("FILEMESH_TEST_AMQP_URL"); url != nullptr && *url != 0) {
+    g_shared = RabbitNode::External(url).release();
+    return;
+  }
+  std::string error;
+  g_shared = RabbitNode::Start(&error).release();
+  ASSERT_NE(g_shared, nullptr) << "cannot start a RabbitMQ node: " << error;
+}
+
+void SharedBrokerEnvironment::TearDown() {
+  delete g_shared;
+  g_shared = nullptr;
+}
+
+RabbitNode* SharedBroker() { return g_shared; }
+
+}  // namespace filemesh::testing

@@ -1,0 +1,73 @@
+// A private RabbitMQ node for a test binary (tests/rabbitmq/rabbitmq_node.sh):
+// its own temporary directory, free loopback ports and node name.
+//
+// A node takes several seconds to start, so a test binary shares one
+// (SharedBrokerEnvironment) and only a test that restarts the broker makes
+// its own. The node is stopped and its directory removed when the object
+// dies; a watchdog process does the same if the test binary dies first
+// (crash, abort, timeout kill), so no broker outlives its test.
+
+#ifndef FILEMESH_TESTS_RABBITMQ_BROKER_H_
+#define FILEMESH_TESTS_RABBITMQ_BROKER_H_
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace filemesh::testing {
+
+class RabbitNode {
+ public:
+  // Starts a node (retrying on another port if one was taken meanwhile).
+  // Null, with `error` set, if it would not start.
+  static std::unique_ptr<RabbitNode> Start(std::string* error);
+  // A broker that runs already (not started, stopped or restarted here).
+  static std::unique_ptr<RabbitNode> External(std::string url);
+  ~RabbitNode();
+
+  RabbitNode(const RabbitNode&) = delete;
+  RabbitNode& operator=(const RabbitNode&) = delete;
+
+  // "amqp://guest:guest@127.0.0.1:PORT/".
+  const std::string& url() const { return url_; }
+  int port() const { return port_; }
+
+  // Stops the node (its durable state stays), starts it again on the same
+  // port and directory, or both. Each returns false (and records a test
+  // failure) if the script fails.
+  bool Stop();
+  bool StartAgain();
+  bool Restart();
+
+ private:
+  RabbitNode(std::string dir, int port);
+  // Runs the node script; false (see last_failure_) if it failed.
+  bool Run(const std::string& action);
+  // Records a test failure for a failed `action`; returns `ok`.
+  bool Report(const std::string& action, bool ok);
+
+  std::string dir_;
+  int port_;
+  std::string url_;
+  std::string last_failure_;
+  int watchdog_fd_ = -1;  // closing it without a 'q' sets the watchdog off
+};
+
+// Starts one node before the binary's first test and stops it after the
+// last; with FILEMESH_TEST_AMQP_URL set it uses that broker instead (for
+// quick runs while developing). Register it in a test file with
+//   const auto* const kBroker =
+//       ::testing::AddGlobalTestEnvironment(new SharedBrokerEnvironment);
+class SharedBrokerEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override;
+  void TearDown() override;
+};
+
+// The shared node (null outside SharedBrokerEnvironment).
+RabbitNode* SharedBroker();
+
+}  // namespace filemesh::testing
+
+#endif  // FILEMESH_TESTS_RABBITMQ_BROKER_H_

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# A private RabbitMQ node for tests: its own state folder, ports, node name and
+# epmd, on loopback.
+#
+#   rabbitmq_node.sh start|stop|restart DIR PORT
+#
+# DIR holds the node's state (mnesia, logs, pid, plugins file, cookie) and is
+# made if missing. PORT is the AMQP port; the node also uses PORT+1 (Erlang
+# distribution) and PORT+2 (its own epmd), so all three must be free. `start`
+# waits (at most RABBITMQ_NODE_START_TIMEOUT seconds, default 60) until the
+# node accepts AMQP connections and prints the URL. `stop` stops the node and
+# its epmd (killing them if a clean stop does not finish in time); stopping a
+# node that is not running is not an error. Needs root (the node runs as the
+# `rabbitmq` user, as Debian's scripts arrange).
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 start|stop|restart DIR PORT" >&2
+  exit 2
+}
+
+[[ $# -eq 3 ]] || usage
+action=$1
+dir=$2
+port=$3
+if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65533)); then
+  echo "$0: bad port '$port'" >&2
+  exit 2
+fi
+
+start_timeout=${RABBITMQ_NODE_START_TIMEOUT:-60}
+stop_timeout=${RABBITMQ_NODE_STOP_TIMEOUT:-30}
+node="filemesh-test-${port}@localhost"
+dist_port=$((port + 1))
+epmd_port=$((port + 2))
+
+node_env() {
+  export RABBITMQ_NODENAME="$node"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$port"
+  export RABBITMQ_DIST_PORT="$dist_port"
+  export ERL_EPMD_PORT="$epmd_port"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
+  export RABBITMQ_LOG_BASE="$dir/log"
+  export RABBITMQ_PID_FILE="$dir/pid"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/plugins"
+  export HOME="$dir"
+  # Distribution on loopback only, like everything else here.
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+ctl() {
+  # rabbitmqctl's own timeout, and ours in case it hangs.
+  timeout 30 rabbitmqctl -n "$node" "$@"
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+beam_pid() {
+  # The node's OS pid, if it still runs: from the copy `start` keeps (the
+  # node removes its own pid file before its process has exited), else from
+  # the node's pid file.
+  local pid file
+  for file in "$dir/beam.pid" "$dir/pid"; do
+    pid=$(cat "$file" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 0
+}
+
+start() {
+  mkdir -p "$dir/mnesia" "$dir/log"
+  echo '[].' >"$dir/plugins"
+  chown -R rabbitmq:rabbitmq "$dir"
+  node_env
+  if port_open; then
+    echo "$0: port $port is already in use" >&2
+    exit 1
+  fi
+  # The node's own epmd, on loopback (before anything else starts one).
+  epmd -daemon -address 127.0.0.1 -port "$epmd_port"
+  # setsid: the node must not die with the caller's process group or terminal.
+  setsid rabbitmq-server >"$dir/log/console.log" 2>&1 </dev/null &
+  local deadline=$((SECONDS + start_timeout))
+  until port_open; do
+    if ((SECONDS >= deadline)); then
+      echo "$0: node $node did not listen on $port within ${start_timeout}s; log:" >&2
+      tail -n 30 "$dir/log/console.log" >&2 || true
+      stop_node
+      exit 1
+    fi
+    sleep 0.2
+  done
+  if ! ctl --timeout "$start_timeout" await_startup >/dev/null; then
+    echo "$0: node $node did not finish starting" >&2
+    stop_node
+    exit 1
+  fi
+  cp "$dir/pid" "$dir/beam.pid"
+  echo "amqp://guest:guest@127.0.0.1:${port}/"
+}
+
+stop_node() {
+  node_env
+  local pid
+  pid=$(beam_pid)
+  if [[ -n $pid ]] || port_open; then
+    ctl stop >/dev/null 2>&1 || true
+  fi
+  local deadline=$((SECONDS + stop_timeout))
+  while [[ -n $(beam_pid) ]] && ((SECONDS < deadline)); do sleep 0.2; done
+  pid=$(beam_pid)
+  if [[ -n $pid ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # The node's own epmd (started by the node on ERL_EPMD_PORT).
+  epmd -port "$epmd_port" -kill >/dev/null 2>&1 || true
+  rm -f "$dir/pid" "$dir/beam.pid"
+}
+
+case $action in
+  start) start ;;
+  stop) stop_node ;;
+  restart)
+    stop_node
+    start
+    ;;
+  *) usage ;;
+esac
