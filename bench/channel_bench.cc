@@ -70,14 +70,12 @@ void RoundTrips(benchmark::State& state, filemesh::FileListerClient* client) {
     if (!r.ok() || r->entries_size() != 3) ++failed;
   }
   state.SetItemsProcessed(state.iterations());
-  state.counters["failed"] = benchmark::Counter(static_cast<double>(failed),
-                                                benchmark::Counter::kAvgThreadsRate);
+  state.counters["failed"] =
+      benchmark::Counter(static_cast<double>(failed), benchmark::Counter::kAvgThreadsRate);
   if (failed > 0) state.SkipWithError("some calls failed");
 }
 
-void BM_GrpcRoundTrip(benchmark::State& state) {
-  RoundTrips(state, GetRig().grpc_client.get());
-}
+void BM_GrpcRoundTrip(benchmark::State& state) { RoundTrips(state, GetRig().grpc_client.get()); }
 BENCHMARK(BM_GrpcRoundTrip)->Threads(1)->Threads(32)->UseRealTime()->MinTime(2.0);
 
 void BM_AmqpRoundTrip(benchmark::State& state) {
@@ -93,5 +91,3 @@ void BM_AmqpRoundTrip(benchmark::State& state) {
 BENCHMARK(BM_AmqpRoundTrip)->Threads(1)->Threads(32)->UseRealTime()->MinTime(2.0);
 
 }  // namespace
-
-

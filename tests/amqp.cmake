@@ -35,3 +35,7 @@ endfunction()
 filemesh_add_amqp_test(amqp_url_test)
 filemesh_add_amqp_test(amqp_transport_test BROKER)
 filemesh_add_amqp_test(amqp_reconnect_test BROKER)
+
+# The whole path: clients, FailoverChannel, gRPC and RabbitMQ, ServiceHost.
+filemesh_add_amqp_test(failover_e2e_test BROKER)
+target_link_libraries(failover_e2e_test PRIVATE filemesh_rpc_test_support)

@@ -188,6 +188,7 @@ void AmqpConnection::Shutdown() {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  FinishFirstAttempt();  // nobody waits for an attempt that will not come
 }
 
 void AmqpConnection::Wake() {
@@ -380,6 +381,17 @@ absl::Status AmqpConnection::RpcStatus(std::string_view what, int channel) {
   return status;
 }
 
+void AmqpConnection::FinishFirstAttempt() {
+  absl::MutexLock lock(&attempt_mu_);
+  first_attempt_done_ = true;
+}
+
+bool AmqpConnection::AwaitFirstAttempt(absl::Time deadline) {
+  absl::MutexLock lock(&attempt_mu_);
+  attempt_mu_.AwaitWithDeadline(absl::Condition(&first_attempt_done_), deadline);
+  return Connected();
+}
+
 void AmqpConnection::Run() {
   absl::Time next_attempt = absl::Now();
   while (!stop_.load()) {
@@ -393,6 +405,7 @@ void AmqpConnection::Run() {
       if (!Connect()) {
         SetLastError(broken_);
         Disconnect(false);
+        FinishFirstAttempt();
         next_attempt = absl::Now() + NextBackoff();
         continue;
       }
@@ -403,12 +416,14 @@ void AmqpConnection::Run() {
         SetLastError(status);
         Disconnect(false);
         session_->OnDisconnected(status);
+        FinishFirstAttempt();
         next_attempt = absl::Now() + NextBackoff();
         continue;
       }
       connected_at_ = absl::Now();
       read_socket_ = true;
       connected_.store(true, std::memory_order_release);
+      FinishFirstAttempt();
     }
 
     DrainFrames();

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "rpc/amqp_url.h"
 
@@ -132,6 +133,10 @@ class AmqpConnection {
   void Shutdown();
   // The connection is up and the session's OnConnected succeeded.
   bool Connected() const { return connected_.load(std::memory_order_acquire); }
+  // Waits until the first connection attempt has ended (or `deadline`), so
+  // calls made right after start-up find the broker connected instead of
+  // failing; later losses are not waited for. Returns Connected().
+  bool AwaitFirstAttempt(absl::Time deadline);
   // Makes the I/O thread call OnWake soon.
   void Wake();
   // Why the connection last went down or could not be made (for messages).
@@ -190,6 +195,10 @@ class AmqpConnection {
   std::atomic<bool> connected_{false};
   std::atomic<bool> wake_pending_{false};
   int wake_fd_ = -1;
+
+  absl::Mutex attempt_mu_;
+  bool first_attempt_done_ ABSL_GUARDED_BY(attempt_mu_) = false;
+  void FinishFirstAttempt();
 
   mutable std::mutex error_mu_;
   std::string last_error_;

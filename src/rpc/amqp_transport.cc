@@ -209,7 +209,7 @@ TransportResult AmqpTransport::Core::Call(const std::string& method, const std::
         "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)"));
     return out;
   }
-  if (!connection_.Connected()) {
+  if (!connection_.Connected() && !connection_.AwaitFirstAttempt(deadline)) {
     out.response = NotConnected();
     return out;
   }
