@@ -30,8 +30,8 @@ class FailoverEndToEndTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_NE(testing::SharedBroker(), nullptr);
     amqp_url_ = testing::SharedBroker()->url();
-    prefix_ = absl::StrCat("e2e.", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                           ".");
+    prefix_ =
+        absl::StrCat("e2e.", ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".");
   }
 
   std::unique_ptr<ServiceHost> Host(const std::string& grpc_listen, bool amqp) {
@@ -154,8 +154,10 @@ TEST_F(FailoverEndToEndTest, ApplicationErrorsAreTheSameOverBothTransports) {
     const absl::Status local = service_.lister->List(request).status();
     ASSERT_FALSE(local.ok()) << path;
     CallInfo grpc_info, amqp_info;
-    const absl::Status g = over_grpc.List(request, absl::Now() + absl::Seconds(10), &grpc_info).status();
-    const absl::Status a = over_amqp.List(request, absl::Now() + absl::Seconds(10), &amqp_info).status();
+    const absl::Status g =
+        over_grpc.List(request, absl::Now() + absl::Seconds(10), &grpc_info).status();
+    const absl::Status a =
+        over_amqp.List(request, absl::Now() + absl::Seconds(10), &amqp_info).status();
     EXPECT_EQ(grpc_info.served_by, TransportKind::kGrpc);
     EXPECT_EQ(amqp_info.served_by, TransportKind::kAmqp);
     EXPECT_EQ(g, local) << path;

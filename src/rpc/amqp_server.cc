@@ -32,7 +32,7 @@ struct Completion {
 
 class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this<Core> {
  public:
-  Core(AmqpServerOptions options, AmqpUrl url)
+  Core(AmqpServerOptions options, const AmqpUrl& url)
       : options_(std::move(options)), connection_(ConnectionOptions(options_, url), this) {}
   ~Core() override { connection_.Shutdown(); }
 
