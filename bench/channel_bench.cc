@@ -41,6 +41,9 @@ Rig& GetRig() {
     options.grpc_listen = "127.0.0.1:0";
     options.amqp_url = r->amqp_url;
     options.queue_prefix = "bench.";
+    if (const char* prefetch = std::getenv("FILEMESH_BENCH_PREFETCH")) {
+      options.amqp_prefetch = std::atoi(prefetch);
+    }
     r->host = std::make_unique<filemesh::ServiceHost>(options);
     r->host->AddFileLister(*r->lister);
     if (!r->host->Start().ok()) std::abort();

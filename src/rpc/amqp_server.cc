@@ -53,11 +53,6 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   void OnDisconnected(const absl::Status& why) override;
 
  private:
-  struct Unconfirmed {
-    uint64_t delivery_tag;
-    Settle settle;
-  };
-
   static AmqpConnectionOptions ConnectionOptions(const AmqpServerOptions& options,
                                                  const AmqpUrl& url) {
     AmqpConnectionOptions out;
@@ -87,7 +82,6 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
 
   // I/O thread only.
   std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
-  std::map<uint64_t, Unconfirmed> unconfirmed_;           // reply sequence -> request
   bool consumers_cancelled_ = false;
 
   AmqpConnection connection_;  // last: its thread uses everything above
@@ -95,7 +89,6 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
 
 absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   consumer_services_.clear();
-  unconfirmed_.clear();
   consumers_cancelled_ = false;
   for (const std::string& service : options_.services) {
     absl::Status status =
@@ -234,29 +227,25 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
   absl::StatusOr<uint64_t> sequence =
       connection.Publish("", reply_to, /*mandatory=*/false, properties, body);
   // On failure the connection is down and the delivery void (redelivered).
-  if (sequence.ok()) unconfirmed_[*sequence] = {delivery_tag, settle};
+  if (!sequence.ok()) return;
+  // Settle the request right behind its reply, on the same channel: the
+  // broker reads the two in order, so it never sees the ack without the
+  // reply. Waiting for the reply's confirm (an fsync for a persistent
+  // message) would hold a prefetch slot per request for that long and cap a
+  // server at prefetch / fsync latency (3,200 calls/s here at prefetch 32,
+  // against 7,000 without the wait). What is given up: a reply the broker
+  // had received but not yet written when it crashed hard.
+  if (settle == Settle::kAck) {
+    (void)connection.Ack(delivery_tag, /*multiple=*/false);
+  } else {
+    (void)connection.Reject(delivery_tag, /*requeue=*/false);
+  }
+  Settled(1);
 }
 
-void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
-                                 bool ack) {
-  auto first = multiple ? unconfirmed_.begin() : unconfirmed_.find(sequence);
-  if (first == unconfirmed_.end()) return;
-  auto last = multiple ? unconfirmed_.upper_bound(sequence) : std::next(first);
-  int64_t settled = 0;
-  for (auto it = first; it != last && connection.usable(); ++it) {
-    const Unconfirmed& u = it->second;
-    if (!ack && u.settle == Settle::kAck) {
-      // The reply was not stored: let the request be served again.
-      (void)connection.Reject(u.delivery_tag, /*requeue=*/true);
-    } else if (u.settle == Settle::kAck) {
-      (void)connection.Ack(u.delivery_tag, /*multiple=*/false);
-    } else {
-      (void)connection.Reject(u.delivery_tag, /*requeue=*/false);
-    }
-    ++settled;
-  }
-  unconfirmed_.erase(first, last);
-  Settled(settled);
+void AmqpServer::Core::OnConfirm(AmqpConnection&, uint64_t, bool, bool) {
+  // Requests are settled right behind their replies (see Reply), so the
+  // confirms of the replies change nothing here.
 }
 
 void AmqpServer::Core::Settled(int64_t count) {
@@ -272,7 +261,6 @@ void AmqpServer::Core::Settled(int64_t count) {
 void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
   (void)why;
   consumer_services_.clear();
-  unconfirmed_.clear();
   std::lock_guard<std::mutex> lock(mu_);
   // Every unacked delivery of that connection goes back to its queue.
   unsettled_ = 0;
