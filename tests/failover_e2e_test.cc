@@ -6,12 +6,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "filemesh/clients.hpp"
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/service_host.hpp"
@@ -208,7 +208,7 @@ TEST_F(FailoverEndToEndTest, ManyThreadsWhileTheGrpcServerStopsAndStarts) {
   constexpr int kThreads = 64;
   constexpr int kCallsEach = 500;
   std::atomic<int> done{0}, wrong{0}, by_grpc{0}, by_amqp{0};
-  absl::Mutex error_mu;
+  std::mutex error_mu;
   std::string first_error;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -222,7 +222,7 @@ TEST_F(FailoverEndToEndTest, ManyThreadsWhileTheGrpcServerStopsAndStarts) {
         const std::string want = request.path() == "docs" ? "docs/a.txt" : "src/main.cc";
         if (!r.ok() || r->entries_size() == 0 || r->entries(0).path() != want) {
           ++wrong;
-          absl::MutexLock lock(&error_mu);
+          std::lock_guard<std::mutex> lock(error_mu);
           if (first_error.empty()) first_error = r.status().ToString();
         }
         if (info.served_by == TransportKind::kGrpc) ++by_grpc;

@@ -4,12 +4,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "filemesh/clients.hpp"
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
@@ -36,7 +36,7 @@ class GrpcFailoverTest : public ::testing::Test {
     fallback->ServeFileLister(*service_.lister);
     fallback_ = fallback.get();
     policy.on_breaker_change = [this](BreakerState, BreakerState to) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       transitions_.push_back(to);
     };
     channel_ = std::make_shared<FailoverChannel>(*std::move(primary), std::move(fallback),
@@ -65,7 +65,7 @@ class GrpcFailoverTest : public ::testing::Test {
   InMemoryTransport* fallback_ = nullptr;
   std::shared_ptr<FailoverChannel> channel_;
   std::unique_ptr<FileListerClient> client_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::vector<BreakerState> transitions_;
 };
 
@@ -149,7 +149,7 @@ TEST_F(GrpcFailoverTest, BreakerOpensProbesAndClosesWhenGrpcIsBack) {
   } while (info.served_by != TransportKind::kGrpc && absl::Now() < give_up);
   EXPECT_EQ(info.served_by, TransportKind::kGrpc);
   EXPECT_EQ(channel_->breaker_state(), BreakerState::kClosed);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ASSERT_GE(transitions_.size(), 3u);
   EXPECT_EQ(transitions_.front(), BreakerState::kOpen);
   EXPECT_EQ(transitions_.back(), BreakerState::kClosed);
@@ -183,7 +183,7 @@ TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {
   std::atomic<int> done{0};
   std::atomic<int> wrong{0};
   std::atomic<int> by_grpc{0};
-  absl::Mutex error_mu;
+  std::mutex error_mu;
   std::string first_error;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -195,7 +195,7 @@ TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {
         auto r = client_->List(request, absl::Now() + absl::Seconds(10), &info);
         if (!r.ok() || r->entries_size() != 2 || r->entries(1).path() != "docs/b.md") {
           ++wrong;
-          absl::MutexLock lock(&error_mu);
+          std::lock_guard<std::mutex> lock(error_mu);
           if (first_error.empty()) first_error = r.status().ToString();
         }
         if (info.served_by == TransportKind::kGrpc) ++by_grpc;

@@ -29,7 +29,7 @@ void CircuitBreaker::MoveTo(BreakerState next) {
 }
 
 bool CircuitBreaker::AllowPrimary() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Refresh();
   switch (state_) {
     case BreakerState::kClosed:
@@ -45,7 +45,7 @@ bool CircuitBreaker::AllowPrimary() {
 }
 
 void CircuitBreaker::RecordSuccess() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   consecutive_failures_ = 0;
   probe_in_flight_ = false;
   cooldown_ = policy_.breaker_cooldown;
@@ -53,7 +53,7 @@ void CircuitBreaker::RecordSuccess() {
 }
 
 void CircuitBreaker::RecordFailure() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Refresh();
   switch (state_) {
     case BreakerState::kClosed:
@@ -74,19 +74,19 @@ void CircuitBreaker::RecordFailure() {
 }
 
 BreakerState CircuitBreaker::state() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   // What AllowPrimary would see; the transition itself happens there.
   if (state_ == BreakerState::kOpen && clock_() >= open_until_) return BreakerState::kHalfOpen;
   return state_;
 }
 
 uint64_t CircuitBreaker::times_opened() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return times_opened_;
 }
 
 absl::Duration CircuitBreaker::current_cooldown() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return cooldown_;
 }
 

@@ -12,9 +12,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "filemesh/failover_channel.hpp"
 
@@ -40,19 +39,19 @@ class CircuitBreaker {
   absl::Duration current_cooldown() const;
 
  private:
-  // Applies open -> half-open when the cooldown is over.
-  void Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MoveTo(BreakerState next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies open -> half-open when the cooldown is over. Callers hold mu_.
+  void Refresh();
+  void MoveTo(BreakerState next);
 
   const FailoverPolicy policy_;
   const Clock clock_;
-  mutable absl::Mutex mu_;
-  BreakerState state_ ABSL_GUARDED_BY(mu_) = BreakerState::kClosed;
-  int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Duration cooldown_ ABSL_GUARDED_BY(mu_);
-  absl::Time open_until_ ABSL_GUARDED_BY(mu_);
-  bool probe_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t times_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable std::mutex mu_;
+  BreakerState state_ = BreakerState::kClosed;
+  int consecutive_failures_ = 0;
+  absl::Duration cooldown_;
+  absl::Time open_until_;
+  bool probe_in_flight_ = false;
+  uint64_t times_opened_ = 0;
 };
 
 }  // namespace filemesh::internal

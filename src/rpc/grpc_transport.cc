@@ -124,7 +124,7 @@ GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
 }
 
 const grpc::internal::RpcMethod& GrpcTransport::MethodFor(const std::string& method) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = methods_.find(method);
   if (it == methods_.end()) {
     // The map owns the name; RpcMethod keeps a pointer to it. Registering

@@ -6,11 +6,10 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "filemesh/transport.hpp"
 
@@ -60,8 +59,8 @@ class GrpcTransport final : public Transport {
   };
 
   std::shared_ptr<grpc::Channel> channel_;
-  absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<MethodEntry>> methods_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<MethodEntry>> methods_;
 };
 
 }  // namespace filemesh::internal

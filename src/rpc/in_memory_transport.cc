@@ -1,34 +1,34 @@
 #include "filemesh/testing/in_memory_transport.hpp"
 
 #include <map>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::testing {
 
 struct InMemoryTransport::Impl {
-  mutable absl::Mutex mu;
-  internal::HandlerRegistry registry ABSL_GUARDED_BY(mu);
-  bool unavailable ABSL_GUARDED_BY(mu) = false;
-  bool queueing ABSL_GUARDED_BY(mu) = false;
-  uint64_t calls ABSL_GUARDED_BY(mu) = 0;
-  uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+  mutable std::mutex mu;
+  internal::HandlerRegistry registry;
+  bool unavailable = false;
+  bool queueing = false;
+  uint64_t calls = 0;
+  uint64_t next_id = 1;
   struct Queued {
     std::string method;
     std::string request;
     bool done = false;
     absl::StatusOr<std::string> response = absl::UnknownError("no reply");
   };
-  std::map<std::string, Queued> queued ABSL_GUARDED_BY(mu);
+  std::map<std::string, Queued> queued;
 
   absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
                                     absl::Time deadline) {
     internal::RawHandler handler;
     {
-      absl::MutexLock lock(&mu);
+      std::lock_guard<std::mutex> lock(mu);
       const internal::RawHandler* found = registry.Find(method);
       if (found == nullptr) return absl::UnimplementedError("unknown method " + method);
       handler = *found;
@@ -41,7 +41,7 @@ InMemoryTransport::InMemoryTransport() : impl_(std::make_unique<Impl>()) {}
 InMemoryTransport::~InMemoryTransport() = default;
 
 void InMemoryTransport::Register(const std::string& method, RawMethodHandler handler) {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->registry.Add(method, std::move(handler));
 }
 
@@ -70,19 +70,19 @@ void InMemoryTransport::ServeFileSearcher(const FileSearcherInterface& service) 
 }
 
 void InMemoryTransport::SetUnavailable(bool unavailable) {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->unavailable = unavailable;
 }
 
 void InMemoryTransport::SetQueueing(bool queueing) {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->queueing = queueing;
 }
 
 void InMemoryTransport::DeliverQueued() {
   std::map<std::string, Impl::Queued> pending;
   {
-    absl::MutexLock lock(&impl_->mu);
+    std::lock_guard<std::mutex> lock(impl_->mu);
     for (auto& [id, q] : impl_->queued) {
       if (!q.done) pending.emplace(id, q);
     }
@@ -90,7 +90,7 @@ void InMemoryTransport::DeliverQueued() {
   for (auto& [id, q] : pending) {
     absl::StatusOr<std::string> response =
         impl_->Serve(q.method, q.request, absl::InfiniteFuture());
-    absl::MutexLock lock(&impl_->mu);
+    std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->queued.find(id);
     if (it == impl_->queued.end()) continue;
     it->second.done = true;
@@ -99,7 +99,7 @@ void InMemoryTransport::DeliverQueued() {
 }
 
 uint64_t InMemoryTransport::calls() const {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->calls;
 }
 
@@ -107,7 +107,7 @@ TransportResult InMemoryTransport::Call(const std::string& method, const std::st
                                         absl::Time deadline) {
   TransportResult result;
   {
-    absl::MutexLock lock(&impl_->mu);
+    std::lock_guard<std::mutex> lock(impl_->mu);
     ++impl_->calls;
     if (impl_->unavailable) {
       result.response = absl::UnavailableError("in-memory transport set unavailable");
@@ -126,12 +126,12 @@ TransportResult InMemoryTransport::Call(const std::string& method, const std::st
 }
 
 bool InMemoryTransport::KnownUnavailable() const {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->unavailable;
 }
 
 LateReply InMemoryTransport::TakeLateReply(const std::string& queued_id) {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->queued.find(queued_id);
   LateReply reply;
   if (it == impl_->queued.end()) return reply;

@@ -1,10 +1,10 @@
 #include "filemesh/service_host.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <utility>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
@@ -20,10 +20,11 @@ struct ServiceHost::Impl {
   std::unique_ptr<internal::WorkerPool> pool;
   std::unique_ptr<internal::GrpcServer> grpc;
   std::unique_ptr<internal::AmqpServer> amqp;
-  absl::Mutex mu;
-  bool started ABSL_GUARDED_BY(mu) = false;
-  bool shut_down ABSL_GUARDED_BY(mu) = false;
-  absl::Notification done;
+  std::mutex mu;
+  bool started = false;
+  bool shut_down = false;
+  std::condition_variable done_cv;
+  bool done = false;
 
   // Runs a handler on the pool; every path calls `reply` exactly once.
   void Dispatch(const std::string& method, std::string request, absl::Time deadline,
@@ -71,7 +72,7 @@ void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
 }
 
 absl::Status ServiceHost::Start() {
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->started) return absl::FailedPreconditionError("the host was already started");
   const ServiceHostOptions& o = impl_->options;
   if (impl_->registry.ServiceNames().empty()) {
@@ -140,7 +141,7 @@ bool ServiceHost::amqp_connected() const { return impl_->amqp && impl_->amqp->Co
 
 void ServiceHost::Shutdown(absl::Duration grace) {
   {
-    absl::MutexLock lock(&impl_->mu);
+    std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->started || impl_->shut_down) return;
     impl_->shut_down = true;
   }
@@ -150,15 +151,17 @@ void ServiceHost::Shutdown(absl::Duration grace) {
   if (impl_->amqp) impl_->amqp->Shutdown(grace);
   if (impl_->grpc) impl_->grpc->Shutdown(std::max(absl::ZeroDuration(), until - absl::Now()));
   if (impl_->pool) impl_->pool->Stop();
-  impl_->done.Notify();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->done = true;
+  }
+  impl_->done_cv.notify_all();
 }
 
 void ServiceHost::Wait() {
-  {
-    absl::MutexLock lock(&impl_->mu);
-    if (!impl_->started) return;
-  }
-  impl_->done.WaitForNotification();
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  if (!impl_->started) return;
+  impl_->done_cv.wait(lock, [this] { return impl_->done; });
 }
 
 }  // namespace filemesh

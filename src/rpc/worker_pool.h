@@ -4,14 +4,13 @@
 #ifndef FILEMESH_SRC_RPC_WORKER_POOL_H_
 #define FILEMESH_SRC_RPC_WORKER_POOL_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 
 namespace filemesh::internal {
 
@@ -34,9 +33,12 @@ class WorkerPool {
   void Run();
 
   const size_t max_queued_;
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which then cannot see absl::Mutex synchronise.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
 
