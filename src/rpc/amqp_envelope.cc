@@ -67,6 +67,18 @@ std::string ExpirationMillis(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
+absl::Status CheckConnectionTiming(absl::Duration heartbeat, absl::Duration backoff_min,
+                                   absl::Duration backoff_max) {
+  if (heartbeat < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heartbeat must not be negative");
+  }
+  if (backoff_min <= absl::ZeroDuration() || backoff_max < backoff_min) {
+    return absl::InvalidArgumentError(
+        "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
+  }
+  return absl::OkStatus();
+}
+
 bool ParseExpiration(std::string_view expiration, absl::Duration* out) {
   uint64_t ms = 0;
   if (expiration.empty() || !absl::SimpleAtoi(AbslView(expiration), &ms)) return false;

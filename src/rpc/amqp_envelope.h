@@ -48,6 +48,11 @@ std::string ExpirationMillis(absl::Duration d);
 // The `expiration` property as a duration; false if absent or malformed.
 bool ParseExpiration(std::string_view expiration, absl::Duration* out);
 
+// The connection timing options that client and server share: a heartbeat
+// that is not negative, and 0 < reconnect_backoff_min <= reconnect_backoff_max.
+absl::Status CheckConnectionTiming(absl::Duration heartbeat, absl::Duration backoff_min,
+                                   absl::Duration backoff_max);
+
 }  // namespace filemesh::internal
 
 #endif  // FILEMESH_SRC_RPC_AMQP_ENVELOPE_H_

@@ -304,13 +304,10 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
   }
   if (!options.dispatch) return absl::InvalidArgumentError("no dispatcher");
   if (options.prefetch == 0) return absl::InvalidArgumentError("prefetch must be at least 1");
-  if (options.heartbeat < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("heartbeat must not be negative");
-  }
-  if (options.reconnect_backoff_min <= absl::ZeroDuration() ||
-      options.reconnect_backoff_max < options.reconnect_backoff_min) {
-    return absl::InvalidArgumentError(
-        "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
+  if (absl::Status timing = CheckConnectionTiming(options.heartbeat, options.reconnect_backoff_min,
+                                                  options.reconnect_backoff_max);
+      !timing.ok()) {
+    return timing;
   }
   auto core = std::make_shared<Core>(options, *std::move(url));
   return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));

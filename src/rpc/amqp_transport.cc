@@ -434,13 +434,10 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
-  if (options.heartbeat < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("heartbeat must not be negative");
-  }
-  if (options.reconnect_backoff_min <= absl::ZeroDuration() ||
-      options.reconnect_backoff_max < options.reconnect_backoff_min) {
-    return absl::InvalidArgumentError(
-        "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
+  if (absl::Status timing = CheckConnectionTiming(options.heartbeat, options.reconnect_backoff_min,
+                                                  options.reconnect_backoff_max);
+      !timing.ok()) {
+    return timing;
   }
   auto core = std::make_unique<Core>(options, *std::move(url));
   absl::Status started = core->Start();
