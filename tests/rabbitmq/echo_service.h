@@ -15,12 +15,13 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "filemesh/file_service.hpp"
 #include "filemesh/v1/filemesh.pb.h"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::testing {
 
-inline constexpr char kListMethod[] = "/filemesh.v1.FileLister/List";
+using filemesh::kListMethod;  // the public name, not a second copy
 inline constexpr char kListerService[] = "filemesh.v1.FileLister";
 
 // The request for `path` (and `page_size`), serialized.
