@@ -86,7 +86,10 @@ class FailoverEndToEndTest : public ::testing::Test {
 
 TEST_F(FailoverEndToEndTest, GrpcUpIsServedByGrpc) {
   auto host = Host("127.0.0.1:0", /*amqp=*/true);
-  FileListerClient client(Channel(Loopback(host->grpc_port()), true));
+  // The first call also connects; give it room (sanitizer builds are slow).
+  FailoverPolicy policy;
+  policy.attempt_timeout = absl::Seconds(5);
+  FileListerClient client(Channel(Loopback(host->grpc_port()), true, policy));
   for (int i = 0; i < 3; ++i) {
     const CallInfo info = ListDocs(client);
     EXPECT_EQ(info.served_by, TransportKind::kGrpc);

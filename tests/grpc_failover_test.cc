@@ -71,7 +71,11 @@ class GrpcFailoverTest : public ::testing::Test {
 
 TEST_F(GrpcFailoverTest, GrpcUpServesOverGrpc) {
   auto host = testing::StartHost(service_, "127.0.0.1:0");
-  Connect(absl::StrCat("127.0.0.1:", host->grpc_port()));
+  // The first call also connects; give it room (sanitizer builds are slow).
+  // How fast a hung server is left is the next tests' business.
+  FailoverPolicy policy;
+  policy.attempt_timeout = absl::Seconds(5);
+  Connect(absl::StrCat("127.0.0.1:", host->grpc_port()), policy);
   for (int i = 0; i < 3; ++i) {
     const CallInfo info = ListDocs();
     EXPECT_EQ(info.served_by, TransportKind::kGrpc);

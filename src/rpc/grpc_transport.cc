@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -95,6 +96,9 @@ absl::StatusOr<ResolvedTarget> ResolveGrpcTarget(const std::string& target) {
                         true};
 }
 
+// Least time one connection attempt may take (see GRPC_ARG_MIN_RECONNECT_BACKOFF_MS below).
+constexpr absl::Duration kMinConnectTimeout = absl::Seconds(5);
+
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
     const GrpcTransportOptions& options) {
   absl::StatusOr<ResolvedTarget> target = ResolveGrpcTarget(options.target);
@@ -105,7 +109,11 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   // Reconnect quickly once a server is back: the breaker's probe must find a
   // ready channel, not one waiting out gRPC's default 1 s..120 s backoff.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_min));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_min));
+  // Despite its name, gRPC core reads GRPC_ARG_MIN_RECONNECT_BACKOFF_MS as the
+  // least time a connection attempt (TCP + HTTP/2 handshake) is given. Tying
+  // it to the reconnect backoff made a handshake slower than ~100 ms fail
+  // forever; a stalled peer is the attempt deadline's business, not this.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(kMinConnectTimeout));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_max));
   // Notice a peer that stopped answering (SIGSTOP, a dead host) between calls.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -121,6 +129,30 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
 GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
     : channel_(std::move(channel)) {
   channel_->GetState(/*try_to_connect=*/true);
+  keeper_ = std::thread([this] { KeepConnecting(); });
+}
+
+// gRPC advances a connection attempt only while some thread polls the
+// channel: a call in flight, a state watch, or its backup poller every 5 s.
+// Between calls (breaker open, a server restarting) nobody would, so the
+// channel stayed in TRANSIENT_FAILURE for seconds after its server was back
+// and every breaker probe failed at once on KnownUnavailable(). Watching the
+// state while the channel is not READY drives the attempts; a READY channel
+// is only checked now and then, so calls never share their poller with this.
+void GrpcTransport::KeepConnecting() {
+  constexpr absl::Duration kWatchSlice = absl::Milliseconds(50);
+  constexpr auto kReadyCheckInterval = std::chrono::milliseconds(200);
+  std::unique_lock<std::mutex> lock(keeper_mu_);
+  while (!stopping_) {
+    const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) {
+      keeper_cv_.wait_for(lock, kReadyCheckInterval);
+      continue;
+    }
+    lock.unlock();
+    channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + kWatchSlice));
+    lock.lock();
+  }
 }
 
 const grpc::internal::RpcMethod& GrpcTransport::MethodFor(const std::string& method) {
@@ -138,7 +170,14 @@ const grpc::internal::RpcMethod& GrpcTransport::MethodFor(const std::string& met
   return *it->second->rpc;
 }
 
-GrpcTransport::~GrpcTransport() = default;
+GrpcTransport::~GrpcTransport() {
+  {
+    std::lock_guard<std::mutex> lock(keeper_mu_);
+    stopping_ = true;
+  }
+  keeper_cv_.notify_all();
+  keeper_.join();
+}
 
 TransportResult GrpcTransport::Call(const std::string& method, const std::string& request,
                                     absl::Time deadline) {

@@ -4,10 +4,12 @@
 #ifndef FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 #define FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -52,6 +54,9 @@ class GrpcTransport final : public Transport {
  private:
   explicit GrpcTransport(std::shared_ptr<grpc::Channel> channel);
   const grpc::internal::RpcMethod& MethodFor(const std::string& method);
+  // Runs on keeper_: drives connection attempts while the channel is not
+  // READY (see the .cc).
+  void KeepConnecting();
 
   struct MethodEntry {
     std::string name;
@@ -61,6 +66,11 @@ class GrpcTransport final : public Transport {
   std::shared_ptr<grpc::Channel> channel_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<MethodEntry>> methods_;
+
+  std::mutex keeper_mu_;
+  std::condition_variable keeper_cv_;
+  bool stopping_ = false;  // guarded by keeper_mu_
+  std::thread keeper_;
 };
 
 }  // namespace filemesh::internal
