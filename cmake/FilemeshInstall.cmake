@@ -40,6 +40,12 @@ if(TARGET filemesh_rpc)
     LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
   list(APPEND FILEMESH_EXPORTED_COMPONENTS rpc)
 endif()
+if(TARGET filemesh_rest)
+  install(TARGETS filemesh_rest EXPORT filemesh-rest-targets
+    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
+    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
+  list(APPEND FILEMESH_EXPORTED_COMPONENTS rest)
+endif()
 foreach(component IN LISTS FILEMESH_EXPORTED_COMPONENTS)
   install(EXPORT filemesh-${component}-targets
     NAMESPACE filemesh::
@@ -62,9 +68,15 @@ install(FILES
   DESTINATION "${FILEMESH_CMAKE_DIR}"
   COMPONENT filemesh_development)
 
-if(TARGET filemesh_rpc)
+# rpc's process helpers (process.hpp) parse Abseil flags.
+set(FILEMESH_PC_RPC_REQUIRES
+  "grpc++ librabbitmq absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
+if(TARGET filemesh_rest)
+  set(FILEMESH_PC_LIBS "-lfilemesh_rest -lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
+  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES} cpp-httplib")
+elseif(TARGET filemesh_rpc)
   set(FILEMESH_PC_LIBS "-lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
-  set(FILEMESH_PC_REQUIRES "grpc++ librabbitmq")
+  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES}")
 else()
   set(FILEMESH_PC_LIBS "-lfilemesh_fs -lfilemesh_proto")
   set(FILEMESH_PC_REQUIRES "")

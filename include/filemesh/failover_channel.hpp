@@ -76,7 +76,8 @@ struct FailoverChannelOptions {
   // Most late replies kept at once; the oldest is dropped past it.
   size_t late_reply_capacity = 10000;
   // Bounds of the exponential, jittered backoff between broker reconnects
-  // (and of gRPC's own reconnect backoff).
+  // and of gRPC's own reconnect backoff (which is also kept at or below the
+  // breaker cooldown, so a probe finds a server that came back).
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   FailoverPolicy policy;
@@ -140,6 +141,10 @@ class FailoverChannel {
   // Whether each transport is known to be unable to deliver right now.
   bool primary_available() const;
   bool fallback_available() const;
+
+  // Whether the channel was made with each transport (for readiness reports).
+  bool has_primary() const;
+  bool has_fallback() const;
 
  private:
   struct Impl;

@@ -13,7 +13,8 @@
 // On gRPC the host also serves grpc.health.v1.Health (each registered service
 // SERVING while the host runs) and server reflection. On AMQP it consumes one
 // queue per service as docs/protocol.md describes, reconnecting with backoff
-// when the broker goes away. Either transport may be left out.
+// when the broker goes away. Either transport may be left out. Start,
+// shutdown and the broker connection's ups and downs are logged (log.hpp).
 //
 // Handlers run on the host's worker threads and may be called concurrently.
 // A handler that throws answers INTERNAL; nothing a client sends can crash the
@@ -56,6 +57,9 @@ struct ServiceHostOptions {
   // Calls waiting for a handler thread beyond this are refused
   // (RESOURCE_EXHAUSTED).
   size_t max_queued_calls = 10000;
+  // Log one line per handled call (`event=call method=... transport=grpc|amqp
+  // code=OK duration_ms=...`); off by default, as it costs a write per call.
+  bool log_calls = false;
 };
 
 // A handler on serialized messages: the form every typed handler takes

@@ -15,6 +15,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
+#include "filemesh/log.hpp"
 
 namespace filemesh::internal {
 namespace {
@@ -406,7 +407,9 @@ void AmqpConnection::Run() {
         SetLastError(broken_);
         Disconnect(false);
         FinishFirstAttempt();
-        next_attempt = absl::Now() + NextBackoff();
+        const absl::Duration backoff = NextBackoff();
+        LogConnectFailed(broken_, backoff);
+        next_attempt = absl::Now() + backoff;
         continue;
       }
       ++generation_;
@@ -417,12 +420,16 @@ void AmqpConnection::Run() {
         Disconnect(false);
         session_->OnDisconnected(status);
         FinishFirstAttempt();
-        next_attempt = absl::Now() + NextBackoff();
+        const absl::Duration backoff = NextBackoff();
+        LogConnectFailed(status, backoff);
+        next_attempt = absl::Now() + backoff;
         continue;
       }
       connected_at_ = absl::Now();
       read_socket_ = true;
       connected_.store(true, std::memory_order_release);
+      // For a server this means its queues are being consumed.
+      LogEvent("amqp_connected", {{"role", options_.role}, {"url", options_.url.Redacted()}});
       FinishFirstAttempt();
     }
 
@@ -439,7 +446,13 @@ void AmqpConnection::Run() {
       Disconnect(false);
       session_->OnDisconnected(why);
       if (lived) backoff_attempt_ = 0;
-      next_attempt = absl::Now() + NextBackoff();
+      const absl::Duration backoff = NextBackoff();
+      LogEvent(LogLevel::kWarning, "amqp_connection_lost",
+               {{"role", options_.role},
+                {"url", options_.url.Redacted()},
+                {"error", StdView(why.message())},
+                {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff))}});
+      next_attempt = absl::Now() + backoff;
       continue;
     }
 
@@ -465,7 +478,17 @@ void AmqpConnection::Run() {
   if (conn_ != nullptr) {
     Disconnect(true);
     session_->OnDisconnected(absl::UnavailableError("AMQP connection shut down"));
+    LogEvent("amqp_closed", {{"role", options_.role}, {"url", options_.url.Redacted()}});
   }
+}
+
+void AmqpConnection::LogConnectFailed(const absl::Status& why, absl::Duration retry_in) {
+  LogEvent(LogLevel::kWarning, "amqp_connect_failed",
+           {{"role", options_.role},
+            {"url", options_.url.Redacted()},
+            {"attempt", absl::StrCat(backoff_attempt_)},
+            {"error", StdView(why.message())},
+            {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(retry_in))}});
 }
 
 void AmqpConnection::DrainFrames() {

@@ -88,6 +88,8 @@ struct AmqpConnectionOptions {
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   // Shown in the broker's management tools.
   std::string connection_name = "filemesh";
+  // "client" or "server": the `role` of this connection's log lines.
+  std::string role = "client";
 };
 
 class AmqpConnection;
@@ -184,6 +186,8 @@ class AmqpConnection {
   void ConsumeWake();
   absl::Duration NextBackoff();
   void SetLastError(const absl::Status& status);
+  // One log line per connection event (see Run).
+  void LogConnectFailed(const absl::Status& why, absl::Duration retry_in);
 
   const AmqpConnectionOptions options_;
   AmqpSession* const session_;

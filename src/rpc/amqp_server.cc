@@ -62,6 +62,7 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
     out.reconnect_backoff_min = options.reconnect_backoff_min;
     out.reconnect_backoff_max = options.reconnect_backoff_max;
     out.connection_name = "filemesh server";
+    out.role = "server";
     return out;
   }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "filemesh/log.hpp"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/process_tuning.h"
@@ -54,10 +55,30 @@ bool IsTransportFailure(const absl::Status& status) {
 
 struct FailoverChannel::Impl {
   Impl(std::unique_ptr<Transport> p, std::unique_ptr<Transport> f, FailoverPolicy pol)
-      : primary(std::move(p)), fallback(std::move(f)), policy(std::move(pol)), breaker(policy) {}
+      : primary(std::move(p)),
+        fallback(std::move(f)),
+        policy(WithBreakerLog(std::move(pol))),
+        breaker(policy) {}
+
+  // `policy` with a log line per breaker state change in front of the
+  // caller's own callback.
+  FailoverPolicy WithBreakerLog(FailoverPolicy p) {
+    p.on_breaker_change = [this, next = std::move(p.on_breaker_change)](BreakerState from,
+                                                                        BreakerState to) {
+      LogEvent(
+          to == BreakerState::kOpen ? LogLevel::kWarning : LogLevel::kInfo, "breaker_state_changed",
+          {{"target", target}, {"from", BreakerStateName(from)}, {"to", BreakerStateName(to)}});
+      if (next) next(from, to);
+    };
+    return p;
+  }
 
   std::unique_ptr<Transport> primary;
   std::unique_ptr<Transport> fallback;
+  // What the primary reaches, for log lines: the gRPC target, or the
+  // transport's kind for channels built from transports. Set before the
+  // channel is shared, read-only afterwards.
+  std::string target;
   const FailoverPolicy policy;
   internal::CircuitBreaker breaker;
 
@@ -79,7 +100,11 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
     internal::GrpcTransportOptions grpc;
     grpc.target = options.grpc_target;
     grpc.reconnect_backoff_min = options.reconnect_backoff_min;
-    grpc.reconnect_backoff_max = options.reconnect_backoff_max;
+    // A breaker probe finds the server back only if gRPC has tried to
+    // reconnect since: never let its backoff outgrow the breaker's cooldown.
+    grpc.reconnect_backoff_max =
+        std::min(options.reconnect_backoff_max,
+                 std::max(options.policy.breaker_cooldown, options.reconnect_backoff_min));
     absl::StatusOr<std::unique_ptr<internal::GrpcTransport>> t =
         internal::GrpcTransport::Create(grpc);
     if (!t.ok()) return t.status();
@@ -90,12 +115,16 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
     if (!t.ok()) return t.status();
     fallback = *std::move(t);
   }
-  return std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback), options.policy);
+  auto channel =
+      std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback), options.policy);
+  if (!options.grpc_target.empty()) channel->impl_->target = options.grpc_target;
+  return channel;
 }
 
 FailoverChannel::FailoverChannel(std::unique_ptr<Transport> primary,
                                  std::unique_ptr<Transport> fallback, FailoverPolicy policy)
     : impl_(std::make_unique<Impl>(std::move(primary), std::move(fallback), std::move(policy))) {
+  if (impl_->primary != nullptr) impl_->target = TransportKindName(impl_->primary->kind());
   internal::ApplyProcessTuning();
 }
 
@@ -195,5 +224,9 @@ bool FailoverChannel::primary_available() const {
 bool FailoverChannel::fallback_available() const {
   return impl_->fallback != nullptr && !impl_->fallback->KnownUnavailable();
 }
+
+bool FailoverChannel::has_primary() const { return impl_->primary != nullptr; }
+
+bool FailoverChannel::has_fallback() const { return impl_->fallback != nullptr; }
 
 }  // namespace filemesh

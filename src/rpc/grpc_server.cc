@@ -9,8 +9,10 @@
 #include <deque>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "filemesh/log.hpp"
 #include "rpc/status_convert.h"
 
 namespace filemesh::internal {
@@ -69,6 +71,7 @@ struct GrpcServer::Impl {
   std::vector<std::string> service_names;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  std::string address;
 };
 
 GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,6 +92,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
+  // port in use (and take half its connections) instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Clients ping every 10 s to notice a stopped server; allow it.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -106,10 +112,17 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
     health->SetServingStatus(true);
     for (const std::string& name : impl->service_names) health->SetServingStatus(name, true);
   }
+  // Unix socket addresses have no port to fill in.
+  impl->address = absl::StartsWith(listen, "unix:")
+                      ? listen
+                      : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl->port);
+  LogEvent("grpc_listening", {{"address", impl->address}});
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
 }
 
 int GrpcServer::port() const { return impl_->port; }
+
+const std::string& GrpcServer::address() const { return impl_->address; }
 
 void GrpcServer::Shutdown(absl::Duration grace) {
   if (impl_ == nullptr || impl_->server == nullptr) return;

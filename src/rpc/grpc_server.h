@@ -17,14 +17,16 @@ namespace filemesh::internal {
 class GrpcServer {
  public:
   // Binds `listen` and starts serving the registry's methods through
-  // `dispatch`. InvalidArgument for a malformed address, Unavailable when it
-  // cannot be bound.
+  // `dispatch`; logs `event=grpc_listening address=HOST:PORT`. InvalidArgument
+  // for a malformed address, Unavailable when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const std::string& listen,
                                                            const HandlerRegistry& registry,
                                                            Dispatcher dispatch);
   ~GrpcServer();
 
   int port() const;
+  // The listen address with the bound port ("127.0.0.1:0" -> "127.0.0.1:43121").
+  const std::string& address() const;
   // Marks every service NOT_SERVING, then stops, waiting up to `grace` for
   // calls in flight.
   void Shutdown(absl::Duration grace);

@@ -3,9 +3,16 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "absl_compat.h"
+#include "filemesh/log.hpp"
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
 #include "rpc/handler_registry.h"
@@ -28,7 +35,8 @@ struct ServiceHost::Impl {
 
   // Runs a handler on the pool; every path calls `reply` exactly once.
   void Dispatch(const std::string& method, std::string request, absl::Time deadline,
-                const internal::ReplyCallback& reply) {
+                std::string_view transport, internal::ReplyCallback reply) {
+    if (options.log_calls) reply = WithCallLog(method, transport, std::move(reply));
     const internal::RawHandler* handler = registry.Find(method);
     if (handler == nullptr) {
       reply(absl::UnimplementedError("unknown method " + method));
@@ -44,6 +52,30 @@ struct ServiceHost::Impl {
     if (!pool->Submit(std::move(task))) {
       reply(absl::ResourceExhaustedError("the service is overloaded or shutting down"));
     }
+  }
+
+  // `reply`, logging the call's outcome and how long it took from dispatch.
+  // The line is written before the reply goes out, so a client that got its
+  // answer finds the call in the log.
+  static internal::ReplyCallback WithCallLog(const std::string& method, std::string_view transport,
+                                             internal::ReplyCallback reply) {
+    return [method, transport, start = absl::Now(),
+            reply = std::move(reply)](absl::StatusOr<std::string> response) {
+      const absl::Duration took = absl::Now() - start;
+      LogEvent("call",
+               {{"method", method},
+                {"transport", transport},
+                {"code", internal::StdView(absl::StatusCodeToString(response.status().code()))},
+                {"duration_ms", absl::StrCat(absl::FDivDuration(took, absl::Milliseconds(1)))}});
+      reply(std::move(response));
+    };
+  }
+
+  internal::Dispatcher MakeDispatcher(std::string_view transport) {
+    return [this, transport](const std::string& method, std::string request, absl::Time deadline,
+                             internal::ReplyCallback reply) {
+      Dispatch(method, std::move(request), deadline, transport, std::move(reply));
+    };
   }
 };
 
@@ -82,11 +114,6 @@ absl::Status ServiceHost::Start() {
     return absl::InvalidArgumentError("neither grpc_listen nor amqp_url is set");
   }
   impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_queued_calls);
-  internal::Dispatcher dispatch = [impl = impl_.get()](const std::string& method,
-                                                       std::string request, absl::Time deadline,
-                                                       const internal::ReplyCallback& reply) {
-    impl->Dispatch(method, std::move(request), deadline, reply);
-  };
   // AMQP first: its options are checked without touching the network, so a
   // bad URL fails Start before a gRPC port is bound.
   if (!o.amqp_url.empty()) {
@@ -103,7 +130,7 @@ absl::Status ServiceHost::Start() {
     amqp.reconnect_backoff_min = o.reconnect_backoff_min;
     amqp.reconnect_backoff_max = o.reconnect_backoff_max;
     amqp.services = impl_->registry.ServiceNames();
-    amqp.dispatch = dispatch;
+    amqp.dispatch = impl_->MakeDispatcher("amqp");
     absl::StatusOr<std::unique_ptr<internal::AmqpServer>> server =
         internal::AmqpServer::Create(amqp);
     if (!server.ok()) {
@@ -114,7 +141,7 @@ absl::Status ServiceHost::Start() {
   }
   if (!o.grpc_listen.empty()) {
     absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
-        internal::GrpcServer::Start(o.grpc_listen, impl_->registry, dispatch);
+        internal::GrpcServer::Start(o.grpc_listen, impl_->registry, impl_->MakeDispatcher("grpc"));
     if (!grpc.ok()) {
       impl_->amqp.reset();
       impl_->pool.reset();
@@ -132,6 +159,16 @@ absl::Status ServiceHost::Start() {
     }
   }
   impl_->started = true;
+  std::vector<std::string> queues;
+  if (impl_->amqp) {
+    for (const std::string& service : impl_->registry.ServiceNames()) {
+      queues.push_back(o.queue_prefix + service);
+    }
+  }
+  LogEvent("service_host_started", {{"grpc", impl_->grpc ? impl_->grpc->address() : ""},
+                                    {"amqp_url", RedactUrl(o.amqp_url)},
+                                    {"queues", absl::StrJoin(queues, ",")},
+                                    {"threads", absl::StrCat(impl_->pool->threads())}});
   return absl::OkStatus();
 }
 
@@ -147,10 +184,14 @@ void ServiceHost::Shutdown(absl::Duration grace) {
   }
   // Stop the transports first (they wait for calls in flight), then the
   // handler threads, which finish whatever is still queued.
-  const absl::Time until = absl::Now() + grace;
+  LogEvent("service_host_stopping", {{"grace_ms", absl::StrCat(absl::ToInt64Milliseconds(grace))}});
+  const absl::Time start = absl::Now();
+  const absl::Time until = start + grace;
   if (impl_->amqp) impl_->amqp->Shutdown(grace);
   if (impl_->grpc) impl_->grpc->Shutdown(std::max(absl::ZeroDuration(), until - absl::Now()));
   if (impl_->pool) impl_->pool->Stop();
+  LogEvent("service_host_stopped",
+           {{"took_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->done = true;

@@ -29,6 +29,9 @@ class WorkerPool {
   // Stops accepting work, finishes what was queued, joins the threads.
   void Stop();
 
+  // Threads started (before Stop).
+  size_t threads() const { return threads_.size(); }
+
  private:
   void Run();
 

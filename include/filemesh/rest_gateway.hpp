@@ -1,0 +1,82 @@
+// RestGateway: the filemesh REST API (docs/rest.md) in front of a
+// FileListerClient and a FileSearcherClient, as a function from HttpRequest
+// to HttpResponse. An HTTP server (HttpServer in http_server.hpp, or any
+// other) carries the messages; this class holds everything else:
+//
+//   GET /api/v1/files            a directory listing (v1::ListResponse as JSON)
+//   GET /api/v1/search           a search (v1::SearchResponse as JSON)
+//   GET /api/v1/operations/{id}  the answer of a call the broker queued (202)
+//   GET /healthz, /readyz        liveness; readiness per backend
+//   GET /metrics                 Prometheus text: requests, latency, channels
+//
+// Query parameters are checked strictly (unknown, repeated or malformed ones
+// are 400), errors are `application/problem+json` with the status mapping of
+// http.hpp, `/api/` routes can require a bearer key, every response carries
+// an `X-Request-Id`, and each request can be logged as one `http_request`
+// event (log.hpp).
+//
+//   auto gateway = std::make_shared<filemesh::RestGateway>(options, lister, searcher);
+//   filemesh::HttpResponse r = gateway->Handle(request);
+//
+// Thread safety: Handle may be called from any number of threads at once.
+
+#ifndef FILEMESH_REST_GATEWAY_HPP_
+#define FILEMESH_REST_GATEWAY_HPP_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "filemesh/clients.hpp"
+#include "filemesh/http.hpp"
+#include "filemesh/metrics.hpp"
+
+namespace filemesh {
+
+struct RestGatewayOptions {
+  // When non-empty, every `/api/` route needs `Authorization: Bearer
+  // <api_key>` (compared in constant time); /healthz, /readyz and /metrics
+  // stay open.
+  std::string api_key;
+  // Deadline of the backend call a request makes. When it passes with the
+  // call queued on the broker, the answer is 202 and an operation.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // Most operations remembered at once; past it the oldest is forgotten (0
+  // is taken as 1).
+  size_t operation_capacity = 10000;
+  // How long an operation, and its answer once it came, is remembered after
+  // the 202. Keep it within the channel's late_reply_ttl.
+  absl::Duration operation_ttl = absl::Minutes(10);
+  // One LogEvent("http_request", ...) per request: request_id, method, route,
+  // path, status, served_by, duration_ms (never a header's value).
+  bool access_log = true;
+};
+
+class RestGateway {
+ public:
+  // Either client may be null: that backend's routes then answer 503.
+  RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerClient> lister,
+              std::shared_ptr<FileSearcherClient> searcher);
+  ~RestGateway();
+  RestGateway(const RestGateway&) = delete;
+  RestGateway& operator=(const RestGateway&) = delete;
+
+  // The response to `request`: any method, any path, any bytes. Never throws.
+  HttpResponse Handle(const HttpRequest& request);
+
+  // True when /readyz answers 200: at least one backend is configured and
+  // each configured one has a transport that can deliver now.
+  bool Ready() const;
+
+  // The registry /metrics renders; an application may add its own metrics.
+  MetricsRegistry& metrics();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_REST_GATEWAY_HPP_

@@ -1,0 +1,119 @@
+#include "filemesh/http.hpp"
+
+#include <string>
+
+#include "absl_compat.h"
+#include "rest/json.h"
+#include "rest/problem.h"
+
+namespace filemesh {
+
+const std::string* HttpRequest::Header(std::string_view lower_case_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_case_name) return &value;
+  }
+  return nullptr;
+}
+
+int HttpStatusFromStatusCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kCancelled:
+      return 499;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+std::string_view HttpReasonPhrase(int http_status) {
+  switch (http_status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 429:
+      return "Too Many Requests";
+    case 499:
+      return "Client Closed Request";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+HttpResponse ProblemResponse(const absl::Status& status, std::string_view instance) {
+  // An OK status is not a problem; answer it as an internal error rather than
+  // a 200 with a problem body.
+  if (status.ok()) {
+    return ProblemResponse(absl::InternalError("ProblemResponse called with an OK status"),
+                           instance);
+  }
+  return internal::ProblemWithHttpStatus(HttpStatusFromStatusCode(status.code()), status, instance);
+}
+
+namespace internal {
+
+HttpResponse ProblemWithHttpStatus(int http_status, const absl::Status& status,
+                                   std::string_view instance) {
+  HttpResponse response;
+  response.status = http_status;
+  response.content_type = "application/problem+json";
+  JsonObjectWriter json;
+  json.String("type", "about:blank")
+      .String("title", HttpReasonPhrase(http_status))
+      .Int("status", http_status)
+      .String("detail", StdView(status.message()))
+      .String("code", absl::StatusCodeToString(status.code()));
+  if (!instance.empty()) json.String("instance", instance);
+  response.body = json.Finish();
+  return response;
+}
+
+}  // namespace internal
+
+}  // namespace filemesh

@@ -1,0 +1,88 @@
+#include "rest/operation_store.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+#include <utility>
+
+namespace filemesh::internal {
+
+std::string RandomHexId() {
+  // The kernel's CSPRNG: operation ids must not be guessable from the
+  // request ids a client has seen.
+  unsigned char bytes[16];
+  size_t filled = 0;
+  while (filled < sizeof(bytes)) {
+    const ssize_t n = getrandom(bytes + filled, sizeof(bytes) - filled, 0);
+    if (n > 0) {
+      filled += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      break;
+    }
+  }
+  if (filled < sizeof(bytes)) {
+    std::random_device device;
+    for (unsigned char& b : bytes) b = static_cast<unsigned char>(device());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(2 * sizeof(bytes), '0');
+  for (size_t i = 0; i < sizeof(bytes); ++i) {
+    id[2 * i] = kHex[bytes[i] >> 4];
+    id[2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+  return id;
+}
+
+OperationStore::OperationStore(size_t capacity, absl::Duration ttl)
+    : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl) {}
+
+std::string OperationStore::Add(OperationKind kind, std::string channel_id, TransportKind served_by,
+                                absl::Time now) {
+  auto record = std::make_shared<OperationRecord>();
+  record->kind = kind;
+  record->channel_id = std::move(channel_id);
+  record->served_by = served_by;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string id = RandomHexId();
+  while (entries_.count(id) != 0) id = RandomHexId();
+  oldest_first_.push_back(id);
+  entries_.emplace(id, Entry{std::move(record), now + ttl_, std::prev(oldest_first_.end())});
+  Purge(now);
+  return id;
+}
+
+std::shared_ptr<OperationRecord> OperationStore::Find(std::string_view id, absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Purge(now);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return nullptr;
+  return it->second.record;
+}
+
+void OperationStore::Remove(std::string_view id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  oldest_first_.erase(it->second.order);
+  entries_.erase(it);
+}
+
+size_t OperationStore::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void OperationStore::Purge(absl::Time now) {
+  // Every operation lives for the same ttl, so creation order is expiry order.
+  while (!oldest_first_.empty()) {
+    auto it = entries_.find(oldest_first_.front());
+    if (entries_.size() <= capacity_ && it->second.expires > now) break;
+    entries_.erase(it);
+    oldest_first_.pop_front();
+  }
+}
+
+}  // namespace filemesh::internal

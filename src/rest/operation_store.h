@@ -1,0 +1,76 @@
+// The operations RestGateway hands out with a 202: each public id (random,
+// URL-safe) names a call the broker queued, and keeps the finished answer so
+// that every later GET gives the same one. Bounded in number (the oldest is
+// forgotten past the capacity) and in age (forgotten `ttl` after it was made).
+//
+// Thread safety: all methods may be called concurrently; a record's `mu`
+// serializes fetching its reply.
+
+#ifndef FILEMESH_SRC_REST_OPERATION_STORE_H_
+#define FILEMESH_SRC_REST_OPERATION_STORE_H_
+
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "filemesh/http.hpp"
+#include "filemesh/transport.hpp"
+
+namespace filemesh::internal {
+
+// 32 lowercase hex digits: 128 bits from the kernel's random source.
+std::string RandomHexId();
+
+enum class OperationKind { kList, kSearch };
+
+struct OperationRecord {
+  OperationKind kind = OperationKind::kList;
+  // The id FailoverChannel gave the queued call (for TakeLateReply).
+  std::string channel_id;
+  TransportKind served_by = TransportKind::kNone;
+
+  std::mutex mu;
+  // The answer once the reply came (guarded by mu).
+  std::optional<HttpResponse> finished;
+};
+
+class OperationStore {
+ public:
+  // A capacity of 0 is taken as 1.
+  OperationStore(size_t capacity, absl::Duration ttl);
+
+  // Remembers a queued call and returns its new public id.
+  std::string Add(OperationKind kind, std::string channel_id, TransportKind served_by,
+                  absl::Time now);
+  // The operation `id`, or null when it is unknown or expired at `now`.
+  std::shared_ptr<OperationRecord> Find(std::string_view id, absl::Time now);
+  // Forgets `id` (no-op when unknown).
+  void Remove(std::string_view id);
+  // Operations remembered (expired ones may still count until the next Add
+  // or Find).
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<OperationRecord> record;
+    absl::Time expires;
+    std::list<std::string>::iterator order;
+  };
+  // Drops expired operations and the oldest past the capacity. Needs mu_.
+  void Purge(absl::Time now);
+
+  const size_t capacity_;
+  const absl::Duration ttl_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::list<std::string> oldest_first_;
+};
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_REST_OPERATION_STORE_H_

@@ -1,0 +1,639 @@
+#include "filemesh/rest_gateway.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <initializer_list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl_compat.h"
+#include "filemesh/log.hpp"
+#include "filemesh/names.hpp"
+#include "rest/json.h"
+#include "rest/operation_store.h"
+#include "rest/problem.h"
+#include "rest/query_params.h"
+
+namespace filemesh {
+namespace {
+
+using internal::JsonObjectWriter;
+using internal::OperationKind;
+using internal::QueryParams;
+
+enum Route : int { kFiles, kSearch, kOperation, kHealthz, kReadyz, kMetrics, kOther, kRouteCount };
+
+constexpr std::string_view kOperationsPrefix = "/api/v1/operations/";
+
+// The route label of metrics and logs: a template, so its values are few.
+std::string_view RouteTemplate(Route route) {
+  switch (route) {
+    case kFiles:
+      return "/api/v1/files";
+    case kSearch:
+      return "/api/v1/search";
+    case kOperation:
+      return "/api/v1/operations/{id}";
+    case kHealthz:
+      return "/healthz";
+    case kReadyz:
+      return "/readyz";
+    case kMetrics:
+      return "/metrics";
+    default:
+      return "other";
+  }
+}
+
+Route Classify(std::string_view path) {
+  for (const Route route : {kFiles, kSearch, kHealthz, kReadyz, kMetrics}) {
+    if (path == RouteTemplate(route)) return route;
+  }
+  if (absl::StartsWith(internal::AbslView(path), internal::AbslView(kOperationsPrefix))) {
+    return kOperation;
+  }
+  return kOther;
+}
+
+// 1 to 128 characters of [A-Za-z0-9._:-].
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// An id RandomHexId could have made: 32 lowercase hex digits.
+bool IsOperationId(std::string_view id) {
+  if (id.size() != 32) return false;
+  for (const char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// Compares without an early exit: the time taken depends on the length of
+// `given` only, never on where it differs from `expected` (non-empty) or on
+// the length of `expected`.
+bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
+  unsigned diff = given.size() == expected.size() ? 0U : 1U;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i]) ^
+            static_cast<unsigned char>(expected[i % expected.size()]);
+  }
+  return diff == 0;
+}
+
+HttpResponse JsonResponse(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = std::move(body);
+  return response;
+}
+
+// The statuses the gateway answers with: their request counters are resolved
+// once and kept, so counting a request is one atomic add.
+constexpr std::array<int, 14> kKnownStatuses = {200, 202, 400, 401, 403, 404, 405,
+                                                409, 429, 499, 500, 501, 503, 504};
+constexpr size_t kTransportKinds = 4;  // TransportKind's values
+
+int StatusSlot(int status) {
+  for (size_t i = 0; i < kKnownStatuses.size(); ++i) {
+    if (kKnownStatuses[i] == status) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string Millis(std::chrono::steady_clock::duration elapsed) {
+  const int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+  return absl::StrCat(micros / 1000, ".", absl::Dec(micros % 1000, absl::kZeroPad3));
+}
+
+// What one request turned into, for metrics and the access log.
+struct Exchange {
+  Route route = kOther;
+  std::string request_id;
+  TransportKind served_by = TransportKind::kNone;
+};
+
+}  // namespace
+
+struct RestGateway::Impl {
+  Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
+       std::shared_ptr<FileSearcherClient> search_client);
+
+  HttpResponse Dispatch(const HttpRequest& request, Exchange* exchange);
+  HttpResponse List(const HttpRequest& request, Exchange* exchange);
+  HttpResponse Search(const HttpRequest& request, Exchange* exchange);
+  HttpResponse GetOperation(const HttpRequest& request, Exchange* exchange);
+  HttpResponse Readiness(bool* ready) const;
+  template <typename Response>
+  HttpResponse Answer(const absl::StatusOr<Response>& result, const CallInfo& info,
+                      OperationKind kind, const HttpRequest& request, Exchange* exchange);
+  bool Authorized(const HttpRequest& request, std::string* why) const;
+  Counter& RequestCounter(Route route, TransportKind kind, int status);
+  void AddChannelMetrics();
+
+  const RestGatewayOptions options;
+  const std::shared_ptr<FileListerClient> lister;
+  const std::shared_ptr<FileSearcherClient> searcher;
+  internal::OperationStore operations;
+
+  MetricsRegistry registry;
+  CounterFamily& requests;
+  std::array<Histogram*, kRouteCount> durations{};
+  std::array<std::atomic<Counter*>, kRouteCount * kTransportKinds * kKnownStatuses.size()>
+      request_counters{};
+};
+
+RestGateway::Impl::Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
+                        std::shared_ptr<FileSearcherClient> search_client)
+    : options(std::move(opts)),
+      lister(std::move(list_client)),
+      searcher(std::move(search_client)),
+      operations(options.operation_capacity, options.operation_ttl),
+      requests(registry.AddCounter("filemesh_http_requests_total",
+                                   "HTTP requests answered, by route template, status code and "
+                                   "the transport that served the backend call.",
+                                   {"route", "code", "served_by"})) {
+  HistogramFamily& latency = registry.AddHistogram(
+      "filemesh_http_request_duration_seconds",
+      "Time from a request's arrival at the gateway to its response, by route template.",
+      {"route"});
+  for (int route = 0; route < kRouteCount; ++route) {
+    durations[route] = &latency.WithLabels({std::string(RouteTemplate(static_cast<Route>(route)))});
+  }
+  for (auto& counter : request_counters) counter.store(nullptr, std::memory_order_relaxed);
+  registry.AddCollected(
+      "filemesh_http_operations",
+      "Queued operations the gateway remembers (202 answers not yet expired).", MetricType::kGauge,
+      {}, [this] {
+        return std::vector<MetricSample>{{{}, static_cast<double>(operations.size())}};
+      });
+  AddChannelMetrics();
+}
+
+void RestGateway::Impl::AddChannelMetrics() {
+  std::vector<std::pair<std::string, std::shared_ptr<FailoverChannel>>> backends;
+  if (lister != nullptr && lister->channel() != nullptr) {
+    backends.emplace_back("lister", lister->channel());
+  }
+  if (searcher != nullptr && searcher->channel() != nullptr) {
+    backends.emplace_back("searcher", searcher->channel());
+  }
+  struct Field {
+    const char* name;
+    const char* help;
+    uint64_t ChannelStats::*member;
+  };
+  const Field fields[] = {
+      {"filemesh_channel_calls_total", "Calls made on the backend's FailoverChannel.",
+       &ChannelStats::calls},
+      {"filemesh_channel_served_by_primary_total", "Calls the primary (gRPC) transport served.",
+       &ChannelStats::served_by_primary},
+      {"filemesh_channel_served_by_fallback_total",
+       "Calls the fallback (AMQP) transport answered in time.", &ChannelStats::served_by_fallback},
+      {"filemesh_channel_failovers_total", "Calls that tried the primary, then the fallback.",
+       &ChannelStats::failovers},
+      {"filemesh_channel_queued_total",
+       "Calls that ended queued on the broker with no reply in time.", &ChannelStats::queued},
+      {"filemesh_channel_breaker_opened_total", "Times the primary's circuit breaker opened.",
+       &ChannelStats::breaker_opened},
+  };
+  for (const Field& field : fields) {
+    registry.AddCollected(
+        field.name, field.help, MetricType::kCounter, {"backend"},
+        [backends, member = field.member] {
+          std::vector<MetricSample> samples;
+          samples.reserve(backends.size());
+          for (const auto& [name, channel] : backends) {
+            samples.push_back({{name}, static_cast<double>(channel->stats().*member)});
+          }
+          return samples;
+        });
+  }
+  registry.AddCollected(
+      "filemesh_channel_breaker_state",
+      "State of the primary's circuit breaker: 1 for the current state, 0 for the others.",
+      MetricType::kGauge, {"backend", "state"}, [backends] {
+        std::vector<MetricSample> samples;
+        samples.reserve(backends.size() * 3);
+        for (const auto& [name, channel] : backends) {
+          const BreakerState now = channel->breaker_state();
+          for (const BreakerState state :
+               {BreakerState::kClosed, BreakerState::kOpen, BreakerState::kHalfOpen}) {
+            samples.push_back(
+                {{name, std::string(BreakerStateName(state))}, state == now ? 1.0 : 0.0});
+          }
+        }
+        return samples;
+      });
+}
+
+Counter& RestGateway::Impl::RequestCounter(Route route, TransportKind kind, int status) {
+  const int slot = StatusSlot(status);
+  const auto kind_index = static_cast<size_t>(kind);
+  auto resolve = [&]() -> Counter& {
+    return requests.WithLabels({std::string(RouteTemplate(route)), absl::StrCat(status),
+                                std::string(TransportKindName(kind))});
+  };
+  if (slot < 0 || kind_index >= kTransportKinds) return resolve();
+  std::atomic<Counter*>& cached =
+      request_counters[(static_cast<size_t>(route) * kTransportKinds + kind_index) *
+                           kKnownStatuses.size() +
+                       static_cast<size_t>(slot)];
+  Counter* counter = cached.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // Two threads may both resolve it: WithLabels returns the same series.
+    counter = &resolve();
+    cached.store(counter, std::memory_order_release);
+  }
+  return *counter;
+}
+
+bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why) const {
+  const std::string* header = request.Header("authorization");
+  if (header == nullptr) {
+    *why = "this route needs an \"Authorization: Bearer <key>\" header";
+    return false;
+  }
+  constexpr std::string_view kScheme = "bearer ";
+  const std::string_view value(*header);
+  if (value.size() < kScheme.size() ||
+      !absl::EqualsIgnoreCase(internal::AbslView(value.substr(0, kScheme.size())),
+                              internal::AbslView(kScheme))) {
+    *why = "the Authorization header must use the Bearer scheme";
+    return false;
+  }
+  if (!ConstantTimeEquals(value.substr(kScheme.size()), options.api_key)) {
+    *why = "the bearer key is not valid";
+    return false;
+  }
+  return true;
+}
+
+HttpResponse RestGateway::Impl::Dispatch(const HttpRequest& request, Exchange* exchange) {
+  if (const std::string* given = request.Header("x-request-id"); given != nullptr) {
+    if (!IsValidRequestId(*given)) {
+      return ProblemResponse(
+          absl::InvalidArgumentError("X-Request-Id must be 1 to 128 characters from A-Z, a-z, "
+                                     "0-9, '.', '_', ':' and '-'"),
+          request.path);
+    }
+  }
+  if (!options.api_key.empty() && absl::StartsWith(internal::AbslView(request.path), "/api/")) {
+    std::string why;
+    if (!Authorized(request, &why)) {
+      HttpResponse response = ProblemResponse(absl::UnauthenticatedError(why), request.path);
+      response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"filemesh\"");
+      return response;
+    }
+  }
+  if (exchange->route == kOther) {
+    return ProblemResponse(
+        absl::NotFoundError(absl::StrCat("no route ", internal::QuoteClientText(request.path))),
+        request.path);
+  }
+  // HEAD is answered as GET; the HTTP server leaves the body out.
+  if (request.method != "GET" && request.method != "HEAD") {
+    HttpResponse response = internal::ProblemWithHttpStatus(
+        405,
+        absl::UnimplementedError(absl::StrCat(internal::AbslView(RouteTemplate(exchange->route)),
+                                              " only answers GET and HEAD, not ",
+                                              internal::QuoteClientText(request.method))),
+        request.path);
+    response.headers.emplace_back("Allow", "GET, HEAD");
+    return response;
+  }
+  switch (exchange->route) {
+    case kFiles:
+      return List(request, exchange);
+    case kSearch:
+      return Search(request, exchange);
+    case kOperation:
+      return GetOperation(request, exchange);
+    default:
+      break;
+  }
+  absl::StatusOr<QueryParams> params = QueryParams::Parse(request.query, {});
+  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  switch (exchange->route) {
+    case kHealthz:
+      return JsonResponse(200, JsonObjectWriter().String("status", "ok").Finish());
+    case kReadyz: {
+      bool ready = false;
+      return Readiness(&ready);
+    }
+    case kMetrics: {
+      HttpResponse response;
+      response.content_type = "text/plain; version=0.0.4";
+      response.body = registry.Render();
+      return response;
+    }
+    default:
+      return ProblemResponse(absl::InternalError("unrouted request"), request.path);
+  }
+}
+
+namespace {
+
+absl::Status FirstError(std::initializer_list<absl::Status> statuses) {
+  for (const absl::Status& status : statuses) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// Paths that are not UTF-8 travel exactly, in the raw_path bytes field.
+template <typename Request>
+void SetPath(const std::string& path, Request* request) {
+  if (IsValidUtf8(path)) {
+    request->set_path(path);
+  } else {
+    request->set_raw_path(path);
+  }
+}
+
+}  // namespace
+
+HttpResponse RestGateway::Impl::List(const HttpRequest& request, Exchange* exchange) {
+  absl::StatusOr<QueryParams> params = QueryParams::Parse(
+      request.query, {"path", "page_size", "page_token", "sort", "order", "hidden"});
+  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  std::string path;
+  std::string page_token;
+  std::optional<uint64_t> page_size;
+  v1::SortField sort = v1::SORT_FIELD_NAME;
+  bool descending = false;
+  bool hidden = false;
+  const absl::Status valid = FirstError({
+      params->GetBytes("path", &path),
+      params->GetUint("page_size", 1, 10000, &page_size),
+      params->GetUtf8("page_token", &page_token),
+      params->GetChoice<v1::SortField>("sort",
+                                       {{"name", v1::SORT_FIELD_NAME},
+                                        {"size", v1::SORT_FIELD_SIZE},
+                                        {"modified", v1::SORT_FIELD_MODIFIED}},
+                                       &sort),
+      params->GetChoice<bool>("order", {{"asc", false}, {"desc", true}}, &descending),
+      params->GetBool("hidden", &hidden),
+  });
+  if (!valid.ok()) return ProblemResponse(valid, request.path);
+  if (lister == nullptr) {
+    return ProblemResponse(absl::UnavailableError("no lister configured"), request.path);
+  }
+
+  v1::ListRequest list;
+  SetPath(path, &list);
+  if (page_size.has_value()) list.set_page_size(static_cast<uint32_t>(*page_size));
+  list.set_page_token(page_token);
+  list.set_sort(sort);
+  list.set_descending(descending);
+  list.set_include_hidden(hidden);
+  CallInfo info;
+  absl::StatusOr<v1::ListResponse> result =
+      lister->List(list, absl::Now() + options.request_timeout, &info);
+  return Answer(result, info, OperationKind::kList, request, exchange);
+}
+
+HttpResponse RestGateway::Impl::Search(const HttpRequest& request, Exchange* exchange) {
+  absl::StatusOr<QueryParams> params = QueryParams::Parse(
+      request.query, {"q", "syntax", "path", "case_insensitive", "type", "max_depth", "max_results",
+                      "hidden", "min_size", "max_size"});
+  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  std::string pattern;
+  std::string path;
+  v1::PatternSyntax syntax = v1::PATTERN_SYNTAX_GLOB;
+  bool case_insensitive = false;
+  v1::FileType type = v1::FILE_TYPE_UNSPECIFIED;
+  std::optional<uint64_t> max_depth;
+  std::optional<uint64_t> max_results;
+  bool hidden = false;
+  std::optional<uint64_t> min_size;
+  std::optional<uint64_t> max_size;
+  const absl::Status valid = FirstError({
+      params->GetUtf8("q", &pattern),
+      params->GetChoice<v1::PatternSyntax>("syntax",
+                                           {{"glob", v1::PATTERN_SYNTAX_GLOB},
+                                            {"substring", v1::PATTERN_SYNTAX_SUBSTRING},
+                                            {"regex", v1::PATTERN_SYNTAX_REGEX}},
+                                           &syntax),
+      params->GetBytes("path", &path),
+      params->GetBool("case_insensitive", &case_insensitive),
+      params->GetChoice<v1::FileType>("type",
+                                      {{"file", v1::FILE_TYPE_FILE},
+                                       {"directory", v1::FILE_TYPE_DIRECTORY},
+                                       {"symlink", v1::FILE_TYPE_SYMLINK},
+                                       {"other", v1::FILE_TYPE_OTHER}},
+                                      &type),
+      params->GetUint("max_depth", 1, UINT32_MAX, &max_depth),
+      params->GetUint("max_results", 1, 100000, &max_results),
+      params->GetBool("hidden", &hidden),
+      params->GetUint("min_size", 0, UINT64_MAX, &min_size),
+      params->GetUint("max_size", 0, UINT64_MAX, &max_size),
+  });
+  if (!valid.ok()) return ProblemResponse(valid, request.path);
+  if (pattern.empty()) {
+    return ProblemResponse(
+        absl::InvalidArgumentError("query parameter \"q\" (the pattern) is required and may not "
+                                   "be empty"),
+        request.path);
+  }
+  if (searcher == nullptr) {
+    return ProblemResponse(absl::UnavailableError("no searcher configured"), request.path);
+  }
+
+  v1::SearchRequest search;
+  search.set_pattern(pattern);
+  search.set_syntax(syntax);
+  SetPath(path, &search);
+  search.set_case_insensitive(case_insensitive);
+  search.set_type(type);
+  if (max_depth.has_value()) search.set_max_depth(static_cast<uint32_t>(*max_depth));
+  if (max_results.has_value()) search.set_max_results(static_cast<uint32_t>(*max_results));
+  search.set_include_hidden(hidden);
+  if (min_size.has_value()) search.set_min_size(*min_size);
+  if (max_size.has_value()) search.set_max_size(*max_size);
+  CallInfo info;
+  absl::StatusOr<v1::SearchResponse> result =
+      searcher->Search(search, absl::Now() + options.request_timeout, &info);
+  return Answer(result, info, OperationKind::kSearch, request, exchange);
+}
+
+template <typename Response>
+HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, const CallInfo& info,
+                                       OperationKind kind, const HttpRequest& request,
+                                       Exchange* exchange) {
+  exchange->served_by = info.served_by;
+  if (result.ok()) {
+    absl::StatusOr<std::string> json = internal::MessageToJson(*result);
+    if (!json.ok()) return ProblemResponse(json.status(), request.path);
+    return JsonResponse(200, internal::AppendStringMember(*std::move(json), "served_by",
+                                                          TransportKindName(info.served_by)));
+  }
+  if (info.queued) {
+    const std::string location =
+        absl::StrCat(internal::AbslView(kOperationsPrefix),
+                     operations.Add(kind, info.operation_id, info.served_by, absl::Now()));
+    HttpResponse response =
+        JsonResponse(202, JsonObjectWriter().String("operation", location).Finish());
+    response.headers.emplace_back("Location", location);
+    return response;
+  }
+  return ProblemResponse(result.status(), request.path);
+}
+
+HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchange* exchange) {
+  absl::StatusOr<QueryParams> params = QueryParams::Parse(request.query, {});
+  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  const std::string_view id = std::string_view(request.path).substr(kOperationsPrefix.size());
+  std::shared_ptr<internal::OperationRecord> record =
+      IsOperationId(id) ? operations.Find(id, absl::Now()) : nullptr;
+  if (record == nullptr) {
+    return ProblemResponse(
+        absl::NotFoundError(
+            absl::StrCat("no operation ", internal::QuoteClientText(id), ": unknown, or expired")),
+        request.path);
+  }
+
+  std::lock_guard<std::mutex> lock(record->mu);
+  exchange->served_by = record->served_by;
+  if (record->finished.has_value()) return *record->finished;
+
+  LateReply::State state = LateReply::State::kUnknown;
+  absl::StatusOr<std::string> json = absl::UnknownError("no reply");
+  if (record->kind == OperationKind::kList && lister != nullptr) {
+    Operation<v1::ListResponse> op = lister->TakeList(record->channel_id);
+    state = op.state;
+    json = op.response.ok() ? internal::MessageToJson(*op.response) : op.response.status();
+  } else if (record->kind == OperationKind::kSearch && searcher != nullptr) {
+    Operation<v1::SearchResponse> op = searcher->TakeSearch(record->channel_id);
+    state = op.state;
+    json = op.response.ok() ? internal::MessageToJson(*op.response) : op.response.status();
+  }
+
+  switch (state) {
+    case LateReply::State::kPending:
+      return JsonResponse(200, JsonObjectWriter().Bool("done", false).Finish());
+    case LateReply::State::kDone: {
+      HttpResponse finished =
+          json.ok()
+              ? JsonResponse(200, JsonObjectWriter()
+                                      .Bool("done", true)
+                                      .Raw("response", *json)
+                                      .String("served_by", TransportKindName(record->served_by))
+                                      .Finish())
+              : ProblemResponse(json.status(), request.path);
+      record->finished = finished;
+      return finished;
+    }
+    case LateReply::State::kUnknown:
+      break;
+  }
+  // The channel no longer knows the call: its reply expired there.
+  operations.Remove(id);
+  return ProblemResponse(
+      absl::NotFoundError(absl::StrCat("operation ", internal::AbslView(id),
+                                       " is no longer known: its reply expired")),
+      request.path);
+}
+
+HttpResponse RestGateway::Impl::Readiness(bool* ready) const {
+  JsonObjectWriter backends;
+  bool any_configured = false;
+  bool all_ready = true;
+  auto describe = [&](std::string_view name, const FailoverChannel* channel) {
+    if (channel == nullptr) {
+      backends.Raw(name, JsonObjectWriter().Bool("configured", false).Finish());
+      return;
+    }
+    any_configured = true;
+    const bool primary = channel->primary_available();
+    const bool fallback = channel->fallback_available();
+    all_ready = all_ready && (primary || fallback);
+    backends.Raw(name, JsonObjectWriter()
+                           .Bool("configured", true)
+                           .Bool("ready", primary || fallback)
+                           .Raw("grpc", JsonObjectWriter()
+                                            .Bool("configured", channel->has_primary())
+                                            .Bool("available", primary)
+                                            .Finish())
+                           .Raw("broker", JsonObjectWriter()
+                                              .Bool("configured", channel->has_fallback())
+                                              .Bool("connected", fallback)
+                                              .Finish())
+                           .String("breaker", BreakerStateName(channel->breaker_state()))
+                           .Finish());
+  };
+  describe("lister", lister != nullptr ? lister->channel().get() : nullptr);
+  describe("searcher", searcher != nullptr ? searcher->channel().get() : nullptr);
+  *ready = any_configured && all_ready;
+  return JsonResponse(*ready ? 200 : 503, JsonObjectWriter()
+                                              .String("status", *ready ? "ready" : "unavailable")
+                                              .Raw("backends", backends.Finish())
+                                              .Finish());
+}
+
+RestGateway::RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerClient> lister,
+                         std::shared_ptr<FileSearcherClient> searcher)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(lister), std::move(searcher))) {}
+
+RestGateway::~RestGateway() = default;
+
+HttpResponse RestGateway::Handle(const HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  Exchange exchange;
+  exchange.route = Classify(request.path);
+  const std::string* given_id = request.Header("x-request-id");
+  exchange.request_id =
+      given_id != nullptr && IsValidRequestId(*given_id) ? *given_id : internal::RandomHexId();
+  HttpResponse response;
+  try {
+    response = impl_->Dispatch(request, &exchange);
+  } catch (const std::exception& e) {
+    response = ProblemResponse(absl::InternalError(absl::StrCat("the gateway failed: ", e.what())),
+                               request.path);
+  }
+  response.headers.emplace_back("X-Request-Id", exchange.request_id);
+
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  impl_->durations[exchange.route]->Observe(std::chrono::duration<double>(elapsed).count());
+  impl_->RequestCounter(exchange.route, exchange.served_by, response.status).Increment();
+  if (impl_->options.access_log) {
+    const std::string status = absl::StrCat(response.status);
+    const std::string duration_ms = Millis(elapsed);
+    LogEvent("http_request", {{"request_id", exchange.request_id},
+                              {"method", request.method},
+                              {"route", RouteTemplate(exchange.route)},
+                              {"path", request.path},
+                              {"status", status},
+                              {"served_by", TransportKindName(exchange.served_by)},
+                              {"duration_ms", duration_ms},
+                              {"remote", request.remote_address}});
+  }
+  return response;
+}
+
+bool RestGateway::Ready() const {
+  bool ready = false;
+  impl_->Readiness(&ready);
+  return ready;
+}
+
+MetricsRegistry& RestGateway::metrics() { return impl_->registry; }
+
+}  // namespace filemesh

@@ -1,0 +1,241 @@
+#include "filemesh/log.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace filemesh {
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+
+// Serializes whole lines and guards the sink.
+std::mutex& SinkMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+
+std::function<void(std::string_view)>& Sink() {
+  static auto* sink = new std::function<void(std::string_view)>;
+  return *sink;
+}
+
+std::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void AppendHexByte(unsigned char byte, std::string* out) {
+  out->append("\\x");
+  out->push_back(kHex[byte >> 4]);
+  out->push_back(kHex[byte & 15]);
+}
+
+// Length of the well-formed UTF-8 sequence at the start of `s` (2 to 4), or
+// 0 when it is not one (overlong forms, surrogates and values past U+10FFFF
+// are not). Sets `*code_point`.
+size_t Utf8SequenceLength(std::string_view s, char32_t* code_point) {
+  const auto lead = static_cast<unsigned char>(s[0]);
+  size_t length = 0;
+  char32_t value = 0;
+  char32_t min_value = 0;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+    value = lead & 0x1f;
+    min_value = 0x80;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    value = lead & 0x0f;
+    min_value = 0x800;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    value = lead & 0x07;
+    min_value = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < length) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if ((c & 0xc0) != 0x80) return 0;
+    value = (value << 6) | (c & 0x3f);
+  }
+  if (value < min_value || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return 0;
+  *code_point = value;
+  return length;
+}
+
+bool NeedsQuotes(std::string_view value) {
+  if (value.empty()) return true;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '=' || c == '\\') return true;
+  }
+  return false;
+}
+
+// `value` as written after "key=": bare when it is plain printable ASCII,
+// otherwise quoted. Inside quotes `"` and `\` are escaped, \n \r \t are
+// named, other control bytes and bytes that are not UTF-8 are \xHH, and the
+// characters some viewers take as line breaks (C1 controls, U+2028/2029) are
+// \uHHHH; other valid UTF-8 is kept as it is.
+void AppendValue(std::string_view value, std::string* out) {
+  if (!NeedsQuotes(value)) {
+    out->append(value);
+    return;
+  }
+  out->push_back('"');
+  size_t i = 0;
+  while (i < value.size()) {
+    const char c = value[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      char32_t code_point = 0;
+      const size_t length = Utf8SequenceLength(value.substr(i), &code_point);
+      if (length == 0) {
+        AppendHexByte(u, out);
+        ++i;
+      } else if (code_point <= 0x9f || code_point == 0x2028 || code_point == 0x2029) {
+        out->append("\\u");
+        for (int shift = 12; shift >= 0; shift -= 4)
+          out->push_back(kHex[(code_point >> shift) & 15]);
+        i += length;
+      } else {
+        out->append(value.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          AppendHexByte(u, out);
+        } else {
+          out->push_back(c);
+        }
+    }
+    ++i;
+  }
+  out->push_back('"');
+}
+
+// Keys come from code, not from outside; still, anything but [A-Za-z0-9_.-]
+// becomes '_' so that a key can never break the line's shape.
+void AppendKey(std::string_view key, std::string* out) {
+  if (key.empty()) {
+    out->push_back('_');
+    return;
+  }
+  for (char c : key) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '_' || c == '.' || c == '-';
+    out->push_back(plain ? c : '_');
+  }
+}
+
+void WriteAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // nowhere left to report it
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  if (!LogEnabled(level)) return;
+  std::string line;
+  line.reserve(96);
+  line.append("ts=");
+  line.append(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
+  line.append(" level=");
+  line.append(LevelName(level));
+  line.append(" event=");
+  AppendValue(event, &line);
+  for (const LogField& field : fields) {
+    line.push_back(' ');
+    AppendKey(field.first, &line);
+    line.push_back('=');
+    AppendValue(field.second, &line);
+  }
+  std::lock_guard<std::mutex> lock(SinkMutex());
+  if (Sink()) {
+    Sink()(line);
+    return;
+  }
+  line.push_back('\n');
+  WriteAll(STDERR_FILENO, line);
+}
+
+void SetMinLogLevel(LogLevel level) {
+  min_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
+
+void SetLogSink(std::function<void(std::string_view line)> sink) {
+  std::lock_guard<std::mutex> lock(SinkMutex());
+  Sink() = std::move(sink);
+}
+
+std::string RedactUrl(std::string_view url) {
+  // The user info starts after "scheme://" (or at the start, for
+  // "user:pass@host") and ends at the last '@' before any query or fragment:
+  // a password holding an unencoded '@' or '/' must not leave its tail in
+  // the output. Erring towards hiding too much is fine here.
+  size_t begin = 0;
+  if (const size_t scheme_end = url.find("://"); scheme_end != std::string_view::npos) {
+    begin = scheme_end + 3;
+  }
+  const size_t end = std::min(url.find_first_of("?#", begin), url.size());
+  const size_t at = url.substr(0, end).rfind('@');
+  if (at == std::string_view::npos || at < begin) return std::string(url);
+  const size_t colon = url.substr(0, at).find(':', begin);
+  if (colon == std::string_view::npos || colon + 1 == at) return std::string(url);
+  std::string out(url.substr(0, colon + 1));
+  out.append("***");
+  out.append(url.substr(at));
+  return out;
+}
+
+}  // namespace filemesh

@@ -1,0 +1,1041 @@
+// RestGateway::Handle over real FileLister/FileSearcher on a temporary tree,
+// behind in-memory transports: every route and parameter, the status
+// mapping, authentication, request ids, queued operations, readiness,
+// metrics and the access log.
+
+#include "filemesh/rest_gateway.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "filemesh/file_lister.hpp"
+#include "filemesh/file_searcher.hpp"
+#include "filemesh/log.hpp"
+#include "filemesh/testing/in_memory_transport.hpp"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "json_test_util.h"
+#include "test_tree.h"
+
+namespace filemesh {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::InMemoryTransport;
+using ::testing::UnorderedElementsAre;
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+google::protobuf::Struct ParseObject(const std::string& body) {
+  return testing::ParseJsonObject(body);
+}
+
+template <typename Message>
+Message ParseMessage(const std::string& json) {
+  return testing::ParseJsonMessage<Message>(json);
+}
+
+std::string Str(const google::protobuf::Struct& object, const std::string& name) {
+  return testing::StringMember(object, name);
+}
+
+const std::string* FindHeader(const HttpResponse& r, const std::string& name) {
+  for (const auto& [key, value] : r.headers) {
+    if (key == name) return &value;
+  }
+  return nullptr;
+}
+
+std::string HeaderOr(const HttpResponse& r, const std::string& name) {
+  const std::string* value = FindHeader(r, name);
+  return value == nullptr ? "<missing>" : *value;
+}
+
+// The names of a listing or search answer, in order.
+template <typename Entries>
+std::vector<std::string> Names(const Entries& entries) {
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.raw_name().empty() ? e.name() : e.raw_name());
+  return names;
+}
+
+// One backend: an in-memory primary and, optionally, an in-memory fallback.
+struct Backend {
+  InMemoryTransport* primary = nullptr;
+  InMemoryTransport* fallback = nullptr;
+  std::shared_ptr<FailoverChannel> channel;
+};
+
+Backend MakeBackend(bool with_fallback, const std::function<void(InMemoryTransport&)>& serve) {
+  Backend b;
+  auto primary = std::make_unique<InMemoryTransport>();
+  serve(*primary);
+  b.primary = primary.get();
+  std::unique_ptr<InMemoryTransport> fallback;
+  if (with_fallback) {
+    fallback = std::make_unique<InMemoryTransport>();
+    serve(*fallback);
+    b.fallback = fallback.get();
+  }
+  FailoverPolicy policy;
+  policy.breaker_failure_threshold = 3;
+  policy.breaker_cooldown = absl::Hours(1);  // stays open for the whole test
+  policy.breaker_max_cooldown = absl::Hours(1);
+  b.channel = std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback), policy);
+  return b;
+}
+
+class RestGatewayTest : public ::testing::Test {
+ protected:
+  RestGatewayTest() {
+    tree_.Dir("docs");
+    tree_.File("docs/a.txt", 10);
+    tree_.File("docs/b.csv", 2000);
+    tree_.File("docs/C.TXT", 5);
+    tree_.File("docs/.secret", 1);
+    tree_.SetMtime("docs/a.txt", 1000);
+    tree_.SetMtime("docs/b.csv", 3000);
+    tree_.SetMtime("docs/C.TXT", 2000);
+    tree_.Dir("docs/sub");
+    tree_.File("docs/sub/deep.txt", 7);
+    tree_.File("plain.txt", 3);
+    tree_.Symlink("/etc", "outside");
+    tree_.Dir("bin\xff");
+    tree_.File("bin\xff/inner", 1);
+    lister_ = std::make_unique<FileLister>(tree_.root());
+    searcher_ = std::make_unique<FileSearcher>(tree_.root());
+    list_backend_ =
+        MakeBackend(true, [this](InMemoryTransport& t) { t.ServeFileLister(*lister_); });
+    search_backend_ =
+        MakeBackend(true, [this](InMemoryTransport& t) { t.ServeFileSearcher(*searcher_); });
+    lister_client_ = std::make_shared<FileListerClient>(list_backend_.channel);
+    searcher_client_ = std::make_shared<FileSearcherClient>(search_backend_.channel);
+    options_.access_log = false;
+    Rebuild();
+  }
+
+  void SetUp() override {
+    if (!testing::kProtobufMapsUsable && ReadsJson()) {
+      GTEST_SKIP() << "reads JSON through protobuf's Struct, unusable under ThreadSanitizer here";
+    }
+  }
+  // Whether the test reads response bodies as JSON (see json_test_util.h).
+  virtual bool ReadsJson() const { return true; }
+
+  void Rebuild() {
+    gateway_ = std::make_unique<RestGateway>(options_, lister_client_, searcher_client_);
+  }
+
+  HttpResponse Call(const std::string& method, const std::string& path, const Pairs& query = {},
+                    const Pairs& headers = {}) {
+    HttpRequest request;
+    request.method = method;
+    request.path = path;
+    request.query = query;
+    request.headers = headers;
+    request.remote_address = "127.0.0.1:40000";
+    return gateway_->Handle(request);
+  }
+  HttpResponse Get(const std::string& path, const Pairs& query = {}, const Pairs& headers = {}) {
+    return Call("GET", path, query, headers);
+  }
+
+  // A 400 whose problem names `parameter`.
+  void ExpectBadParameter(const std::string& path, const Pairs& query,
+                          const std::string& parameter) {
+    const HttpResponse r = Get(path, query);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json");
+    const google::protobuf::Struct problem = ParseObject(r.body);
+    EXPECT_EQ(Str(problem, "code"), "INVALID_ARGUMENT");
+    EXPECT_THAT(Str(problem, "detail"), HasSubstr("\"" + parameter + "\"")) << r.body;
+  }
+
+  // The status and problem code of a response.
+  std::pair<int, std::string> StatusAndCode(const HttpResponse& r) {
+    return {r.status, Str(ParseObject(r.body), "code")};
+  }
+
+  testing::TestTree tree_;
+  std::unique_ptr<FileLister> lister_;
+  std::unique_ptr<FileSearcher> searcher_;
+  Backend list_backend_;
+  Backend search_backend_;
+  std::shared_ptr<FileListerClient> lister_client_;
+  std::shared_ptr<FileSearcherClient> searcher_client_;
+  RestGatewayOptions options_;
+  std::unique_ptr<RestGateway> gateway_;
+};
+
+// --- /api/v1/files ---------------------------------------------------------
+
+TEST_F(RestGatewayTest, ListAnswersProtobufJsonWithServedBy) {
+  const HttpResponse r = Get("/api/v1/files", {{"path", "docs"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  const auto list = ParseMessage<v1::ListResponse>(r.body);
+  EXPECT_THAT(Names(list.entries()), ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+  const google::protobuf::Struct object = ParseObject(r.body);
+  EXPECT_EQ(Str(object, "served_by"), "in-memory");
+  // snake_case names, and primitive fields printed even when empty.
+  EXPECT_EQ(object.fields().count("next_page_token"), 1u);
+  const google::protobuf::Struct& entry =
+      object.fields().at("entries").list_value().values(0).struct_value();
+  EXPECT_EQ(entry.fields().count("symlink_target"), 1u);
+  EXPECT_EQ(Str(entry, "type"), "FILE_TYPE_FILE");
+  EXPECT_EQ(Str(entry, "size"), "5");  // uint64 as a JSON string
+}
+
+TEST_F(RestGatewayTest, ListSortOrderAndHidden) {
+  auto names = [this](const Pairs& query) {
+    const HttpResponse r = Get("/api/v1/files", query);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Names(ParseMessage<v1::ListResponse>(r.body).entries());
+  };
+  EXPECT_THAT(names({{"path", "docs"}, {"sort", "name"}, {"order", "desc"}}),
+              ElementsAre("sub", "b.csv", "a.txt", "C.TXT"));
+  EXPECT_THAT(names({{"path", "docs"}, {"sort", "modified"}, {"order", "asc"}}),
+              ElementsAre("a.txt", "C.TXT", "b.csv", "sub"));
+  // The directory's own size depends on the filesystem: check the files' order.
+  const std::vector<std::string> by_size = names({{"path", "docs"}, {"sort", "size"}});
+  auto position = [&by_size](const std::string& name) {
+    return std::find(by_size.begin(), by_size.end(), name) - by_size.begin();
+  };
+  EXPECT_LT(position("C.TXT"), position("a.txt"));
+  EXPECT_LT(position("a.txt"), position("b.csv"));
+  EXPECT_EQ(by_size.size(), 4u);
+  EXPECT_THAT(names({{"path", "docs"}, {"hidden", "true"}}),
+              ElementsAre(".secret", "C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_THAT(names({{"path", "docs"}, {"hidden", "1"}}),
+              ElementsAre(".secret", "C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_THAT(names({{"path", "docs"}, {"hidden", "0"}}),
+              ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_THAT(names({{"path", "docs"}, {"hidden", "false"}}),
+              ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_THAT(names({}), ElementsAre("bin\xff", "docs", "outside", "plain.txt"));
+  EXPECT_THAT(names({{"path", ""}}), ElementsAre("bin\xff", "docs", "outside", "plain.txt"));
+}
+
+TEST_F(RestGatewayTest, ListPagesWithTokens) {
+  const HttpResponse first = Get("/api/v1/files", {{"path", "docs"}, {"page_size", "3"}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  const auto page1 = ParseMessage<v1::ListResponse>(first.body);
+  EXPECT_THAT(Names(page1.entries()), ElementsAre("C.TXT", "a.txt", "b.csv"));
+  ASSERT_FALSE(page1.next_page_token().empty());
+  const HttpResponse second =
+      Get("/api/v1/files",
+          {{"path", "docs"}, {"page_size", "3"}, {"page_token", page1.next_page_token()}});
+  ASSERT_EQ(second.status, 200) << second.body;
+  const auto page2 = ParseMessage<v1::ListResponse>(second.body);
+  EXPECT_THAT(Names(page2.entries()), ElementsAre("sub"));
+  EXPECT_TRUE(page2.next_page_token().empty());
+  // A token from another request is the service's InvalidArgument.
+  EXPECT_EQ(StatusAndCode(
+                Get("/api/v1/files",
+                    {{"path", "docs"}, {"sort", "size"}, {"page_token", page1.next_page_token()}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+  EXPECT_EQ(Get("/api/v1/files", {{"page_size", "10000"}}).status, 200);
+  EXPECT_EQ(Get("/api/v1/files", {{"page_size", "1"}}).status, 200);
+}
+
+TEST_F(RestGatewayTest, ListPathThatIsNotUtf8TravelsExactly) {
+  const HttpResponse r = Get("/api/v1/files", {{"path", "bin\xff"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto list = ParseMessage<v1::ListResponse>(r.body);
+  ASSERT_EQ(list.entries_size(), 1);
+  EXPECT_EQ(list.entries(0).raw_path(), "bin\xff/inner");
+  EXPECT_EQ(list.entries(0).path(), "bin\\xff/inner");
+}
+
+TEST_F(RestGatewayTest, ListRejectsEveryMalformedParameter) {
+  const std::string files = "/api/v1/files";
+  ExpectBadParameter(files, {{"page_size", "0"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "10001"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "abc"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "-1"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "+5"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", " 5"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "5.0"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "0x10"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", ""}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "99999999999999999999999"}}, "page_size");
+  ExpectBadParameter(files, {{"page_size", "18446744073709551616"}}, "page_size");
+  ExpectBadParameter(files, {{"sort", "date"}}, "sort");
+  ExpectBadParameter(files, {{"sort", "NAME"}}, "sort");
+  ExpectBadParameter(files, {{"sort", ""}}, "sort");
+  ExpectBadParameter(files, {{"order", "up"}}, "order");
+  ExpectBadParameter(files, {{"hidden", "yes"}}, "hidden");
+  ExpectBadParameter(files, {{"hidden", "TRUE"}}, "hidden");
+  ExpectBadParameter(files, {{"hidden", ""}}, "hidden");
+  ExpectBadParameter(files, {{"page_token", "\xff"}}, "page_token");
+  ExpectBadParameter(files, {{"pagesize", "5"}}, "pagesize");
+  ExpectBadParameter(files, {{"q", "x"}}, "q");
+  ExpectBadParameter(files, {{"path", "docs"}, {"path", "docs"}}, "path");
+  ExpectBadParameter(files, {{"hidden", "1"}, {"hidden", "0"}}, "hidden");
+  // The problem says what is accepted.
+  EXPECT_THAT(Str(ParseObject(Get(files, {{"sort", "x"}}).body), "detail"),
+              HasSubstr("name, size, modified"));
+  EXPECT_THAT(Str(ParseObject(Get(files, {{"order", "x"}}).body), "detail"),
+              HasSubstr("asc, desc"));
+  EXPECT_THAT(Str(ParseObject(Get(files, {{"hidden", "x"}}).body), "detail"),
+              HasSubstr("true, false, 1 or 0"));
+  EXPECT_THAT(Str(ParseObject(Get(files, {{"page_size", "x"}}).body), "detail"),
+              HasSubstr("from 1 to 10000"));
+  EXPECT_THAT(Str(ParseObject(Get(files, {{"bogus", "1"}}).body), "detail"),
+              HasSubstr("path, page_size, page_token, sort, order, hidden"));
+}
+
+TEST_F(RestGatewayTest, HostileParameterNamesAndValuesGiveValidProblems) {
+  const std::string hostile = std::string("a\"b\\c\nd\xff") + std::string(1, '\0') + "e";
+  for (const Pairs& query : {Pairs{{hostile, "1"}}, Pairs{{"sort", hostile}},
+                             Pairs{{"page_size", std::string(5000, '9')}}}) {
+    const HttpResponse r = Get("/api/v1/files", query);
+    EXPECT_EQ(r.status, 400);
+    const google::protobuf::Struct problem = ParseObject(r.body);
+    EXPECT_LT(Str(problem, "detail").size(), 300u);
+  }
+}
+
+// --- /api/v1/search --------------------------------------------------------
+
+TEST_F(RestGatewayTest, SearchAnswersProtobufJsonWithServedBy) {
+  const HttpResponse r = Get("/api/v1/search", {{"q", "*.txt"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  const auto found = ParseMessage<v1::SearchResponse>(r.body);
+  EXPECT_THAT(testing::Paths(found.matches()),
+              UnorderedElementsAre("docs/a.txt", "docs/sub/deep.txt", "plain.txt"));
+  const google::protobuf::Struct object = ParseObject(r.body);
+  EXPECT_EQ(Str(object, "served_by"), "in-memory");
+  EXPECT_FALSE(object.fields().at("truncated").bool_value());
+  EXPECT_EQ(Str(object, "truncation_reason"), "TRUNCATION_REASON_UNSPECIFIED");
+  EXPECT_EQ(object.fields().count("scanned_entries"), 1u);
+}
+
+TEST_F(RestGatewayTest, SearchParameters) {
+  auto paths = [this](const Pairs& query) {
+    const HttpResponse r = Get("/api/v1/search", query);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return testing::Paths(ParseMessage<v1::SearchResponse>(r.body).matches());
+  };
+  EXPECT_THAT(paths({{"q", "*.txt"}, {"case_insensitive", "true"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/C.TXT", "docs/sub/deep.txt", "plain.txt"));
+  EXPECT_THAT(paths({{"q", "*.txt"}, {"case_insensitive", "0"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/sub/deep.txt", "plain.txt"));
+  EXPECT_THAT(paths({{"q", "eep"}, {"syntax", "substring"}}), ElementsAre("docs/sub/deep.txt"));
+  EXPECT_THAT(paths({{"q", "^[ab]\\."}, {"syntax", "regex"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/b.csv"));
+  EXPECT_THAT(paths({{"q", "*"}, {"syntax", "glob"}, {"path", "docs"}, {"max_depth", "1"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/b.csv", "docs/C.TXT", "docs/sub"));
+  EXPECT_THAT(paths({{"q", "*"}, {"type", "directory"}}),
+              UnorderedElementsAre("docs", "docs/sub", "bin\xff"));
+  EXPECT_THAT(paths({{"q", "*"}, {"type", "symlink"}}), ElementsAre("outside"));
+  EXPECT_THAT(paths({{"q", "*"}, {"type", "file"}, {"path", "docs/sub"}}),
+              ElementsAre("docs/sub/deep.txt"));
+  EXPECT_THAT(paths({{"q", "*"}, {"type", "other"}}), ElementsAre());
+  EXPECT_THAT(paths({{"q", ".s*"}, {"hidden", "true"}}), ElementsAre("docs/.secret"));
+  EXPECT_THAT(paths({{"q", ".s*"}, {"hidden", "false"}}), ElementsAre());
+  EXPECT_THAT(paths({{"q", "*"}, {"min_size", "10"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/b.csv"));
+  EXPECT_THAT(paths({{"q", "*"}, {"max_size", "5"}}),
+              UnorderedElementsAre("docs/C.TXT", "plain.txt", "bin\xff/inner"));
+  EXPECT_THAT(paths({{"q", "*"}, {"min_size", "5"}, {"max_size", "10"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/C.TXT", "docs/sub/deep.txt"));
+  EXPECT_THAT(paths({{"q", "*"}, {"path", "bin\xff"}}), ElementsAre("bin\xff/inner"));
+
+  const HttpResponse limited = Get("/api/v1/search", {{"q", "*.txt"}, {"max_results", "1"}});
+  ASSERT_EQ(limited.status, 200) << limited.body;
+  const auto truncated = ParseMessage<v1::SearchResponse>(limited.body);
+  EXPECT_EQ(truncated.matches_size(), 1);
+  EXPECT_TRUE(truncated.truncated());
+  EXPECT_EQ(truncated.truncation_reason(), v1::TRUNCATION_REASON_MAX_RESULTS);
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"max_results", "100000"}}).status, 200);
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"max_depth", "4294967295"}}).status, 200);
+}
+
+TEST_F(RestGatewayTest, SearchRejectsEveryMalformedParameter) {
+  const std::string search = "/api/v1/search";
+  ExpectBadParameter(search, {}, "q");
+  ExpectBadParameter(search, {{"q", ""}}, "q");
+  ExpectBadParameter(search, {{"q", "\xff*"}}, "q");
+  ExpectBadParameter(search, {{"q", "a"}, {"q", "b"}}, "q");
+  ExpectBadParameter(search, {{"q", "a"}, {"syntax", "wildcard"}}, "syntax");
+  ExpectBadParameter(search, {{"q", "a"}, {"type", "dir"}}, "type");
+  ExpectBadParameter(search, {{"q", "a"}, {"type", "any"}}, "type");
+  ExpectBadParameter(search, {{"q", "a"}, {"case_insensitive", "no"}}, "case_insensitive");
+  ExpectBadParameter(search, {{"q", "a"}, {"hidden", "2"}}, "hidden");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_depth", "0"}}, "max_depth");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_depth", "4294967296"}}, "max_depth");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_results", "0"}}, "max_results");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_results", "100001"}}, "max_results");
+  ExpectBadParameter(search, {{"q", "a"}, {"min_size", "-1"}}, "min_size");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_size", "1k"}}, "max_size");
+  ExpectBadParameter(search, {{"q", "a"}, {"max_size", "18446744073709551616"}}, "max_size");
+  ExpectBadParameter(search, {{"q", "a"}, {"page_size", "1"}}, "page_size");
+  ExpectBadParameter(search, {{"q", "a"}, {"pattern", "a"}}, "pattern");
+  EXPECT_EQ(Get(search, {{"q", "a"}, {"max_size", "18446744073709551615"}}).status, 200);
+  EXPECT_THAT(Str(ParseObject(Get(search, {{"q", "a"}, {"type", "x"}}).body), "detail"),
+              HasSubstr("file, directory, symlink, other"));
+  EXPECT_THAT(Str(ParseObject(Get(search, {{"q", "a"}, {"syntax", "x"}}).body), "detail"),
+              HasSubstr("glob, substring, regex"));
+  // Checked by the service, answered with its status.
+  EXPECT_EQ(StatusAndCode(Get(search, {{"q", "a"}, {"min_size", "9"}, {"max_size", "1"}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+  EXPECT_EQ(StatusAndCode(Get(search, {{"q", "(unclosed"}, {"syntax", "regex"}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+}
+
+// --- status mapping ----------------------------------------------------------
+
+TEST_F(RestGatewayTest, ServiceErrorsMapToTheirHttpStatus) {
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", "missing"}})),
+            std::make_pair(404, std::string("NOT_FOUND")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", "plain.txt"}})),
+            std::make_pair(400, std::string("FAILED_PRECONDITION")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", "../etc"}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", "/etc"}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", std::string("a\0b", 3)}})),
+            std::make_pair(400, std::string("INVALID_ARGUMENT")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {{"path", "outside"}})),
+            std::make_pair(403, std::string("PERMISSION_DENIED")));
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/search", {{"q", "*"}, {"path", "missing"}})),
+            std::make_pair(404, std::string("NOT_FOUND")));
+  const HttpResponse r = Get("/api/v1/files", {{"path", "missing"}});
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_EQ(Str(ParseObject(r.body), "instance"), "/api/v1/files");
+  EXPECT_EQ(Str(ParseObject(r.body), "title"), "Not Found");
+}
+
+TEST_F(RestGatewayTest, TransportAndHandlerStatusesMapToo) {
+  // Handlers that answer with a given status, or with bytes that do not parse.
+  auto serve = [](absl::Status status) {
+    return [status](InMemoryTransport& t) {
+      t.Register(kListMethod, [status](const std::string&, absl::Time) {
+        return absl::StatusOr<std::string>(status);
+      });
+    };
+  };
+  const std::vector<std::pair<absl::Status, std::pair<int, std::string>>> cases = {
+      {absl::ResourceExhaustedError("too busy"), {429, "RESOURCE_EXHAUSTED"}},
+      {absl::UnauthenticatedError("who"), {401, "UNAUTHENTICATED"}},
+      {absl::InternalError("bug"), {500, "INTERNAL"}},
+      {absl::AlreadyExistsError("dup"), {409, "ALREADY_EXISTS"}},
+  };
+  for (const auto& [status, expected] : cases) {
+    Backend b = MakeBackend(false, serve(status));
+    lister_client_ = std::make_shared<FileListerClient>(b.channel);
+    Rebuild();
+    EXPECT_EQ(StatusAndCode(Get("/api/v1/files")), expected) << status;
+  }
+
+  Backend garbage = MakeBackend(false, [](InMemoryTransport& t) {
+    t.Register(kListMethod, [](const std::string&, absl::Time) {
+      return absl::StatusOr<std::string>(std::string("\xff\xff\xff", 3));
+    });
+  });
+  lister_client_ = std::make_shared<FileListerClient>(garbage.channel);
+  Rebuild();
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files")), std::make_pair(500, std::string("INTERNAL")));
+
+  Backend unserved = MakeBackend(false, [](InMemoryTransport&) {});
+  lister_client_ = std::make_shared<FileListerClient>(unserved.channel);
+  Rebuild();
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files")), std::make_pair(501, std::string("UNIMPLEMENTED")));
+
+  Backend down = MakeBackend(false, [this](InMemoryTransport& t) { t.ServeFileLister(*lister_); });
+  down.primary->SetUnavailable(true);
+  lister_client_ = std::make_shared<FileListerClient>(down.channel);
+  Rebuild();
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files")), std::make_pair(503, std::string("UNAVAILABLE")));
+}
+
+TEST_F(RestGatewayTest, DeadlineThatPassesIs504) {
+  options_.request_timeout = absl::ZeroDuration();
+  Rebuild();
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/search", {{"q", "*"}})),
+            std::make_pair(504, std::string("DEADLINE_EXCEEDED")));
+}
+
+TEST_F(RestGatewayTest, MissingBackendIs503) {
+  lister_client_ = nullptr;
+  Rebuild();
+  const HttpResponse r = Get("/api/v1/files");
+  EXPECT_EQ(StatusAndCode(r), std::make_pair(503, std::string("UNAVAILABLE")));
+  EXPECT_EQ(Str(ParseObject(r.body), "detail"), "no lister configured");
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}}).status, 200);
+
+  lister_client_ = std::make_shared<FileListerClient>(list_backend_.channel);
+  searcher_client_ = nullptr;
+  Rebuild();
+  EXPECT_EQ(Str(ParseObject(Get("/api/v1/search", {{"q", "*"}}).body), "detail"),
+            "no searcher configured");
+  EXPECT_EQ(Get("/api/v1/files").status, 200);
+}
+
+TEST_F(RestGatewayTest, FailedOverCallsSayWhichTransportServed) {
+  list_backend_.primary->SetUnavailable(true);
+  const HttpResponse r = Get("/api/v1/files", {{"path", "docs"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(list_backend_.fallback->calls(), 1u);
+  EXPECT_EQ(Str(ParseObject(r.body), "served_by"), "in-memory");
+}
+
+// --- routing -----------------------------------------------------------------
+
+TEST_F(RestGatewayTest, UnknownPathsAre404) {
+  for (const std::string path : {"/", "/api", "/api/v1", "/api/v1/files/", "/api/v1/Files",
+                                 "/api/v2/files", "/healthz/", "/nope", "", "api/v1/files"}) {
+    const HttpResponse r = Get(path);
+    EXPECT_EQ(StatusAndCode(r), std::make_pair(404, std::string("NOT_FOUND"))) << path;
+    EXPECT_EQ(FindHeader(r, "Allow"), nullptr);
+  }
+}
+
+TEST_F(RestGatewayTest, OtherMethodsAre405WithAllow) {
+  for (const std::string method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get", "BREW"}) {
+    for (const std::string path : {"/api/v1/files", "/api/v1/search", "/healthz", "/readyz",
+                                   "/metrics", "/api/v1/operations/x"}) {
+      const HttpResponse r = Call(method, path);
+      EXPECT_EQ(r.status, 405) << method << " " << path;
+      EXPECT_EQ(HeaderOr(r, "Allow"), "GET, HEAD");
+      const google::protobuf::Struct problem = ParseObject(r.body);
+      EXPECT_EQ(problem.fields().at("status").number_value(), 405);
+      EXPECT_EQ(Str(problem, "title"), "Method Not Allowed");
+    }
+  }
+  EXPECT_EQ(list_backend_.primary->calls(), 0u);
+}
+
+TEST_F(RestGatewayTest, HeadIsAnsweredAsGet) {
+  const HttpResponse head = Call("HEAD", "/api/v1/files", {{"path", "docs"}});
+  const HttpResponse get = Get("/api/v1/files", {{"path", "docs"}});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.content_type, get.content_type);
+  EXPECT_EQ(head.body, get.body);
+  EXPECT_EQ(Call("HEAD", "/healthz").status, 200);
+}
+
+// --- /healthz, /readyz -------------------------------------------------------
+
+TEST_F(RestGatewayTest, HealthzIsAlwaysOk) {
+  list_backend_.primary->SetUnavailable(true);
+  list_backend_.fallback->SetUnavailable(true);
+  const HttpResponse r = Get("/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(Str(ParseObject(r.body), "status"), "ok");
+  ExpectBadParameter("/healthz", {{"verbose", "1"}}, "verbose");
+}
+
+TEST_F(RestGatewayTest, ReadyzReportsEachBackend) {
+  HttpResponse r = Get("/readyz");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(gateway_->Ready());
+  google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_EQ(Str(body, "status"), "ready");
+  const auto& lister = body.fields().at("backends").struct_value().fields().at("lister");
+  const auto& fields = lister.struct_value().fields();
+  EXPECT_TRUE(fields.at("configured").bool_value());
+  EXPECT_TRUE(fields.at("ready").bool_value());
+  EXPECT_TRUE(fields.at("grpc").struct_value().fields().at("configured").bool_value());
+  EXPECT_TRUE(fields.at("grpc").struct_value().fields().at("available").bool_value());
+  EXPECT_TRUE(fields.at("broker").struct_value().fields().at("configured").bool_value());
+  EXPECT_TRUE(fields.at("broker").struct_value().fields().at("connected").bool_value());
+  EXPECT_EQ(fields.at("breaker").string_value(), "closed");
+
+  // The primary down: the fallback can still deliver.
+  list_backend_.primary->SetUnavailable(true);
+  r = Get("/readyz");
+  EXPECT_EQ(r.status, 200) << r.body;
+  body = ParseObject(r.body);
+  const auto& down = body.fields().at("backends").struct_value().fields().at("lister");
+  EXPECT_FALSE(
+      down.struct_value().fields().at("grpc").struct_value().fields().at("available").bool_value());
+
+  // Both down: nothing can serve the lister.
+  list_backend_.fallback->SetUnavailable(true);
+  r = Get("/readyz");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_FALSE(gateway_->Ready());
+  body = ParseObject(r.body);
+  EXPECT_EQ(Str(body, "status"), "unavailable");
+  EXPECT_FALSE(body.fields()
+                   .at("backends")
+                   .struct_value()
+                   .fields()
+                   .at("lister")
+                   .struct_value()
+                   .fields()
+                   .at("ready")
+                   .bool_value());
+  EXPECT_TRUE(body.fields()
+                  .at("backends")
+                  .struct_value()
+                  .fields()
+                  .at("searcher")
+                  .struct_value()
+                  .fields()
+                  .at("ready")
+                  .bool_value());
+  ExpectBadParameter("/readyz", {{"x", "1"}}, "x");
+}
+
+TEST_F(RestGatewayTest, ReadyzShowsAnOpenBreakerAndAMissingFallback) {
+  Backend only_primary =
+      MakeBackend(false, [this](InMemoryTransport& t) { t.ServeFileLister(*lister_); });
+  lister_client_ = std::make_shared<FileListerClient>(only_primary.channel);
+  searcher_client_ = nullptr;
+  Rebuild();
+  only_primary.primary->SetUnavailable(true);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Get("/api/v1/files").status, 503);
+  only_primary.primary->SetUnavailable(false);
+  const HttpResponse r = Get("/readyz");
+  EXPECT_EQ(r.status, 503) << r.body;  // the breaker is open and there is no fallback
+  const google::protobuf::Struct body = ParseObject(r.body);
+  const auto& backends = body.fields().at("backends").struct_value().fields();
+  const auto& lister = backends.at("lister").struct_value().fields();
+  EXPECT_EQ(lister.at("breaker").string_value(), "open");
+  EXPECT_FALSE(lister.at("broker").struct_value().fields().at("configured").bool_value());
+  EXPECT_FALSE(backends.at("searcher").struct_value().fields().at("configured").bool_value());
+}
+
+TEST_F(RestGatewayTest, ReadyzWithoutAnyBackendIs503) {
+  lister_client_ = nullptr;
+  searcher_client_ = nullptr;
+  Rebuild();
+  EXPECT_EQ(Get("/readyz").status, 503);
+  EXPECT_FALSE(gateway_->Ready());
+}
+
+// --- authentication ----------------------------------------------------------
+
+TEST_F(RestGatewayTest, ApiKeyGuardsApiRoutesOnly) {
+  options_.api_key = "s3cret-key";
+  Rebuild();
+  auto expect_401 = [this](const Pairs& headers, const std::string& path) {
+    const HttpResponse r = Get(path, {}, headers);
+    EXPECT_EQ(StatusAndCode(r), std::make_pair(401, std::string("UNAUTHENTICATED"))) << path;
+    EXPECT_EQ(HeaderOr(r, "WWW-Authenticate"), "Bearer realm=\"filemesh\"");
+    EXPECT_THAT(r.body, ::testing::Not(HasSubstr("s3cret")));
+  };
+  for (const std::string path :
+       {"/api/v1/files", "/api/v1/search", "/api/v1/operations/x", "/api/unknown"}) {
+    expect_401({}, path);
+    expect_401({{"authorization", "Bearer wrong"}}, path);
+    expect_401({{"authorization", "Bearer s3cret-ke"}}, path);
+    expect_401({{"authorization", "Bearer s3cret-key2"}}, path);
+    expect_401({{"authorization", "Bearer "}}, path);
+    expect_401({{"authorization", "Basic s3cret-key"}}, path);
+    expect_401({{"authorization", "s3cret-key"}}, path);
+    expect_401({{"authorization", "Bearer  s3cret-key"}}, path);
+  }
+  EXPECT_EQ(list_backend_.primary->calls(), 0u);
+  EXPECT_EQ(Get("/api/v1/files", {}, {{"authorization", "Bearer s3cret-key"}}).status, 200);
+  EXPECT_EQ(Get("/api/v1/files", {}, {{"authorization", "bearer s3cret-key"}}).status, 200);
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}}, {{"authorization", "Bearer s3cret-key"}}).status,
+            200);
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  EXPECT_EQ(Get("/metrics").status, 200);
+}
+
+TEST_F(RestGatewayTest, WithoutApiKeyNoAuthorizationIsNeeded) {
+  EXPECT_EQ(Get("/api/v1/files", {}, {{"authorization", "Bearer anything"}}).status, 200);
+  EXPECT_EQ(Get("/api/v1/files").status, 200);
+}
+
+// --- request ids -------------------------------------------------------------
+
+TEST_F(RestGatewayTest, RequestIdIsEchoedOrGenerated) {
+  const std::string given = "abc-123_X.y:z";
+  EXPECT_EQ(HeaderOr(Get("/healthz", {}, {{"x-request-id", given}}), "X-Request-Id"), given);
+  const std::string longest(128, 'a');
+  EXPECT_EQ(HeaderOr(Get("/api/v1/files", {}, {{"x-request-id", longest}}), "X-Request-Id"),
+            longest);
+  // Also on errors.
+  EXPECT_EQ(HeaderOr(Get("/nope", {}, {{"x-request-id", given}}), "X-Request-Id"), given);
+
+  const std::string a = HeaderOr(Get("/healthz"), "X-Request-Id");
+  const std::string b = HeaderOr(Get("/healthz"), "X-Request-Id");
+  EXPECT_THAT(a, ::testing::MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_THAT(b, ::testing::MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_NE(a, b);
+}
+
+TEST_F(RestGatewayTest, MalformedRequestIdIs400WithAGeneratedId) {
+  for (const std::string& bad :
+       {std::string(), std::string(129, 'a'), std::string("has space"), std::string("new\nline"),
+        std::string("slash/"), std::string("\xff"), std::string("quote\"")}) {
+    const HttpResponse r = Get("/api/v1/files", {}, {{"x-request-id", bad}});
+    EXPECT_EQ(StatusAndCode(r), std::make_pair(400, std::string("INVALID_ARGUMENT")));
+    EXPECT_THAT(Str(ParseObject(r.body), "detail"), HasSubstr("X-Request-Id"));
+    EXPECT_THAT(HeaderOr(r, "X-Request-Id"), ::testing::MatchesRegex("[0-9a-f]{32}"));
+  }
+  EXPECT_EQ(list_backend_.primary->calls(), 0u);
+}
+
+// --- queued operations -------------------------------------------------------
+
+class RestGatewayOperationTest : public RestGatewayTest {
+ protected:
+  // Every call fails over and ends queued on the fallback.
+  void QueueEverything() {
+    for (Backend* b : {&list_backend_, &search_backend_}) {
+      b->primary->SetUnavailable(true);
+      b->fallback->SetQueueing(true);
+    }
+  }
+
+  // The operation path of a 202 (checked).
+  std::string Accepted(const HttpResponse& r) {
+    EXPECT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(r.content_type, "application/json");
+    const std::string location = HeaderOr(r, "Location");
+    EXPECT_THAT(location, ::testing::MatchesRegex("/api/v1/operations/[0-9a-f]{32}"));
+    EXPECT_EQ(Str(ParseObject(r.body), "operation"), location);
+    return location;
+  }
+};
+
+TEST_F(RestGatewayOperationTest, QueuedListCompletesLater) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+
+  HttpResponse r = Get(operation);
+  ASSERT_EQ(r.status, 200) << r.body;
+  google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_FALSE(body.fields().at("done").bool_value());
+  EXPECT_EQ(body.fields().size(), 1u);
+
+  list_backend_.fallback->DeliverQueued();
+  r = Get(operation);
+  ASSERT_EQ(r.status, 200) << r.body;
+  body = ParseObject(r.body);
+  EXPECT_TRUE(body.fields().at("done").bool_value());
+  EXPECT_EQ(Str(body, "served_by"), "in-memory");
+  std::string response_json;
+  ASSERT_TRUE(
+      google::protobuf::util::MessageToJsonString(body.fields().at("response"), &response_json)
+          .ok());
+  EXPECT_THAT(Names(ParseMessage<v1::ListResponse>(response_json).entries()),
+              ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+
+  // The finished answer stays the same (the channel's copy was taken).
+  EXPECT_EQ(Get(operation).body, r.body);
+  EXPECT_EQ(Get(operation).status, 200);
+}
+
+TEST_F(RestGatewayOperationTest, QueuedSearchCompletesLater) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/search", {{"q", "*.csv"}}));
+  EXPECT_FALSE(ParseObject(Get(operation).body).fields().at("done").bool_value());
+  search_backend_.fallback->DeliverQueued();
+  const HttpResponse r = Get(operation);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_TRUE(body.fields().at("done").bool_value());
+  std::string response_json;
+  ASSERT_TRUE(
+      google::protobuf::util::MessageToJsonString(body.fields().at("response"), &response_json)
+          .ok());
+  EXPECT_THAT(testing::Paths(ParseMessage<v1::SearchResponse>(response_json).matches()),
+              ElementsAre("docs/b.csv"));
+}
+
+TEST_F(RestGatewayOperationTest, QueuedCallThatFailsAnswersItsError) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files", {{"path", "missing"}}));
+  list_backend_.fallback->DeliverQueued();
+  const HttpResponse r = Get(operation);
+  EXPECT_EQ(StatusAndCode(r), std::make_pair(404, std::string("NOT_FOUND")));
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_EQ(Get(operation).body, r.body);
+}
+
+TEST_F(RestGatewayOperationTest, UnknownOrMalformedOperationsAre404) {
+  QueueEverything();
+  Accepted(Get("/api/v1/files"));
+  for (const std::string& id :
+       {std::string("0123456789abcdef0123456789abcdef"), std::string(), std::string("x"),
+        std::string("0123456789ABCDEF0123456789ABCDEF"), std::string("../files"),
+        std::string("0123456789abcdef0123456789abcdef/"), std::string("\xff\"\n")}) {
+    const HttpResponse r = Get("/api/v1/operations/" + id);
+    EXPECT_EQ(StatusAndCode(r), std::make_pair(404, std::string("NOT_FOUND"))) << id;
+  }
+}
+
+TEST_F(RestGatewayOperationTest, OperationsTakeNoParameters) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files"));
+  ExpectBadParameter(operation, {{"wait", "1"}}, "wait");
+}
+
+TEST_F(RestGatewayOperationTest, OperationsExpire) {
+  options_.operation_ttl = absl::ZeroDuration();
+  Rebuild();
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files"));
+  EXPECT_EQ(Get(operation).status, 404);
+}
+
+TEST_F(RestGatewayOperationTest, OldestOperationIsForgottenPastTheCapacity) {
+  options_.operation_capacity = 2;
+  Rebuild();
+  QueueEverything();
+  const std::string first = Accepted(Get("/api/v1/files"));
+  const std::string second = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  const std::string third = Accepted(Get("/api/v1/search", {{"q", "*"}}));
+  EXPECT_EQ(Get(first).status, 404);
+  EXPECT_EQ(Get(second).status, 200);
+  EXPECT_EQ(Get(third).status, 200);
+}
+
+// --- metrics, access log, concurrency ------------------------------------------
+
+// These read only statuses, headers and text, so they also run under
+// ThreadSanitizer.
+class RestGatewayObservabilityTest : public RestGatewayTest {
+ protected:
+  bool ReadsJson() const override { return false; }
+};
+
+// The value of the sample line that starts with `series` ("name{labels}").
+double SampleValue(const std::string& text, const std::string& series) {
+  const std::string prefix = series + " ";
+  size_t at = 0;
+  while ((at = text.find(prefix, at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') {
+      return std::stod(text.substr(at + prefix.size(), text.find('\n', at) - at - prefix.size()));
+    }
+    at += prefix.size();
+  }
+  return -1;
+}
+
+TEST_F(RestGatewayObservabilityTest, MetricsCountRequestsByRouteCodeAndTransport) {
+  for (int i = 0; i < 3; ++i) Get("/api/v1/files");
+  Get("/api/v1/files", {{"path", "missing"}});
+  Get("/api/v1/files", {{"sort", "bad"}});
+  Get("/api/v1/search", {{"q", "*"}});
+  Get("/nope/1");
+  Get("/nope/2");
+  Get("/api/v1/operations/0123456789abcdef0123456789abcdef");
+  Call("POST", "/healthz");
+
+  const HttpResponse r = Get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4");
+  const std::string& text = r.body;
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"200\","
+                        "served_by=\"in-memory\"}"),
+            3);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"404\","
+                        "served_by=\"in-memory\"}"),
+            1);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"400\","
+                        "served_by=\"none\"}"),
+            1);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/search\",code=\"200\","
+                        "served_by=\"in-memory\"}"),
+            1);
+  EXPECT_EQ(
+      SampleValue(text,
+                  "filemesh_http_requests_total{route=\"other\",code=\"404\",served_by=\"none\"}"),
+      2);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/operations/{id}\","
+                        "code=\"404\",served_by=\"none\"}"),
+            1);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/healthz\",code=\"405\","
+                        "served_by=\"none\"}"),
+            1);
+  EXPECT_EQ(text.find("/nope"), std::string::npos);  // raw paths never become labels
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_request_duration_seconds_count{route=\"/api/v1/"
+                        "files\"}"),
+            5);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_request_duration_seconds_bucket{route=\"/api/v1/"
+                        "files\",le=\"+Inf\"}"),
+            5);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_calls_total{backend=\"lister\"}"), 4);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_calls_total{backend=\"searcher\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_served_by_primary_total{backend=\"lister\"}"), 4);
+  EXPECT_EQ(
+      SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"closed\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"open\"}"),
+            0);
+  EXPECT_EQ(SampleValue(text, "filemesh_http_operations"), 0);
+  // Every line is a comment or "series value".
+  for (const std::string& line : {std::string("# TYPE filemesh_http_requests_total counter"),
+                                  std::string("# TYPE filemesh_http_request_duration_seconds "
+                                              "histogram"),
+                                  std::string("# TYPE filemesh_channel_breaker_state gauge")}) {
+    EXPECT_NE(text.find(line + "\n"), std::string::npos) << line;
+  }
+}
+
+TEST_F(RestGatewayObservabilityTest, MetricsFollowFailoversQueuesAndTheBreaker) {
+  list_backend_.primary->SetUnavailable(true);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Get("/api/v1/files").status, 200);
+  list_backend_.fallback->SetQueueing(true);
+  EXPECT_EQ(Get("/api/v1/files").status, 202);
+  const std::string text = Get("/metrics").body;
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_calls_total{backend=\"lister\"}"), 4);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_served_by_fallback_total{backend=\"lister\"}"), 3);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_queued_total{backend=\"lister\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_breaker_opened_total{backend=\"lister\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"open\"}"),
+            1);
+  EXPECT_EQ(
+      SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"closed\"}"), 0);
+  EXPECT_EQ(SampleValue(text, "filemesh_http_operations"), 1);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"202\","
+                        "served_by=\"in-memory\"}"),
+            1);
+}
+
+TEST_F(RestGatewayObservabilityTest, ApplicationsCanAddMetrics) {
+  gateway_->metrics().AddCounter("app_custom_total", "Custom.").WithLabels({}).Increment(7);
+  EXPECT_EQ(SampleValue(Get("/metrics").body, "app_custom_total"), 7);
+}
+
+class CapturedLog {
+ public:
+  CapturedLog() {
+    SetLogSink([this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~CapturedLog() { SetLogSink(nullptr); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::vector<std::string> lines() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(RestGatewayObservabilityTest, AccessLogHasOneLinePerRequestWithoutCredentials) {
+  options_.access_log = true;
+  options_.api_key = "very-secret-key";
+  Rebuild();
+  CapturedLog log;
+  Get("/api/v1/files", {{"path", "docs"}},
+      {{"authorization", "Bearer very-secret-key"}, {"x-request-id", "req-42"}});
+  Get("/api/v1/files", {}, {{"authorization", "Bearer wrong-guess"}});
+  const std::vector<std::string> lines = log.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[0], HasSubstr("event=http_request"));
+  EXPECT_THAT(lines[0], HasSubstr("request_id=req-42"));
+  EXPECT_THAT(lines[0], HasSubstr("method=GET"));
+  EXPECT_THAT(lines[0], HasSubstr("route=/api/v1/files"));
+  EXPECT_THAT(lines[0], HasSubstr("path=/api/v1/files"));
+  EXPECT_THAT(lines[0], HasSubstr("status=200"));
+  EXPECT_THAT(lines[0], HasSubstr("served_by=in-memory"));
+  EXPECT_THAT(lines[0], ::testing::ContainsRegex("duration_ms=[0-9]+\\.[0-9]{3}"));
+  EXPECT_THAT(lines[1], HasSubstr("status=401"));
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("secret")));
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("wrong-guess")));
+  }
+}
+
+TEST_F(RestGatewayObservabilityTest, AccessLogCanBeTurnedOff) {
+  CapturedLog log;
+  Get("/healthz");
+  EXPECT_TRUE(log.lines().empty());
+}
+
+TEST_F(RestGatewayObservabilityTest, HostilePathStaysOneLogLine) {
+  options_.access_log = true;
+  Rebuild();
+  CapturedLog log;
+  const HttpResponse r = Get("/x\ny=\"z\" \xff");
+  EXPECT_EQ(r.status, 404);
+  const std::vector<std::string> lines = log.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].find('\n'), std::string::npos);
+  EXPECT_THAT(lines[0], HasSubstr("route=other"));
+}
+
+TEST_F(RestGatewayObservabilityTest, ConcurrentRequestsAreAllAnsweredAndCounted) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &failures] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const HttpResponse r = t % 2 == 0 ? Get("/api/v1/files", {{"path", "docs"}})
+                                          : Get("/api/v1/search", {{"q", "*.txt"}});
+        if (r.status != 200) ++failures[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], 0);
+  const std::string text = Get("/metrics").body;
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"200\","
+                        "served_by=\"in-memory\"}"),
+            kThreads / 2 * kPerThread);
+  EXPECT_EQ(SampleValue(text,
+                        "filemesh_http_requests_total{route=\"/api/v1/search\",code=\"200\","
+                        "served_by=\"in-memory\"}"),
+            kThreads / 2 * kPerThread);
+}
+
+TEST_F(RestGatewayObservabilityTest, ConcurrentPollsOfOneOperationAllGetTheSameAnswer) {
+  list_backend_.primary->SetUnavailable(true);
+  list_backend_.fallback->SetQueueing(true);
+  const HttpResponse accepted = Get("/api/v1/files", {{"path", "docs"}});
+  ASSERT_EQ(accepted.status, 202);
+  const std::string operation = HeaderOr(accepted, "Location");
+  list_backend_.fallback->DeliverQueued();
+
+  constexpr int kThreads = 4;
+  constexpr int kPolls = 25;
+  std::vector<std::vector<HttpResponse>> seen(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &seen, &operation] {
+      for (int i = 0; i < kPolls; ++i) seen[t].push_back(Get(operation));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  // The reply is taken from the channel once; every poll gets the cached answer.
+  const std::string& first = seen[0][0].body;
+  EXPECT_THAT(first, HasSubstr("\"done\":true"));
+  for (const auto& responses : seen) {
+    for (const HttpResponse& r : responses) {
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body, first);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace filemesh
