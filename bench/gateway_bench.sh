@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Load on the REST gateway with wrk: GET /api/v1/files for a small directory,
+# (a) on the gRPC path (an mserv1 replica serving gRPC) and (b) on the AMQP
+# path (the gateway's gRPC target has no replica; an AMQP-only mserv1 answers
+# from the queue). Prints requests/s, p50 and p99 latency and the gateway's
+# peak RSS (VmHWM) for each. Bounded: DURATION seconds per path (at most 15),
+# CONNECTIONS connections (at most 32), loopback only. Starts and stops its
+# own RabbitMQ node (needs root) and processes.
+#
+# Targets on the 2-core machine, wrk included: gRPC path >= 12,000 req/s with
+# p99 <= 10 ms, AMQP path >= 3,500 req/s, gateway peak RSS <= 64 MiB.
+#
+#   bench/gateway_bench.sh [BIN_DIR]     BIN_DIR holds mserv1 and gateway
+#                                        (default build/examples)
+#   DURATION=10 CONNECTIONS=32 THREADS=2 bench/gateway_bench.sh
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$repo/build/examples}
+duration=${DURATION:-10}
+connections=${CONNECTIONS:-32}
+threads=${THREADS:-2}
+((duration >= 1 && duration <= 15)) || { echo "gateway_bench: DURATION must be 1..15" >&2; exit 2; }
+((connections >= 1 && connections <= 32)) || {
+  echo "gateway_bench: CONNECTIONS must be 1..32" >&2
+  exit 2
+}
+((threads >= 1 && threads <= connections)) || { echo "gateway_bench: bad THREADS" >&2; exit 2; }
+
+mserv1="$bin/mserv1"
+gateway="$bin/gateway"
+for b in "$mserv1" "$gateway"; do
+  [ -x "$b" ] || { echo "gateway_bench: build examples/ first (no $b)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "gateway_bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/filemesh-gateway-bench.XXXXXX")
+chmod 755 "$work" # the node runs as the rabbitmq user, in $work/rabbitmq
+script="$repo/tests/rabbitmq/rabbitmq_node.sh"
+# Three consecutive free ports below the ephemeral range (the node uses
+# PORT, PORT+1 and PORT+2), and single free ones.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import random, socket, sys
+count = int(sys.argv[1])
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+for _ in range(200):
+    base = random.randint(20000, 32000)
+    if all(free(base + i) for i in range(count)):
+        print(base)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+amqp_port=$(free_ports 3)
+
+pids=()
+cleanup() {
+  if ((${#pids[@]})); then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "${pids[@]}" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+  fi
+  bash "$script" stop "$work/rabbitmq" "$amqp_port" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for_log FILE EVENT: the line of FILE logging EVENT (within 30 s).
+wait_for_log() {
+  local deadline=$((SECONDS + 30)) line
+  while ((SECONDS < deadline)); do
+    if line=$(grep -m 1 -a "event=$2\\b" "$1" 2>/dev/null); then
+      printf '%s\n' "$line"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "gateway_bench: no event=$2 in $1; it says:" >&2
+  tail -n 20 "$1" >&2
+  exit 1
+}
+address_of() { sed -n 's/.*[[:space:]]address=\([^[:space:]]*\).*/\1/p' <<<"$1"; }
+
+# spawn NAME COMMAND...: starts COMMAND in the background; its pid in $spawned.
+spawn() {
+  local name=$1
+  shift
+  "$@" >"$work/$name.log" 2>&1 </dev/null &
+  spawned=$!
+  pids+=("$spawned")
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# A small directory: 10 files of a few sizes.
+tree="$work/tree"
+mkdir -p "$tree/small"
+for i in $(seq -w 1 10); do
+  head -c $((10#$i * 37)) /dev/zero >"$tree/small/file$i.txt"
+done
+
+echo "starting a private RabbitMQ node on 127.0.0.1:$amqp_port ..."
+amqp_url=$(bash "$script" start "$work/rabbitmq" "$amqp_port" | tail -n 1)
+
+# measure LABEL GRPC_TARGET EXPECTED_SERVED_BY: a fresh gateway, one check
+# that the expected path serves, a warm-up, then wrk.
+measure() {
+  local label=$1 target=$2 expected=$3 served
+  spawn "gateway-$label" "$gateway" --listen 127.0.0.1:0 --lister_grpc "$target" \
+    --amqp_url "$amqp_url" --queue_prefix bench. --request_timeout 5s
+  local gw_pid=$spawned
+  local address
+  address=$(address_of "$(wait_for_log "$work/gateway-$label.log" http_listening)")
+  local url="http://$address/api/v1/files?path=small"
+  local deadline=$((SECONDS + 30))
+  until served=$(curl -sf "$url" | grep -o '"served_by": *"[a-z]*"') &&
+    [[ $served == *"\"$expected\"" ]]; do
+    ((SECONDS < deadline)) || { echo "gateway_bench: $label: not served by $expected" >&2; exit 1; }
+    sleep 0.1
+  done
+  wrk -t "$threads" -c "$connections" -d 2s "$url" >/dev/null # warm-up
+  local out
+  out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
+  local rps p50 p99 errors rss
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  rss=$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
+  printf '%-5s path: %10s req/s   p50 %-9s p99 %-9s gateway peak RSS %-10s non-2xx %s\n' \
+    "$label" "$rps" "$p50" "$p99" "$rss" "${errors:-0}"
+  stop_pid "$gw_pid"
+}
+
+echo "wrk: $threads threads, $connections connections, ${duration}s per path, GET /api/v1/files"
+spawn mserv1-grpc "$mserv1" --root "$tree" --grpc_listen 127.0.0.1:0 --amqp_url= --threads 2
+grpc_pid=$spawned
+grpc_address=$(address_of "$(wait_for_log "$work/mserv1-grpc.log" grpc_listening)")
+measure grpc "$grpc_address" grpc
+stop_pid "$grpc_pid"
+
+# The AMQP path: the gateway keeps a gRPC target with no replica behind it.
+spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
+  --queue_prefix bench. --threads 2
+wait_for_log "$work/mserv1-amqp.log" amqp_connected >/dev/null
+measure amqp "127.0.0.1:$(free_ports 1)" amqp

@@ -1,0 +1,56 @@
+#include "common/service_flags.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "filemesh/process.hpp"
+
+ABSL_FLAG(std::string, root, "", "directory to serve (required)");
+ABSL_FLAG(std::string, grpc_listen, "",
+          "gRPC listen address HOST:PORT (port 0 picks one); empty: no gRPC");
+ABSL_FLAG(std::string, amqp_url, "",
+          "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST; empty: no AMQP");
+ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the gateway's");
+ABSL_FLAG(int, threads, 0, "handler threads; 0: one per core");
+ABSL_FLAG(bool, log_calls, false, "log one event=call line per handled call");
+
+namespace filemesh_examples {
+
+absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
+  filemesh::ServiceHostOptions options;
+  options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options.amqp_url = absl::GetFlag(FLAGS_amqp_url);
+  options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.log_calls = absl::GetFlag(FLAGS_log_calls);
+  if (absl::GetFlag(FLAGS_root).empty()) {
+    return absl::InvalidArgumentError("--root is required: the directory to serve");
+  }
+  if (options.grpc_listen.empty() && options.amqp_url.empty()) {
+    return absl::InvalidArgumentError("set --grpc_listen, --amqp_url or both");
+  }
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads must be 0 or more, not ", options.threads));
+  }
+  return options;
+}
+
+void ServeUntilTerminated(const char* program, filemesh::ServiceHost& host) {
+  if (absl::Status status = host.Start(); !status.ok()) Exit(program, status);
+  filemesh::TerminationSignals::Wait();
+  host.Shutdown(absl::Seconds(5));
+}
+
+void Exit(const char* program, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s\n", program, status.ToString().c_str());
+  const absl::StatusCode code = status.code();
+  std::exit(code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kNotFound ||
+                    code == absl::StatusCode::kFailedPrecondition
+                ? 2
+                : 1);
+}
+
+}  // namespace filemesh_examples

@@ -1,0 +1,118 @@
+// gateway: the REST API (docs/rest.md) in front of mserv1 and mserv2. Calls
+// go over gRPC, and over RabbitMQ when gRPC fails; runs until SIGTERM or
+// SIGINT.
+//
+//   gateway --listen 127.0.0.1:8080 --lister_grpc 127.0.0.1:50051
+//           --searcher_grpc 127.0.0.1:50052,127.0.0.1:50053
+//           --amqp_url amqp://guest:guest@127.0.0.1:5672/
+//
+// Each flag can also be set from FILEMESH_<NAME> (FILEMESH_API_KEY, ...).
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "filemesh/clients.hpp"
+#include "filemesh/failover_channel.hpp"
+#include "filemesh/http_server.hpp"
+#include "filemesh/log.hpp"
+#include "filemesh/process.hpp"
+#include "filemesh/rest_gateway.hpp"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP listen address HOST:PORT");
+ABSL_FLAG(std::string, lister_grpc, "",
+          "mserv1 gRPC targets, HOST:PORT[,HOST:PORT...] (spread round robin); empty: no gRPC");
+ABSL_FLAG(std::string, searcher_grpc, "",
+          "mserv2 gRPC targets, HOST:PORT[,HOST:PORT...] (spread round robin); empty: no gRPC");
+ABSL_FLAG(std::string, amqp_url, "",
+          "RabbitMQ broker for the fallback, amqp://USER:PASS@HOST:PORT/VHOST; empty: none");
+ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the services'");
+ABSL_FLAG(std::string, api_key, "",
+          "when set, /api/ routes need 'Authorization: Bearer KEY' (prefer FILEMESH_API_KEY)");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(5),
+          "deadline of a backend call; past it a call queued on the broker answers 202");
+ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
+          "longest gRPC attempt before failing over to RabbitMQ");
+ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
+          "how long an open circuit breaker keeps calls off gRPC before probing it");
+ABSL_FLAG(int, http_threads, 64, "HTTP threads, also the most connections served at once");
+
+namespace {
+
+[[noreturn]] void Exit(const absl::Status& status) {
+  std::fprintf(stderr, "gateway: %s\n", status.ToString().c_str());
+  std::exit(status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
+}
+
+// A channel to `grpc_targets` (and the broker, if any); null when neither.
+std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets) {
+  filemesh::FailoverChannelOptions options;
+  options.grpc_target = grpc_targets;
+  options.amqp_url = absl::GetFlag(FLAGS_amqp_url);
+  options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
+  options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
+  if (options.grpc_target.empty() && options.amqp_url.empty()) return nullptr;
+  auto channel = filemesh::FailoverChannel::Create(options);
+  if (!channel.ok()) Exit(channel.status());
+  return *channel;
+}
+
+void CheckPositive(const char* flag, absl::Duration value) {
+  if (value <= absl::ZeroDuration()) {
+    Exit(absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be positive, not ", absl::FormatDuration(value))));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  filemesh::TerminationSignals::Block();  // before any thread starts
+  filemesh::ParseFlags(argc, argv,
+                       "gateway: the filemesh REST API in front of mserv1 and mserv2.\n\n"
+                       "  gateway [--listen HOST:PORT] [--lister_grpc TARGETS] "
+                       "[--searcher_grpc TARGETS] [--amqp_url URL]");
+  const std::string lister_grpc = absl::GetFlag(FLAGS_lister_grpc);
+  const std::string searcher_grpc = absl::GetFlag(FLAGS_searcher_grpc);
+  if (lister_grpc.empty() && searcher_grpc.empty() && absl::GetFlag(FLAGS_amqp_url).empty()) {
+    Exit(absl::InvalidArgumentError("set --lister_grpc, --searcher_grpc and/or --amqp_url"));
+  }
+  CheckPositive("request_timeout", absl::GetFlag(FLAGS_request_timeout));
+  CheckPositive("attempt_timeout", absl::GetFlag(FLAGS_attempt_timeout));
+  CheckPositive("breaker_cooldown", absl::GetFlag(FLAGS_breaker_cooldown));
+
+  filemesh::RestGatewayOptions options;
+  options.api_key = absl::GetFlag(FLAGS_api_key);
+  options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc);
+  std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc);
+  filemesh::RestGateway gateway(
+      options,
+      lister ? std::make_shared<filemesh::FileListerClient>(lister, options.request_timeout)
+             : nullptr,
+      searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
+               : nullptr);
+  filemesh::LogEvent("gateway_configured",
+                     {{"lister_grpc", lister_grpc},
+                      {"searcher_grpc", searcher_grpc},
+                      {"amqp_url", filemesh::RedactUrl(absl::GetFlag(FLAGS_amqp_url))},
+                      {"auth", options.api_key.empty() ? "none" : "bearer"}});
+
+  filemesh::HttpServerOptions http;
+  http.listen = absl::GetFlag(FLAGS_listen);
+  http.threads = absl::GetFlag(FLAGS_http_threads);
+  filemesh::HttpServer server(http);
+  absl::Status started =
+      server.Start([&gateway](const filemesh::HttpRequest& r) { return gateway.Handle(r); });
+  if (!started.ok()) Exit(started);
+
+  filemesh::TerminationSignals::Wait();
+  server.Shutdown();  // requests in flight are answered first
+  return 0;
+}

@@ -1,0 +1,30 @@
+// mserv1: the listing service. Serves FileLister.List for one directory over
+// gRPC, RabbitMQ or both, until SIGTERM or SIGINT.
+//
+//   mserv1 --root /srv/data --grpc_listen 127.0.0.1:50051
+//          --amqp_url amqp://guest:guest@127.0.0.1:5672/
+//
+// Flags: common/service_flags.cc; each also from FILEMESH_<NAME>.
+
+#include "absl/flags/flag.h"
+#include "common/service_flags.h"
+#include "filemesh/file_lister.hpp"
+#include "filemesh/process.hpp"
+#include "filemesh/service_host.hpp"
+
+int main(int argc, char** argv) {
+  filemesh::TerminationSignals::Block();  // before any thread starts
+  filemesh::ParseFlags(argc, argv,
+                       "mserv1: lists directories under --root over gRPC and/or RabbitMQ.\n\n"
+                       "  mserv1 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");
+  auto options = filemesh_examples::ServiceHostOptionsFromFlags();
+  if (!options.ok()) filemesh_examples::Exit("mserv1", options.status());
+
+  filemesh::FileLister lister(absl::GetFlag(FLAGS_root));
+  if (!lister.status().ok()) filemesh_examples::Exit("mserv1", lister.status());
+
+  filemesh::ServiceHost host(*options);
+  host.AddFileLister(lister);
+  filemesh_examples::ServeUntilTerminated("mserv1", host);
+  return 0;
+}

@@ -1,0 +1,69 @@
+"""Scenario 4: every replica down, the broker up. The gateway queues the call
+on the broker and answers 202 with an operation; once a replica starts, the
+operation completes with the answer the tree on disk gives."""
+
+import fnmatch
+
+import harness
+from harness import exact_path
+
+
+class QueuedOperationTest(harness.BrokerTestCase):
+
+    def queue(self, gw, route, params):
+        """Makes a request that must be queued; returns its operation path."""
+        r = gw.http.get(route, params)
+        self.assertEqual(r.status, 202, r)
+        location = r.headers.get("location")
+        self.assertTrue(location and location.startswith("/api/v1/operations/"), r.headers)
+        self.assertEqual(r.json(), {"operation": location})
+        return location
+
+    def wait_done(self, gw, operation, timeout=30):
+        def done():
+            r = gw.http.get(operation)
+            if r.status == 200 and not r.json().get("done"):
+                return None
+            return r
+
+        return harness.wait_until(done, timeout, f"{operation} to complete")
+
+    def test_queued_search_and_listing_complete_when_replicas_start(self):
+        dead = harness.loopback(harness.free_port())
+        gw = self.gateway(lister_grpc=dead, searcher_grpc=dead, amqp_url=self.amqp_url,
+                          queue_prefix=self.prefix, request_timeout="1s")
+        search = self.queue(gw, "/api/v1/search", {"q": "*.md"})
+        listing = self.queue(gw, "/api/v1/files", {"path": "docs"})
+        failing = self.queue(gw, "/api/v1/files", {"path": "README.md"})
+        self.assertEqual(len({search, listing, failing}), 3)
+
+        pending = gw.http.get(search)
+        self.assertEqual(pending.status, 200, pending)
+        self.assertEqual(pending.content_type, "application/json")
+        self.assertEqual(pending.json(), {"done": False})
+
+        self.mserv("mserv2", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
+        self.mserv("mserv1", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
+
+        searched = self.wait_done(gw, search)
+        self.assertEqual(searched.status, 200, searched)
+        body = searched.json()
+        self.assertIs(body["done"], True)
+        expected = [path for _b, path, name, *_ in self.tree.walk()
+                    if fnmatch.fnmatchcase(name, b"*.md")]
+        self.assertEqual([exact_path(m) for m in body["response"]["matches"]], expected)
+
+        listed = self.wait_done(gw, listing)
+        self.assertEqual(listed.status, 200, listed)
+        self.assertEqual([exact_path(e) for e in listed.json()["response"]["entries"]],
+                         [b"docs/" + name for name, _, _ in self.tree.listing(b"docs")])
+
+        # A call that the service refused completes with its error.
+        refused = self.wait_done(gw, failing)
+        self.assertEqual(refused.status, 400, refused)
+        self.assertEqual(refused.content_type, "application/problem+json")
+        self.assertEqual(refused.json()["code"], "FAILED_PRECONDITION")
+
+
+if __name__ == "__main__":
+    harness.main()
