@@ -73,6 +73,11 @@ TEST(HttpStatusTest, ReasonPhrases) {
   EXPECT_EQ(HttpReasonPhrase(429), "Too Many Requests");
   EXPECT_EQ(HttpReasonPhrase(503), "Service Unavailable");
   EXPECT_EQ(HttpReasonPhrase(504), "Gateway Timeout");
+  // The ones HttpServer answers itself for requests it cannot take.
+  EXPECT_EQ(HttpReasonPhrase(413), "Content Too Large");
+  EXPECT_EQ(HttpReasonPhrase(414), "URI Too Long");
+  EXPECT_EQ(HttpReasonPhrase(416), "Range Not Satisfiable");
+  EXPECT_EQ(HttpReasonPhrase(431), "Request Header Fields Too Large");
   EXPECT_EQ(HttpReasonPhrase(299), "Unknown");
 }
 
