@@ -7,3 +7,15 @@ filemesh_add_test(rest_gateway_test SOURCES rest_gateway_test.cc
 # A real HttpServer on loopback, driven by httplib's client.
 filemesh_add_test(http_server_test SOURCES http_server_test.cc
   LIBS filemesh::rest PkgConfig::HTTPLIB)
+# The direct JSON writer against protobuf's printer, over messages of every
+# shape generated from proto/json_shapes.proto.
+add_library(filemesh_json_shapes_proto STATIC proto/json_shapes.proto)
+protobuf_generate(
+  TARGET filemesh_json_shapes_proto
+  LANGUAGE cpp
+  IMPORT_DIRS "${CMAKE_CURRENT_SOURCE_DIR}"
+  PROTOC_OUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/generated")
+target_include_directories(filemesh_json_shapes_proto PUBLIC "${CMAKE_CURRENT_BINARY_DIR}/generated")
+target_link_libraries(filemesh_json_shapes_proto PUBLIC protobuf::libprotobuf)
+filemesh_add_test(proto_json_test SOURCES proto_json_test.cc
+  LIBS filemesh::rest filemesh_json_shapes_proto protobuf::libprotobuf Threads::Threads)

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "filemesh/names.hpp"
 #include "google/protobuf/util/json_util.h"
+#include "rest/proto_json.h"
 
 namespace filemesh::internal {
 namespace {
@@ -89,10 +90,12 @@ std::string JsonObjectWriter::Finish() {
 }
 
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message) {
+  std::string json;
+  if (AppendProtoJson(message, &json)) return json;
+  // Shapes and values the direct writer leaves to protobuf's own printer.
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
-  std::string json;
   const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) {
     return absl::InternalError(

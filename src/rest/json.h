@@ -37,7 +37,9 @@ class JsonObjectWriter {
 };
 
 // `message` in protobuf's JSON mapping with the REST API's options:
-// snake_case field names and every primitive field printed.
+// snake_case field names and every primitive field printed. The bytes are
+// MessageToJsonString's; supported shapes are written directly
+// (proto_json.h), the rest by protobuf.
 absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& message);
 
 // `object_json` (a JSON object) with one more member `key` = the string

@@ -6,6 +6,8 @@ add_library(filemesh_rest STATIC
   rest/json.cc
   rest/metrics.cc
   rest/operation_store.cc
+  rest/proto_json.cc
+  rest/proto_json_values.cc
   rest/query_params.cc
   rest/rest_gateway.cc)
 add_library(filemesh::rest ALIAS filemesh_rest)
