@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
 #include "filemesh/log.hpp"
+#include "percent_decode.h"
 #include "rest/problem.h"
 
 namespace filemesh {
@@ -213,43 +214,14 @@ class Listener : public httplib::Server {
   int keep_alive_max_requests_ = 100;
 };
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes `in` into `out`, '+' as a space when `plus_is_space` (the
-// query's form encoding). False on a malformed escape.
-bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
-  out->clear();
-  out->reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+' && plus_is_space) {
-      out->push_back(' ');
-    } else if (c != '%') {
-      out->push_back(c);
-    } else {
-      if (i + 2 >= in.size()) return false;
-      const int hi = HexValue(in[i + 1]);
-      const int lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    }
-  }
-  return true;
-}
-
 // Fills the request's path and query from the raw request target.
 absl::Status ParseTarget(std::string_view target, HttpRequest* request) {
   if (const size_t hash = target.find('#'); hash != std::string_view::npos) {
     target = target.substr(0, hash);
   }
   const size_t question = target.find('?');
-  if (!PercentDecode(target.substr(0, question), /*plus_is_space=*/false, &request->path)) {
+  if (!internal::PercentDecode(target.substr(0, question), /*plus_is_space=*/false,
+                               &request->path)) {
     return absl::InvalidArgumentError("the request path has a malformed percent escape");
   }
   if (question == std::string_view::npos) return absl::OkStatus();
@@ -262,9 +234,9 @@ absl::Status ParseTarget(std::string_view target, HttpRequest* request) {
     const size_t eq = pair.find('=');
     std::string name;
     std::string value;
-    if (!PercentDecode(pair.substr(0, eq), /*plus_is_space=*/true, &name) ||
+    if (!internal::PercentDecode(pair.substr(0, eq), /*plus_is_space=*/true, &name) ||
         (eq != std::string_view::npos &&
-         !PercentDecode(pair.substr(eq + 1), /*plus_is_space=*/true, &value))) {
+         !internal::PercentDecode(pair.substr(eq + 1), /*plus_is_space=*/true, &value))) {
       return absl::InvalidArgumentError(
           "a query parameter has a malformed percent escape (write '%' as %25)");
     }

@@ -4,36 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
+#include "percent_decode.h"
 
 namespace filemesh::internal {
 namespace {
 
 constexpr std::string_view kScheme = "amqp://";
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes `in`; false on a malformed escape.
-bool PercentDecode(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    const int hi = HexValue(in[i + 1]);
-    const int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
 
 std::string PercentEncode(std::string_view in) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -105,11 +81,12 @@ absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
     authority = authority.substr(at + 1);
     const size_t colon = userinfo.find(':');
     std::string_view user = userinfo.substr(0, colon);
-    if (!PercentDecode(user, &out.user)) return Bad("malformed %-escape in the user name");
+    if (!PercentDecode(user, /*plus_is_space=*/false, &out.user))
+      return Bad("malformed %-escape in the user name");
     if (out.user.empty()) return Bad("empty user name before '@'");
     if (colon == std::string_view::npos) {
       out.password.clear();
-    } else if (!PercentDecode(userinfo.substr(colon + 1), &out.password)) {
+    } else if (!PercentDecode(userinfo.substr(colon + 1), /*plus_is_space=*/false, &out.password)) {
       // Never echo any part of the password.
       return Bad("malformed %-escape in the password");
     }
@@ -164,7 +141,8 @@ absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
     if (path.find('/') != std::string_view::npos) {
       return Bad("the vhost may not contain '/' (write it as %2F)");
     }
-    if (!PercentDecode(path, &out.vhost)) return Bad("malformed %-escape in the vhost");
+    if (!PercentDecode(path, /*plus_is_space=*/false, &out.vhost))
+      return Bad("malformed %-escape in the vhost");
     if (out.vhost.empty()) out.vhost = "/";
   }
   return out;
