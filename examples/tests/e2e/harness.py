@@ -668,8 +668,8 @@ def breaker_recovery_bound(downtime, cooldown):
     the cooldown), so a probe comes at most one more probe interval after the
     channel has reconnected: within (downtime + reconnect) + c of the
     replica's return. The channel reconnects at gRPC's next attempt, whose
-    backoff (0.1 s, x1.6, 20 % jitter, at most 5 s) has grown to at most
-    1.2 x (downtime + 0.1 s). The bound doubles that reconnect time and the
+    backoff (0.1 s, x1.6, 20 % jitter, at most 5 s and never above the
+    breaker cooldown) has grown to at most 1.2 x (downtime + 0.1 s). The bound doubles that reconnect time and the
     cooldown, and adds 2 s for a loaded 2-core machine."""
     reconnect = min(6.0, 1.2 * (downtime + 0.1))
     return downtime + 2 * reconnect + 2 * cooldown + 2.0
