@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "filemesh/log.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -264,6 +266,86 @@ TEST(HttpServerTest, ARangeHeaderDoesNotCutTheResponse) {
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
   EXPECT_EQ(result->body, "{\"entries\":[1,2,3]}");
+}
+
+// Responses are buffered per connection and sent when complete or when the
+// buffer fills: bodies many times the buffer arrive whole, with or without
+// a Range header, and the connection serves the next request.
+TEST(HttpServerTest, LargeResponsesArriveWholeAndTheConnectionGoesOn) {
+  std::string body;
+  for (int i = 0; body.size() < 1'000'000; ++i) absl::StrAppend(&body, i, ",");
+  RecordingHandler recorder;
+  recorder.set_response({200, "text/plain", body, {}});
+  auto server = StartServer(recorder.handler());
+  auto client = ClientOf(*server);
+  auto plain = client->Get("/big");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 200);
+  EXPECT_TRUE(plain->body == body) << "got " << plain->body.size() << " bytes";
+  auto ranged = client->Get("/big", {{"Range", "bytes=0-3"}});
+  ASSERT_TRUE(ranged);
+  EXPECT_EQ(ranged->status, 200);
+  EXPECT_TRUE(ranged->body == body) << "got " << ranged->body.size() << " bytes";
+  recorder.set_response({200, "text/plain", "small", {}});
+  auto after = client->Get("/small");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->body, "small");
+  const std::vector<HttpRequest> got = recorder.requests();
+  ASSERT_EQ(got.size(), 3u);
+  for (const HttpRequest& r : got) EXPECT_EQ(r.remote_address, got[0].remote_address);
+}
+
+TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  const std::string out =
+      RawExchange(server->port(),
+                  "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::vector<std::string> answers =
+      absl::StrSplit(out, "HTTP/1.1 200 OK\r\n", absl::SkipEmpty());
+  EXPECT_EQ(answers.size(), 3u) << out;
+  const std::vector<HttpRequest> got = recorder.requests();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].path, "/one");
+  EXPECT_EQ(got[1].path, "/two");
+  EXPECT_EQ(got[2].path, "/three");
+}
+
+// A client that sends "Expect: 100-continue" waits for the interim response
+// before it sends the body: the server must not keep it in its buffer.
+TEST(HttpServerTest, ContinueIsSentBeforeTheBodyIsRead) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server->port()));
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // A bound on a failure, not a synchronisation: the answer comes at once.
+  const timeval limit{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  const std::string head =
+      "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::string interim;
+  char c;
+  while (!absl::EndsWith(interim, "\r\n\r\n") && ::recv(fd, &c, 1, 0) == 1) interim.push_back(c);
+  EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_EQ(::send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+  std::string rest;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) rest.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_THAT(rest, ::testing::StartsWith("HTTP/1.1 200 OK\r\n"));
+  const std::vector<HttpRequest> got = recorder.requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].method, "POST");
+  EXPECT_EQ(got[0].path, "/upload");
 }
 
 TEST(HttpServerTest, ErrorResponsesWithoutBodyGetAProblem) {

@@ -25,6 +25,7 @@
 #include "filemesh/service_host.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rpc/log_internal.h"
 #include "rpc_test_support.h"
 
 namespace filemesh {
@@ -371,6 +372,27 @@ TEST(LogTest, BreakerStateChangesAreLoggedWithTheTarget) {
               ::testing::ElementsAre(::testing::EndsWith(absl::StrCat(
                   "level=warning event=breaker_state_changed target=", options.grpc_target,
                   " from=closed to=open"))));
+}
+
+TEST(LogTimestampTest, MatchesAbslFormattingAcrossSecondsAndMilliseconds) {
+  // Times around second, day, year and epoch boundaries, before and after
+  // 1970, visited out of order so the per-thread cache is exercised.
+  std::vector<absl::Time> times;
+  for (int64_t base : {int64_t{0}, int64_t{1798761599}, int64_t{1798761600}, int64_t{-1},
+                       int64_t{-86400}, int64_t{951782400}, int64_t{1798761599}}) {
+    for (int64_t ms : {0, 1, 9, 10, 99, 100, 999}) {
+      times.push_back(absl::FromUnixSeconds(base) + absl::Milliseconds(ms));
+      times.push_back(absl::FromUnixSeconds(base) + absl::Milliseconds(ms) +
+                      absl::Microseconds(999));
+    }
+  }
+  times.push_back(absl::Now());
+  for (const absl::Time t : times) {
+    std::string got;
+    internal::AppendLogTimestamp(t, &got);
+    EXPECT_EQ(got, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()))
+        << absl::FormatTime(t);
+  }
 }
 
 }  // namespace

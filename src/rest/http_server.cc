@@ -36,20 +36,28 @@ namespace {
 
 using internal::AbslView;
 
-// A connection's socket as httplib reads and writes it: reads buffered (the
-// request line is read a byte at a time) and bounded by the read timeout,
-// writes bounded by the write timeout.
+// A connection's socket as httplib reads and writes it. Reads are buffered
+// (httplib reads the request line a byte at a time). Writes are buffered too
+// and go out in one send() when the response is complete (Flush), or when
+// the buffer fills, or before the next read: a response is one segment, not
+// a head and a body, and costs one system call. The socket stays blocking;
+// each call first tries without waiting and polls, within the timeout, only
+// when the kernel has nothing to read or no room to write.
 class ConnectionStream final : public httplib::Stream {
  public:
   ConnectionStream(int fd, int read_timeout_ms, int write_timeout_ms)
       : fd_(fd), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
 
   bool is_readable() const override { return begin_ < end_ || Poll(POLLIN, read_timeout_ms_); }
-  bool is_writable() const override { return Poll(POLLOUT, write_timeout_ms_); }
+  bool is_writable() const override {
+    return out_.size() < kMaxBufferedOutput || Poll(POLLOUT, write_timeout_ms_);
+  }
 
   ssize_t read(char* ptr, size_t size) override {
     if (begin_ == end_) {
-      if (!Poll(POLLIN, read_timeout_ms_)) return -1;
+      // Whatever was written so far is what the peer may be waiting for
+      // (an interim "100 Continue", say) before it sends more.
+      if (!Flush()) return -1;
       if (size >= buffer_.size()) return Recv(ptr, size);
       const ssize_t n = Recv(buffer_.data(), buffer_.size());
       if (n <= 0) return n;
@@ -63,27 +71,57 @@ class ConnectionStream final : public httplib::Stream {
   }
 
   ssize_t write(const char* ptr, size_t size) override {
-    if (!Poll(POLLOUT, write_timeout_ms_)) return -1;
-    ssize_t n;
-    do {
-      n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? -1 : n;
+    out_.append(ptr, size);
+    if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
+    return static_cast<ssize_t>(size);
+  }
+
+  // Sends everything written so far; false when the peer is gone or does
+  // not take the bytes within the write timeout.
+  bool Flush() {
+    size_t sent = 0;
+    while (sent < out_.size()) {
+      const ssize_t n =
+          ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                 Poll(POLLOUT, write_timeout_ms_)) {
+        continue;
+      } else {
+        out_.clear();
+        return false;
+      }
+    }
+    out_.clear();
+    return true;
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      IpAndPort(addr, len, &ip, &port);
+    if (!remote_known_) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof(addr);
+      if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+        IpAndPort(addr, len, &remote_ip_, &remote_port_);
+      }
+      remote_known_ = true;
     }
+    ip = remote_ip_;
+    port = remote_port_;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      IpAndPort(addr, len, &ip, &port);
+    if (!local_known_) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof(addr);
+      if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+        IpAndPort(addr, len, &local_ip_, &local_port_);
+      }
+      local_known_ = true;
     }
+    ip = local_ip_;
+    port = local_port_;
   }
   socket_t socket() const override { return fd_; }
 
@@ -91,6 +129,9 @@ class ConnectionStream final : public httplib::Stream {
   bool has_buffered_bytes() const { return begin_ < end_; }
 
  private:
+  // Output beyond this is sent before more is buffered.
+  static constexpr size_t kMaxBufferedOutput = 64 * 1024;
+
   static void IpAndPort(const sockaddr_storage& addr, socklen_t len, std::string* ip, int* port) {
     char host[NI_MAXHOST];
     char service[NI_MAXSERV];
@@ -110,12 +151,14 @@ class ConnectionStream final : public httplib::Stream {
     return ready > 0;
   }
 
+  // Reads what is there, waiting up to the read timeout when nothing is.
   ssize_t Recv(char* ptr, size_t size) {
-    ssize_t n;
-    do {
-      n = ::recv(fd_, ptr, size, 0);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? -1 : n;
+    while (true) {
+      const ssize_t n = ::recv(fd_, ptr, size, MSG_DONTWAIT);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Poll(POLLIN, read_timeout_ms_)) return -1;
+    }
   }
 
   const int fd_;
@@ -124,6 +167,14 @@ class ConnectionStream final : public httplib::Stream {
   std::array<char, 4096> buffer_;
   size_t begin_ = 0;
   size_t end_ = 0;
+  std::string out_;
+  // The connection's addresses, looked up once (httplib asks per request).
+  mutable bool remote_known_ = false;
+  mutable bool local_known_ = false;
+  mutable std::string remote_ip_;
+  mutable std::string local_ip_;
+  mutable int remote_port_ = 0;
+  mutable int local_port_ = 0;
 };
 
 int Milliseconds(absl::Duration d) {
@@ -176,8 +227,8 @@ class Listener : public httplib::Server {
   // Overrides httplib's (private virtual) per-connection loop; runs on a
   // thread of the task queue.
   bool process_and_close_socket(socket_t sock) override {
-    // A response goes out in two sends (head, body): without this the body
-    // waits for the client's delayed ACK of the head.
+    // A response larger than the output buffer goes out in several sends:
+    // without this the last one would wait for the client's delayed ACK.
     const int yes = 1;
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
     ConnectionStream stream(sock, read_timeout_ms_, write_timeout_ms_);
@@ -186,6 +237,7 @@ class Listener : public httplib::Server {
       bool client_closes = false;
       ok = process_request(stream, /*close_connection=*/left == 1 || stopping_.load(),
                            client_closes, nullptr);
+      ok = stream.Flush() && ok;
       if (!ok || client_closes) break;
     }
     ::shutdown(sock, SHUT_RDWR);

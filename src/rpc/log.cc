@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "rpc/log_internal.h"
 
 namespace filemesh {
 namespace {
@@ -180,12 +183,37 @@ void WriteAll(int fd, std::string_view bytes) {
 
 }  // namespace
 
+namespace internal {
+
+// The part up to the seconds is formatted once a second per thread:
+// absl::FormatTime was a tenth of the cost of a gateway's access log line.
+void AppendLogTimestamp(absl::Time now, std::string* out) {
+  const int64_t millis = absl::ToUnixMillis(now);
+  const int64_t second = millis >= 0 ? millis / 1000 : -((-millis + 999) / 1000);
+  const int64_t milli = millis - second * 1000;
+  thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
+  thread_local std::string cached;
+  if (second != cached_second) {
+    cached =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+    cached_second = second;
+  }
+  out->append(cached);
+  out->push_back('.');
+  out->push_back(static_cast<char>('0' + milli / 100));
+  out->push_back(static_cast<char>('0' + milli / 10 % 10));
+  out->push_back(static_cast<char>('0' + milli % 10));
+  out->push_back('Z');
+}
+
+}  // namespace internal
+
 void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
   std::string line;
-  line.reserve(96);
+  line.reserve(256);
   line.append("ts=");
-  line.append(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
+  internal::AppendLogTimestamp(absl::Now(), &line);
   line.append(" level=");
   line.append(LevelName(level));
   line.append(" event=");
