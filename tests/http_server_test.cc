@@ -85,17 +85,27 @@ std::unique_ptr<httplib::Client> ClientOf(const HttpServer& server) {
   return client;
 }
 
-// Sends `bytes` on a fresh connection, half-closes it, and returns all that
-// comes back.
-std::string RawExchange(int port, const std::string& bytes) {
+// A TCP connection to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `bytes` on a fresh connection, half-closes it, and returns all that
+// comes back.
+std::string RawExchange(int port, const std::string& bytes) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) {
     ADD_FAILURE() << "cannot connect to port " << port;
-    if (fd >= 0) ::close(fd);
     return "";
   }
   size_t sent = 0;
@@ -115,14 +125,10 @@ std::string RawExchange(int port, const std::string& bytes) {
 
 // Whether a TCP connection to the port is refused (nothing listens).
 bool ConnectionRefused(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0;
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return true;
   ::close(fd);
-  return refused;
+  return false;
 }
 
 TEST(HttpServerTest, HandlerGetsDecodedRequestAndClientGetsItsResponse) {
@@ -317,13 +323,8 @@ TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
 TEST(HttpServerTest, ContinueIsSentBeforeTheBodyIsRead) {
   RecordingHandler recorder;
   auto server = StartServer(recorder.handler());
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ConnectLoopback(server->port());
   ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(server->port()));
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   // A bound on a failure, not a synchronisation: the answer comes at once.
   const timeval limit{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));

@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "captured_log.h"
 #include "filemesh/clients.hpp"
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/service_host.hpp"
@@ -35,40 +36,6 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
-
-// Collects the lines written while it lives.
-class CapturedLog {
- public:
-  CapturedLog() {
-    SetLogSink([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~CapturedLog() { SetLogSink(nullptr); }
-  CapturedLog(const CapturedLog&) = delete;
-  CapturedLog& operator=(const CapturedLog&) = delete;
-
-  std::vector<std::string> lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
-  // The lines whose event is `event`.
-  std::vector<std::string> Events(const std::string& event) const {
-    std::vector<std::string> out;
-    const std::string needle = absl::StrCat(" event=", event, " ");
-    const std::string at_end = absl::StrCat(" event=", event);
-    for (const std::string& line : lines()) {
-      if (absl::StrContains(line, needle) || absl::EndsWith(line, at_end)) out.push_back(line);
-    }
-    return out;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // The part of a line after "ts=... level=... ".
 std::string AfterLevel(const std::string& line) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "captured_log.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/log.hpp"
@@ -916,27 +917,6 @@ TEST_F(RestGatewayObservabilityTest, ApplicationsCanAddMetrics) {
   gateway_->metrics().AddCounter("app_custom_total", "Custom.").WithLabels({}).Increment(7);
   EXPECT_EQ(SampleValue(Get("/metrics").body, "app_custom_total"), 7);
 }
-
-class CapturedLog {
- public:
-  CapturedLog() {
-    SetLogSink([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~CapturedLog() { SetLogSink(nullptr); }
-  CapturedLog(const CapturedLog&) = delete;
-  CapturedLog& operator=(const CapturedLog&) = delete;
-  std::vector<std::string> lines() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 TEST_F(RestGatewayObservabilityTest, AccessLogHasOneLinePerRequestWithoutCredentials) {
   options_.access_log = true;

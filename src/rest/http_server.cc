@@ -100,28 +100,10 @@ class ConnectionStream final : public httplib::Stream {
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    if (!remote_known_) {
-      sockaddr_storage addr{};
-      socklen_t len = sizeof(addr);
-      if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-        IpAndPort(addr, len, &remote_ip_, &remote_port_);
-      }
-      remote_known_ = true;
-    }
-    ip = remote_ip_;
-    port = remote_port_;
+    remote_.Get(fd_, ::getpeername, &ip, &port);
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    if (!local_known_) {
-      sockaddr_storage addr{};
-      socklen_t len = sizeof(addr);
-      if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-        IpAndPort(addr, len, &local_ip_, &local_port_);
-      }
-      local_known_ = true;
-    }
-    ip = local_ip_;
-    port = local_port_;
+    local_.Get(fd_, ::getsockname, &ip, &port);
   }
   socket_t socket() const override { return fd_; }
 
@@ -132,15 +114,33 @@ class ConnectionStream final : public httplib::Stream {
   // Output beyond this is sent before more is buffered.
   static constexpr size_t kMaxBufferedOutput = 64 * 1024;
 
-  static void IpAndPort(const sockaddr_storage& addr, socklen_t len, std::string* ip, int* port) {
-    char host[NI_MAXHOST];
-    char service[NI_MAXSERV];
-    if (::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof(host), service,
-                      sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-      *ip = host;
-      *port = std::atoi(service);
+  // One end of the connection, looked up once: httplib asks on every request.
+  class Endpoint {
+   public:
+    using Lookup = int (*)(int, sockaddr*, socklen_t*);
+    void Get(int fd, Lookup lookup, std::string* ip, int* port) {
+      if (!known_) {
+        sockaddr_storage addr{};
+        socklen_t len = sizeof(addr);
+        char host[NI_MAXHOST];
+        char service[NI_MAXSERV];
+        if (lookup(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+            ::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof(host),
+                          service, sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+          ip_ = host;
+          port_ = std::atoi(service);
+        }
+        known_ = true;
+      }
+      *ip = ip_;
+      *port = port_;
     }
-  }
+
+   private:
+    bool known_ = false;
+    std::string ip_;
+    int port_ = 0;
+  };
 
   bool Poll(short events, int timeout_ms) const {
     pollfd fd{fd_, events, 0};
@@ -168,13 +168,8 @@ class ConnectionStream final : public httplib::Stream {
   size_t begin_ = 0;
   size_t end_ = 0;
   std::string out_;
-  // The connection's addresses, looked up once (httplib asks per request).
-  mutable bool remote_known_ = false;
-  mutable bool local_known_ = false;
-  mutable std::string remote_ip_;
-  mutable std::string local_ip_;
-  mutable int remote_port_ = 0;
-  mutable int local_port_ = 0;
+  mutable Endpoint remote_;
+  mutable Endpoint local_;
 };
 
 int Milliseconds(absl::Duration d) {
