@@ -3,8 +3,10 @@
 # (a) on the gRPC path (an mserv1 replica serving gRPC) and (b) on the AMQP
 # path (the gateway's gRPC target has no replica; an AMQP-only mserv1 answers
 # from the queue). Prints requests/s, p50 and p99 latency and the gateway's
-# peak RSS (VmHWM) for each. Bounded: DURATION seconds per path (at most 15),
-# CONNECTIONS connections (at most 32), loopback only. Starts and stops its
+# peak RSS (VmHWM) for each, and GET /healthz on the same gateway as a
+# reference measured in the same run (HTTP and wrk without a backend call),
+# with the gRPC path's ratio to it. Bounded: DURATION seconds per path (at
+# most 15), CONNECTIONS connections (at most 32), loopback only. Starts and stops its
 # own RabbitMQ node (needs root) and processes.
 #
 # Targets on the 2-core machine, wrk included: gRPC path >= 12,000 req/s with
@@ -143,6 +145,16 @@ measure() {
   rss=$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
   printf '%-5s path: %10s req/s   p50 %-9s p99 %-9s gateway peak RSS %-10s non-2xx %s\n' \
     "$label" "$rps" "$p50" "$p99" "$rss" "${errors:-0}"
+  if [[ $label == grpc ]]; then
+    # The reference, measured now on the same gateway: GET /healthz answers
+    # without a backend call, so it is what wrk and the HTTP server reach on
+    # this machine at this moment. The ratio survives a busier machine.
+    local reference
+    reference=$(wrk -t "$threads" -c "$connections" -d "${duration}s" "http://$address/healthz" |
+      awk '/^Requests\/sec:/ {print $2}')
+    printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it\n' "$reference" \
+      "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')"
+  fi
   stop_pid "$gw_pid"
 }
 
