@@ -85,12 +85,11 @@ class ConnectionStream final : public httplib::Stream {
           ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         sent += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
         continue;
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-                 Poll(POLLOUT, write_timeout_ms_)) {
-        continue;
-      } else {
+      }
+      const bool again = n < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+                                                      Poll(POLLOUT, write_timeout_ms_)));
+      if (!again) {
         out_.clear();
         return false;
       }
@@ -112,7 +111,7 @@ class ConnectionStream final : public httplib::Stream {
 
  private:
   // Output beyond this is sent before more is buffered.
-  static constexpr size_t kMaxBufferedOutput = 64 * 1024;
+  static constexpr size_t kMaxBufferedOutput = size_t{64} * 1024;
 
   // One end of the connection, looked up once: httplib asks on every request.
   class Endpoint {
