@@ -15,6 +15,7 @@
 #include "rabbitmq/echo_service.h"
 #include "rpc/amqp_server.h"
 #include "rpc/amqp_transport.h"
+#include "wait_for.h"
 
 namespace filemesh::internal {
 namespace {
@@ -25,17 +26,9 @@ using filemesh::testing::kListerService;
 using filemesh::testing::kListMethod;
 using filemesh::testing::ListRequestBytes;
 using filemesh::testing::RabbitNode;
+using filemesh::testing::WaitFor;
 
 constexpr absl::Duration kSettle = absl::Seconds(60);
-
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 struct Outcomes {
   std::atomic<int> ok{0};

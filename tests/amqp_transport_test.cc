@@ -21,6 +21,7 @@
 #include "rabbitmq/broker.h"
 #include "rabbitmq/echo_service.h"
 #include "rpc/amqp_server.h"
+#include "wait_for.h"
 
 namespace filemesh::internal {
 namespace {
@@ -33,21 +34,12 @@ using filemesh::testing::kListMethod;
 using filemesh::testing::ListRequestBytes;
 using filemesh::testing::RawMessage;
 using filemesh::testing::SharedBroker;
+using filemesh::testing::WaitFor;
 
 const auto* const kBroker =
     ::testing::AddGlobalTestEnvironment(new filemesh::testing::SharedBrokerEnvironment);
 
 constexpr absl::Duration kSettle = absl::Seconds(30);  // bound of every wait below
-
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 class AmqpTransportTest : public ::testing::Test {
  protected:

@@ -92,6 +92,23 @@ struct AmqpConnectionOptions {
   std::string role = "client";
 };
 
+// The connection settings a client's or a server's options carry (heartbeat,
+// connect timeout, reconnect backoff), for `url`, named `name` in the
+// broker's tools and logging as `role`.
+template <typename EndpointOptions>
+AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const AmqpUrl& url,
+                                          std::string name, std::string role) {
+  AmqpConnectionOptions out;
+  out.url = url;
+  out.heartbeat = options.heartbeat;
+  out.connect_timeout = options.connect_timeout;
+  out.reconnect_backoff_min = options.reconnect_backoff_min;
+  out.reconnect_backoff_max = options.reconnect_backoff_max;
+  out.connection_name = std::move(name);
+  out.role = std::move(role);
+  return out;
+}
+
 class AmqpConnection;
 
 // The logic riding on a connection. Every method runs on the I/O thread.

@@ -33,7 +33,8 @@ struct Completion {
 class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this<Core> {
  public:
   Core(AmqpServerOptions options, const AmqpUrl& url)
-      : options_(std::move(options)), connection_(ConnectionOptions(options_, url), this) {}
+      : options_(std::move(options)),
+        connection_(ConnectionOptionsOf(options_, url, "filemesh server", "server"), this) {}
   ~Core() override { connection_.Shutdown(); }
 
   absl::Status Start() { return connection_.Start(); }
@@ -53,19 +54,6 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   void OnDisconnected(const absl::Status& why) override;
 
  private:
-  static AmqpConnectionOptions ConnectionOptions(const AmqpServerOptions& options,
-                                                 const AmqpUrl& url) {
-    AmqpConnectionOptions out;
-    out.url = url;
-    out.heartbeat = options.heartbeat;
-    out.connect_timeout = options.connect_timeout;
-    out.reconnect_backoff_min = options.reconnect_backoff_min;
-    out.reconnect_backoff_max = options.reconnect_backoff_max;
-    out.connection_name = "filemesh server";
-    out.role = "server";
-    return out;
-  }
-
   // Publishes the reply for a delivery and settles it once confirmed.
   void Reply(AmqpConnection& connection, const std::string& reply_to,
              const std::string& correlation_id, const absl::StatusOr<std::string>& result,

@@ -68,7 +68,9 @@ class AmqpTransport::Core : public AmqpSession {
         client_id_(RandomId()),
         reply_queue_(absl::StrCat(options.queue_prefix, kReplyQueueInfix, client_id_)),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
-        connection_(ConnectionOptions(options, url_, client_id_), this) {}
+        connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
+                                        "client"),
+                    this) {}
 
   ~Core() override {
     connection_.Shutdown();
@@ -95,18 +97,6 @@ class AmqpTransport::Core : public AmqpSession {
   void OnDisconnected(const absl::Status& why) override;
 
  private:
-  static AmqpConnectionOptions ConnectionOptions(const AmqpClientOptions& options,
-                                                 const AmqpUrl& url, const std::string& id) {
-    AmqpConnectionOptions out;
-    out.url = url;
-    out.heartbeat = options.heartbeat;
-    out.connect_timeout = options.connect_timeout;
-    out.reconnect_backoff_min = options.reconnect_backoff_min;
-    out.reconnect_backoff_max = options.reconnect_backoff_max;
-    out.connection_name = absl::StrCat("filemesh client ", id);
-    return out;
-  }
-
   absl::Status NotConnected() const {
     std::string why = connection_.LastError();
     return absl::UnavailableError(absl::StrCat("AMQP broker ", url_.Redacted(), " not connected",
