@@ -79,12 +79,24 @@ start() {
   echo '[].' >"$dir/plugins"
   chown -R rabbitmq:rabbitmq "$dir"
   node_env
-  if port_open; then
-    echo "$0: port $port is already in use" >&2
-    exit 1
-  fi
-  # The node's own epmd, on loopback (before anything else starts one).
+  local p
+  for p in "$port" "$dist_port" "$epmd_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$0: port $p is already in use (the node needs $port, $dist_port and $epmd_port)" >&2
+      exit 1
+    fi
+  done
+  # The node's own epmd, on loopback (before anything else starts one). It
+  # daemonizes even when it cannot bind its port: check that it answers.
   epmd -daemon -address 127.0.0.1 -port "$epmd_port"
+  local epmd_deadline=$((SECONDS + 10))
+  until epmd -port "$epmd_port" -names >/dev/null 2>&1; do
+    if ((SECONDS >= epmd_deadline)); then
+      echo "$0: epmd did not come up on 127.0.0.1:$epmd_port (is the port taken?)" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   # setsid: the node must not die with the caller's process group or terminal.
   setsid rabbitmq-server >"$dir/log/console.log" 2>&1 </dev/null &
   local deadline=$((SECONDS + start_timeout))
