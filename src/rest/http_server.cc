@@ -71,6 +71,11 @@ class ConnectionStream final : public httplib::Stream {
   }
 
   ssize_t write(const char* ptr, size_t size) override {
+    if (size >= kMaxBufferedOutput) {
+      // A large body goes out from where it is, after what came before it.
+      if (!Flush() || !SendAll(ptr, size)) return -1;
+      return static_cast<ssize_t>(size);
+    }
     out_.append(ptr, size);
     if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
     return static_cast<ssize_t>(size);
@@ -79,23 +84,9 @@ class ConnectionStream final : public httplib::Stream {
   // Sends everything written so far; false when the peer is gone or does
   // not take the bytes within the write timeout.
   bool Flush() {
-    size_t sent = 0;
-    while (sent < out_.size()) {
-      const ssize_t n =
-          ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        sent += static_cast<size_t>(n);
-        continue;
-      }
-      const bool again = n < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-                                                      Poll(POLLOUT, write_timeout_ms_)));
-      if (!again) {
-        out_.clear();
-        return false;
-      }
-    }
+    const bool sent = SendAll(out_.data(), out_.size());
     out_.clear();
-    return true;
+    return sent;
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -140,6 +131,23 @@ class ConnectionStream final : public httplib::Stream {
     std::string ip_;
     int port_ = 0;
   };
+
+  // Sends `size` bytes, waiting (up to the write timeout each time) while
+  // the socket's buffer is full.
+  bool SendAll(const char* data, size_t size) const {
+    size_t sent = 0;
+    while (sent < size) {
+      const ssize_t n = ::send(fd_, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      const bool again = n < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+                                                      Poll(POLLOUT, write_timeout_ms_)));
+      if (!again) return false;
+    }
+    return true;
+  }
 
   bool Poll(short events, int timeout_ms) const {
     pollfd fd{fd_, events, 0};
