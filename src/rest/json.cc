@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "filemesh/names.hpp"
 #include "google/protobuf/util/json_util.h"
+#include "quoted_escape.h"
 #include "rest/proto_json.h"
 
 namespace filemesh::internal {
@@ -14,30 +15,13 @@ void AppendEscaped(std::string_view utf8, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (const char c : utf8) {
     const auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (byte < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[byte >> 4]);
-          out->push_back(kHex[byte & 0xf]);
-        } else {
-          out->push_back(c);
-        }
+    if (AppendNamedEscape(c, out)) continue;
+    if (byte < 0x20) {
+      out->append("\\u00");
+      out->push_back(kHex[byte >> 4]);
+      out->push_back(kHex[byte & 0xf]);
+    } else {
+      out->push_back(c);
     }
   }
 }

@@ -13,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "quoted_escape.h"
 #include "rpc/log_internal.h"
 
 namespace filemesh {
@@ -128,28 +129,12 @@ void AppendValue(std::string_view value, std::string* out) {
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          AppendHexByte(u, out);
-        } else {
-          out->push_back(c);
-        }
+    if (!internal::AppendNamedEscape(c, out)) {
+      if (u < 0x20 || u == 0x7f) {
+        AppendHexByte(u, out);
+      } else {
+        out->push_back(c);
+      }
     }
     ++i;
   }
