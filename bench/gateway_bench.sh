@@ -5,9 +5,13 @@
 # from the queue). Prints requests/s, p50 and p99 latency and the gateway's
 # peak RSS (VmHWM) for each, and GET /healthz on the same gateway as a
 # reference measured in the same run (HTTP and wrk without a backend call),
-# with the gRPC path's ratio to it. Bounded: DURATION seconds per path (at
-# most 15), CONNECTIONS connections (at most 32), loopback only. Starts and stops its
-# own RabbitMQ node (needs root) and processes.
+# with the gRPC path's ratio to it. A second reference, when
+# filemesh_grpc_floor is built: the bare gRPC unary call between two
+# processes with as many callers as wrk has connections (no HTTP, no JSON,
+# no file system, no filemesh code), which the gRPC path contains once per
+# request. Bounded: DURATION seconds per path (at most 15), CONNECTIONS
+# connections (at most 32), loopback only. Starts and stops its own RabbitMQ
+# node (needs root) and processes.
 #
 # Targets on the 2-core machine, wrk included: gRPC path >= 12,000 req/s with
 # p99 <= 10 ms, AMQP path >= 3,500 req/s, gateway peak RSS <= 64 MiB.
@@ -15,12 +19,19 @@
 #   bench/gateway_bench.sh [BIN_DIR]     BIN_DIR holds mserv1 and gateway
 #                                        (default build/examples)
 #   DURATION=10 CONNECTIONS=32 THREADS=2 bench/gateway_bench.sh
+#   PATHS=grpc bench/gateway_bench.sh    only the gRPC path (default "grpc amqp")
+#   GRPC_FLOOR=path/to/filemesh_grpc_floor (default build/release/bench/...)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$repo/build/examples}
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
+paths=${PATHS:-grpc amqp}
+for p in $paths; do
+  [[ $p == grpc || $p == amqp ]] || { echo "gateway_bench: PATHS holds grpc and/or amqp" >&2; exit 2; }
+done
+floor=${GRPC_FLOOR:-$repo/build/release/bench/filemesh_grpc_floor}
 ((duration >= 1 && duration <= 15)) || { echo "gateway_bench: DURATION must be 1..15" >&2; exit 2; }
 ((connections >= 1 && connections <= 32)) || {
   echo "gateway_bench: CONNECTIONS must be 1..32" >&2
@@ -154,19 +165,32 @@ measure() {
       awk '/^Requests\/sec:/ {print $2}')
     printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it\n' "$reference" \
       "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')"
+    if [ -x "$floor" ]; then
+      local line calls
+      line=$("$floor" --callers "$connections" --seconds "$duration")
+      calls=$(sed -n 's/.*: \([0-9]*\) calls\/s.*/\1/p' <<<"$line")
+      printf 'reference bare gRPC call: %8s calls/s  grpc path = %.2f of it   (%s)\n' "$calls" \
+        "$(awk -v a="$rps" -v b="$calls" 'BEGIN {print a / b}')" "${line#*calls/s  }"
+    else
+      echo "reference bare gRPC call: skipped (build filemesh_grpc_floor, or set GRPC_FLOOR)"
+    fi
   fi
   stop_pid "$gw_pid"
 }
 
 echo "wrk: $threads threads, $connections connections, ${duration}s per path, GET /api/v1/files"
-spawn mserv1-grpc "$mserv1" --root "$tree" --grpc_listen 127.0.0.1:0 --amqp_url= --threads 2
-grpc_pid=$spawned
-grpc_address=$(address_of "$(wait_for_log "$work/mserv1-grpc.log" grpc_listening)")
-measure grpc "$grpc_address" grpc
-stop_pid "$grpc_pid"
+if [[ " $paths " == *" grpc "* ]]; then
+  spawn mserv1-grpc "$mserv1" --root "$tree" --grpc_listen 127.0.0.1:0 --amqp_url= --threads 2
+  grpc_pid=$spawned
+  grpc_address=$(address_of "$(wait_for_log "$work/mserv1-grpc.log" grpc_listening)")
+  measure grpc "$grpc_address" grpc
+  stop_pid "$grpc_pid"
+fi
 
-# The AMQP path: the gateway keeps a gRPC target with no replica behind it.
-spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
-  --queue_prefix bench. --threads 2
-wait_for_log "$work/mserv1-amqp.log" amqp_connected >/dev/null
-measure amqp "127.0.0.1:$(free_ports 1)" amqp
+if [[ " $paths " == *" amqp "* ]]; then
+  # The AMQP path: the gateway keeps a gRPC target with no replica behind it.
+  spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
+    --queue_prefix bench. --threads 2
+  wait_for_log "$work/mserv1-amqp.log" amqp_connected >/dev/null
+  measure amqp "127.0.0.1:$(free_ports 1)" amqp
+fi
