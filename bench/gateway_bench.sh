@@ -9,7 +9,9 @@
 # filemesh_grpc_floor is built: the bare gRPC unary call between two
 # processes with as many callers as wrk has connections (no HTTP, no JSON,
 # no file system, no filemesh code), which the gRPC path contains once per
-# request. Bounded: DURATION seconds per path (at most 15), CONNECTIONS
+# request; and a bound: the cores' CPU over the CPU of what no implementation
+# of the path can skip (an async bare call, an HTTP exchange, the listing and
+# the JSON), each measured in this run (bench/README.md). Bounded: DURATION seconds per path (at most 15), CONNECTIONS
 # connections (at most 32), loopback only. Starts and stops its own RabbitMQ
 # node (needs root) and processes.
 #
@@ -129,6 +131,44 @@ done
 echo "starting a private RabbitMQ node on 127.0.0.1:$amqp_port ..."
 amqp_url=$(bash "$script" start "$work/rabbitmq" "$amqp_port" | tail -n 1)
 
+# busy_us: CPU time the machine has spent busy so far (all cores and
+# processes; /proc/stat user + nice + system + irq + softirq), in us.
+busy_us() {
+  awk -v hz="$(getconf CLK_TCK)" \
+    '$1 == "cpu" {printf "%.0f\n", ($2 + $3 + $4 + $7 + $8) * 1000000 / hz}' /proc/stat
+}
+
+# load URL [WRK FLAGS...]: wrk against URL; its output in $wrk_out, and in
+# $cpu_per_request the machine's busy CPU per request meanwhile (wrk, the
+# gateway and the services all counted), in us.
+load() {
+  local url=$1 before after requests
+  shift
+  before=$(busy_us)
+  wrk_out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" "$@" "$url")
+  after=$(busy_us)
+  requests=$(awk '/ requests in / {print $1}' <<<"$wrk_out")
+  ((requests > 0)) || { echo "gateway_bench: no request answered at $url" >&2; exit 1; }
+  cpu_per_request=$(((after - before) / requests))
+}
+
+# floor_cpu_per_call LINE: client + server CPU per call (us) in a line of
+# filemesh_grpc_floor.
+floor_cpu_per_call() {
+  sed -n 's/.*client \([0-9]*\) us  server \([0-9]*\) us.*/\1 \2/p' <<<"$1" |
+    awk '{print $1 + $2}'
+}
+
+# benchmark_cpu_us PROGRAM FILTER: the CPU time (us) per iteration of the
+# Google Benchmark PROGRAM (beside filemesh_grpc_floor) FILTER selects.
+benchmark_cpu_us() {
+  "$(dirname "$floor")/$1" --benchmark_filter="$2" --benchmark_format=csv 2>/dev/null |
+    awk -F, 'NR == 2 {
+      unit = $5; t = $4
+      if (unit == "ns") t /= 1000; else if (unit == "ms") t *= 1000; else if (unit == "s") t *= 1e6
+      printf "%.1f\n", t }'
+}
+
 # measure LABEL GRPC_TARGET EXPECTED_SERVED_BY: a fresh gateway, one check
 # that the expected path serves, a warm-up, then wrk.
 measure() {
@@ -146,31 +186,47 @@ measure() {
     sleep 0.1
   done
   wrk -t "$threads" -c "$connections" -d 2s "$url" >/dev/null # warm-up
-  local out
-  out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
-  local rps p50 p99 errors rss
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  load "$url" --latency
+  local rps p50 p99 errors rss path_cpu=$cpu_per_request
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$wrk_out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$wrk_out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$wrk_out")
   rss=$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
   printf '%-5s path: %10s req/s   p50 %-9s p99 %-9s gateway peak RSS %-10s non-2xx %s\n' \
     "$label" "$rps" "$p50" "$p99" "$rss" "${errors:-0}"
+  printf '      CPU per request, all processes: %s us\n' "$path_cpu"
   if [[ $label == grpc ]]; then
     # The reference, measured now on the same gateway: GET /healthz answers
     # without a backend call, so it is what wrk and the HTTP server reach on
     # this machine at this moment. The ratio survives a busier machine.
-    local reference
-    reference=$(wrk -t "$threads" -c "$connections" -d "${duration}s" "http://$address/healthz" |
-      awk '/^Requests\/sec:/ {print $2}')
-    printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it\n' "$reference" \
-      "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')"
+    load "http://$address/healthz"
+    local reference http_cpu=$cpu_per_request
+    reference=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
+    printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it   CPU per request %s us\n' \
+      "$reference" "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')" "$http_cpu"
     if [ -x "$floor" ]; then
-      local line calls
+      local line calls call_us async_us list_us json_us cores bound
       line=$("$floor" --callers "$connections" --seconds "$duration")
       calls=$(sed -n 's/.*: \([0-9]*\) calls\/s.*/\1/p' <<<"$line")
-      printf 'reference bare gRPC call: %8s calls/s  grpc path = %.2f of it   (%s)\n' "$calls" \
-        "$(awk -v a="$rps" -v b="$calls" 'BEGIN {print a / b}')" "${line#*calls/s  }"
+      call_us=$(floor_cpu_per_call "$line")
+      printf 'reference bare gRPC call: %8s calls/s  grpc path = %.2f of it   CPU per call %s us\n' \
+        "$calls" "$(awk -v a="$rps" -v b="$calls" 'BEGIN {print a / b}')" "$call_us"
+      # What no implementation of the path can skip, each measured now: one
+      # gRPC call made the cheapest way gRPC offers (async), one HTTP exchange,
+      # the listing and its serialization, and the JSON. The cores' CPU over
+      # that sum bounds the path.
+      async_us=$(floor_cpu_per_call "$("$floor" --client async --callers "$connections" \
+        --seconds "$duration")")
+      list_us=$(benchmark_cpu_us filemesh_lister_bench 'BM_SmallDirectoryReply$')
+      json_us=$(benchmark_cpu_us filemesh_proto_json_bench 'DirectWriter/10$')
+      cores=$(nproc)
+      bound=$(awk -v n="$cores" -v c="$async_us + $http_cpu + $list_us + $json_us" \
+        'BEGIN {split(c, p, " \\+ "); printf "%.0f", n * 1e6 / (p[1] + p[2] + p[3] + p[4])}')
+      printf 'bound: %d cores / (async gRPC call %s + HTTP exchange %s + list %s + JSON %s us)' \
+        "$cores" "$async_us" "$http_cpu" "$list_us" "$json_us"
+      printf ' = %s req/s   grpc path = %.2f of it\n' "$bound" \
+        "$(awk -v a="$rps" -v b="$bound" 'BEGIN {print a / b}')"
     else
       echo "reference bare gRPC call: skipped (build filemesh_grpc_floor, or set GRPC_FLOOR)"
     fi

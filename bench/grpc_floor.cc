@@ -30,6 +30,7 @@
 #include <grpcpp/impl/codegen/server_callback_handlers.h>
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/support/async_unary_call.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,58 +165,50 @@ std::chrono::system_clock::time_point CallDeadline() {
   return std::chrono::system_clock::now() + std::chrono::seconds(5);
 }
 
-// A thread per caller, each making blocking calls one after another: the
-// calls a generated synchronous stub makes.
-std::vector<std::thread> StartSyncCallers(const std::shared_ptr<grpc::Channel>& channel,
-                                          int callers, Load* load) {
+// One blocking call on `queue`, which nothing else uses: what filemesh's
+// gRPC transport does.
+grpc::Status CallOnQueue(grpc::Channel* channel, const grpc::internal::RpcMethod& method,
+                         grpc::ClientContext* context, const grpc::ByteBuffer& request,
+                         grpc::ByteBuffer* response, grpc::CompletionQueue* queue) {
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientAsyncResponseReaderHelper::Create<grpc::ByteBuffer>(
+          channel, queue, method, context, request));
+  reader->StartCall();
+  reader->Finish(response, &status, context);
+  void* tag = nullptr;
+  bool ok = false;
+  if (!queue->Next(&tag, &ok)) return {grpc::StatusCode::INTERNAL, "queue shut down"};
+  return status;
+}
+
+// A thread per caller, each making blocking calls of the registered method
+// one after another: with `keep_queue`, on one completion queue it keeps
+// (sync-cq); without, the calls generated synchronous stubs make (sync).
+std::vector<std::thread> StartBlockingCallers(const std::shared_ptr<grpc::Channel>& channel,
+                                              int callers, bool keep_queue, Load* load) {
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(callers));
   for (int i = 0; i < callers; ++i) {
-    threads.emplace_back([channel, load] {
+    threads.emplace_back([channel, keep_queue, load] {
       const grpc::internal::RpcMethod method(kMethod, grpc::internal::RpcMethod::NORMAL_RPC,
                                              channel);
       const grpc::ByteBuffer request = Request();
+      grpc::CompletionQueue queue;
       while (!load->stop.load(std::memory_order_relaxed)) {
         grpc::ClientContext context;
         context.set_deadline(CallDeadline());
         grpc::ByteBuffer response;
-        load->Done(grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
-                       channel.get(), method, &context, request, &response)
-                       .ok());
+        const grpc::Status status =
+            keep_queue ? CallOnQueue(channel.get(), method, &context, request, &response, &queue)
+                       : grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+                             channel.get(), method, &context, request, &response);
+        load->Done(status.ok());
       }
-    });
-  }
-  return threads;
-}
-
-// Like StartSyncCallers, but each thread keeps one completion queue for all
-// its calls instead of the one a blocking call makes and destroys.
-std::vector<std::thread> StartSyncCqCallers(const std::shared_ptr<grpc::Channel>& channel,
-                                            int callers, Load* load) {
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(callers));
-  for (int i = 0; i < callers; ++i) {
-    threads.emplace_back([channel, load] {
-      grpc::GenericStub stub(channel);
-      grpc::CompletionQueue cq;
-      const grpc::ByteBuffer request = Request();
-      while (!load->stop.load(std::memory_order_relaxed)) {
-        grpc::ClientContext context;
-        context.set_deadline(CallDeadline());
-        grpc::ByteBuffer response;
-        grpc::Status status;
-        auto reader = stub.PrepareUnaryCall(&context, kMethod, request, &cq);
-        reader->StartCall();
-        reader->Finish(&response, &status, &context);
-        void* tag = nullptr;
-        bool ok = false;
-        if (!cq.Next(&tag, &ok)) break;
-        load->Done(ok && status.ok());
-      }
-      cq.Shutdown();
+      queue.Shutdown();
       void* tag = nullptr;
       bool ok = false;
-      while (cq.Next(&tag, &ok)) {
+      while (queue.Next(&tag, &ok)) {
       }
     });
   }
@@ -307,9 +300,9 @@ int main(int argc, char** argv) {
                                        grpc::InsecureChannelCredentials());
     Load load;
     std::vector<std::thread> threads =
-        options.client == "sync"      ? StartSyncCallers(channel, options.callers, &load)
-        : options.client == "sync-cq" ? StartSyncCqCallers(channel, options.callers, &load)
-                                      : StartAsyncCallers(channel, options.callers, &load);
+        options.client == "async"
+            ? StartAsyncCallers(channel, options.callers, &load)
+            : StartBlockingCallers(channel, options.callers, options.client == "sync-cq", &load);
     std::this_thread::sleep_for(std::chrono::seconds(1));  // warm-up, not a synchronisation
     const double client_cpu0 = CpuSeconds(getpid());
     const double server_cpu0 = CpuSeconds(child);
