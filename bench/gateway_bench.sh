@@ -51,28 +51,7 @@ command -v wrk >/dev/null || { echo "gateway_bench: wrk is missing (apt-get inst
 work=$(mktemp -d "${TMPDIR:-/tmp}/filemesh-gateway-bench.XXXXXX")
 chmod 755 "$work" # the node runs as the rabbitmq user, in $work/rabbitmq
 script="$repo/tests/rabbitmq/rabbitmq_node.sh"
-# Three consecutive free ports below the ephemeral range (the node uses
-# PORT, PORT+1 and PORT+2), and single free ones.
-free_ports() {
-  python3 - "$1" <<'EOF'
-import random, socket, sys
-count = int(sys.argv[1])
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-for _ in range(200):
-    base = random.randint(20000, 32000)
-    if all(free(base + i) for i in range(count)):
-        print(base)
-        sys.exit(0)
-sys.exit(1)
-EOF
-}
-amqp_port=$(free_ports 3)
+amqp_port=$(bash "$script" free-port)
 
 pids=()
 cleanup() {
@@ -248,5 +227,5 @@ if [[ " $paths " == *" amqp "* ]]; then
   spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
     --queue_prefix bench. --threads 2
   wait_for_log "$work/mserv1-amqp.log" amqp_connected >/dev/null
-  measure amqp "127.0.0.1:$(free_ports 1)" amqp
+  measure amqp "127.0.0.1:$(bash "$script" free-port)" amqp
 fi

@@ -13,8 +13,8 @@ bench="$build/bench/filemesh_channel_bench"
 [ -x "$bench" ] || { echo "rpc_bench: build filemesh_channel_bench first ($bench)" >&2; exit 1; }
 
 node_dir=$(mktemp -d "${TMPDIR:-/tmp}/filemesh-rpc-bench.XXXXXX")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 script="$repo/tests/rabbitmq/rabbitmq_node.sh"
+port=$(bash "$script" free-port)
 cleanup() {
   bash "$script" stop "$node_dir" "$port" >/dev/null 2>&1 || true
   rm -rf "$node_dir"

@@ -3,6 +3,7 @@
 # epmd, on loopback.
 #
 #   rabbitmq_node.sh start|stop|restart DIR PORT
+#   rabbitmq_node.sh free-port
 #
 # DIR holds the node's state (mnesia, logs, pid, plugins file, cookie) and is
 # made if missing. PORT is the AMQP port; the node also uses PORT+1 (Erlang
@@ -11,13 +12,37 @@
 # node accepts AMQP connections and prints the URL. `stop` stops the node and
 # its epmd (killing them if a clean stop does not finish in time); stopping a
 # node that is not running is not an error. Needs root (the node runs as the
-# `rabbitmq` user, as Debian's scripts arrange).
+# `rabbitmq` user, as Debian's scripts arrange). `free-port` prints a PORT
+# for `start`: PORT, PORT+1 and PORT+2 free on 127.0.0.1, between 20000 and
+# 32000, below Linux's ephemeral range (where a port free now can be taken by
+# any outgoing connection before the node binds it).
 set -euo pipefail
 
 usage() {
   echo "usage: $0 start|stop|restart DIR PORT" >&2
+  echo "       $0 free-port" >&2
   exit 2
 }
+
+if [[ $# -eq 1 && $1 == free-port ]]; then
+  exec python3 - <<'EOF'
+import random, socket, sys
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+for _ in range(200):
+    base = random.randint(20000, 32000)
+    if all(free(base + i) for i in range(3)):
+        print(base)
+        sys.exit(0)
+print("no three consecutive free ports found between 20000 and 32002", file=sys.stderr)
+sys.exit(1)
+EOF
+fi
 
 [[ $# -eq 3 ]] || usage
 action=$1
