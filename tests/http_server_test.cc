@@ -63,6 +63,12 @@ class RecordingHandler {
   std::vector<HttpRequest> requests_;
 };
 
+// Every request in `got` came over one connection (one client address and
+// port).
+void ExpectOneConnection(const std::vector<HttpRequest>& got) {
+  for (const HttpRequest& r : got) EXPECT_EQ(r.remote_address, got[0].remote_address);
+}
+
 HttpServerOptions TestOptions() {
   HttpServerOptions options;
   options.listen = "127.0.0.1:0";
@@ -214,7 +220,7 @@ TEST(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(client->Get(absl::StrCat("/n?i=", i)));
   const std::vector<HttpRequest> got = recorder.requests();
   ASSERT_EQ(got.size(), 20u);
-  for (const HttpRequest& r : got) EXPECT_EQ(r.remote_address, got[0].remote_address);
+  ExpectOneConnection(got);
 }
 
 TEST(HttpServerTest, MethodsAndBodiesReachTheHandler) {
@@ -235,7 +241,7 @@ TEST(HttpServerTest, MethodsAndBodiesReachTheHandler) {
   EXPECT_EQ(got[1].method, "DELETE");
   EXPECT_EQ(got[2].method, "OPTIONS");
   EXPECT_EQ(got[3].path, "/after");
-  for (const HttpRequest& r : got) EXPECT_EQ(r.remote_address, got[0].remote_address);
+  ExpectOneConnection(got);
 }
 
 TEST(HttpServerTest, BodyOverTheLimitIs413) {
@@ -298,7 +304,7 @@ TEST(HttpServerTest, LargeResponsesArriveWholeAndTheConnectionGoesOn) {
   EXPECT_EQ(after->body, "small");
   const std::vector<HttpRequest> got = recorder.requests();
   ASSERT_EQ(got.size(), 3u);
-  for (const HttpRequest& r : got) EXPECT_EQ(r.remote_address, got[0].remote_address);
+  ExpectOneConnection(got);
 }
 
 TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
