@@ -117,18 +117,34 @@ busy_us() {
     '$1 == "cpu" {printf "%.0f\n", ($2 + $3 + $4 + $7 + $8) * 1000000 / hz}' /proc/stat
 }
 
-# load URL [WRK FLAGS...]: wrk against URL; its output in $wrk_out, and in
+# proc_cpu_us PID: the CPU time (us) process PID has used so far.
+proc_cpu_us() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f\n", ($14 + $15) * 1000000 / hz}' "/proc/$1/stat"
+}
+
+# load URL [WRK FLAGS...]: wrk against URL; its output in $wrk_out, in
 # $cpu_per_request the machine's busy CPU per request meanwhile (wrk, the
-# gateway and the services all counted), in us.
+# gateway, the service and the broker all counted), in us, and in $cpu_split
+# that of each process $watched names ("name pid" pairs), the rest last.
 load() {
-  local url=$1 before after requests
+  local url=$1 before after requests i used rest
   shift
+  local -a start=()
+  for ((i = 1; i < ${#watched[@]}; i += 2)); do start+=("$(proc_cpu_us "${watched[i]}")"); done
   before=$(busy_us)
   wrk_out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" "$@" "$url")
   after=$(busy_us)
   requests=$(awk '/ requests in / {print $1}' <<<"$wrk_out")
   ((requests > 0)) || { echo "gateway_bench: no request answered at $url" >&2; exit 1; }
   cpu_per_request=$(((after - before) / requests))
+  cpu_split=""
+  rest=$cpu_per_request
+  for ((i = 1; i < ${#watched[@]}; i += 2)); do
+    used=$((($(proc_cpu_us "${watched[i]}") - start[i / 2]) / requests))
+    cpu_split+="${watched[i - 1]} $used + "
+    rest=$((rest - used))
+  done
+  cpu_split+="wrk and the rest $rest"
 }
 
 # floor_cpu_per_call LINE: client + server CPU per call (us) in a line of
@@ -148,10 +164,10 @@ benchmark_cpu_us() {
       printf "%.1f\n", t }'
 }
 
-# measure LABEL GRPC_TARGET EXPECTED_SERVED_BY: a fresh gateway, one check
-# that the expected path serves, a warm-up, then wrk.
+# measure LABEL GRPC_TARGET EXPECTED_SERVED_BY SERVICE_PID: a fresh gateway,
+# one check that the expected path serves, a warm-up, then wrk.
 measure() {
-  local label=$1 target=$2 expected=$3 served
+  local label=$1 target=$2 expected=$3 service_pid=$4 served
   spawn "gateway-$label" "$gateway" --listen 127.0.0.1:0 --lister_grpc "$target" \
     --amqp_url "$amqp_url" --queue_prefix bench. --request_timeout 5s
   local gw_pid=$spawned
@@ -165,6 +181,7 @@ measure() {
     sleep 0.1
   done
   wrk -t "$threads" -c "$connections" -d 2s "$url" >/dev/null # warm-up
+  watched=(gateway "$gw_pid" mserv1 "$service_pid" rabbitmq "$(cat "$work/rabbitmq/beam.pid")")
   load "$url" --latency
   local rps p50 p99 errors rss path_cpu=$cpu_per_request
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
@@ -174,7 +191,7 @@ measure() {
   rss=$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
   printf '%-5s path: %10s req/s   p50 %-9s p99 %-9s gateway peak RSS %-10s non-2xx %s\n' \
     "$label" "$rps" "$p50" "$p99" "$rss" "${errors:-0}"
-  printf '      CPU per request, all processes: %s us\n' "$path_cpu"
+  printf '      CPU per request: %s us = %s\n' "$path_cpu" "$cpu_split"
   if [[ $label == grpc ]]; then
     # The reference, measured now on the same gateway: GET /healthz answers
     # without a backend call, so it is what wrk and the HTTP server reach on
@@ -182,8 +199,9 @@ measure() {
     load "http://$address/healthz"
     local reference http_cpu=$cpu_per_request
     reference=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
-    printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it   CPU per request %s us\n' \
-      "$reference" "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')" "$http_cpu"
+    printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it\n' \
+      "$reference" "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')"
+    printf '      CPU per request: %s us = %s\n' "$http_cpu" "$cpu_split"
     if [ -x "$floor" ]; then
       local line calls call_us async_us list_us json_us cores bound
       line=$("$floor" --callers "$connections" --seconds "$duration")
@@ -218,7 +236,7 @@ if [[ " $paths " == *" grpc "* ]]; then
   spawn mserv1-grpc "$mserv1" --root "$tree" --grpc_listen 127.0.0.1:0 --amqp_url= --threads 2
   grpc_pid=$spawned
   grpc_address=$(address_of "$(wait_for_log "$work/mserv1-grpc.log" grpc_listening)")
-  measure grpc "$grpc_address" grpc
+  measure grpc "$grpc_address" grpc "$grpc_pid"
   stop_pid "$grpc_pid"
 fi
 
@@ -226,6 +244,7 @@ if [[ " $paths " == *" amqp "* ]]; then
   # The AMQP path: the gateway keeps a gRPC target with no replica behind it.
   spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
     --queue_prefix bench. --threads 2
+  amqp_pid=$spawned
   wait_for_log "$work/mserv1-amqp.log" amqp_connected >/dev/null
-  measure amqp "127.0.0.1:$(bash "$script" free-port)" amqp
+  measure amqp "127.0.0.1:$(bash "$script" free-port)" amqp "$amqp_pid"
 fi
