@@ -10,10 +10,12 @@
 # processes with as many callers as wrk has connections (no HTTP, no JSON,
 # no file system, no filemesh code), which the gRPC path contains once per
 # request; and a bound: the cores' CPU over the CPU of what no implementation
-# of the path can skip (an async bare call, an HTTP exchange, the listing and
-# the JSON), each measured in this run (bench/README.md). Bounded: DURATION seconds per path (at most 15), CONNECTIONS
-# connections (at most 32), loopback only. Starts and stops its own RabbitMQ
-# node (needs root) and processes.
+# of the path on this stack can skip (an async bare call, an exchange with
+# this HTTP server, the listing and the JSON), each measured in this run
+# (bench/README.md). Bounded: DURATION
+# seconds per path (at most 15), CONNECTIONS connections (at most 32),
+# loopback only. Starts and stops its own RabbitMQ node (needs root) and
+# processes.
 #
 # Targets on the 2-core machine, wrk included: gRPC path >= 12,000 req/s with
 # p99 <= 10 ms, AMQP path >= 3,500 req/s, gateway peak RSS <= 64 MiB.
@@ -217,13 +219,17 @@ measure() {
         --seconds "$duration")")
       list_us=$(benchmark_cpu_us filemesh_lister_bench 'BM_SmallDirectoryReply$')
       json_us=$(benchmark_cpu_us filemesh_proto_json_bench 'DirectWriter/10$')
-      cores=$(nproc)
-      bound=$(awk -v n="$cores" -v c="$async_us + $http_cpu + $list_us + $json_us" \
-        'BEGIN {split(c, p, " \\+ "); printf "%.0f", n * 1e6 / (p[1] + p[2] + p[3] + p[4])}')
-      printf 'bound: %d cores / (async gRPC call %s + HTTP exchange %s + list %s + JSON %s us)' \
-        "$cores" "$async_us" "$http_cpu" "$list_us" "$json_us"
-      printf ' = %s req/s   grpc path = %.2f of it\n' "$bound" \
-        "$(awk -v a="$rps" -v b="$bound" 'BEGIN {print a / b}')"
+      if [[ -z $async_us || -z $list_us || -z $json_us ]]; then
+        echo "bound: skipped (build filemesh_benchmarks beside filemesh_grpc_floor)"
+      else
+        cores=$(nproc)
+        bound=$(awk -v n="$cores" -v a="$async_us" -v h="$http_cpu" -v l="$list_us" -v j="$json_us" \
+          'BEGIN {printf "%.0f", n * 1e6 / (a + h + l + j)}')
+        printf 'bound: %d cores / (async gRPC call %s + HTTP exchange %s + list %s + JSON %s us)' \
+          "$cores" "$async_us" "$http_cpu" "$list_us" "$json_us"
+        printf ' = %s req/s   grpc path = %.2f of it\n' "$bound" \
+          "$(awk -v a="$rps" -v b="$bound" 'BEGIN {print a / b}')"
+      fi
     else
       echo "reference bare gRPC call: skipped (build filemesh_grpc_floor, or set GRPC_FLOOR)"
     fi
