@@ -73,7 +73,8 @@ set(FILEMESH_PC_RPC_REQUIRES
   "grpc++ librabbitmq absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
 if(TARGET filemesh_rest)
   set(FILEMESH_PC_LIBS "-lfilemesh_rest -lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
-  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES} cpp-httplib")
+  # Boost.Beast (the HTTP server) is header-only: nothing to link.
+  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES}")
 elseif(TARGET filemesh_rpc)
   set(FILEMESH_PC_LIBS "-lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
   set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES}")

@@ -72,7 +72,7 @@ void ExpectOneConnection(const std::vector<HttpRequest>& got) {
 HttpServerOptions TestOptions() {
   HttpServerOptions options;
   options.listen = "127.0.0.1:0";
-  options.threads = 16;
+  options.io_threads = 4;
   return options;
 }
 
@@ -399,11 +399,11 @@ TEST(HttpServerTest, MalformedListenAddressesAreInvalidArgument) {
 TEST(HttpServerTest, BadOptionsAreInvalidArgument) {
   HttpServerOptions options;
   options.listen = "127.0.0.1:0";
-  options.threads = 0;
+  options.io_threads = -1;
   EXPECT_EQ(HttpServer(options).Start([](const HttpRequest&) { return HttpResponse{}; }).code(),
             absl::StatusCode::kInvalidArgument);
-  options.threads = 1;
-  EXPECT_EQ(HttpServer(options).Start(nullptr).code(), absl::StatusCode::kInvalidArgument);
+  options.io_threads = 1;
+  EXPECT_EQ(HttpServer(options).Start(HttpHandler()).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(HttpServerTest, PortInUseIsUnavailable) {
@@ -471,7 +471,7 @@ TEST(HttpServerTest, ShutdownLetsARequestInFlightFinish) {
 TEST(HttpServerTest, IdleKeepAliveConnectionsDoNotHoldUpShutdown) {
   RecordingHandler recorder;
   HttpServerOptions options = TestOptions();
-  options.keep_alive_timeout = absl::Hours(1);  // waiting it out would hang the test
+  options.idle_timeout = absl::Hours(1);  // waiting it out would hang the test
   auto server = StartServer(recorder.handler(), options);
   auto client = ClientOf(*server);
   ASSERT_TRUE(client->Get("/one"));

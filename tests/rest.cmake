@@ -1,3 +1,7 @@
+# cpp-httplib is the tests' HTTP client (a compiled library, through pkg-config).
+if(NOT TARGET PkgConfig::HTTPLIB)
+  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
+endif()
 # Tests of filemesh::rest: status mapping and problems, the metrics registry,
 # RestGateway over in-memory transports (included by tests/CMakeLists.txt).
 filemesh_add_test(http_test SOURCES http_test.cc LIBS filemesh::rest protobuf::libprotobuf)

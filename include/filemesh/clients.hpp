@@ -9,11 +9,16 @@
 //   auto page = lister.List(request, absl::Now() + absl::Seconds(2), &info);
 //   // info.served_by: TransportKind::kGrpc or kAmqp; info.queued: see below
 //
+// ListAsync/SearchAsync are the non-blocking forms (FailoverChannel::CallAsync
+// underneath): the callback gets the typed outcome and the CallInfo once, on
+// a transport's thread; the blocking forms wait for them.
+//
 // Thread safety: any number of threads may share one client.
 
 #ifndef FILEMESH_CLIENTS_HPP_
 #define FILEMESH_CLIENTS_HPP_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,6 +36,10 @@ struct Operation {
   absl::StatusOr<Response> response = absl::UnknownError("no reply");
 };
 
+// The outcome of an asynchronous typed call.
+template <typename Response>
+using ClientCallback = std::function<void(absl::StatusOr<Response>, CallInfo)>;
+
 class FileListerClient : public FileListerInterface {
  public:
   // Calls without a deadline get now + `default_timeout`.
@@ -43,6 +52,11 @@ class FileListerClient : public FileListerInterface {
   // TakeList(info->operation_id).
   absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request, absl::Time deadline,
                                         CallInfo* info) const;
+  // Starts the call and returns; `done` runs once with its outcome (see
+  // FailoverChannel::CallAsync for where and when). An infinite `deadline`
+  // means now + the default timeout.
+  void ListAsync(const v1::ListRequest& request, absl::Time deadline,
+                 ClientCallback<v1::ListResponse> done) const;
   Operation<v1::ListResponse> TakeList(const std::string& operation_id) const;
 
   const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }
@@ -63,6 +77,8 @@ class FileSearcherClient : public FileSearcherInterface {
       absl::Time deadline = absl::InfiniteFuture()) const override;
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request, absl::Time deadline,
                                             CallInfo* info) const;
+  void SearchAsync(const v1::SearchRequest& request, absl::Time deadline,
+                   ClientCallback<v1::SearchResponse> done) const;
   Operation<v1::SearchResponse> TakeSearch(const std::string& operation_id) const;
 
   const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }

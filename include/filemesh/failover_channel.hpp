@@ -99,6 +99,9 @@ struct CallResult {
   CallInfo info;
 };
 
+// Receives the outcome of one CallAsync, exactly once.
+using CallCallback = std::function<void(CallResult)>;
+
 // Counters since the channel was made.
 struct ChannelStats {
   uint64_t calls = 0;
@@ -129,7 +132,16 @@ class FailoverChannel {
   FailoverChannel& operator=(const FailoverChannel&) = delete;
 
   // One call of `method` with the serialized `request`, as the policy above
-  // says. Blocks until `deadline` at most.
+  // says, without waiting: `done` gets the outcome exactly once, by
+  // `deadline` at the latest. It runs on a transport's thread (or on the
+  // caller's, before CallAsync returns, when the outcome is known at once,
+  // e.g. no transport can deliver); it must not block and may start new
+  // calls. No thread waits on the call meanwhile. Destroying the channel
+  // answers every pending call (Unavailable) before the destructor returns.
+  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                 CallCallback done);
+
+  // The blocking form of CallAsync: returns its outcome, by `deadline` at most.
   CallResult Call(const std::string& method, const std::string& request, absl::Time deadline);
 
   // The reply of a call that ended queued (see CallInfo::operation_id).

@@ -10,6 +10,7 @@
 #define FILEMESH_HTTP_HPP_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,6 +46,27 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Hands the response to one request back to the HTTP server, from any
+// thread and at any later time. Copies share one response: the first call
+// sends it and later calls are ignored. When every copy is gone without a
+// call, the client gets a 500 problem, so a lost responder never leaves a
+// connection hanging.
+class HttpResponder {
+ public:
+  explicit HttpResponder(std::function<void(HttpResponse)> send);
+
+  void operator()(HttpResponse response) const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// A handler that answers later: it returns at once (it runs on the server's
+// I/O threads and must not block) and calls `respond` when the answer is
+// ready, e.g. from the completion of a backend call.
+using AsyncHttpHandler = std::function<void(HttpRequest request, HttpResponder respond)>;
 
 // The HTTP status that stands for `code`:
 //   OK 200, InvalidArgument 400, OutOfRange 400, FailedPrecondition 400,

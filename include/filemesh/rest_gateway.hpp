@@ -1,6 +1,7 @@
 // RestGateway: the filemesh REST API (docs/rest.md) in front of a
 // FileListerClient and a FileSearcherClient, as a function from HttpRequest
-// to HttpResponse. An HTTP server (HttpServer in http_server.hpp, or any
+// to HttpResponse (HandleAsync: the response comes through an
+// HttpResponder). An HTTP server (HttpServer in http_server.hpp, or any
 // other) carries the messages; this class holds everything else:
 //
 //   GET /api/v1/files            a directory listing (v1::ListResponse as JSON)
@@ -16,9 +17,13 @@
 // event (log.hpp).
 //
 //   auto gateway = std::make_shared<filemesh::RestGateway>(options, lister, searcher);
-//   filemesh::HttpResponse r = gateway->Handle(request);
+//   server.Start([&](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
+//     gateway->HandleAsync(r, std::move(respond));
+//   });
 //
-// Thread safety: Handle may be called from any number of threads at once.
+// Thread safety: Handle and HandleAsync may be called from any number of
+// threads at once. The destructor waits for the backend calls still in
+// flight (each ends within request_timeout).
 
 #ifndef FILEMESH_REST_GATEWAY_HPP_
 #define FILEMESH_REST_GATEWAY_HPP_
@@ -62,7 +67,14 @@ class RestGateway {
   RestGateway(const RestGateway&) = delete;
   RestGateway& operator=(const RestGateway&) = delete;
 
-  // The response to `request`: any method, any path, any bytes. Never throws.
+  // Answers `request` (any method, any path, any bytes) through `respond`,
+  // without waiting: the files and search routes call their backend
+  // asynchronously and respond from its completion (a transport's thread);
+  // the other routes respond before HandleAsync returns. Never throws.
+  void HandleAsync(const HttpRequest& request, HttpResponder respond);
+
+  // The blocking form: the response to `request`. For tests and servers
+  // that give each request a thread.
   HttpResponse Handle(const HttpRequest& request);
 
   // True when /readyz answers 200: at least one backend is configured and

@@ -2,7 +2,9 @@
 //
 // A call is a full gRPC method name ("/filemesh.v1.FileLister/List"), a
 // serialized request message and a deadline; the answer is the serialized
-// response message or an absl::Status. FailoverChannel composes transports;
+// response message or an absl::Status. Calls are asynchronous: CallAsync
+// starts one and returns, and the answer reaches a callback; Call is the
+// blocking form over it. FailoverChannel composes transports;
 // filemesh ships gRPC and RabbitMQ ones (created by FailoverChannel::Create)
 // and an in-memory one for tests (filemesh/testing/in_memory_transport.hpp).
 //
@@ -11,6 +13,7 @@
 #ifndef FILEMESH_TRANSPORT_HPP_
 #define FILEMESH_TRANSPORT_HPP_
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -51,17 +54,29 @@ struct LateReply {
   absl::StatusOr<std::string> response = absl::UnknownError("no reply");
 };
 
+// Receives the outcome of one call, exactly once.
+using TransportCallback = std::function<void(TransportResult)>;
+
 class Transport {
  public:
   virtual ~Transport() = default;
 
   virtual TransportKind kind() const = 0;
 
-  // Sends `request` to `method` and blocks until the reply, a failure or
-  // `deadline`. A status that the service returned comes back unchanged; a
-  // failure to deliver is Unavailable or DeadlineExceeded.
-  virtual TransportResult Call(const std::string& method, const std::string& request,
-                               absl::Time deadline) = 0;
+  // Sends `request` to `method` and returns without waiting; `done` gets the
+  // reply, a failure or, at `deadline`, DeadlineExceeded, exactly once. A
+  // status that the service returned comes back unchanged; a failure to
+  // deliver is Unavailable or DeadlineExceeded. `done` runs on a thread of
+  // the transport (or on the caller's, before CallAsync returns, when the
+  // outcome is known at once): it must not block, and it may start new calls.
+  // A transport's destructor runs every pending `done` (Unavailable) before
+  // it returns.
+  virtual void CallAsync(const std::string& method, const std::string& request,
+                         absl::Time deadline, TransportCallback done) = 0;
+
+  // The blocking form: CallAsync, then waits for its outcome.
+  TransportResult Call(const std::string& method, const std::string& request,
+                       absl::Time deadline);
 
   // True when the transport knows it cannot deliver now (a gRPC channel in
   // TRANSIENT_FAILURE, a broker connection that is down), so a caller need

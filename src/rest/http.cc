@@ -1,6 +1,8 @@
 #include "filemesh/http.hpp"
 
+#include <atomic>
 #include <string>
+#include <utility>
 
 #include "absl_compat.h"
 #include "rest/json.h"
@@ -45,6 +47,26 @@ int HttpStatusFromStatusCode(absl::StatusCode code) {
     default:
       return 500;
   }
+}
+
+struct HttpResponder::State {
+  explicit State(std::function<void(HttpResponse)> s) : send(std::move(s)) {}
+  ~State() {
+    if (!used.exchange(true) && send) {
+      send(internal::ProblemWithHttpStatus(
+          500, absl::InternalError("the request handler gave no response"), ""));
+    }
+  }
+  std::function<void(HttpResponse)> send;
+  std::atomic<bool> used{false};
+};
+
+HttpResponder::HttpResponder(std::function<void(HttpResponse)> send)
+    : state_(std::make_shared<State>(std::move(send))) {}
+
+void HttpResponder::operator()(HttpResponse response) const {
+  if (state_->used.exchange(true)) return;
+  state_->send(std::move(response));
 }
 
 std::string_view HttpReasonPhrase(int http_status) {

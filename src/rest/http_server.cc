@@ -1,29 +1,39 @@
+// HttpServer on Boost.Beast and Asio, in the shape of Beast's own
+// `http_server_async` example: one Session per connection, its buffer,
+// parser and timer owned by it, every step a completion on the
+// connection's strand. No thread waits on a connection or on a handler.
+
 #include "filemesh/http_server.hpp"
 
-#include <httplib.h>
 #include <netdb.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
@@ -34,239 +44,33 @@
 namespace filemesh {
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using internal::AbslView;
+using Strand = asio::strand<asio::io_context::executor_type>;
 
-// A connection's socket as httplib reads and writes it. Reads are buffered
-// (httplib reads the request line a byte at a time). Writes are buffered too
-// and go out in one send() when the response is complete (Flush), or when
-// the buffer fills, or before the next read: a response is one segment, not
-// a head and a body, and costs one system call. The socket stays blocking;
-// each call first tries without waiting and polls, within the timeout, only
-// when the kernel has nothing to read or no room to write.
-class ConnectionStream final : public httplib::Stream {
- public:
-  ConnectionStream(int fd, int read_timeout_ms, int write_timeout_ms)
-      : fd_(fd), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
+// A request body type that counts and drops what it is given: bodies are
+// read off the connection (within the parser's body_limit) and never held.
+struct DiscardBody {
+  struct value_type {};
 
-  bool is_readable() const override { return begin_ < end_ || Poll(POLLIN, read_timeout_ms_); }
-  bool is_writable() const override {
-    return out_.size() < kMaxBufferedOutput || Poll(POLLOUT, write_timeout_ms_);
-  }
-
-  ssize_t read(char* ptr, size_t size) override {
-    if (begin_ == end_) {
-      // Whatever was written so far is what the peer may be waiting for
-      // (an interim "100 Continue", say) before it sends more.
-      if (!Flush()) return -1;
-      if (size >= buffer_.size()) return Recv(ptr, size);
-      const ssize_t n = Recv(buffer_.data(), buffer_.size());
-      if (n <= 0) return n;
-      begin_ = 0;
-      end_ = static_cast<size_t>(n);
-    }
-    const size_t n = std::min(size, end_ - begin_);
-    std::memcpy(ptr, buffer_.data() + begin_, n);
-    begin_ += n;
-    return static_cast<ssize_t>(n);
-  }
-
-  ssize_t write(const char* ptr, size_t size) override {
-    if (size >= kMaxBufferedOutput) {
-      // A large body goes out from where it is, after what came before it.
-      if (!Flush() || !SendAll(ptr, size)) return -1;
-      return static_cast<ssize_t>(size);
-    }
-    out_.append(ptr, size);
-    if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
-    return static_cast<ssize_t>(size);
-  }
-
-  // Sends everything written so far; false when the peer is gone or does
-  // not take the bytes within the write timeout.
-  bool Flush() {
-    const bool sent = SendAll(out_.data(), out_.size());
-    out_.clear();
-    return sent;
-  }
-
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    remote_.Get(fd_, ::getpeername, &ip, &port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    local_.Get(fd_, ::getsockname, &ip, &port);
-  }
-  socket_t socket() const override { return fd_; }
-
-  // A (pipelined) request is already buffered.
-  bool has_buffered_bytes() const { return begin_ < end_; }
-
- private:
-  // Output beyond this is sent before more is buffered.
-  static constexpr size_t kMaxBufferedOutput = size_t{64} * 1024;
-
-  // One end of the connection, looked up once: httplib asks on every request.
-  class Endpoint {
+  class reader {
    public:
-    using Lookup = int (*)(int, sockaddr*, socklen_t*);
-    void Get(int fd, Lookup lookup, std::string* ip, int* port) {
-      if (!known_) {
-        sockaddr_storage addr{};
-        socklen_t len = sizeof(addr);
-        char host[NI_MAXHOST];
-        char service[NI_MAXSERV];
-        if (lookup(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
-            ::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof(host),
-                          service, sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-          ip_ = host;
-          port_ = std::atoi(service);
-        }
-        known_ = true;
-      }
-      *ip = ip_;
-      *port = port_;
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>& /*header*/, value_type& /*body*/) {}
+    void init(const boost::optional<std::uint64_t>& /*length*/, beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      ec = {};
+      return asio::buffer_size(buffers);
     }
-
-   private:
-    bool known_ = false;
-    std::string ip_;
-    int port_ = 0;
+    void finish(beast::error_code& ec) { ec = {}; }
   };
-
-  // Sends `size` bytes, waiting (up to the write timeout each time) while
-  // the socket's buffer is full.
-  bool SendAll(const char* data, size_t size) const {
-    size_t sent = 0;
-    while (sent < size) {
-      const ssize_t n = ::send(fd_, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        sent += static_cast<size_t>(n);
-        continue;
-      }
-      const bool again = n < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-                                                      Poll(POLLOUT, write_timeout_ms_)));
-      if (!again) return false;
-    }
-    return true;
-  }
-
-  bool Poll(short events, int timeout_ms) const {
-    pollfd fd{fd_, events, 0};
-    int ready;
-    do {
-      ready = ::poll(&fd, 1, timeout_ms);
-    } while (ready < 0 && errno == EINTR);
-    return ready > 0;
-  }
-
-  // Reads what is there, waiting up to the read timeout when nothing is.
-  ssize_t Recv(char* ptr, size_t size) {
-    while (true) {
-      const ssize_t n = ::recv(fd_, ptr, size, MSG_DONTWAIT);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Poll(POLLIN, read_timeout_ms_)) return -1;
-    }
-  }
-
-  const int fd_;
-  const int read_timeout_ms_;
-  const int write_timeout_ms_;
-  std::array<char, 4096> buffer_;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-  std::string out_;
-  mutable Endpoint remote_;
-  mutable Endpoint local_;
 };
 
-int Milliseconds(absl::Duration d) {
-  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, 1 << 30));
-}
-
-// httplib::Server with its connection loop replaced. httplib waits for a
-// connection's next request by polling every 10 ms until the keep-alive
-// timeout, and nothing can cut that wait short, so an idle keep-alive
-// connection would hold up a shutdown for the whole timeout. Here the wait is
-// one poll() on the socket and on an eventfd that Shutdown makes readable.
-// Requests themselves are still parsed, routed and answered by httplib
-// (process_request). The listening socket can also be closed before the
-// accept loop runs (httplib's stop() does nothing until then).
-class Listener : public httplib::Server {
- public:
-  Listener() : stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-  ~Listener() override {
-    if (stop_fd_ >= 0) ::close(stop_fd_);
-  }
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-
-  bool valid() const { return stop_fd_ >= 0; }
-  int listening_socket() const { return svr_sock_; }
-
-  void set_connection_options(const HttpServerOptions& options) {
-    read_timeout_ms_ = Milliseconds(options.read_timeout);
-    write_timeout_ms_ = Milliseconds(options.write_timeout);
-    keep_alive_timeout_ms_ = Milliseconds(options.keep_alive_timeout);
-    keep_alive_max_requests_ = options.keep_alive_max_requests;
-  }
-
-  // Makes the accept loop end (or never start) and every connection close
-  // once the request it is handling, if any, is answered.
-  void Stop() {
-    stopping_.store(true);
-    if (stop_fd_ >= 0) {
-      const uint64_t one = 1;
-      (void)!::write(stop_fd_, &one, sizeof(one));  // stays readable for every poller
-    }
-    const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
-    if (sock != INVALID_SOCKET) {
-      ::shutdown(sock, SHUT_RDWR);
-      ::close(sock);
-    }
-  }
-
- private:
-  // Overrides httplib's (private virtual) per-connection loop; runs on a
-  // thread of the task queue.
-  bool process_and_close_socket(socket_t sock) override {
-    // A response larger than the output buffer goes out in several sends:
-    // without this the last one would wait for the client's delayed ACK.
-    const int yes = 1;
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-    ConnectionStream stream(sock, read_timeout_ms_, write_timeout_ms_);
-    bool ok = false;
-    for (int left = keep_alive_max_requests_; left > 0 && NextRequestArrives(stream); --left) {
-      bool client_closes = false;
-      ok = process_request(stream, /*close_connection=*/left == 1 || stopping_.load(),
-                           client_closes, nullptr);
-      ok = stream.Flush() && ok;
-      if (!ok || client_closes) break;
-    }
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return ok;
-  }
-
-  // Waits for the next request's first bytes; false on the keep-alive
-  // timeout, a closed connection or Stop().
-  bool NextRequestArrives(const ConnectionStream& stream) const {
-    if (stopping_.load()) return false;
-    if (stream.has_buffered_bytes()) return true;
-    pollfd fds[2] = {{stream.socket(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    int ready;
-    do {
-      ready = ::poll(fds, 2, keep_alive_timeout_ms_);
-    } while (ready < 0 && errno == EINTR);
-    return ready > 0 && fds[1].revents == 0 && fds[0].revents != 0;
-  }
-
-  const int stop_fd_;
-  std::atomic<bool> stopping_{false};
-  int read_timeout_ms_ = 5000;
-  int write_timeout_ms_ = 5000;
-  int keep_alive_timeout_ms_ = 5000;
-  int keep_alive_max_requests_ = 100;
-};
+using RequestParser = http::request_parser<DiscardBody>;
 
 // Fills the request's path and query from the raw request target.
 absl::Status ParseTarget(std::string_view target, HttpRequest* request) {
@@ -299,81 +103,6 @@ absl::Status ParseTarget(std::string_view target, HttpRequest* request) {
   return absl::OkStatus();
 }
 
-// httplib's view of the peer, and the header fields it adds itself.
-bool IsPseudoHeader(const std::string& name) {
-  return name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" ||
-         name == "LOCAL_PORT";
-}
-
-absl::Status ToHttpRequest(const httplib::Request& in, HttpRequest* out) {
-  out->method = in.method;
-  out->remote_address = in.remote_addr.find(':') == std::string::npos
-                            ? absl::StrCat(in.remote_addr, ":", in.remote_port)
-                            : absl::StrCat("[", in.remote_addr, "]:", in.remote_port);
-  out->headers.reserve(in.headers.size());
-  for (const auto& [name, value] : in.headers) {
-    if (IsPseudoHeader(name)) continue;
-    out->headers.emplace_back(absl::AsciiStrToLower(name), value);
-  }
-  return ParseTarget(in.target, out);
-}
-
-void ToHttplibResponse(const httplib::Request& request, HttpResponse in, httplib::Response* out) {
-  out->status = in.status;
-  for (auto& [name, value] : in.headers) out->set_header(name, value);
-  if (in.body.empty() && in.content_type.empty()) return;
-  std::string type = in.content_type.empty() ? "application/octet-stream" : in.content_type;
-  if (request.ranges.empty()) {
-    // What set_content does, without copying the body.
-    out->body = std::move(in.body);
-    out->set_header("Content-Type", type);
-    return;
-  }
-  // httplib cuts a body to a request's Range and still sends the handler's
-  // status (a 200 with part of a JSON document). A chunked body is the one
-  // it leaves whole.
-  auto body = std::make_shared<std::string>(std::move(in.body));
-  out->set_chunked_content_provider(type, [body](size_t offset, httplib::DataSink& sink) {
-    if (offset < body->size() && !sink.write(body->data() + offset, body->size() - offset)) {
-      return false;
-    }
-    sink.done();
-    return true;
-  });
-}
-
-void WriteProblem(const httplib::Request& request, int http_status, const absl::Status& status,
-                  httplib::Response* out) {
-  ToHttplibResponse(request, internal::ProblemWithHttpStatus(http_status, status, ""), out);
-}
-
-// Requests whose body httplib reads before routing. Others are answered
-// before it would read anything.
-bool HasBodyToRead(const httplib::Request& request) {
-  const bool reads_body = request.method == "POST" || request.method == "PUT" ||
-                          request.method == "PATCH" || request.method == "DELETE";
-  if (!reads_body) return false;
-  if (request.has_header("Transfer-Encoding")) return true;
-  return request.get_header_value<uint64_t>("Content-Length") > 0;
-}
-
-// The status for an error httplib answered on its own.
-absl::Status ServerErrorStatus(int http_status, size_t max_body_bytes) {
-  switch (http_status) {
-    case 400:
-      return absl::InvalidArgumentError("malformed HTTP request");
-    case 413:
-      return absl::InvalidArgumentError(
-          absl::StrCat("the request body is larger than ", max_body_bytes, " bytes"));
-    case 414:
-      return absl::InvalidArgumentError("the request target is too long");
-    case 416:
-      return absl::InvalidArgumentError("malformed Range header");
-    default:
-      return absl::UnknownError("the HTTP request could not be served");
-  }
-}
-
 // "host" and port of a listen address; brackets removed from IPv6 hosts.
 absl::Status SplitListenAddress(const std::string& listen, std::string* host, int* port) {
   const auto bad = [&listen](std::string_view why) {
@@ -397,24 +126,584 @@ absl::Status SplitListenAddress(const std::string& listen, std::string* host, in
     return bad("has no port between 0 and 65535");
   }
   host->assign(h);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const int rc = ::getaddrinfo(host->c_str(), nullptr, &hints, &found);
-  if (rc != 0) return bad(absl::StrCat("does not resolve: ", ::gai_strerror(rc)));
-  ::freeaddrinfo(found);
   return absl::OkStatus();
 }
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+int UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+// "ip:port" or "[ipv6]:port" of an endpoint.
+std::string EndpointText(const tcp::endpoint& endpoint) {
+  const std::string ip = endpoint.address().to_string();
+  return endpoint.address().is_v6() ? absl::StrCat("[", ip, "]:", endpoint.port())
+                                    : absl::StrCat(ip, ":", endpoint.port());
+}
+
+// The Date header's value (RFC 9110 IMF-fixdate), formatted once a second
+// per thread.
+const std::string& HttpDate() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char text[64];
+    const size_t n = std::strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached.assign(text, n);
+    cached_second = now;
+  }
+  return cached;
+}
+
+// A header field the handler set may go on the wire: a token name and a
+// value without CR, LF or NUL (no response splitting).
+bool IsSafeField(const std::string& name, const std::string& value) {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+    if (!token || c == '\0') return false;
+  }
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos;
+}
+
+// Fields the server writes itself; a handler's copy is dropped.
+bool IsServerField(const std::string& name) {
+  return absl::EqualsIgnoreCase(name, "content-length") ||
+         absl::EqualsIgnoreCase(name, "transfer-encoding") ||
+         absl::EqualsIgnoreCase(name, "connection") || absl::EqualsIgnoreCase(name, "date") ||
+         absl::EqualsIgnoreCase(name, "content-type");
+}
+
+// What a server-side refusal says, as a problem document.
+HttpResponse Refusal(int http_status, std::string_view detail) {
+  const absl::StatusCode code = http_status == 408   ? absl::StatusCode::kDeadlineExceeded
+                                : http_status == 503 ? absl::StatusCode::kUnavailable
+                                : http_status == 500 ? absl::StatusCode::kInternal
+                                                     : absl::StatusCode::kInvalidArgument;
+  return internal::ProblemWithHttpStatus(http_status, absl::Status(code, AbslView(detail)), "");
+}
+
+class Session;
+
+// What every connection shares: options, handler, the event loop, the
+// registry of open connections (for Shutdown). Held by shared_ptr: a
+// responder that outlives the server keeps it (and so the io_context its
+// strands post to) alive. The io_context is the last member, destroyed
+// first: the sessions its pending handlers own unregister from the rest.
+struct Core {
+  explicit Core(HttpServerOptions o) : options(std::move(o)) {}
+
+  void Register(Session* session);
+  void Unregister(Session* session);
+  // Closes every connection that is not waiting for its handler's answer
+  // (all of them when `everything`); on the connections' strands.
+  void CloseConnections(bool everything);
+
+  const HttpServerOptions options;
+  std::weak_ptr<Core> shared_self;
+  AsyncHttpHandler handler;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> open{0};
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unordered_set<Session*> sessions;  // guarded by mu
+
+  asio::io_context io;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Core* core, tcp::socket socket)
+      : core_(core),
+        socket_(std::move(socket)),
+        strand_(asio::make_strand(core->io.get_executor())),
+        timer_(core->io),
+        buffer_(std::max<size_t>(core->options.max_head_bytes + 4096, 8192)) {
+    beast::error_code ec;
+    const tcp::endpoint peer = socket_.remote_endpoint(ec);
+    if (!ec) remote_ = EndpointText(peer);
+    socket_.set_option(tcp::no_delay(true), ec);
+  }
+
+  ~Session() { core_->Unregister(this); }
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Sessions are made on the acceptor's strand; everything after runs on
+  // their own (the socket was accepted onto it).
+  void Start() {
+    core_->Register(this);
+    asio::dispatch(strand_, [self = shared_from_this()] { self->WaitForRequest(); });
+  }
+
+  // Shutdown: from any thread.
+  void Stop(bool everything) {
+    asio::post(strand_, [self = shared_from_this(), everything] {
+      self->keep_alive_ = false;
+      if (everything || self->phase_ == Phase::kIdle || self->phase_ == Phase::kHead ||
+          self->phase_ == Phase::kBody) {
+        self->Close();
+      }
+    });
+  }
+
+ private:
+  enum class Phase { kIdle, kHead, kBody, kHandling, kWriting, kClosed };
+
+  // Arms the one timer for `phase`; a timer armed later makes this one stale.
+  void Arm(absl::Duration timeout) {
+    const uint64_t generation = ++timer_generation_;
+    timer_.expires_after(absl::ToChronoNanoseconds(timeout));
+    timer_.async_wait(
+        asio::bind_executor(strand_, [self = shared_from_this(), generation](beast::error_code ec) {
+          if (!ec && generation == self->timer_generation_) self->OnTimeout();
+        }));
+  }
+  void Disarm() {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+
+  void OnTimeout() {
+    switch (phase_) {
+      case Phase::kIdle:
+      case Phase::kWriting:
+        Close();  // an idle keep-alive, or a peer that does not read
+        return;
+      case Phase::kHead:
+      case Phase::kBody:
+        timed_out_ = true;
+        socket_.cancel();  // the read ends with operation_aborted: 408
+        return;
+      case Phase::kHandling:
+      case Phase::kClosed:
+        return;
+    }
+  }
+
+  // Waits for the next request's first byte without holding a buffer.
+  void WaitForRequest() {
+    if (core_->stopping.load()) return Close();
+    if (buffer_.size() > 0) return ReadHead();  // pipelined
+    buffer_.shrink_to_fit();  // an idle connection holds no buffer
+    phase_ = Phase::kIdle;
+    Arm(core_->options.idle_timeout);
+    socket_.async_wait(tcp::socket::wait_read,
+                       asio::bind_executor(strand_, [self = shared_from_this()](
+                                                        beast::error_code ec) {
+                         if (self->phase_ != Phase::kIdle) return;
+                         if (ec) return self->Close();
+                         self->ReadHead();
+                       }));
+  }
+
+  void ReadHead() {
+    phase_ = Phase::kHead;
+    timed_out_ = false;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(core_->options.max_head_bytes, UINT32_MAX)));
+    parser_->body_limit(core_->options.max_body_bytes);
+    Arm(core_->options.head_timeout);
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnHead(ec);
+        }));
+  }
+
+  // The status for a head that did not parse; 0: close without answering.
+  int HeadErrorStatus(beast::error_code ec, std::string* detail) const {
+    if (timed_out_) {
+      *detail = absl::StrCat("the request head did not arrive within ",
+                             absl::FormatDuration(core_->options.head_timeout));
+      return 408;
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      return 0;
+    }
+    if (ec == http::error::partial_message) return 0;  // the peer closed mid-head
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      // A request line longer than the target's limit is the target's fault.
+      const std::string_view seen(static_cast<const char*>(buffer_.data().data()),
+                                  buffer_.size());
+      const size_t line_end = seen.find('\n');
+      if (line_end == std::string_view::npos || line_end > core_->options.max_target_bytes + 32) {
+        *detail = absl::StrCat("the request target is longer than ",
+                               core_->options.max_target_bytes, " bytes");
+        return 414;
+      }
+      *detail = absl::StrCat("the request head is larger than ", core_->options.max_head_bytes,
+                             " bytes");
+      return 431;
+    }
+    if (ec == http::error::body_limit) {  // a Content-Length over the limit
+      *detail = absl::StrCat("the request body is larger than ", core_->options.max_body_bytes,
+                             " bytes");
+      return 413;
+    }
+    if (ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding) {
+      *detail = absl::StrCat("malformed HTTP request: ", ec.message(),
+                             " (Content-Length and Transfer-Encoding must not both be sent, and "
+                             "Content-Length at most once)");
+      return 400;
+    }
+    *detail = absl::StrCat("malformed HTTP request: ", ec.message());
+    return 400;
+  }
+
+  void OnHead(beast::error_code ec) {
+    if (phase_ != Phase::kHead) return;
+    if (ec) {
+      std::string detail;
+      const int status = HeadErrorStatus(ec, &detail);
+      if (status == 0) return Close();
+      return Refuse(status, detail);
+    }
+    const auto& head = parser_->get();
+    if (head.target().size() > core_->options.max_target_bytes) {
+      return Refuse(414, absl::StrCat("the request target is longer than ",
+                                      core_->options.max_target_bytes, " bytes"));
+    }
+    size_t fields = 0;
+    int content_lengths = 0;
+    bool transfer_encoding = false;
+    for (const auto& field : head) {
+      ++fields;
+      if (field.name() == http::field::content_length) ++content_lengths;
+      if (field.name() == http::field::transfer_encoding) transfer_encoding = true;
+    }
+    if (fields > core_->options.max_header_fields) {
+      return Refuse(431, absl::StrCat("the request has more than ",
+                                      core_->options.max_header_fields, " header fields"));
+    }
+    if ((content_lengths > 0 && transfer_encoding) || content_lengths > 1) {
+      return Refuse(400,
+                    "malformed HTTP request: Content-Length and Transfer-Encoding must not both "
+                    "be sent, and Content-Length at most once");
+    }
+    if (parser_->is_done()) return Dispatch();
+    // A body follows: read and drop it, after a 100 Continue if asked.
+    const auto expect = head.find(http::field::expect);
+    if (expect != head.end() && absl::EqualsIgnoreCase(AbslView(std::string_view(
+                                                           expect->value().data(),
+                                                           expect->value().size())),
+                                                       "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      phase_ = Phase::kBody;
+      Arm(core_->options.write_timeout);
+      asio::async_write(
+          socket_, asio::buffer(kContinue.data(), kContinue.size()),
+          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code e, size_t) {
+            if (self->phase_ != Phase::kBody) return;
+            if (e) return self->Close();
+            self->ReadBody();
+          }));
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    phase_ = Phase::kBody;
+    timed_out_ = false;
+    Arm(core_->options.body_timeout);
+    http::async_read(
+        socket_, buffer_, *parser_,
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnBody(ec);
+        }));
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (phase_ != Phase::kBody) return;
+    if (!ec) return Dispatch();
+    if (timed_out_) {
+      return Refuse(408, absl::StrCat("the request body did not arrive within ",
+                                      absl::FormatDuration(core_->options.body_timeout)));
+    }
+    if (ec == http::error::body_limit) {
+      return Refuse(413, absl::StrCat("the request body is larger than ",
+                                      core_->options.max_body_bytes, " bytes"));
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted) {
+      return Close();
+    }
+    Refuse(400, absl::StrCat("malformed HTTP request body: ", ec.message()));
+  }
+
+  // Hands the parsed request to the handler; its responder brings the
+  // answer back to this strand.
+  void Dispatch() {
+    Disarm();
+    const auto& head = parser_->get();
+    HttpRequest request;
+    request.method = std::string(head.method_string());
+    request.remote_address = remote_;
+    request.headers.reserve(16);
+    for (const auto& field : head) {
+      request.headers.emplace_back(
+          absl::AsciiStrToLower(AbslView(std::string_view(field.name_string().data(),
+                                                          field.name_string().size()))),
+          std::string(field.value()));
+    }
+    head_request_ = head.method() == http::verb::head;
+    ++requests_;
+    keep_alive_ = parser_->keep_alive() && !core_->stopping.load() &&
+                  requests_ < core_->options.keep_alive_max_requests;
+    const std::string_view target(head.target().data(), head.target().size());
+    const absl::Status parsed = ParseTarget(target, &request);
+    parser_.reset();
+    phase_ = Phase::kHandling;
+    if (!parsed.ok()) {
+      return Write(internal::ProblemWithHttpStatus(400, parsed, ""));
+    }
+    HttpResponder respond([core = core_->shared_self.lock(), self = shared_from_this()](
+                              HttpResponse response) {
+      asio::post(self->strand_, [self, response = std::move(response)]() mutable {
+        if (self->phase_ == Phase::kHandling) self->Write(std::move(response));
+      });
+    });
+    try {
+      core_->handler(std::move(request), std::move(respond));
+    } catch (const std::exception& e) {
+      LogEvent(LogLevel::kError, "http_handler_failed", {{"error", e.what()}});
+    } catch (...) {
+      LogEvent(LogLevel::kError, "http_handler_failed", {{"error", "unknown"}});
+    }
+    // A handler that threw dropped its responder: it answers 500.
+  }
+
+  // A refusal of the server's own: the problem, then the connection closes.
+  void Refuse(int status, std::string_view detail) {
+    Disarm();
+    parser_.reset();
+    keep_alive_ = false;
+    head_request_ = false;
+    phase_ = Phase::kHandling;
+    Write(Refusal(status, detail));
+  }
+
+  void Write(HttpResponse response) {
+    if (phase_ == Phase::kClosed) return;
+    if (core_->stopping.load()) keep_alive_ = false;
+    const int status = response.status;
+    if (response.content_type.empty() && response.body.empty() && status >= 400) {
+      response = Refusal(status, HttpReasonPhrase(status));
+    }
+    const bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    std::string& out = head_out_;
+    out.clear();
+    absl::StrAppend(&out, "HTTP/1.1 ", status, " ", AbslView(HttpReasonPhrase(status)),
+                    "\r\nDate: ", HttpDate(), "\r\n");
+    if (!response.content_type.empty() || !response.body.empty()) {
+      absl::StrAppend(&out, "Content-Type: ",
+                      response.content_type.empty() ? "application/octet-stream"
+                                                    : response.content_type,
+                      "\r\n");
+    }
+    for (const auto& [name, value] : response.headers) {
+      if (IsServerField(name)) continue;
+      if (!IsSafeField(name, value)) {
+        LogEvent(LogLevel::kWarning, "http_header_dropped", {{"name", name}});
+        continue;
+      }
+      absl::StrAppend(&out, name, ": ", value, "\r\n");
+    }
+    if (!no_body) absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n");
+    if (!keep_alive_) out.append("Connection: close\r\n");
+    out.append("\r\n");
+    body_out_ = no_body || head_request_ ? std::string() : std::move(response.body);
+
+    phase_ = Phase::kWriting;
+    Arm(core_->options.write_timeout);
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_out_),
+                                                       asio::buffer(body_out_)};
+    asio::async_write(socket_, buffers,
+                      asio::bind_executor(strand_, [self = shared_from_this()](
+                                                       beast::error_code ec, size_t) {
+                        self->OnWritten(ec);
+                      }));
+  }
+
+  void OnWritten(beast::error_code ec) {
+    if (phase_ != Phase::kWriting) return;
+    Disarm();
+    head_out_.clear();
+    head_out_.shrink_to_fit();
+    body_out_ = std::string();
+    if (ec || !keep_alive_) return Close();
+    WaitForRequest();
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    Disarm();
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    parser_.reset();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    if (core_->open.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(core_->mu);
+      core_->cv.notify_all();
+    }
+  }
+
+  Core* const core_;
+  tcp::socket socket_;
+  Strand strand_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<RequestParser> parser_;
+  std::string remote_;
+  std::string head_out_;
+  std::string body_out_;
+  Phase phase_ = Phase::kIdle;
+  uint64_t timer_generation_ = 0;
+  int requests_ = 0;
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  bool timed_out_ = false;
+};
+
+void Core::Register(Session* session) {
+  std::lock_guard<std::mutex> lock(mu);
+  sessions.insert(session);
+}
+
+void Core::Unregister(Session* session) {
+  std::lock_guard<std::mutex> lock(mu);
+  sessions.erase(session);
+}
+
+void Core::CloseConnections(bool everything) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    live.reserve(sessions.size());
+    for (Session* session : sessions) {
+      // A session being destroyed (its count already zero) is skipped.
+      if (std::shared_ptr<Session> held = session->weak_from_this().lock()) {
+        live.push_back(std::move(held));
+      }
+    }
+  }
+  for (const auto& session : live) session->Stop(everything);
+}
+
+// Accepts connections on its own strand; a connection past max_connections
+// gets a 503 written without waiting and is closed.
+class Acceptor : public std::enable_shared_from_this<Acceptor> {
+ public:
+  Acceptor(Core* core, tcp::acceptor acceptor)
+      : core_(core),
+        strand_(asio::make_strand(core->io.get_executor())),
+        acceptor_(std::move(acceptor)),
+        retry_(core->io) {}
+
+  void Start() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->Accept(); });
+  }
+  void Stop() {
+    asio::post(strand_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      beast::error_code ignored;
+      self->acceptor_.close(ignored);
+      self->retry_.cancel();
+    });
+  }
+
+ private:
+  void Accept() {
+    if (stopped_) return;
+    acceptor_.async_accept(
+        core_->io, asio::bind_executor(strand_, [self = shared_from_this()](
+                                                    beast::error_code ec, tcp::socket socket) {
+          self->OnAccept(ec, std::move(socket));
+        }));
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (stopped_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors (or another passing error): the pending
+      // connection stays in the backlog; try again shortly instead of
+      // spinning on the same error.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_error_log_ > std::chrono::seconds(1)) {
+        last_error_log_ = now;
+        LogEvent(LogLevel::kWarning, "http_accept_failed", {{"error", ec.message()}});
+      }
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait(
+          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code e) {
+            if (!e) self->Accept();
+          }));
+      return;
+    }
+    if (core_->open.load() >= core_->options.max_connections || core_->stopping.load()) {
+      Turn503(socket);
+    } else {
+      core_->open.fetch_add(1);
+      std::make_shared<Session>(core_, std::move(socket))->Start();
+    }
+    Accept();
+  }
+
+  // One non-blocking send of a fixed 503; what the kernel does not take is
+  // lost with the connection, never waited for.
+  void Turn503(tcp::socket& socket) {
+    static const std::string kResponse = [] {
+      const HttpResponse problem =
+          Refusal(503, "the server has as many connections open as it serves");
+      return absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nContent-Type: ",
+                          problem.content_type, "\r\nContent-Length: ", problem.body.size(),
+                          "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n", problem.body);
+    }();
+    (void)!::send(socket.native_handle(), kResponse.data(), kResponse.size(),
+                  MSG_DONTWAIT | MSG_NOSIGNAL);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    if (++refused_ % 1000 == 1) {
+      LogEvent(LogLevel::kWarning, "http_connection_refused",
+               {{"reason", "max_connections"},
+                {"max_connections", absl::StrCat(core_->options.max_connections)},
+                {"refused_so_far", absl::StrCat(refused_)}});
+    }
+  }
+
+  Core* const core_;
+  Strand strand_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
+  bool stopped_ = false;
+  uint64_t refused_ = 0;
+  std::chrono::steady_clock::time_point last_error_log_{};
+};
 
 }  // namespace
 
 struct HttpServer::Impl {
   HttpServerOptions options;
-  HttpHandler handler;
-  Listener server;
-  std::thread thread;
+  std::shared_ptr<Core> core;
+  std::shared_ptr<Acceptor> acceptor;
+  std::vector<std::thread> threads;
   int port = 0;
   std::string address;
 
@@ -423,72 +712,6 @@ struct HttpServer::Impl {
   bool started = false;
   bool shutting_down = false;
   bool shut_down = false;  // Shutdown() has finished
-  bool stopped = false;    // the serving thread has ended
-
-  // Runs the handler; never throws.
-  void Serve(const httplib::Request& in, httplib::Response* out) const {
-    HttpRequest request;
-    if (absl::Status status = ToHttpRequest(in, &request); !status.ok()) {
-      WriteProblem(in, 400, status, out);
-      return;
-    }
-    try {
-      ToHttplibResponse(in, handler(request), out);
-    } catch (const std::exception& e) {
-      LogEvent(LogLevel::kError, "http_handler_failed",
-               {{"method", request.method}, {"path", request.path}, {"error", e.what()}});
-      WriteProblem(in, 500, absl::InternalError("the request handler failed"), out);
-    } catch (...) {
-      LogEvent(LogLevel::kError, "http_handler_failed",
-               {{"method", request.method}, {"path", request.path}, {"error", "unknown"}});
-      WriteProblem(in, 500, absl::InternalError("the request handler failed"), out);
-    }
-  }
-
-  void Configure() {
-    const size_t threads = static_cast<size_t>(options.threads);
-    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server.set_socket_options([](socket_t sock) {
-      // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would
-      // let a second server bind a port in use instead of failing.
-      const int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    });
-    server.set_connection_options(options);
-    // Only advertised in the Keep-Alive header (and the socket timeouts
-    // httplib sets on accepted connections): Listener enforces them.
-    server.set_keep_alive_max_count(static_cast<size_t>(options.keep_alive_max_requests));
-    server.set_keep_alive_timeout(static_cast<time_t>(std::max<int64_t>(
-        1, absl::ToInt64Seconds(absl::Ceil(options.keep_alive_timeout, absl::Seconds(1))))));
-    const timeval read = absl::ToTimeval(options.read_timeout);
-    const timeval write = absl::ToTimeval(options.write_timeout);
-    server.set_read_timeout(read.tv_sec, read.tv_usec);
-    server.set_write_timeout(write.tv_sec, write.tv_usec);
-    server.set_payload_max_length(options.max_body_bytes);
-
-    // Bodiless requests (nearly all) are served here, before httplib's own
-    // routing, which would match regular expressions.
-    server.set_pre_routing_handler([this](const httplib::Request& in, httplib::Response& out) {
-      if (HasBodyToRead(in)) return httplib::Server::HandlerResponse::Unhandled;
-      Serve(in, &out);
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    // Called for every response of status 400 or more before it is written.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& in,
-                                                                         httplib::Response& out) {
-      if (!out.body.empty() || out.has_header("Content-Type")) {
-        return httplib::Server::HandlerResponse::Unhandled;  // the handler's own answer
-      }
-      if (out.status == 404 && HasBodyToRead(in)) {
-        // No route matched: a request with a body, read (within the limit)
-        // and unrouted as no routes are registered. Serve it now.
-        Serve(in, &out);
-      } else {
-        WriteProblem(in, out.status, ServerErrorStatus(out.status, options.max_body_bytes), &out);
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-  }
 };
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -498,16 +721,43 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
 HttpServer::~HttpServer() { Shutdown(); }
 
 absl::Status HttpServer::Start(HttpHandler handler) {
+  if (!handler) return absl::InvalidArgumentError("no HTTP handler");
+  return Start([handler = std::move(handler)](HttpRequest request, HttpResponder respond) {
+    HttpResponse response;
+    try {
+      response = handler(request);
+    } catch (const std::exception& e) {
+      LogEvent(LogLevel::kError, "http_handler_failed",
+               {{"method", request.method}, {"path", request.path}, {"error", e.what()}});
+      response = internal::ProblemWithHttpStatus(
+          500, absl::InternalError("the request handler failed"), "");
+    } catch (...) {
+      LogEvent(LogLevel::kError, "http_handler_failed",
+               {{"method", request.method}, {"path", request.path}, {"error", "unknown"}});
+      response = internal::ProblemWithHttpStatus(
+          500, absl::InternalError("the request handler failed"), "");
+    }
+    respond(std::move(response));
+  });
+}
+
+absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->started) return absl::FailedPreconditionError("the HTTP server was already started");
   const HttpServerOptions& o = impl_->options;
   if (!handler) return absl::InvalidArgumentError("no HTTP handler");
-  if (o.threads < 1) return absl::InvalidArgumentError("HTTP threads must be at least 1");
+  if (o.io_threads < 0) return absl::InvalidArgumentError("HTTP io_threads must be 0 or more");
   if (o.keep_alive_max_requests < 1) {
     return absl::InvalidArgumentError("keep_alive_max_requests must be at least 1");
   }
-  if (o.read_timeout <= absl::ZeroDuration() || o.write_timeout <= absl::ZeroDuration() ||
-      o.keep_alive_timeout <= absl::ZeroDuration()) {
+  if (o.max_connections < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
+      o.max_header_fields < 1) {
+    return absl::InvalidArgumentError(
+        "HTTP limits must be positive (max_head_bytes at least 256)");
+  }
+  if (o.head_timeout <= absl::ZeroDuration() || o.body_timeout <= absl::ZeroDuration() ||
+      o.idle_timeout <= absl::ZeroDuration() || o.write_timeout <= absl::ZeroDuration() ||
+      o.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HTTP timeouts must be positive");
   }
   std::string host;
@@ -515,42 +765,57 @@ absl::Status HttpServer::Start(HttpHandler handler) {
   if (absl::Status status = SplitListenAddress(o.listen, &host, &port); !status.ok()) {
     return status;
   }
-  if (!impl_->server.valid()) {
-    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  auto core = std::make_shared<Core>(o);
+  core->shared_self = core;
+  core->handler = std::move(handler);
+
+  beast::error_code ec;
+  tcp::resolver resolver(core->io);
+  const auto endpoints = resolver.resolve(host, std::to_string(port),
+                                          tcp::resolver::passive | tcp::resolver::numeric_service,
+                                          ec);
+  if (ec || endpoints.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("HTTP listen address \"", o.listen,
+                                                   "\" does not resolve: ", ec.message()));
   }
-  impl_->handler = std::move(handler);
-  impl_->Configure();
-  errno = 0;
-  const int bound = port == 0 ? impl_->server.bind_to_any_port(host)
-                              : (impl_->server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    const int error = errno;
-    impl_->server.Stop();
-    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on \"", o.listen, "\"",
-                                               error != 0 ? ": " : "",
-                                               error != 0 ? std::strerror(error) : ""));
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  tcp::acceptor acceptor(core->io);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on \"", o.listen, "\": ", ec.message()));
   }
-  // httplib listens with a backlog of 5; a burst of connections (a load
-  // generator opening dozens) would be refused or retried.
-  ::listen(impl_->server.listening_socket(), SOMAXCONN);
-  impl_->port = bound;
-  impl_->address = absl::StrCat(o.listen.substr(0, o.listen.rfind(':')), ":", bound);
+  const tcp::endpoint bound = acceptor.local_endpoint(ec);
+  impl_->port = bound.port();
+  impl_->address = absl::StrCat(o.listen.substr(0, o.listen.rfind(':')), ":", bound.port());
+  impl_->core = core;
+  impl_->acceptor = std::make_shared<Acceptor>(core.get(), std::move(acceptor));
+  impl_->acceptor->Start();
+  const int threads = o.io_threads > 0 ? o.io_threads : UsableCpus();
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([core] {
+      // Work keeps the loop running while no operation is pending.
+      auto work = asio::make_work_guard(core->io);
+      core->io.run();
+    });
+  }
   impl_->started = true;
-  impl_->thread = std::thread([impl = impl_.get()] {
-    impl->server.listen_after_bind();
-    {
-      std::lock_guard<std::mutex> done(impl->mu);
-      impl->stopped = true;
-    }
-    impl->cv.notify_all();
-  });
-  LogEvent("http_listening", {{"address", impl_->address}, {"threads", absl::StrCat(o.threads)}});
+  LogEvent("http_listening", {{"address", impl_->address},
+                              {"io_threads", absl::StrCat(threads)},
+                              {"max_connections", absl::StrCat(o.max_connections)}});
   return absl::OkStatus();
 }
 
 int HttpServer::port() const { return impl_->port; }
 
 std::string HttpServer::address() const { return impl_->address; }
+
+size_t HttpServer::connections() const {
+  return impl_->core != nullptr ? impl_->core->open.load() : 0;
+}
 
 void HttpServer::Shutdown() {
   std::unique_lock<std::mutex> lock(impl_->mu);
@@ -563,11 +828,28 @@ void HttpServer::Shutdown() {
   impl_->shutting_down = true;
   lock.unlock();
   const absl::Time start = absl::Now();
-  impl_->server.Stop();
-  // The serving thread joins the connection threads before it ends.
-  impl_->thread.join();
+  Core& core = *impl_->core;
+  core.stopping.store(true);
+  impl_->acceptor->Stop();
+  core.CloseConnections(/*everything=*/false);
+  {
+    std::unique_lock<std::mutex> wait(core.mu);
+    core.cv.wait_until(wait, absl::ToChronoTime(start + impl_->options.shutdown_grace),
+                       [&core] { return core.open.load() == 0; });
+  }
+  const size_t cut = core.open.load();
+  core.CloseConnections(/*everything=*/true);
+  {
+    std::unique_lock<std::mutex> wait(core.mu);
+    core.cv.wait_for(wait, std::chrono::seconds(1), [&core] { return core.open.load() == 0; });
+  }
+  core.io.stop();
+  for (std::thread& thread : impl_->threads) thread.join();
+  impl_->threads.clear();
+  impl_->acceptor.reset();
   LogEvent("http_stopped",
            {{"address", impl_->address},
+            {"cut_connections", absl::StrCat(cut)},
             {"took_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
   lock.lock();
   impl_->shut_down = true;
@@ -577,7 +859,7 @@ void HttpServer::Shutdown() {
 void HttpServer::Wait() {
   std::unique_lock<std::mutex> lock(impl_->mu);
   if (!impl_->started) return;
-  impl_->cv.wait(lock, [this] { return impl_->stopped; });
+  impl_->cv.wait(lock, [this] { return impl_->shut_down; });
 }
 
 }  // namespace filemesh

@@ -29,10 +29,9 @@ target_link_libraries(filemesh_rest
   PRIVATE filemesh::fs protobuf::libprotobuf absl::strings absl::synchronization
           absl::random_random Threads::Threads)
 filemesh_set_warnings(filemesh_rest)
-# HttpServer (rest/http_server.cc) carries HttpRequest/HttpResponse over
-# cpp-httplib, a compiled library found through pkg-config (GLOBAL: the
-# tests use its client too).
-if(NOT TARGET PkgConfig::HTTPLIB)
-  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
-endif()
-target_link_libraries(filemesh_rest PRIVATE PkgConfig::HTTPLIB)
+# HttpServer (rest/http_server.cc) is Boost.Beast + Asio: header-only, so
+# only the headers target (linked privately; static libraries export it as a
+# link-only dependency, found again by filemeshConfig.cmake).
+find_package(Boost 1.74 REQUIRED)
+target_link_libraries(filemesh_rest PRIVATE Boost::headers)
+target_compile_definitions(filemesh_rest PRIVATE BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)

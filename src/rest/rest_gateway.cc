@@ -3,6 +3,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <exception>
 #include <initializer_list>
@@ -20,6 +22,7 @@
 #include "filemesh/log.hpp"
 #include "filemesh/names.hpp"
 #include "rest/json.h"
+#include "rpc/blocking_wait.h"
 #include "rest/operation_store.h"
 #include "rest/problem.h"
 #include "rest/query_params.h"
@@ -130,20 +133,33 @@ struct Exchange {
   TransportKind served_by = TransportKind::kNone;
 };
 
+// Where a route's response goes: once, from any thread.
+using Reply = std::function<void(HttpResponse)>;
+
 }  // namespace
 
 struct RestGateway::Impl {
   Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
        std::shared_ptr<FileSearcherClient> search_client);
 
-  HttpResponse Dispatch(const HttpRequest& request, Exchange* exchange);
-  HttpResponse List(const HttpRequest& request, Exchange* exchange);
-  HttpResponse Search(const HttpRequest& request, Exchange* exchange);
+  ~Impl();
+
+  void Dispatch(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
+                const Reply& reply);
+  HttpResponse AnswerNow(const HttpRequest& request, Exchange* exchange);
+  void List(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
+            const Reply& reply);
+  void Search(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
+              const Reply& reply);
   HttpResponse GetOperation(const HttpRequest& request, Exchange* exchange);
   HttpResponse Readiness(bool* ready) const;
   template <typename Response>
   HttpResponse Answer(const absl::StatusOr<Response>& result, const CallInfo& info,
-                      OperationKind kind, const HttpRequest& request, Exchange* exchange);
+                      OperationKind kind, const std::string& path, Exchange* exchange);
+  // Backend calls in flight, waited for by the destructor: their callbacks
+  // use this object.
+  void CallStarted();
+  void CallEnded();
   bool Authorized(const HttpRequest& request, std::string* why) const;
   Counter& RequestCounter(Route route, TransportKind kind, int status);
   void AddChannelMetrics();
@@ -158,7 +174,26 @@ struct RestGateway::Impl {
   std::array<Histogram*, kRouteCount> durations{};
   std::array<std::atomic<Counter*>, kRouteCount * kTransportKinds * kKnownStatuses.size()>
       request_counters{};
+
+  std::mutex calls_mu;
+  std::condition_variable calls_cv;
+  size_t calls_in_flight = 0;  // guarded by calls_mu
 };
+
+RestGateway::Impl::~Impl() {
+  std::unique_lock<std::mutex> lock(calls_mu);
+  calls_cv.wait(lock, [this] { return calls_in_flight == 0; });
+}
+
+void RestGateway::Impl::CallStarted() {
+  std::lock_guard<std::mutex> lock(calls_mu);
+  ++calls_in_flight;
+}
+
+void RestGateway::Impl::CallEnded() {
+  std::lock_guard<std::mutex> lock(calls_mu);
+  if (--calls_in_flight == 0) calls_cv.notify_all();
+}
 
 RestGateway::Impl::Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
                         std::shared_ptr<FileSearcherClient> search_client)
@@ -286,7 +321,18 @@ bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why)
   return true;
 }
 
-HttpResponse RestGateway::Impl::Dispatch(const HttpRequest& request, Exchange* exchange) {
+void RestGateway::Impl::Dispatch(const HttpRequest& request,
+                                 const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
+  HttpResponse response = AnswerNow(request, exchange.get());
+  // A status of 0 is the routes that answer later.
+  if (response.status != 0) return reply(std::move(response));
+  if (exchange->route == kFiles) return List(request, exchange, reply);
+  Search(request, exchange, reply);
+}
+
+// The answer to every request that needs no backend call; a status of 0 for
+// the two that do (files and search, checked for method and key already).
+HttpResponse RestGateway::Impl::AnswerNow(const HttpRequest& request, Exchange* exchange) {
   if (const std::string* given = request.Header("x-request-id"); given != nullptr) {
     if (!IsValidRequestId(*given)) {
       return ProblemResponse(
@@ -321,9 +367,11 @@ HttpResponse RestGateway::Impl::Dispatch(const HttpRequest& request, Exchange* e
   }
   switch (exchange->route) {
     case kFiles:
-      return List(request, exchange);
-    case kSearch:
-      return Search(request, exchange);
+    case kSearch: {
+      HttpResponse later;
+      later.status = 0;
+      return later;
+    }
     case kOperation:
       return GetOperation(request, exchange);
     default:
@@ -370,10 +418,11 @@ void SetPath(const std::string& path, Request* request) {
 
 }  // namespace
 
-HttpResponse RestGateway::Impl::List(const HttpRequest& request, Exchange* exchange) {
+void RestGateway::Impl::List(const HttpRequest& request,
+                             const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
   absl::StatusOr<QueryParams> params = QueryParams::Parse(
       request.query, {"path", "page_size", "page_token", "sort", "order", "hidden"});
-  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  if (!params.ok()) return reply(ProblemResponse(params.status(), request.path));
   std::string path;
   std::string page_token;
   std::optional<uint64_t> page_size;
@@ -392,9 +441,9 @@ HttpResponse RestGateway::Impl::List(const HttpRequest& request, Exchange* excha
       params->GetChoice<bool>("order", {{"asc", false}, {"desc", true}}, &descending),
       params->GetBool("hidden", &hidden),
   });
-  if (!valid.ok()) return ProblemResponse(valid, request.path);
+  if (!valid.ok()) return reply(ProblemResponse(valid, request.path));
   if (lister == nullptr) {
-    return ProblemResponse(absl::UnavailableError("no lister configured"), request.path);
+    return reply(ProblemResponse(absl::UnavailableError("no lister configured"), request.path));
   }
 
   v1::ListRequest list;
@@ -404,17 +453,21 @@ HttpResponse RestGateway::Impl::List(const HttpRequest& request, Exchange* excha
   list.set_sort(sort);
   list.set_descending(descending);
   list.set_include_hidden(hidden);
-  CallInfo info;
-  absl::StatusOr<v1::ListResponse> result =
-      lister->List(list, absl::Now() + options.request_timeout, &info);
-  return Answer(result, info, OperationKind::kList, request, exchange);
+  CallStarted();
+  lister->ListAsync(list, absl::Now() + options.request_timeout,
+                    [this, exchange, reply, path = request.path](
+                        absl::StatusOr<v1::ListResponse> result, CallInfo info) {
+                      reply(Answer(result, info, OperationKind::kList, path, exchange.get()));
+                      CallEnded();
+                    });
 }
 
-HttpResponse RestGateway::Impl::Search(const HttpRequest& request, Exchange* exchange) {
+void RestGateway::Impl::Search(const HttpRequest& request,
+                               const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
   absl::StatusOr<QueryParams> params = QueryParams::Parse(
       request.query, {"q", "syntax", "path", "case_insensitive", "type", "max_depth", "max_results",
                       "hidden", "min_size", "max_size"});
-  if (!params.ok()) return ProblemResponse(params.status(), request.path);
+  if (!params.ok()) return reply(ProblemResponse(params.status(), request.path));
   std::string pattern;
   std::string path;
   v1::PatternSyntax syntax = v1::PATTERN_SYNTAX_GLOB;
@@ -446,15 +499,15 @@ HttpResponse RestGateway::Impl::Search(const HttpRequest& request, Exchange* exc
       params->GetUint("min_size", 0, UINT64_MAX, &min_size),
       params->GetUint("max_size", 0, UINT64_MAX, &max_size),
   });
-  if (!valid.ok()) return ProblemResponse(valid, request.path);
+  if (!valid.ok()) return reply(ProblemResponse(valid, request.path));
   if (pattern.empty()) {
-    return ProblemResponse(
+    return reply(ProblemResponse(
         absl::InvalidArgumentError("query parameter \"q\" (the pattern) is required and may not "
                                    "be empty"),
-        request.path);
+        request.path));
   }
   if (searcher == nullptr) {
-    return ProblemResponse(absl::UnavailableError("no searcher configured"), request.path);
+    return reply(ProblemResponse(absl::UnavailableError("no searcher configured"), request.path));
   }
 
   v1::SearchRequest search;
@@ -468,20 +521,24 @@ HttpResponse RestGateway::Impl::Search(const HttpRequest& request, Exchange* exc
   search.set_include_hidden(hidden);
   if (min_size.has_value()) search.set_min_size(*min_size);
   if (max_size.has_value()) search.set_max_size(*max_size);
-  CallInfo info;
-  absl::StatusOr<v1::SearchResponse> result =
-      searcher->Search(search, absl::Now() + options.request_timeout, &info);
-  return Answer(result, info, OperationKind::kSearch, request, exchange);
+  CallStarted();
+  searcher->SearchAsync(search, absl::Now() + options.request_timeout,
+                        [this, exchange, reply, path = request.path](
+                            absl::StatusOr<v1::SearchResponse> result, CallInfo info) {
+                          reply(Answer(result, info, OperationKind::kSearch, path,
+                                       exchange.get()));
+                          CallEnded();
+                        });
 }
 
 template <typename Response>
 HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, const CallInfo& info,
-                                       OperationKind kind, const HttpRequest& request,
+                                       OperationKind kind, const std::string& path,
                                        Exchange* exchange) {
   exchange->served_by = info.served_by;
   if (result.ok()) {
     absl::StatusOr<std::string> json = internal::MessageToJson(*result);
-    if (!json.ok()) return ProblemResponse(json.status(), request.path);
+    if (!json.ok()) return ProblemResponse(json.status(), path);
     return JsonResponse(200, internal::AppendStringMember(*std::move(json), "served_by",
                                                           TransportKindName(info.served_by)));
   }
@@ -494,7 +551,7 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
     response.headers.emplace_back("Location", location);
     return response;
   }
-  return ProblemResponse(result.status(), request.path);
+  return ProblemResponse(result.status(), path);
 }
 
 HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchange* exchange) {
@@ -594,38 +651,48 @@ RestGateway::RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerC
 
 RestGateway::~RestGateway() = default;
 
-HttpResponse RestGateway::Handle(const HttpRequest& request) {
+void RestGateway::HandleAsync(const HttpRequest& request, HttpResponder respond) {
   const auto start = std::chrono::steady_clock::now();
-  Exchange exchange;
-  exchange.route = Classify(request.path);
+  auto exchange = std::make_shared<Exchange>();
+  exchange->route = Classify(request.path);
   const std::string* given_id = request.Header("x-request-id");
-  exchange.request_id =
+  exchange->request_id =
       given_id != nullptr && IsValidRequestId(*given_id) ? *given_id : internal::RandomHexId();
-  HttpResponse response;
+  Impl* impl = impl_.get();
+  // Runs once, on whichever thread the response is ready.
+  Reply reply = [impl, exchange, start, respond = std::move(respond), method = request.method,
+                 path = request.path, remote = request.remote_address](HttpResponse response) {
+    response.headers.emplace_back("X-Request-Id", exchange->request_id);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    impl->durations[exchange->route]->Observe(std::chrono::duration<double>(elapsed).count());
+    impl->RequestCounter(exchange->route, exchange->served_by, response.status).Increment();
+    if (impl->options.access_log) {
+      const std::string status = absl::StrCat(response.status);
+      const std::string duration_ms = Millis(elapsed);
+      LogEvent("http_request", {{"request_id", exchange->request_id},
+                                {"method", method},
+                                {"route", RouteTemplate(exchange->route)},
+                                {"path", path},
+                                {"status", status},
+                                {"served_by", TransportKindName(exchange->served_by)},
+                                {"duration_ms", duration_ms},
+                                {"remote", remote}});
+    }
+    respond(std::move(response));
+  };
   try {
-    response = impl_->Dispatch(request, &exchange);
+    impl_->Dispatch(request, exchange, reply);
   } catch (const std::exception& e) {
-    response = ProblemResponse(absl::InternalError(absl::StrCat("the gateway failed: ", e.what())),
-                               request.path);
+    // Only before a backend call started: nothing after it throws.
+    reply(ProblemResponse(absl::InternalError(absl::StrCat("the gateway failed: ", e.what())),
+                          request.path));
   }
-  response.headers.emplace_back("X-Request-Id", exchange.request_id);
+}
 
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  impl_->durations[exchange.route]->Observe(std::chrono::duration<double>(elapsed).count());
-  impl_->RequestCounter(exchange.route, exchange.served_by, response.status).Increment();
-  if (impl_->options.access_log) {
-    const std::string status = absl::StrCat(response.status);
-    const std::string duration_ms = Millis(elapsed);
-    LogEvent("http_request", {{"request_id", exchange.request_id},
-                              {"method", request.method},
-                              {"route", RouteTemplate(exchange.route)},
-                              {"path", request.path},
-                              {"status", status},
-                              {"served_by", TransportKindName(exchange.served_by)},
-                              {"duration_ms", duration_ms},
-                              {"remote", request.remote_address}});
-  }
-  return response;
+HttpResponse RestGateway::Handle(const HttpRequest& request) {
+  internal::BlockingWait<HttpResponse> wait;
+  HandleAsync(request, HttpResponder(wait.Callback()));
+  return wait.Take();
 }
 
 bool RestGateway::Ready() const {

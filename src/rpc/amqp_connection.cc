@@ -387,6 +387,11 @@ void AmqpConnection::FinishFirstAttempt() {
   first_attempt_done_ = true;
 }
 
+bool AmqpConnection::FirstAttemptDone() const {
+  absl::MutexLock lock(&attempt_mu_);
+  return first_attempt_done_;
+}
+
 bool AmqpConnection::AwaitFirstAttempt(absl::Time deadline) {
   absl::MutexLock lock(&attempt_mu_);
   attempt_mu_.AwaitWithDeadline(absl::Condition(&first_attempt_done_), deadline);

@@ -156,6 +156,8 @@ class AmqpConnection {
   // calls made right after start-up find the broker connected instead of
   // failing; later losses are not waited for. Returns Connected().
   bool AwaitFirstAttempt(absl::Time deadline);
+  // Whether the first connection attempt has ended (either way).
+  bool FirstAttemptDone() const;
   // Makes the I/O thread call OnWake soon.
   void Wake();
   // Why the connection last went down or could not be made (for messages).
@@ -217,7 +219,7 @@ class AmqpConnection {
   std::atomic<bool> wake_pending_{false};
   int wake_fd_ = -1;
 
-  absl::Mutex attempt_mu_;
+  mutable absl::Mutex attempt_mu_;
   bool first_attempt_done_ ABSL_GUARDED_BY(attempt_mu_) = false;
   void FinishFirstAttempt();
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -52,11 +53,20 @@ struct PendingCall {
   // until `expires`.
   bool late = false;
   absl::Time expires;
+  // When the caller is answered, at the latest.
+  absl::Time deadline;
+  // The caller's callback until it has been handed the outcome.
+  TransportCallback done;
+  // Its entry in Core::deadlines_, while it has one.
+  bool has_deadline = false;
+  std::multimap<absl::Time, std::shared_ptr<PendingCall>>::iterator deadline_entry;
   absl::StatusOr<std::string> result = absl::UnknownError("no reply");
-  std::condition_variable cv;
 };
 
 using CallPtr = std::shared_ptr<PendingCall>;
+
+// A callback and what to give it, run once no lock is held.
+using Delivery = std::pair<TransportCallback, TransportResult>;
 
 }  // namespace
 
@@ -74,17 +84,30 @@ class AmqpTransport::Core : public AmqpSession {
 
   ~Core() override {
     connection_.Shutdown();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, call] : calls_) {
-      Finish(*call, absl::UnavailableError("AMQP transport shut down"));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      timer_stop_ = true;
     }
+    timer_cv_.notify_all();
+    if (timer_.joinable()) timer_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<CallPtr> all;
+      for (auto& [id, call] : calls_) all.push_back(call);
+      for (CallPtr& call : all) Finish(call, absl::UnavailableError("AMQP transport shut down"));
+    }
+    DeliverReady();
   }
 
-  absl::Status Start() { return connection_.Start(); }
+  absl::Status Start() {
+    timer_ = std::thread([this] { RunDeadlines(); });
+    return connection_.Start();
+  }
   bool Connected() const { return connection_.Connected(); }
   const std::string& reply_queue() const { return reply_queue_; }
 
-  TransportResult Call(const std::string& method, const std::string& request, absl::Time deadline);
+  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                 TransportCallback done);
   LateReply TakeLateReply(const std::string& id);
 
   // AmqpSession (I/O thread).
@@ -103,10 +126,17 @@ class AmqpTransport::Core : public AmqpSession {
                                                why.empty() ? "" : ": ", why));
   }
 
-  // Makes `call` final and wakes its caller (or files it for TakeLateReply).
-  void Finish(PendingCall& call, absl::StatusOr<std::string> result);  // mu_ held
-  void RememberLate(const CallPtr& call);                              // mu_ held
-  void SweepLate(absl::Time now);                                      // mu_ held
+  // Makes `call` final and answers its caller (or files it for
+  // TakeLateReply). The answer waits in ready_ for DeliverReady().
+  void Finish(CallPtr call, absl::StatusOr<std::string> result);  // mu_ held
+  void RememberLate(const CallPtr& call);                         // mu_ held
+  void SweepLate(absl::Time now);                                 // mu_ held
+  // Answers the caller of a call whose deadline came first.
+  void Expire(const CallPtr& call);  // mu_ held
+  // Runs the answers Finish and Expire left, without the lock.
+  void DeliverReady();
+  // The deadline thread: answers calls whose deadline passes.
+  void RunDeadlines();
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
   const AmqpClientOptions options_;
@@ -121,6 +151,11 @@ class AmqpTransport::Core : public AmqpSession {
   std::vector<CallPtr> outbox_;
   std::deque<std::pair<absl::Time, std::string>> late_order_;  // by expiry
   size_t late_count_ = 0;
+  std::vector<Delivery> ready_;
+  std::multimap<absl::Time, CallPtr> deadlines_;  // calls whose caller waits
+  bool timer_stop_ = false;
+  std::condition_variable timer_cv_;
+  std::thread timer_;
 
   // I/O thread only.
   std::map<uint64_t, CallPtr> unconfirmed_;  // by publish sequence
@@ -132,17 +167,88 @@ class AmqpTransport::Core : public AmqpSession {
   AmqpConnection connection_;  // last: its thread uses everything above
 };
 
-void AmqpTransport::Core::Finish(PendingCall& call, absl::StatusOr<std::string> result) {
-  if (call.state == PendingCall::State::kDone) return;
-  call.state = PendingCall::State::kDone;
-  call.result = std::move(result);
-  call.request.clear();
-  if (call.late) {
-    // Keep the reply for a full TTL from its arrival.
-    call.expires = absl::Now() + options_.late_reply_ttl;
-    late_order_.emplace_back(call.expires, call.id);
+void AmqpTransport::Core::Finish(CallPtr call, absl::StatusOr<std::string> result) {
+  if (call->state == PendingCall::State::kDone) return;
+  call->state = PendingCall::State::kDone;
+  call->request.clear();
+  if (call->done) {
+    // The caller still waits: the outcome is theirs.
+    TransportResult out;
+    out.response = std::move(result);
+    ready_.emplace_back(std::move(call->done), std::move(out));
+    call->done = nullptr;
+    if (call->has_deadline) {
+      call->has_deadline = false;
+      deadlines_.erase(call->deadline_entry);
+    }
+    calls_.erase(call->id);
+    return;
   }
-  call.cv.notify_all();
+  call->result = std::move(result);
+  if (call->late) {
+    // Keep the reply for a full TTL from its arrival.
+    call->expires = absl::Now() + options_.late_reply_ttl;
+    late_order_.emplace_back(call->expires, call->id);
+  }
+}
+
+void AmqpTransport::Core::Expire(const CallPtr& call) {
+  if (!call->done) return;  // answered already
+  TransportResult out;
+  const std::string service = ServiceOfMethod(call->method);
+  switch (call->state) {
+    case PendingCall::State::kDone:
+      return;
+    case PendingCall::State::kConfirmed:
+      RememberLate(call);
+      out.queued_id = call->id;
+      out.response = absl::DeadlineExceededError(absl::StrCat(
+          "no reply from ", service, " before the deadline; the request is queued as ", call->id));
+      break;
+    case PendingCall::State::kOutbox:
+    case PendingCall::State::kInFlight:
+      // Not known to be stored: nobody will ask for the outcome.
+      call->cancelled = true;
+      calls_.erase(call->id);
+      out.response = absl::DeadlineExceededError(
+          absl::StrCat("deadline passed before the broker confirmed the request to ", service));
+      break;
+  }
+  ready_.emplace_back(std::move(call->done), std::move(out));
+  call->done = nullptr;
+}
+
+void AmqpTransport::Core::DeliverReady() {
+  std::vector<Delivery> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(ready_);
+  }
+  for (auto& [done, result] : batch) done(std::move(result));
+}
+
+void AmqpTransport::Core::RunDeadlines() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!timer_stop_) {
+    const absl::Time now = absl::Now();
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      CallPtr call = deadlines_.begin()->second;
+      call->has_deadline = false;
+      deadlines_.erase(deadlines_.begin());
+      Expire(call);
+    }
+    if (!ready_.empty()) {
+      lock.unlock();
+      DeliverReady();
+      lock.lock();
+      continue;
+    }
+    if (deadlines_.empty()) {
+      timer_cv_.wait(lock);
+    } else {
+      timer_cv_.wait_until(lock, absl::ToChronoTime(deadlines_.begin()->first));
+    }
+  }
 }
 
 void AmqpTransport::Core::RememberLate(const CallPtr& call) {
@@ -184,28 +290,28 @@ void AmqpTransport::Core::SweepLate(absl::Time now) {
   }
 }
 
-TransportResult AmqpTransport::Core::Call(const std::string& method, const std::string& request,
-                                          absl::Time deadline) {
-  TransportResult out;
+void AmqpTransport::Core::CallAsync(const std::string& method, const std::string& request,
+                                    absl::Time deadline, TransportCallback done) {
+  const auto fail = [&done](absl::Status status) {
+    TransportResult out;
+    out.response = std::move(status);
+    done(std::move(out));
+  };
   const std::string service = ServiceOfMethod(method);
   if (service.empty()) {
-    out.response = absl::InvalidArgumentError(
-        absl::StrCat("malformed method name \"", method, "\": want \"/package.Service/Method\""));
-    return out;
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("malformed method name \"", method, "\": want \"/package.Service/Method\"")));
   }
   if (method.size() > kMaxShortString ||
       options_.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
-    out.response = absl::InvalidArgumentError(absl::StrCat(
-        "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)"));
-    return out;
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)")));
   }
-  if (!connection_.Connected() && !connection_.AwaitFirstAttempt(deadline)) {
-    out.response = NotConnected();
-    return out;
-  }
+  // Before the first connection attempt has ended the call waits in the
+  // outbox (OnWake keeps it); after it, a broker that is down fails it now.
+  if (!connection_.Connected() && connection_.FirstAttemptDone()) return fail(NotConnected());
   if (deadline <= absl::Now()) {
-    out.response = absl::DeadlineExceededError("deadline passed before the call was sent");
-    return out;
+    return fail(absl::DeadlineExceededError("deadline passed before the call was sent"));
   }
 
   auto call = std::make_shared<PendingCall>();
@@ -213,40 +319,21 @@ TransportResult AmqpTransport::Core::Call(const std::string& method, const std::
   call->queue = options_.queue_prefix + service;
   call->method = method;
   call->request = request;
-
-  std::unique_lock<std::mutex> lock(mu_);
-  calls_.emplace(call->id, call);
-  outbox_.push_back(call);
+  call->deadline = deadline;
+  call->done = std::move(done);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.emplace(call->id, call);
+    outbox_.push_back(call);
+    // A deadline more than a year away is taken as none.
+    if (deadline - absl::Now() <= absl::Hours(24 * 365)) {
+      const bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
+      call->deadline_entry = deadlines_.emplace(deadline, call);
+      call->has_deadline = true;
+      if (earliest) timer_cv_.notify_all();
+    }
+  }
   connection_.Wake();
-
-  auto done = [&call] { return call->state == PendingCall::State::kDone; };
-  if (deadline - absl::Now() > absl::Hours(24 * 365)) {
-    call->cv.wait(lock, done);
-  } else {
-    call->cv.wait_until(lock, absl::ToChronoTime(deadline), done);
-  }
-
-  switch (call->state) {
-    case PendingCall::State::kDone:
-      out.response = std::move(call->result);
-      calls_.erase(call->id);
-      return out;
-    case PendingCall::State::kConfirmed:
-      RememberLate(call);
-      out.queued_id = call->id;
-      out.response = absl::DeadlineExceededError(absl::StrCat(
-          "no reply from ", service, " before the deadline; the request is queued as ", call->id));
-      return out;
-    case PendingCall::State::kOutbox:
-    case PendingCall::State::kInFlight:
-      // Not known to be stored: nobody will ask for the outcome.
-      call->cancelled = true;
-      calls_.erase(call->id);
-      out.response = absl::DeadlineExceededError(
-          absl::StrCat("deadline passed before the broker confirmed the request to ", service));
-      return out;
-  }
-  return out;
 }
 
 LateReply AmqpTransport::Core::TakeLateReply(const std::string& id) {
@@ -302,6 +389,8 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (outbox_.empty()) return;
+    // Calls made before the first attempt ended wait for its outcome.
+    if (!connection.usable() && !connection.FirstAttemptDone()) return;
     batch.reserve(outbox_.size());
     for (CallPtr& call : outbox_) {
       if (call->cancelled) continue;  // its caller gave up before it was sent
@@ -340,8 +429,11 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
     unconfirmed_.emplace(*sequence, std::move(call));
   }
   if (failed.empty()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [call, status] : failed) Finish(*call, std::move(status));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [call, status] : failed) Finish(call, std::move(status));
+  }
+  DeliverReady();
 }
 
 void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
@@ -350,41 +442,49 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
   auto first = multiple ? unconfirmed_.begin() : unconfirmed_.find(sequence);
   if (first == unconfirmed_.end()) return;
   auto last = multiple ? unconfirmed_.upper_bound(sequence) : std::next(first);
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = first; it != last; ++it) {
-    PendingCall& call = *it->second;
-    if (call.state != PendingCall::State::kInFlight) continue;  // returned or answered
-    if (ack) {
-      call.state = PendingCall::State::kConfirmed;
-    } else {
-      Finish(call, absl::UnavailableError(absl::StrCat("the broker refused the request to \"",
-                                                       call.queue, "\" (basic.nack)")));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = first; it != last; ++it) {
+      const CallPtr& call = it->second;
+      if (call->state != PendingCall::State::kInFlight) continue;  // returned or answered
+      if (ack) {
+        call->state = PendingCall::State::kConfirmed;
+      } else {
+        Finish(call, absl::UnavailableError(absl::StrCat("the broker refused the request to \"",
+                                                         call->queue, "\" (basic.nack)")));
+      }
     }
+    unconfirmed_.erase(first, last);
   }
-  unconfirmed_.erase(first, last);
+  DeliverReady();
 }
 
 void AmqpTransport::Core::OnReturn(AmqpConnection& connection, AmqpMessage message) {
   (void)connection;
   // The queue is gone (it was cached as declared): declare it again next time.
   declared_.erase(message.routing_key);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = calls_.find(message.properties.correlation_id);
-  if (it == calls_.end()) return;
-  Finish(*it->second,
-         absl::UnavailableError(absl::StrCat("no queue took the request to \"", message.routing_key,
-                                             "\": ", message.reply_code, " ", message.reply_text)));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(message.properties.correlation_id);
+    if (it == calls_.end()) return;
+    Finish(it->second, absl::UnavailableError(absl::StrCat(
+                           "no queue took the request to \"", message.routing_key,
+                           "\": ", message.reply_code, " ", message.reply_text)));
+  }
+  DeliverReady();
 }
 
 void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
   (void)connection;
   reply_tag_seen_ = std::max(reply_tag_seen_, message.delivery_tag);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = calls_.find(message.properties.correlation_id);
-  if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
-  PendingCall& call = *it->second;
-  if (call.state == PendingCall::State::kDone) return;  // a duplicate
-  Finish(call, ReplyOutcome(message));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(message.properties.correlation_id);
+    if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
+    if (it->second->state == PendingCall::State::kDone) return;  // a duplicate
+    Finish(it->second, ReplyOutcome(message));
+  }
+  DeliverReady();
 }
 
 void AmqpTransport::Core::OnIdle(AmqpConnection& connection) {
@@ -402,13 +502,16 @@ void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
   reply_tag_acked_ = 0;
   std::map<uint64_t, CallPtr> lost;
   lost.swap(unconfirmed_);
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [sequence, call] : lost) {
-    if (call->state != PendingCall::State::kInFlight) continue;
-    Finish(*call,
-           absl::UnavailableError(absl::StrCat(
-               "connection to the broker lost before it confirmed the request: ", why.message())));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [sequence, call] : lost) {
+      if (call->state != PendingCall::State::kInFlight) continue;
+      Finish(call, absl::UnavailableError(absl::StrCat(
+                       "connection to the broker lost before it confirmed the request: ",
+                       why.message())));
+    }
   }
+  DeliverReady();
 }
 
 AmqpTransport::AmqpTransport(std::unique_ptr<Core> core) : core_(std::move(core)) {}
@@ -435,9 +538,9 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   return std::unique_ptr<AmqpTransport>(new AmqpTransport(std::move(core)));
 }
 
-TransportResult AmqpTransport::Call(const std::string& method, const std::string& request,
-                                    absl::Time deadline) {
-  return core_->Call(method, request, deadline);
+void AmqpTransport::CallAsync(const std::string& method, const std::string& request,
+                              absl::Time deadline, TransportCallback done) {
+  core_->CallAsync(method, request, deadline, std::move(done));
 }
 
 bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }

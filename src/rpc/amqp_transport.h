@@ -57,8 +57,11 @@ class AmqpTransport : public Transport {
   // (no queue took it) or when the connection drops before the broker
   // confirmed it; DeadlineExceeded with `queued_id` when it was confirmed but
   // no reply came in time. Otherwise the service's reply, status included.
-  TransportResult Call(const std::string& method, const std::string& request,
-                       absl::Time deadline) override;
+  // `done` runs on the connection's I/O thread or the transport's deadline
+  // thread. Calls made before the first connection attempt has ended wait
+  // for it (within their deadline) instead of failing.
+  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                 TransportCallback done) override;
 
   // True while the broker connection is down.
   bool KnownUnavailable() const override;

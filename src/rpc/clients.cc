@@ -18,6 +18,17 @@ absl::StatusOr<Response> Parse(absl::StatusOr<std::string> bytes, const char* me
 }
 
 template <typename Request, typename Response>
+void InvokeAsync(FailoverChannel& channel, const char* method, const Request& request,
+                 absl::Time deadline, ClientCallback<Response> done) {
+  channel.CallAsync(method, request.SerializeAsString(), deadline,
+                    [method, done = std::move(done)](CallResult result) {
+                      done(Parse<Response>(std::move(result.response), method),
+                           std::move(result.info));
+                    });
+}
+
+// The blocking form of InvokeAsync.
+template <typename Request, typename Response>
 absl::StatusOr<Response> Invoke(FailoverChannel& channel, const char* method,
                                 const Request& request, absl::Time deadline, CallInfo* info) {
   CallResult result = channel.Call(method, request.SerializeAsString(), deadline);
@@ -60,6 +71,12 @@ absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& r
                                                    DeadlineOr(deadline, default_timeout_), info);
 }
 
+void FileListerClient::ListAsync(const v1::ListRequest& request, absl::Time deadline,
+                                 ClientCallback<v1::ListResponse> done) const {
+  InvokeAsync<v1::ListRequest, v1::ListResponse>(
+      *channel_, kListMethod, request, DeadlineOr(deadline, default_timeout_), std::move(done));
+}
+
 Operation<v1::ListResponse> FileListerClient::TakeList(const std::string& operation_id) const {
   return Take<v1::ListResponse>(*channel_, operation_id, kListMethod);
 }
@@ -78,6 +95,12 @@ absl::StatusOr<v1::SearchResponse> FileSearcherClient::Search(const v1::SearchRe
                                                               CallInfo* info) const {
   return Invoke<v1::SearchRequest, v1::SearchResponse>(
       *channel_, kSearchMethod, request, DeadlineOr(deadline, default_timeout_), info);
+}
+
+void FileSearcherClient::SearchAsync(const v1::SearchRequest& request, absl::Time deadline,
+                                     ClientCallback<v1::SearchResponse> done) const {
+  InvokeAsync<v1::SearchRequest, v1::SearchResponse>(
+      *channel_, kSearchMethod, request, DeadlineOr(deadline, default_timeout_), std::move(done));
 }
 
 Operation<v1::SearchResponse> FileSearcherClient::TakeSearch(

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "filemesh/log.hpp"
+#include "rpc/blocking_wait.h"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/process_tuning.h"
@@ -51,14 +52,47 @@ bool IsTransportFailure(const absl::Status& status) {
          status.code() == absl::StatusCode::kCancelled;
 }
 
+// One call on its way through the channel, shared by the continuations of
+// its attempts.
+struct PendingCall {
+  std::string method;
+  std::string request;
+  absl::Time deadline;
+  CallCallback done;
+  CallResult result;
+  bool tried_primary = false;
+  bool breaker_refused = false;
+};
+
 }  // namespace
+
+TransportResult Transport::Call(const std::string& method, const std::string& request,
+                                absl::Time deadline) {
+  internal::BlockingWait<TransportResult> wait;
+  CallAsync(method, request, deadline, wait.Callback());
+  return wait.Take();
+}
 
 struct FailoverChannel::Impl {
   Impl(std::unique_ptr<Transport> p, std::unique_ptr<Transport> f, FailoverPolicy pol)
       : primary(std::move(p)),
         fallback(std::move(f)),
+        primary_kind(primary != nullptr ? primary->kind() : TransportKind::kNone),
+        fallback_kind(fallback != nullptr ? fallback->kind() : TransportKind::kNone),
         policy(WithBreakerLog(std::move(pol))),
         breaker(policy) {}
+
+  // The primary goes first: its pending calls end (Unavailable) while the
+  // fallback still exists, and `closing` keeps them from failing over.
+  ~Impl() {
+    closing.store(true);
+    primary.reset();
+    fallback.reset();
+  }
+
+  void OnPrimaryResult(const std::shared_ptr<PendingCall>& call, TransportResult r);
+  // The fallback's attempt, or the end of the call when there is none.
+  void TryFallback(const std::shared_ptr<PendingCall>& call);
 
   // `policy` with a log line per breaker state change in front of the
   // caller's own callback.
@@ -75,6 +109,9 @@ struct FailoverChannel::Impl {
 
   std::unique_ptr<Transport> primary;
   std::unique_ptr<Transport> fallback;
+  // Their kinds, for continuations that run while ~Impl resets them.
+  const TransportKind primary_kind;
+  const TransportKind fallback_kind;
   // What the primary reaches, for log lines: the gRPC target, or the
   // transport's kind for channels built from transports. Set before the
   // channel is shared, read-only afterwards.
@@ -87,6 +124,7 @@ struct FailoverChannel::Impl {
   std::atomic<uint64_t> served_by_fallback{0};
   std::atomic<uint64_t> failovers{0};
   std::atomic<uint64_t> queued{0};
+  std::atomic<bool> closing{false};
 };
 
 absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
@@ -130,67 +168,99 @@ FailoverChannel::FailoverChannel(std::unique_ptr<Transport> primary,
 
 FailoverChannel::~FailoverChannel() = default;
 
-CallResult FailoverChannel::Call(const std::string& method, const std::string& request,
-                                 absl::Time deadline) {
+void FailoverChannel::CallAsync(const std::string& method, const std::string& request,
+                                absl::Time deadline, CallCallback done) {
   Impl& d = *impl_;
   ++d.calls;
-  CallResult result;
-  bool tried_primary = false;
-  bool breaker_refused = false;
+  auto call = std::make_shared<PendingCall>();
+  call->method = method;
+  call->deadline = deadline;
+  call->done = std::move(done);
 
   if (d.primary != nullptr) {
     if (!d.breaker.AllowPrimary()) {
-      breaker_refused = true;
+      call->breaker_refused = true;
     } else if (d.primary->KnownUnavailable()) {
       // The channel already knows it cannot connect: fail over at once.
       d.breaker.RecordFailure();
-      result.response = absl::UnavailableError("the primary transport cannot connect");
+      call->result.response = absl::UnavailableError("the primary transport cannot connect");
     } else {
+      // Kept for the fallback, should the primary fail.
+      if (d.fallback != nullptr) call->request = request;
       const absl::Time attempt_deadline =
           std::min(deadline, absl::Now() + d.policy.attempt_timeout);
-      TransportResult r = d.primary->Call(method, request, attempt_deadline);
-      ++result.info.attempts;
-      tried_primary = true;
-      if (r.response.ok() || !IsTransportFailure(r.response.status())) {
-        d.breaker.RecordSuccess();
-        ++d.served_by_primary;
-        result.response = std::move(r.response);
-        result.info.served_by = d.primary->kind();
-        return result;
-      }
-      d.breaker.RecordFailure();
-      result.response = std::move(r.response);
+      call->tried_primary = true;
+      ++call->result.info.attempts;
+      d.primary->CallAsync(method, request, attempt_deadline,
+                           [impl = impl_.get(), call](TransportResult r) {
+                             impl->OnPrimaryResult(call, std::move(r));
+                           });
+      return;
     }
   }
+  if (d.fallback != nullptr) call->request = request;
+  d.TryFallback(call);
+}
 
-  if (d.fallback == nullptr) {
-    if (d.primary == nullptr) {
+void FailoverChannel::Impl::OnPrimaryResult(const std::shared_ptr<PendingCall>& call,
+                                            TransportResult r) {
+  if (r.response.ok() || !IsTransportFailure(r.response.status())) {
+    breaker.RecordSuccess();
+    ++served_by_primary;
+    call->result.response = std::move(r.response);
+    call->result.info.served_by = primary_kind;
+    call->done(std::move(call->result));
+    return;
+  }
+  breaker.RecordFailure();
+  call->result.response = std::move(r.response);
+  TryFallback(call);
+}
+
+void FailoverChannel::Impl::TryFallback(const std::shared_ptr<PendingCall>& call) {
+  CallResult& result = call->result;
+  if (fallback == nullptr || closing.load()) {
+    if (closing.load()) {
+      result.response = absl::UnavailableError("the channel is being destroyed");
+    } else if (primary == nullptr) {
       result.response = absl::UnavailableError("no transport is configured");
-    } else if (breaker_refused) {
+    } else if (call->breaker_refused) {
       result.response = absl::UnavailableError(
           "the primary transport's circuit breaker is open and there is no fallback");
     }
-    return result;
+    call->done(std::move(result));
+    return;
   }
-  if (absl::Now() >= deadline) {
+  if (absl::Now() >= call->deadline) {
     result.response = absl::DeadlineExceededError(
         absl::StrCat("the deadline passed before the call could fail over: ",
                      result.response.status().ToString()));
-    return result;
+    call->done(std::move(result));
+    return;
   }
-  if (tried_primary) ++d.failovers;
-  TransportResult r = d.fallback->Call(method, request, deadline);
+  if (call->tried_primary) ++failovers;
   ++result.info.attempts;
-  result.info.served_by = d.fallback->kind();
-  if (!r.queued_id.empty()) {
-    ++d.queued;
-    result.info.queued = true;
-    result.info.operation_id = r.queued_id;
-  } else {
-    ++d.served_by_fallback;
-  }
-  result.response = std::move(r.response);
-  return result;
+  const std::string request = std::move(call->request);
+  fallback->CallAsync(call->method, request, call->deadline, [this, call](TransportResult r) {
+    CallResult& out = call->result;
+    out.info.served_by = fallback_kind;
+    if (!r.queued_id.empty()) {
+      ++queued;
+      out.info.queued = true;
+      out.info.operation_id = r.queued_id;
+    } else {
+      ++served_by_fallback;
+    }
+    out.response = std::move(r.response);
+    call->done(std::move(out));
+  });
+}
+
+CallResult FailoverChannel::Call(const std::string& method, const std::string& request,
+                                 absl::Time deadline) {
+  internal::BlockingWait<CallResult> wait;
+  CallAsync(method, request, deadline, wait.Callback());
+  return wait.Take();
 }
 
 LateReply FailoverChannel::TakeLateReply(const std::string& operation_id) {

@@ -1,8 +1,7 @@
 #include "rpc/grpc_transport.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/rpc_method.h>
-#include <grpcpp/support/async_unary_call.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -128,7 +127,7 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
 }
 
 GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)) {
+    : channel_(std::move(channel)), stub_(std::make_unique<GenericStub>(channel_)) {
   channel_->GetState(/*try_to_connect=*/true);
   keeper_ = std::thread([this] { KeepConnecting(); });
 }
@@ -156,22 +155,23 @@ void GrpcTransport::KeepConnecting() {
   }
 }
 
-const grpc::internal::RpcMethod& GrpcTransport::MethodFor(const std::string& method) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = methods_.find(method);
-  if (it == methods_.end()) {
-    // The map owns the name; RpcMethod keeps a pointer to it. Registering
-    // the method with the channel saves a lookup on every call.
-    auto entry = std::make_unique<MethodEntry>();
-    entry->name = method;
-    entry->rpc = std::make_unique<grpc::internal::RpcMethod>(
-        entry->name.c_str(), grpc::internal::RpcMethod::NORMAL_RPC, channel_);
-    it = methods_.emplace(method, std::move(entry)).first;
-  }
-  return *it->second->rpc;
-}
+// One call's state, alive from CallAsync to the end of its callback.
+struct GrpcTransport::PendingCall {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  TransportCallback done;
+};
 
 GrpcTransport::~GrpcTransport() {
+  {
+    // Every call in flight ends now (CANCELLED, seen as Unavailable) and its
+    // callback runs before the transport goes.
+    std::unique_lock<std::mutex> lock(calls_mu_);
+    closing_ = true;
+    for (PendingCall* call : calls_) call->context.TryCancel();
+    calls_cv_.wait(lock, [this] { return active_ == 0; });
+  }
   {
     std::lock_guard<std::mutex> lock(keeper_mu_);
     stopping_ = true;
@@ -180,69 +180,47 @@ GrpcTransport::~GrpcTransport() {
   keeper_.join();
 }
 
-namespace {
-
-// A completion queue for each thread that makes calls, kept for all its
-// calls. A blocking call (what generated synchronous stubs make) creates and
-// destroys one per call; with 32 calling threads, keeping one made 7-11 %
-// more calls per second (bench/grpc_floor.cc, `--client sync` against
-// `--client sync-cq`).
-class ThreadCompletionQueue {
- public:
-  ThreadCompletionQueue() = default;
-  ThreadCompletionQueue(const ThreadCompletionQueue&) = delete;
-  ThreadCompletionQueue& operator=(const ThreadCompletionQueue&) = delete;
-  ~ThreadCompletionQueue() {
-    queue_.Shutdown();
-    void* tag = nullptr;
-    bool ok = false;
-    while (queue_.Next(&tag, &ok)) {
+void GrpcTransport::CallAsync(const std::string& method, const std::string& request,
+                              absl::Time deadline, TransportCallback done) {
+  auto call = std::make_unique<PendingCall>();
+  call->context.set_deadline(absl::ToChronoTime(deadline));
+  call->request = StringToByteBuffer(request);
+  call->done = std::move(done);
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    if (closing_) {
+      TransportResult result;
+      result.response = absl::UnavailableError("the gRPC transport is shutting down");
+      call->done(std::move(result));
+      return;
     }
+    calls_.insert(call.get());
+    ++active_;
   }
-
-  grpc::CompletionQueue* get() { return &queue_; }
-
- private:
-  grpc::CompletionQueue queue_;
-};
-
-grpc::CompletionQueue* CallingThreadQueue() {
-  thread_local ThreadCompletionQueue queue;
-  return queue.get();
+  PendingCall* raw = call.release();
+  stub_->UnaryCall(&raw->context, method, grpc::StubOptions(), &raw->request, &raw->response,
+                   [this, raw](const grpc::Status& status) {
+                     TransportResult result;
+                     if (status.ok()) {
+                       result.response = ByteBufferToString(raw->response);
+                     } else {
+                       result.response = FromGrpcStatus(status);
+                     }
+                     OnDone(raw, std::move(result));
+                   });
 }
 
-}  // namespace
-
-TransportResult GrpcTransport::Call(const std::string& method, const std::string& request,
-                                    absl::Time deadline) {
-  TransportResult result;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(deadline));
-  const grpc::ByteBuffer request_buffer = StringToByteBuffer(request);
-  grpc::ByteBuffer response_buffer;
-  grpc::Status status;
-  // What a blocking call does, on this thread's own queue: the calling
-  // thread drives the call, with no hand-off to another thread. The reader
-  // lives in the call's arena; the unique_ptr only runs its destructor.
-  grpc::CompletionQueue* queue = CallingThreadQueue();
-  std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader(
-      grpc::internal::ClientAsyncResponseReaderHelper::Create<grpc::ByteBuffer>(
-          channel_.get(), queue, MethodFor(method), &context, request_buffer));
-  reader->StartCall();
-  reader->Finish(&response_buffer, &status, &context);
-  // Nothing else uses this thread's queue, it is shut down only when the
-  // thread ends, and Finish always completes (by the call's deadline at the
-  // latest): the next event is this call's. Anything else would leave the
-  // call running on buffers about to be freed, so it stops the process.
-  void* tag = nullptr;
-  bool ok = false;
-  if (!queue->Next(&tag, &ok) || tag != &context) std::abort();
-  if (status.ok()) {
-    result.response = ByteBufferToString(response_buffer);
-  } else {
-    result.response = FromGrpcStatus(status);
+void GrpcTransport::OnDone(PendingCall* call, TransportResult result) {
+  call->done(std::move(result));
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    calls_.erase(call);
   }
-  return result;
+  // Destroyed (its ClientContext too) before the destructor, which waits
+  // for active_ to reach zero, may go on.
+  delete call;
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  if (--active_ == 0 && closing_) calls_cv_.notify_all();
 }
 
 bool GrpcTransport::KnownUnavailable() const {

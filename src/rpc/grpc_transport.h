@@ -1,15 +1,16 @@
 // GrpcTransport: Transport over one gRPC channel that calls methods by name
-// on raw bytes, so any method works without generated stubs.
+// on raw bytes (gRPC's generic stub and its callback API), so any method works
+// without generated stubs and no thread waits on a call.
 
 #ifndef FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 #define FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 
 #include <condition_variable>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -17,9 +18,9 @@
 
 namespace grpc {
 class Channel;
-namespace internal {
-class RpcMethod;
-}  // namespace internal
+template <class RequestType, class ResponseType>
+class TemplatedGenericStub;
+class ByteBuffer;
 }  // namespace grpc
 
 namespace filemesh::internal {
@@ -46,26 +47,31 @@ class GrpcTransport final : public Transport {
   ~GrpcTransport() override;
 
   TransportKind kind() const override { return TransportKind::kGrpc; }
-  TransportResult Call(const std::string& method, const std::string& request,
-                       absl::Time deadline) override;
+  // `done` runs on one of gRPC's callback threads.
+  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                 TransportCallback done) override;
   // The channel is in TRANSIENT_FAILURE (and asked to reconnect).
   bool KnownUnavailable() const override;
 
  private:
+  struct PendingCall;
+  using GenericStub = grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>;
+
   explicit GrpcTransport(std::shared_ptr<grpc::Channel> channel);
-  const grpc::internal::RpcMethod& MethodFor(const std::string& method);
   // Runs on keeper_: drives connection attempts while the channel is not
   // READY (see the .cc).
   void KeepConnecting();
-
-  struct MethodEntry {
-    std::string name;
-    std::unique_ptr<grpc::internal::RpcMethod> rpc;
-  };
+  void OnDone(PendingCall* call, TransportResult result);
 
   std::shared_ptr<grpc::Channel> channel_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<MethodEntry>> methods_;
+  std::unique_ptr<GenericStub> stub_;
+
+  // Calls in flight, cancelled and waited for by the destructor.
+  std::mutex calls_mu_;
+  std::condition_variable calls_cv_;
+  std::unordered_set<PendingCall*> calls_;  // guarded by calls_mu_
+  size_t active_ = 0;                       // calls not yet destroyed
+  bool closing_ = false;                    // guarded by calls_mu_
 
   std::mutex keeper_mu_;
   std::condition_variable keeper_cv_;

@@ -24,6 +24,9 @@ struct InMemoryTransport::Impl {
   };
   std::map<std::string, Queued> queued;
 
+  TransportResult Answer(const std::string& method, const std::string& request,
+                         absl::Time deadline);
+
   absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
                                     absl::Time deadline) {
     internal::RawHandler handler;
@@ -103,25 +106,30 @@ uint64_t InMemoryTransport::calls() const {
   return impl_->calls;
 }
 
-TransportResult InMemoryTransport::Call(const std::string& method, const std::string& request,
-                                        absl::Time deadline) {
+void InMemoryTransport::CallAsync(const std::string& method, const std::string& request,
+                                  absl::Time deadline, TransportCallback done) {
+  done(impl_->Answer(method, request, deadline));
+}
+
+TransportResult InMemoryTransport::Impl::Answer(const std::string& method,
+                                                const std::string& request, absl::Time deadline) {
   TransportResult result;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    ++impl_->calls;
-    if (impl_->unavailable) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls;
+    if (unavailable) {
       result.response = absl::UnavailableError("in-memory transport set unavailable");
       return result;
     }
-    if (impl_->queueing) {
-      const std::string id = absl::StrCat("in-memory-", impl_->next_id++);
-      impl_->queued[id] = Impl::Queued{method, request};
+    if (queueing) {
+      const std::string id = absl::StrCat("in-memory-", next_id++);
+      queued[id] = Impl::Queued{method, request};
       result.response = absl::DeadlineExceededError("queued; no reply yet");
       result.queued_id = id;
       return result;
     }
   }
-  result.response = impl_->Serve(method, request, deadline);
+  result.response = Serve(method, request, deadline);
   return result;
 }
 

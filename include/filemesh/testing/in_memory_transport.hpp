@@ -50,8 +50,9 @@ class InMemoryTransport final : public Transport {
   uint64_t calls() const;
 
   TransportKind kind() const override { return TransportKind::kInMemory; }
-  TransportResult Call(const std::string& method, const std::string& request,
-                       absl::Time deadline) override;
+  // Serves the call on the calling thread: `done` runs before it returns.
+  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                 TransportCallback done) override;
   bool KnownUnavailable() const override;
   LateReply TakeLateReply(const std::string& queued_id) override;
 
