@@ -1,6 +1,7 @@
 // HttpServer on 127.0.0.1 with a real client: what a handler receives, what
-// the client gets back, keep-alive, errors the server answers itself, and a
-// shutdown that lets requests in flight finish.
+// the client gets back, keep-alive, errors the server answers itself, every
+// limit (sizes, counts, times, connections), asynchronous handlers, and a
+// shutdown that lets requests in flight finish and closes stalled ones.
 
 #include "filemesh/http_server.hpp"
 
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -23,11 +25,14 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "filemesh/log.hpp"
+#include "filemesh/process.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "wait_for.h"
 
 namespace filemesh {
 namespace {
@@ -135,6 +140,83 @@ bool ConnectionRefused(int port) {
   if (fd < 0) return true;
   ::close(fd);
   return false;
+}
+
+// A raw client connection for the tests that speak bytes: what it sends is
+// exactly what goes on the wire. Every receive is bounded (10 s) so that a
+// failure ends the test instead of hanging it; no wait here synchronises.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : fd_(ConnectLoopback(port)) {
+    const timeval limit{10, 0};
+    if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+
+  // False when the peer has closed or reset the connection.
+  bool Send(std::string_view bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Everything until the server closes the connection (or 10 s pass).
+  std::string ReadToClose() {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    closed_ = n == 0 || (n < 0 && errno == ECONNRESET);
+    return out;
+  }
+  // Whether the last ReadToClose ended with the server closing.
+  bool closed() const { return closed_; }
+
+  // One response: its head, then Content-Length bytes of body.
+  std::string ReadResponse() {
+    std::string out;
+    char c;
+    while (!absl::EndsWith(out, "\r\n\r\n") && ::recv(fd_, &c, 1, 0) == 1) out.push_back(c);
+    size_t length = 0;
+    for (absl::string_view line : absl::StrSplit(out, "\r\n")) {
+      if (absl::StartsWithIgnoreCase(line, "content-length:")) {
+        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(15)), &length);
+      }
+    }
+    std::string body(length, '\0');
+    size_t got = 0;
+    while (got < length) {
+      const ssize_t n = ::recv(fd_, body.data() + got, length - got, 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    return out + body.substr(0, got);
+  }
+
+ private:
+  int fd_;
+  bool closed_ = false;
+};
+
+// The status code of a response that starts `bytes`, or 0.
+int StatusOf(const std::string& bytes) {
+  int status = 0;
+  if (!absl::StartsWith(bytes, "HTTP/1.1 ") || bytes.size() < 12 ||
+      !absl::SimpleAtoi(bytes.substr(9, 3), &status)) {
+    return 0;
+  }
+  return status;
 }
 
 TEST(HttpServerTest, HandlerGetsDecodedRequestAndClientGetsItsResponse) {
@@ -503,6 +585,355 @@ TEST(HttpServerTest, ManyClientsAtOnce) {
   for (std::thread& t : clients) t.join();
   EXPECT_EQ(ok.load(), 400);
   EXPECT_EQ(served.load(), 400);
+}
+
+// ---- Limits: each a clear status and a closed connection. ----
+
+TEST(HttpServerTest, AHeadOverTheLimitIs431AndClosesTheConnection) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  c.Send(absl::StrCat("GET / HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(17 * 1024, 'a'),
+                      "\r\n\r\n"));
+  const std::string out = c.ReadToClose();
+  EXPECT_EQ(StatusOf(out), 431) << out.substr(0, 200);
+  EXPECT_THAT(out, HasSubstr("application/problem+json"));
+  EXPECT_TRUE(c.closed());
+  EXPECT_TRUE(recorder.requests().empty());
+}
+
+// One header line that never ends: the server answers once it has 16 KiB
+// and closes, so whatever the client goes on sending is never kept.
+TEST(HttpServerTest, AnEndlessHeaderLineIsCutAtTheLimit) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.Send("GET / HTTP/1.1\r\nX-Endless: "));
+  const std::string chunk(64 * 1024, 'a');
+  size_t sent = 0;
+  // Bounded: 64 MiB at most; the server stops it long before.
+  while (sent < (size_t{64} << 20) && c.Send(chunk)) sent += chunk.size();
+  EXPECT_LT(sent, size_t{64} << 20) << "the server kept reading an endless header line";
+  const std::string out = c.ReadToClose();
+  // The reset may have eaten the response; when it came, it is a 431.
+  if (!out.empty()) {
+    EXPECT_EQ(StatusOf(out), 431) << out.substr(0, 200);
+  }
+  EXPECT_TRUE(recorder.requests().empty());
+}
+
+TEST(HttpServerTest, TooManyHeaderFieldsIs431) {
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.max_header_fields = 10;
+  auto server = StartServer(recorder.handler(), options);
+  std::string ten = "GET /ten HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 9; ++i) absl::StrAppend(&ten, "X-F", i, ": v\r\n");
+  EXPECT_EQ(StatusOf(RawExchange(server->port(), ten + "\r\n")), 200);
+  std::string eleven = "GET /eleven HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 10; ++i) absl::StrAppend(&eleven, "X-F", i, ": v\r\n");
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  c.Send(eleven + "\r\n");
+  const std::string out = c.ReadToClose();
+  EXPECT_EQ(StatusOf(out), 431) << out;
+  EXPECT_THAT(out, HasSubstr("more than 10 header fields"));
+  EXPECT_TRUE(c.closed());
+  ASSERT_EQ(recorder.requests().size(), 1u);
+  EXPECT_EQ(recorder.requests()[0].path, "/ten");
+}
+
+TEST(HttpServerTest, ATargetOverTheLimitIs414EvenPastTheHeadLimit) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  const std::string just_fits = absl::StrCat("/", std::string(8 * 1024 - 1, 'a'));
+  EXPECT_EQ(StatusOf(RawExchange(server->port(),
+                                 absl::StrCat("GET ", just_fits, " HTTP/1.1\r\nHost: x\r\n\r\n"))),
+            200);
+  for (const size_t length : {8 * 1024 + 1, 20 * 1024}) {
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.ok());
+    c.Send(absl::StrCat("GET /", std::string(length, 'a'), " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::string out = c.ReadToClose();
+    EXPECT_EQ(StatusOf(out), 414) << length;
+    EXPECT_TRUE(c.closed());
+  }
+  EXPECT_EQ(recorder.requests().size(), 1u);
+}
+
+// Slow-loris: a head that trickles in is cut at head_timeout from its first
+// byte, however steadily it trickles.
+TEST(HttpServerTest, AHeadNotCompleteInTimeIs408) {
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.head_timeout = absl::Milliseconds(300);
+  auto server = StartServer(recorder.handler(), options);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.Send("GET / HTTP/1.1\r\n"));
+  const absl::Time start = absl::Now();
+  // One more header line every 50 ms: each is progress, none completes it.
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    for (int i = 0; i < 200 && !stop.load(); ++i) {
+      if (!c.Send(absl::StrCat("X-", i, ": v\r\n"))) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the load, not a sync
+    }
+  });
+  const std::string out = c.ReadToClose();
+  stop.store(true);
+  trickle.join();
+  EXPECT_EQ(StatusOf(out), 408) << out;
+  EXPECT_THAT(out, HasSubstr("did not arrive within"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(8)) << "cut by the failure bound, not the server";
+  EXPECT_TRUE(recorder.requests().empty());
+}
+
+TEST(HttpServerTest, ABodyNotCompleteInTimeIs408) {
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.body_timeout = absl::Milliseconds(200);
+  auto server = StartServer(recorder.handler(), options);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  c.Send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  const std::string out = c.ReadToClose();
+  EXPECT_EQ(StatusOf(out), 408) << out;
+  EXPECT_TRUE(c.closed());
+  EXPECT_TRUE(recorder.requests().empty());
+}
+
+TEST(HttpServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.idle_timeout = absl::Milliseconds(200);
+  auto server = StartServer(recorder.handler(), options);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  c.Send("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(StatusOf(c.ReadResponse()), 200);
+  // Nothing more is sent: the server closes, without a response.
+  EXPECT_EQ(c.ReadToClose(), "");
+  EXPECT_TRUE(c.closed());
+  EXPECT_TRUE(testing::WaitFor([&] { return server->connections() == 0; }, absl::Seconds(5)));
+}
+
+// Request smuggling: a GET whose Content-Length covers a second request is
+// one request with a body (read and dropped), so one response.
+TEST(HttpServerTest, AGetWithABodyIsOneRequestAndOneResponse) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  const std::string inner = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string out = RawExchange(
+      server->port(), absl::StrCat("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+                                   inner.size(), "\r\n\r\n", inner));
+  const std::vector<std::string> answers =
+      absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
+  EXPECT_EQ(answers.size(), 1u) << out;
+  const std::vector<HttpRequest> got = recorder.requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].path, "/healthz");
+}
+
+TEST(HttpServerTest, AmbiguousBodyLengthsAre400AndClose) {
+  RecordingHandler recorder;
+  auto server = StartServer(recorder.handler());
+  const std::string heads[] = {
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+      "0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+  };
+  for (const std::string& head : heads) {
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.ok());
+    c.Send(head + "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    const std::string out = c.ReadToClose();
+    EXPECT_EQ(StatusOf(out), 400) << head << "\n" << out;
+    EXPECT_EQ(std::vector<std::string>(absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty())).size(),
+              1u)
+        << "the connection went on after an ambiguous length: " << out;
+    EXPECT_TRUE(c.closed());
+  }
+  EXPECT_TRUE(recorder.requests().empty());
+}
+
+// Past max_connections a new connection gets 503 and is closed at once;
+// once one closes, the next is served.
+TEST(HttpServerTest, ConnectionsPastTheLimitGet503AndAreClosed) {
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.max_connections = 2;
+  auto server = StartServer(recorder.handler(), options);
+  auto first = std::make_unique<RawConnection>(server->port());
+  RawConnection second(server->port());
+  ASSERT_TRUE(first->ok() && second.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 2; }, absl::Seconds(5)));
+  RawConnection third(server->port());
+  ASSERT_TRUE(third.ok());
+  const std::string refused = third.ReadToClose();
+  EXPECT_EQ(StatusOf(refused), 503) << refused;
+  EXPECT_THAT(refused, HasSubstr("Retry-After: 1"));
+  EXPECT_TRUE(third.closed());
+  // The two open ones are still served.
+  second.Send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(StatusOf(second.ReadResponse()), 200);
+  first.reset();
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 1; }, absl::Seconds(5)));
+  EXPECT_EQ(StatusOf(RawExchange(server->port(), "GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n")), 200);
+}
+
+// A peer that does not read its response is dropped after write_timeout.
+TEST(HttpServerTest, APeerThatDoesNotReadIsDropped) {
+  RecordingHandler recorder;
+  recorder.set_response({200, "text/plain", std::string(32 << 20, 'x'), {}});
+  HttpServerOptions options = TestOptions();
+  options.write_timeout = absl::Milliseconds(300);
+  auto server = StartServer(recorder.handler(), options);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  const int small = 4096;
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  c.Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder.requests().size() == 1; }, absl::Seconds(5)));
+  // Never read: the server gives up on the write and closes.
+  EXPECT_TRUE(testing::WaitFor([&] { return server->connections() == 0; }, absl::Seconds(10)));
+}
+
+TEST(HttpServerTest, HeadGetsTheHeadersWithoutTheBody) {
+  RecordingHandler recorder;
+  recorder.set_response({200, "application/json", "{\"a\":1}", {{"X-Extra", "yes"}}});
+  auto server = StartServer(recorder.handler());
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.ok());
+  c.Send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string out = c.ReadToClose();
+  // The HEAD response says the GET's length and carries no body: the next
+  // response follows its blank line directly.
+  EXPECT_THAT(out, ::testing::StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(out, HasSubstr("Content-Length: 7\r\n"));
+  EXPECT_THAT(out, HasSubstr("X-Extra: yes\r\n"));
+  EXPECT_THAT(out, HasSubstr("\r\n\r\nHTTP/1.1 200 OK\r\n"));
+  EXPECT_TRUE(absl::EndsWith(out, "\r\n\r\n{\"a\":1}")) << out;
+}
+
+TEST(HttpServerTest, HeaderFieldsThatWouldSplitTheResponseAreDropped) {
+  RecordingHandler recorder;
+  recorder.set_response({200, "text/plain", "ok",
+                         {{"X-Good", "fine"},
+                          {"X-Bad", "a\r\nSet-Cookie: evil=1"},
+                          {"Bad Name", "v"},
+                          {"Content-Length", "999"}}});
+  auto server = StartServer(recorder.handler());
+  const std::string out =
+      RawExchange(server->port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(out, HasSubstr("X-Good: fine\r\n"));
+  EXPECT_THAT(out, Not(HasSubstr("evil")));
+  EXPECT_THAT(out, Not(HasSubstr("Bad Name")));
+  EXPECT_THAT(out, HasSubstr("Content-Length: 2\r\n"));
+  EXPECT_THAT(out, Not(HasSubstr("999")));
+}
+
+// ---- Asynchronous handlers. ----
+
+TEST(HttpServerTest, AnAsyncHandlerAnswersFromAnotherThreadLater) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, HttpResponder>> waiting;
+  auto server = std::make_unique<HttpServer>(TestOptions());
+  ASSERT_TRUE(server
+                  ->Start([&](HttpRequest request, HttpResponder respond) {
+                    std::lock_guard<std::mutex> lock(mu);
+                    waiting.emplace_back(request.path, std::move(respond));
+                  })
+                  .ok());
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<RawConnection>(server->port()));
+    clients.back()->Send(absl::StrCat("GET /", i, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return waiting.size() == 3;
+      },
+      absl::Seconds(5)));
+  // Answered in reverse order, from a thread of the test's own.
+  std::thread answerer([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) {
+      it->second(HttpResponse{200, "text/plain", "for " + it->first, {}});
+      it->second(HttpResponse{500, "text/plain", "a second answer is ignored", {}});
+    }
+  });
+  answerer.join();
+  for (int i = 0; i < 3; ++i) {
+    const std::string out = clients[i]->ReadResponse();
+    EXPECT_EQ(StatusOf(out), 200);
+    EXPECT_TRUE(absl::EndsWith(out, absl::StrCat("for /", i))) << out;
+  }
+}
+
+TEST(HttpServerTest, AResponderDroppedWithoutAnAnswerGives500) {
+  auto server = std::make_unique<HttpServer>(TestOptions());
+  ASSERT_TRUE(server->Start([](HttpRequest, HttpResponder) {}).ok());
+  const std::string out =
+      RawExchange(server->port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(StatusOf(out), 500) << out;
+  EXPECT_THAT(out, HasSubstr("gave no response"));
+}
+
+// 1,000 connections that each send half a request line and stall hold no
+// thread: requests on other connections are answered meanwhile.
+TEST(HttpServerTest, StalledConnectionsDoNotStopOthers) {
+  ASSERT_GE(RaiseOpenFileLimit(4096), 2100) << "the test needs 2,000+ descriptors";
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.io_threads = 2;
+  auto server = StartServer(recorder.handler(), options);
+  std::vector<std::unique_ptr<RawConnection>> stalled;
+  for (int i = 0; i < 1000; ++i) {
+    stalled.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(stalled.back()->ok()) << i;
+    ASSERT_TRUE(stalled.back()->Send("GET /stall"));
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 1000; }, absl::Seconds(10)));
+  auto client = ClientOf(*server);
+  for (int i = 0; i < 20; ++i) {
+    auto result = client->Get(absl::StrCat("/normal/", i));
+    ASSERT_TRUE(result) << i;
+    EXPECT_EQ(result->status, 200);
+  }
+  EXPECT_EQ(recorder.requests().size(), 20u);
+}
+
+// SIGTERM's path: with stalled clients and idle ones, Shutdown closes them
+// at once instead of waiting for their timeouts (an hour here).
+TEST(HttpServerTest, ShutdownClosesStalledAndIdleConnectionsAtOnce) {
+  ASSERT_GE(RaiseOpenFileLimit(4096), 2100);
+  RecordingHandler recorder;
+  HttpServerOptions options = TestOptions();
+  options.head_timeout = absl::Hours(1);
+  options.idle_timeout = absl::Hours(1);
+  options.shutdown_grace = absl::Hours(1);
+  auto server = StartServer(recorder.handler(), options);
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int i = 0; i < 1000; ++i) {
+    clients.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(clients.back()->ok());
+    clients.back()->Send(i % 2 == 0 ? "GET /half" : "");
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 1000; }, absl::Seconds(10)));
+  server->Shutdown();  // would hang for an hour if it waited for any of them
+  EXPECT_EQ(server->connections(), 0u);
+  for (auto& c : clients) {
+    EXPECT_EQ(c->ReadToClose(), "");
+    EXPECT_TRUE(c->closed());
+  }
 }
 
 }  // namespace

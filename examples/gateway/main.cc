@@ -8,10 +8,12 @@
 //
 // Each flag can also be set from FILEMESH_<NAME> (FILEMESH_API_KEY, ...).
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
@@ -40,7 +42,25 @@ ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
           "longest gRPC attempt before failing over to RabbitMQ");
 ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
-ABSL_FLAG(int, http_threads, 64, "HTTP threads, also the most connections served at once");
+ABSL_FLAG(int, http_io_threads, 0,
+          "threads running the HTTP event loop; 0: one per CPU the process may use");
+ABSL_FLAG(int64_t, max_connections, 10000,
+          "open HTTP connections at most; past it a new one is answered 503 and closed");
+ABSL_FLAG(int64_t, max_head_bytes, 16 * 1024, "request line + header fields, bytes (431 past it)");
+ABSL_FLAG(int64_t, max_target_bytes, 8 * 1024, "request target, bytes (414 past it)");
+ABSL_FLAG(int64_t, max_header_fields, 100, "header fields per request (431 past it)");
+ABSL_FLAG(int64_t, max_body_bytes, 1024 * 1024,
+          "request bodies are read and dropped up to this (413 past it)");
+ABSL_FLAG(absl::Duration, head_timeout, absl::Seconds(10),
+          "from a request's first byte to the end of its head (408 past it)");
+ABSL_FLAG(absl::Duration, body_timeout, absl::Seconds(30),
+          "from the end of a request's head to the end of its body (408 past it)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "an idle keep-alive connection is closed after this");
+ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
+          "a client that does not take its response within this is dropped");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "on SIGTERM, how long requests in flight may take to be answered");
 
 namespace {
 
@@ -68,6 +88,13 @@ void CheckPositive(const char* flag, absl::Duration value) {
     Exit(absl::InvalidArgumentError(
         absl::StrCat("--", flag, " must be positive, not ", absl::FormatDuration(value))));
   }
+}
+
+size_t PositiveCount(const char* flag, int64_t value) {
+  if (value <= 0) {
+    Exit(absl::InvalidArgumentError(absl::StrCat("--", flag, " must be positive, not ", value)));
+  }
+  return static_cast<size_t>(value);
 }
 
 }  // namespace
@@ -106,13 +133,36 @@ int main(int argc, char** argv) {
 
   filemesh::HttpServerOptions http;
   http.listen = absl::GetFlag(FLAGS_listen);
-  http.threads = absl::GetFlag(FLAGS_http_threads);
+  http.io_threads = absl::GetFlag(FLAGS_http_io_threads);
+  http.max_connections = PositiveCount("max_connections", absl::GetFlag(FLAGS_max_connections));
+  http.max_head_bytes = PositiveCount("max_head_bytes", absl::GetFlag(FLAGS_max_head_bytes));
+  http.max_target_bytes = PositiveCount("max_target_bytes", absl::GetFlag(FLAGS_max_target_bytes));
+  http.max_header_fields =
+      PositiveCount("max_header_fields", absl::GetFlag(FLAGS_max_header_fields));
+  http.max_body_bytes = PositiveCount("max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes));
+  http.head_timeout = absl::GetFlag(FLAGS_head_timeout);
+  http.body_timeout = absl::GetFlag(FLAGS_body_timeout);
+  http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  http.write_timeout = absl::GetFlag(FLAGS_write_timeout);
+  http.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  // One descriptor per connection, plus room for the backends and logs.
+  const long fd_limit = filemesh::RaiseOpenFileLimit(static_cast<long>(http.max_connections) + 256);
+  if (fd_limit < static_cast<long>(http.max_connections) + 64) {
+    filemesh::LogEvent(filemesh::LogLevel::kWarning, "open_file_limit_low",
+                       {{"limit", absl::StrCat(fd_limit)},
+                        {"max_connections", absl::StrCat(http.max_connections)}});
+  }
   filemesh::HttpServer server(http);
-  absl::Status started =
-      server.Start([&gateway](const filemesh::HttpRequest& r) { return gateway.Handle(r); });
+  absl::Status started = server.Start(
+      [&gateway](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
+        gateway.HandleAsync(r, std::move(respond));
+      });
   if (!started.ok()) Exit(started);
 
   filemesh::TerminationSignals::Wait();
-  server.Shutdown();  // requests in flight are answered first
+  // Stops accepting, closes idle and stalled connections, answers the
+  // requests in flight (within --shutdown_grace); the gateway's destructor
+  // then waits for backend calls still running (within --request_timeout).
+  server.Shutdown();
   return 0;
 }

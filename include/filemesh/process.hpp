@@ -36,6 +36,13 @@ std::string FlagEnvironmentVariable(std::string_view flag_name);
 // line exits 1 with Abseil's message. Call once per process.
 std::vector<char*> ParseFlags(int argc, char** argv, std::string_view usage);
 
+// Raises this process's soft limit on open file descriptors (RLIMIT_NOFILE)
+// to at least `wanted`, up to the hard limit, and returns the soft limit now
+// in force. A server that accepts many connections needs one descriptor for
+// each; Debian's default soft limit is 1,024. Process-wide: call it from
+// main(), once, before serving.
+long RaiseOpenFileLimit(long wanted);
+
 // SIGTERM and SIGINT as a request to stop, taken synchronously.
 class TerminationSignals {
  public:

@@ -334,11 +334,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::partial_message) return 0;  // the peer closed mid-head
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      // A request line longer than the target's limit is the target's fault.
-      const std::string_view seen(static_cast<const char*>(buffer_.data().data()),
-                                  buffer_.size());
-      const size_t line_end = seen.find('\n');
-      if (line_end == std::string_view::npos || line_end > core_->options.max_target_bytes + 32) {
+      // The parser keeps the request line once it has it (and the buffer
+      // no longer does): without one, the line itself was too long, and a
+      // request line is long by its target.
+      if (parser_->get().target().empty()) {
         *detail = absl::StrCat("the request target is longer than ",
                                core_->options.max_target_bytes, " bytes");
         return 414;

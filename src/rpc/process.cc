@@ -1,11 +1,13 @@
 #include "filemesh/process.hpp"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 
 #include "absl/flags/commandlineflag.h"
@@ -118,6 +120,19 @@ std::vector<char*> ParseFlags(int argc, char** argv, std::string_view usage) {
   }
   ApplyEnvironment(program);
   return absl::ParseCommandLine(argc, argv);
+}
+
+long RaiseOpenFileLimit(long wanted) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+  const rlim_t target = std::min<rlim_t>(static_cast<rlim_t>(std::max(wanted, 0L)), limit.rlim_max);
+  if (limit.rlim_cur < target) {
+    rlimit raised = limit;
+    raised.rlim_cur = target;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<long>::max()
+                                         : static_cast<long>(limit.rlim_cur);
 }
 
 void TerminationSignals::Block() {
