@@ -12,18 +12,25 @@
 # request; and a bound: the cores' CPU over the CPU of what no implementation
 # of the path on this stack can skip (an async bare call, an exchange with
 # this HTTP server, the listing and the JSON), each measured in this run
-# (bench/README.md). Bounded: DURATION
-# seconds per path (at most 15), CONNECTIONS connections (at most 32),
-# loopback only. Starts and stops its own RabbitMQ node (needs root) and
-# processes.
+# (bench/README.md). Two more references, in the same run: nginx (Debian's
+# package, on a port of its own) serving the very JSON the gateway answers as
+# a static file, and, for the AMQP path, filemesh_channel_bench's bare AMQP
+# round trip with 32 callers. Last, the gRPC path again with IDLE keep-alive
+# connections held open (bench/hold_connections.py), and the gateway's RSS.
+# Bounded: DURATION seconds per path (at most 15), CONNECTIONS connections (at
+# most 32), IDLE idle connections (at most 20,000), loopback only. Starts and
+# stops its own RabbitMQ node (needs root), nginx and processes.
 #
-# Targets on the 2-core machine, wrk included: gRPC path >= 12,000 req/s with
-# p99 <= 10 ms, AMQP path >= 3,500 req/s, gateway peak RSS <= 64 MiB.
+# Targets on the 2-core machine, wrk included: gRPC path >= 0.25x nginx with
+# p99 <= 10 ms, /healthz >= 0.6x nginx, the gRPC path with 10,000 idle
+# connections >= 0.9x without them and gateway RSS <= 128 MiB, AMQP path >=
+# 0.7x the bare AMQP channel.
 #
 #   bench/gateway_bench.sh [BIN_DIR]     BIN_DIR holds mserv1 and gateway
 #                                        (default build/examples)
 #   DURATION=10 CONNECTIONS=32 THREADS=2 bench/gateway_bench.sh
 #   PATHS=grpc bench/gateway_bench.sh    only the gRPC path (default "grpc amqp")
+#   IDLE=10000 bench/gateway_bench.sh     idle connections held open (0: skip)
 #   GRPC_FLOOR=path/to/filemesh_grpc_floor (default build/release/bench/...)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +39,8 @@ duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
 paths=${PATHS:-grpc amqp}
+idle=${IDLE:-10000}
+((idle >= 0 && idle <= 20000)) || { echo "gateway_bench: IDLE must be 0..20000" >&2; exit 2; }
 for p in $paths; do
   [[ $p == grpc || $p == amqp ]] || { echo "gateway_bench: PATHS holds grpc and/or amqp" >&2; exit 2; }
 done
@@ -49,6 +58,12 @@ for b in "$mserv1" "$gateway"; do
   [ -x "$b" ] || { echo "gateway_bench: build examples/ first (no $b)" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "gateway_bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+nginx=$(command -v nginx || true)
+[ -n "$nginx" ] || [ -x /usr/sbin/nginx ] || {
+  echo "gateway_bench: nginx is missing (apt-get install nginx-light)" >&2
+  exit 1
+}
+nginx=${nginx:-/usr/sbin/nginx}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/filemesh-gateway-bench.XXXXXX")
 chmod 755 "$work" # the node runs as the rabbitmq user, in $work/rabbitmq
@@ -166,12 +181,51 @@ benchmark_cpu_us() {
       printf "%.1f\n", t }'
 }
 
+# ratio A B: A / B with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+# start_nginx FILE: nginx serving FILE at /small.json on a port of its own,
+# as many workers as cores, no access log; its URL in $nginx_url.
+start_nginx() {
+  local dir="$work/nginx" port
+  port=$(bash "$script" free-port)
+  mkdir -p "$dir/www"
+  chmod 755 "$dir" "$dir/www"
+  cp "$1" "$dir/www/small.json"
+  chmod 644 "$dir/www/small.json"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes $(nproc);
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    root $dir/www;
+    default_type application/json;
+  }
+}
+CONF
+  spawn nginx "$nginx" -p "$dir" -c "$dir/nginx.conf"
+  nginx_url="http://127.0.0.1:$port/small.json"
+  local deadline=$((SECONDS + 10))
+  until curl -sf "$nginx_url" >/dev/null; do
+    ((SECONDS < deadline)) || { echo "gateway_bench: nginx did not start" >&2; cat "$dir/error.log" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+
 # measure LABEL GRPC_TARGET EXPECTED_SERVED_BY SERVICE_PID: a fresh gateway,
 # one check that the expected path serves, a warm-up, then wrk.
 measure() {
   local label=$1 target=$2 expected=$3 service_pid=$4 served
+  # Room for the idle connections and wrk's beside them.
   spawn "gateway-$label" "$gateway" --listen 127.0.0.1:0 --lister_grpc "$target" \
-    --amqp_url "$amqp_url" --queue_prefix bench. --request_timeout 5s
+    --amqp_url "$amqp_url" --queue_prefix bench. --request_timeout 5s \
+    --max_connections $((idle + 1000))
   local gw_pid=$spawned
   local address
   address=$(address_of "$(wait_for_log "$work/gateway-$label.log" http_listening)")
@@ -204,6 +258,19 @@ measure() {
     printf 'reference GET /healthz: %10s req/s   grpc path = %.2f of it\n' \
       "$reference" "$(awk -v a="$rps" -v b="$reference" 'BEGIN {print a / b}')"
     printf '      CPU per request: %s us = %s\n' "$http_cpu" "$cpu_split"
+    # nginx serving the same bytes as a static file: what a mature
+    # event-driven server reaches here, now.
+    curl -sf "$url" >"$work/small.json"
+    start_nginx "$work/small.json"
+    local nginx_pid=$spawned nginx_rps
+    watched=(nginx "$nginx_pid")
+    load "$nginx_url"
+    nginx_rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
+    printf 'reference nginx, same JSON as a static file: %10s req/s\n' "$nginx_rps"
+    printf '      grpc path = %s x nginx (target >= 0.25)   /healthz = %s x nginx (target >= 0.6)\n' \
+      "$(ratio "$rps" "$nginx_rps")" "$(ratio "$reference" "$nginx_rps")"
+    stop_pid "$nginx_pid"
+    watched=(gateway "$gw_pid" mserv1 "$service_pid")
     if [ -x "$floor" ]; then
       local line calls call_us async_us list_us json_us cores bound
       line=$("$floor" --callers "$connections" --seconds "$duration")
@@ -233,8 +300,42 @@ measure() {
     else
       echo "reference bare gRPC call: skipped (build filemesh_grpc_floor, or set GRPC_FLOOR)"
     fi
+    if ((idle > 0)); then
+      # The same path with IDLE keep-alive connections open and idle.
+      spawn holder python3 "$repo/bench/hold_connections.py" 127.0.0.1 "${address##*:}" "$idle"
+      local holder_pid=$spawned held_rps rss_idle
+      wait_for_holder "$work/holder.log" "$holder_pid"
+      rss_idle=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$gw_pid/status")
+      load "$url" --latency
+      held_rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$wrk_out")
+      if grep -q 'Non-2xx' <<<"$wrk_out"; then
+        echo "gateway_bench: errors with the idle connections open:" >&2
+        echo "$wrk_out" >&2
+        exit 1
+      fi
+      printf 'with %d idle keep-alive connections: %10s req/s = %s of the path without them (target >= 0.9)\n' \
+        "$idle" "$held_rps" "$(ratio "$held_rps" "$rps")"
+      printf '      p99 %s   gateway RSS %s MiB with them open, peak %s (target <= 128 MiB)\n' \
+        "$(awk '$1 == "99%" {print $2}' <<<"$wrk_out")" "$rss_idle" \
+        "$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")"
+      stop_pid "$holder_pid"
+    fi
+  fi
+  if [[ $label == amqp && -n $channel_rps ]]; then
+    printf 'reference bare AMQP channel (channel_bench, 32 callers): %s calls/s   amqp path = %s of it (target >= 0.7)\n' \
+      "$channel_rps" "$(ratio "$rps" "$channel_rps")"
   fi
   stop_pid "$gw_pid"
+}
+
+# wait_for_holder LOG PID: until hold_connections.py says it holds them all.
+wait_for_holder() {
+  local deadline=$((SECONDS + 90))
+  until grep -q '^holding ' "$1" 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || { echo "gateway_bench: hold_connections.py failed:" >&2; cat "$1" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "gateway_bench: idle connections not open in 90 s" >&2; exit 1; }
+    sleep 0.2
+  done
 }
 
 echo "wrk: $threads threads, $connections connections, ${duration}s per path, GET /api/v1/files"
@@ -246,7 +347,19 @@ if [[ " $paths " == *" grpc "* ]]; then
   stop_pid "$grpc_pid"
 fi
 
+channel_rps=""
 if [[ " $paths " == *" amqp "* ]]; then
+  # The reference first, before any other consumer takes its queue: the bare
+  # AMQP channel, 32 callers, its server in the same process.
+  channel_bench="$(dirname "$floor")/filemesh_channel_bench"
+  if [ -x "$channel_bench" ]; then
+    channel_rps=$(FILEMESH_BENCH_AMQP_URL="$amqp_url" "$channel_bench" \
+      --benchmark_filter='BM_AmqpRoundTrip/.*threads:32' --benchmark_format=csv 2>/dev/null |
+      awk -F, 'NR == 2 {for (i = 1; i <= NF; i++) if (h[i] == "items_per_second") printf "%.0f", $i}
+               NR == 1 {for (i = 1; i <= NF; i++) h[i] = $i}')
+  else
+    echo "reference bare AMQP channel: skipped (build filemesh_channel_bench beside filemesh_grpc_floor)"
+  fi
   # The AMQP path: the gateway keeps a gRPC target with no replica behind it.
   spawn mserv1-amqp "$mserv1" --root "$tree" --grpc_listen= --amqp_url "$amqp_url" \
     --queue_prefix bench. --threads 2

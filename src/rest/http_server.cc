@@ -50,6 +50,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using internal::AbslView;
 using Strand = asio::strand<asio::io_context::executor_type>;
+using Clock = std::chrono::steady_clock;
 
 // A request body type that counts and drops what it is given: bodies are
 // read off the connection (within the parser's body_limit) and never held.
@@ -259,18 +260,32 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class Phase { kIdle, kHead, kBody, kHandling, kWriting, kClosed };
 
-  // Arms the one timer for `phase`; a timer armed later makes this one stale.
+  // Sets the current phase's deadline. The one timer is moved only when the
+  // new deadline comes before its expiry; otherwise it fires first, finds
+  // the deadline not reached and waits again. A request's phases so cost
+  // about one timer operation instead of one each.
   void Arm(absl::Duration timeout) {
-    const uint64_t generation = ++timer_generation_;
-    timer_.expires_after(absl::ToChronoNanoseconds(timeout));
-    timer_.async_wait(
-        asio::bind_executor(strand_, [self = shared_from_this(), generation](beast::error_code ec) {
-          if (!ec && generation == self->timer_generation_) self->OnTimeout();
-        }));
+    deadline_ = Clock::now() + absl::ToChronoNanoseconds(timeout);
+    if (timer_waiting_ && timer_expiry_ <= deadline_) return;
+    StartTimer(deadline_);
   }
-  void Disarm() {
-    ++timer_generation_;
-    timer_.cancel();
+  void Disarm() { deadline_ = Clock::time_point::max(); }
+
+  void StartTimer(Clock::time_point when) {
+    timer_expiry_ = when;
+    timer_waiting_ = true;
+    timer_.expires_at(when);  // a wait pending ends with operation_aborted
+    timer_.async_wait(asio::bind_executor(
+        strand_, [self = shared_from_this()](beast::error_code ec) { self->OnTimer(ec); }));
+  }
+
+  void OnTimer(beast::error_code ec) {
+    if (ec == asio::error::operation_aborted) return;  // moved, or closed
+    timer_waiting_ = false;
+    if (phase_ == Phase::kClosed || deadline_ == Clock::time_point::max()) return;
+    if (Clock::now() < deadline_) return StartTimer(deadline_);
+    deadline_ = Clock::time_point::max();
+    OnTimeout();
   }
 
   void OnTimeout() {
@@ -551,6 +566,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
     Disarm();
+    timer_.cancel();  // its wait holds this session
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -573,7 +589,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string head_out_;
   std::string body_out_;
   Phase phase_ = Phase::kIdle;
-  uint64_t timer_generation_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point timer_expiry_;
+  bool timer_waiting_ = false;
   int requests_ = 0;
   bool keep_alive_ = true;
   bool head_request_ = false;
