@@ -570,9 +570,8 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    parser_.reset();
-    buffer_.clear();
-    buffer_.shrink_to_fit();
+    // The parser and the buffer stay: a read still pending on them ends
+    // (operation_aborted) after this, and they go with the session.
     if (core_->open.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(core_->mu);
       core_->cv.notify_all();
