@@ -726,11 +726,11 @@ TEST(HttpServerTest, AGetWithABodyIsOneRequestAndOneResponse) {
   RecordingHandler recorder;
   auto server = StartServer(recorder.handler());
   const std::string inner = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-  const std::string out = RawExchange(
-      server->port(), absl::StrCat("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: ",
-                                   inner.size(), "\r\n\r\n", inner));
-  const std::vector<std::string> answers =
-      absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
+  const std::string out =
+      RawExchange(server->port(),
+                  absl::StrCat("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: ", inner.size(),
+                               "\r\n\r\n", inner));
+  const std::vector<std::string> answers = absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
   EXPECT_EQ(answers.size(), 1u) << out;
   const std::vector<HttpRequest> got = recorder.requests();
   ASSERT_EQ(got.size(), 1u);
@@ -811,7 +811,8 @@ TEST(HttpServerTest, HeadGetsTheHeadersWithoutTheBody) {
   auto server = StartServer(recorder.handler());
   RawConnection c(server->port());
   ASSERT_TRUE(c.ok());
-  c.Send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  c.Send(
+      "HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   const std::string out = c.ReadToClose();
   // The HEAD response says the GET's length and carries no body: the next
   // response follows its blank line directly.
@@ -824,7 +825,9 @@ TEST(HttpServerTest, HeadGetsTheHeadersWithoutTheBody) {
 
 TEST(HttpServerTest, HeaderFieldsThatWouldSplitTheResponseAreDropped) {
   RecordingHandler recorder;
-  recorder.set_response({200, "text/plain", "ok",
+  recorder.set_response({200,
+                         "text/plain",
+                         "ok",
                          {{"X-Good", "fine"},
                           {"X-Bad", "a\r\nSet-Cookie: evil=1"},
                           {"Bad Name", "v"},

@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
                         {"max_connections", absl::StrCat(http.max_connections)}});
   }
   filemesh::HttpServer server(http);
-  absl::Status started = server.Start(
-      [&gateway](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
+  absl::Status started =
+      server.Start([&gateway](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
         gateway.HandleAsync(r, std::move(respond));
       });
   if (!started.ok()) Exit(started);

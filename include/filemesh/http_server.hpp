@@ -58,13 +58,13 @@ struct HttpServerOptions {
   // closed. Each needs a file descriptor: see RaiseOpenFileLimit (process.hpp).
   size_t max_connections = 10000;
   // The request line and header fields together, in bytes (431 past it).
-  size_t max_head_bytes = 16 * 1024;
+  size_t max_head_bytes = size_t{16} * 1024;
   // The request target (path and query), in bytes (414 past it).
-  size_t max_target_bytes = 8 * 1024;
+  size_t max_target_bytes = size_t{8} * 1024;
   // Header fields per request (431 past it).
   size_t max_header_fields = 100;
   // Request bodies are read and dropped up to this many bytes (413 past it).
-  size_t max_body_bytes = 1024 * 1024;
+  size_t max_body_bytes = size_t{1024} * 1024;
   // From a request's first byte to the end of its head (408 past it).
   absl::Duration head_timeout = absl::Seconds(10);
   // From the end of the head to the end of the body (408 past it).

@@ -71,12 +71,11 @@ class Transport {
   // outcome is known at once): it must not block, and it may start new calls.
   // A transport's destructor runs every pending `done` (Unavailable) before
   // it returns.
-  virtual void CallAsync(const std::string& method, const std::string& request,
-                         absl::Time deadline, TransportCallback done) = 0;
+  virtual void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+                         TransportCallback done) = 0;
 
   // The blocking form: CallAsync, then waits for its outcome.
-  TransportResult Call(const std::string& method, const std::string& request,
-                       absl::Time deadline);
+  TransportResult Call(const std::string& method, const std::string& request, absl::Time deadline);
 
   // True when the transport knows it cannot deliver now (a gRPC channel in
   // TRANSIENT_FAILURE, a broker connection that is down), so a caller need

@@ -309,24 +309,24 @@ class Session : public std::enable_shared_from_this<Session> {
   void WaitForRequest() {
     if (core_->stopping.load()) return Close();
     if (buffer_.size() > 0) return ReadHead();  // pipelined
-    buffer_.shrink_to_fit();  // an idle connection holds no buffer
+    buffer_.shrink_to_fit();                    // an idle connection holds no buffer
     phase_ = Phase::kIdle;
     Arm(core_->options.idle_timeout);
-    socket_.async_wait(tcp::socket::wait_read,
-                       asio::bind_executor(strand_, [self = shared_from_this()](
-                                                        beast::error_code ec) {
-                         if (self->phase_ != Phase::kIdle) return;
-                         if (ec) return self->Close();
-                         self->ReadHead();
-                       }));
+    socket_.async_wait(
+        tcp::socket::wait_read,
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec) {
+          if (self->phase_ != Phase::kIdle) return;
+          if (ec) return self->Close();
+          self->ReadHead();
+        }));
   }
 
   void ReadHead() {
     phase_ = Phase::kHead;
     timed_out_ = false;
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(
-        std::min<size_t>(core_->options.max_head_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<std::uint32_t>(std::min<size_t>(core_->options.max_head_bytes, UINT32_MAX)));
     parser_->body_limit(core_->options.max_body_bytes);
     Arm(core_->options.head_timeout);
     http::async_read_header(
@@ -357,13 +357,13 @@ class Session : public std::enable_shared_from_this<Session> {
                                core_->options.max_target_bytes, " bytes");
         return 414;
       }
-      *detail = absl::StrCat("the request head is larger than ", core_->options.max_head_bytes,
-                             " bytes");
+      *detail =
+          absl::StrCat("the request head is larger than ", core_->options.max_head_bytes, " bytes");
       return 431;
     }
     if (ec == http::error::body_limit) {  // a Content-Length over the limit
-      *detail = absl::StrCat("the request body is larger than ", core_->options.max_body_bytes,
-                             " bytes");
+      *detail =
+          absl::StrCat("the request body is larger than ", core_->options.max_body_bytes, " bytes");
       return 413;
     }
     if (ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding) {
@@ -409,10 +409,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return Dispatch();
     // A body follows: read and drop it, after a 100 Continue if asked.
     const auto expect = head.find(http::field::expect);
-    if (expect != head.end() && absl::EqualsIgnoreCase(AbslView(std::string_view(
-                                                           expect->value().data(),
-                                                           expect->value().size())),
-                                                       "100-continue")) {
+    if (expect != head.end() &&
+        absl::EqualsIgnoreCase(
+            AbslView(std::string_view(expect->value().data(), expect->value().size())),
+            "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       phase_ = Phase::kBody;
       Arm(core_->options.write_timeout);
@@ -468,10 +468,9 @@ class Session : public std::enable_shared_from_this<Session> {
     request.remote_address = remote_;
     request.headers.reserve(16);
     for (const auto& field : head) {
-      request.headers.emplace_back(
-          absl::AsciiStrToLower(AbslView(std::string_view(field.name_string().data(),
-                                                          field.name_string().size()))),
-          std::string(field.value()));
+      request.headers.emplace_back(absl::AsciiStrToLower(AbslView(std::string_view(
+                                       field.name_string().data(), field.name_string().size()))),
+                                   std::string(field.value()));
     }
     head_request_ = head.method() == http::verb::head;
     ++requests_;
@@ -484,12 +483,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!parsed.ok()) {
       return Write(internal::ProblemWithHttpStatus(400, parsed, ""));
     }
-    HttpResponder respond([core = core_->shared_self.lock(), self = shared_from_this()](
-                              HttpResponse response) {
-      asio::post(self->strand_, [self, response = std::move(response)]() mutable {
-        if (self->phase_ == Phase::kHandling) self->Write(std::move(response));
-      });
-    });
+    HttpResponder respond(
+        [core = core_->shared_self.lock(), self = shared_from_this()](HttpResponse response) {
+          asio::post(self->strand_, [self, response = std::move(response)]() mutable {
+            if (self->phase_ == Phase::kHandling) self->Write(std::move(response));
+          });
+        });
     try {
       core_->handler(std::move(request), std::move(respond));
     } catch (const std::exception& e) {
@@ -523,10 +522,10 @@ class Session : public std::enable_shared_from_this<Session> {
     absl::StrAppend(&out, "HTTP/1.1 ", status, " ", AbslView(HttpReasonPhrase(status)),
                     "\r\nDate: ", HttpDate(), "\r\n");
     if (!response.content_type.empty() || !response.body.empty()) {
-      absl::StrAppend(&out, "Content-Type: ",
-                      response.content_type.empty() ? "application/octet-stream"
-                                                    : response.content_type,
-                      "\r\n");
+      absl::StrAppend(
+          &out, "Content-Type: ",
+          response.content_type.empty() ? "application/octet-stream" : response.content_type,
+          "\r\n");
     }
     for (const auto& [name, value] : response.headers) {
       if (IsServerField(name)) continue;
@@ -545,11 +544,11 @@ class Session : public std::enable_shared_from_this<Session> {
     Arm(core_->options.write_timeout);
     const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_out_),
                                                        asio::buffer(body_out_)};
-    asio::async_write(socket_, buffers,
-                      asio::bind_executor(strand_, [self = shared_from_this()](
-                                                       beast::error_code ec, size_t) {
-                        self->OnWritten(ec);
-                      }));
+    asio::async_write(
+        socket_, buffers,
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnWritten(ec);
+        }));
   }
 
   void OnWritten(beast::error_code ec) {
@@ -648,8 +647,8 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
   void Accept() {
     if (stopped_) return;
     acceptor_.async_accept(
-        core_->io, asio::bind_executor(strand_, [self = shared_from_this()](
-                                                    beast::error_code ec, tcp::socket socket) {
+        core_->io, asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec,
+                                                                            tcp::socket socket) {
           self->OnAccept(ec, std::move(socket));
         }));
   }
@@ -734,11 +733,17 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   impl_->options = std::move(options);
 }
 
-HttpServer::~HttpServer() { Shutdown(); }
+HttpServer::~HttpServer() {
+  try {
+    Shutdown();
+  } catch (...) {
+    // Nothing to do in a destructor: the process is going down with it.
+  }
+}
 
 absl::Status HttpServer::Start(HttpHandler handler) {
   if (!handler) return absl::InvalidArgumentError("no HTTP handler");
-  return Start([handler = std::move(handler)](HttpRequest request, HttpResponder respond) {
+  return Start([handler = std::move(handler)](HttpRequest request, const HttpResponder& respond) {
     HttpResponse response;
     try {
       response = handler(request);
@@ -768,8 +773,7 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   }
   if (o.max_connections < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
       o.max_header_fields < 1) {
-    return absl::InvalidArgumentError(
-        "HTTP limits must be positive (max_head_bytes at least 256)");
+    return absl::InvalidArgumentError("HTTP limits must be positive (max_head_bytes at least 256)");
   }
   if (o.head_timeout <= absl::ZeroDuration() || o.body_timeout <= absl::ZeroDuration() ||
       o.idle_timeout <= absl::ZeroDuration() || o.write_timeout <= absl::ZeroDuration() ||
@@ -787,12 +791,11 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
 
   beast::error_code ec;
   tcp::resolver resolver(core->io);
-  const auto endpoints = resolver.resolve(host, std::to_string(port),
-                                          tcp::resolver::passive | tcp::resolver::numeric_service,
-                                          ec);
+  const auto endpoints = resolver.resolve(
+      host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || endpoints.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("HTTP listen address \"", o.listen,
-                                                   "\" does not resolve: ", ec.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP listen address \"", o.listen, "\" does not resolve: ", ec.message()));
   }
   const tcp::endpoint endpoint = endpoints.begin()->endpoint();
   tcp::acceptor acceptor(core->io);

@@ -4,9 +4,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <mutex>
 #include <optional>
@@ -22,10 +22,10 @@
 #include "filemesh/log.hpp"
 #include "filemesh/names.hpp"
 #include "rest/json.h"
-#include "rpc/blocking_wait.h"
 #include "rest/operation_store.h"
 #include "rest/problem.h"
 #include "rest/query_params.h"
+#include "rpc/blocking_wait.h"
 
 namespace filemesh {
 namespace {
@@ -418,8 +418,8 @@ void SetPath(const std::string& path, Request* request) {
 
 }  // namespace
 
-void RestGateway::Impl::List(const HttpRequest& request,
-                             const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
+void RestGateway::Impl::List(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
+                             const Reply& reply) {
   absl::StatusOr<QueryParams> params = QueryParams::Parse(
       request.query, {"path", "page_size", "page_token", "sort", "order", "hidden"});
   if (!params.ok()) return reply(ProblemResponse(params.status(), request.path));
@@ -456,7 +456,7 @@ void RestGateway::Impl::List(const HttpRequest& request,
   CallStarted();
   lister->ListAsync(list, absl::Now() + options.request_timeout,
                     [this, exchange, reply, path = request.path](
-                        absl::StatusOr<v1::ListResponse> result, CallInfo info) {
+                        const absl::StatusOr<v1::ListResponse>& result, const CallInfo& info) {
                       reply(Answer(result, info, OperationKind::kList, path, exchange.get()));
                       CallEnded();
                     });
@@ -522,13 +522,13 @@ void RestGateway::Impl::Search(const HttpRequest& request,
   if (min_size.has_value()) search.set_min_size(*min_size);
   if (max_size.has_value()) search.set_max_size(*max_size);
   CallStarted();
-  searcher->SearchAsync(search, absl::Now() + options.request_timeout,
-                        [this, exchange, reply, path = request.path](
-                            absl::StatusOr<v1::SearchResponse> result, CallInfo info) {
-                          reply(Answer(result, info, OperationKind::kSearch, path,
-                                       exchange.get()));
-                          CallEnded();
-                        });
+  searcher->SearchAsync(
+      search, absl::Now() + options.request_timeout,
+      [this, exchange, reply, path = request.path](const absl::StatusOr<v1::SearchResponse>& result,
+                                                   const CallInfo& info) {
+        reply(Answer(result, info, OperationKind::kSearch, path, exchange.get()));
+        CallEnded();
+      });
 }
 
 template <typename Response>

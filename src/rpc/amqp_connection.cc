@@ -385,11 +385,11 @@ absl::Status AmqpConnection::RpcStatus(std::string_view what, int channel) {
 void AmqpConnection::FinishFirstAttempt() {
   absl::MutexLock lock(&attempt_mu_);
   first_attempt_done_ = true;
+  first_attempt_ended_.store(true, std::memory_order_release);
 }
 
 bool AmqpConnection::FirstAttemptDone() const {
-  absl::MutexLock lock(&attempt_mu_);
-  return first_attempt_done_;
+  return first_attempt_ended_.load(std::memory_order_acquire);
 }
 
 bool AmqpConnection::AwaitFirstAttempt(absl::Time deadline) {

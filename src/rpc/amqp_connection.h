@@ -221,6 +221,8 @@ class AmqpConnection {
 
   mutable absl::Mutex attempt_mu_;
   bool first_attempt_done_ ABSL_GUARDED_BY(attempt_mu_) = false;
+  // The same, for readers that do not wait (and that TSan can see).
+  std::atomic<bool> first_attempt_ended_{false};
   void FinishFirstAttempt();
 
   mutable std::mutex error_mu_;

@@ -128,9 +128,9 @@ class AmqpTransport::Core : public AmqpSession {
 
   // Makes `call` final and answers its caller (or files it for
   // TakeLateReply). The answer waits in ready_ for DeliverReady().
-  void Finish(CallPtr call, absl::StatusOr<std::string> result);  // mu_ held
-  void RememberLate(const CallPtr& call);                         // mu_ held
-  void SweepLate(absl::Time now);                                 // mu_ held
+  void Finish(const CallPtr& call, absl::StatusOr<std::string> result);  // mu_ held
+  void RememberLate(const CallPtr& call);                                // mu_ held
+  void SweepLate(absl::Time now);                                        // mu_ held
   // Answers the caller of a call whose deadline came first.
   void Expire(const CallPtr& call);  // mu_ held
   // Runs the answers Finish and Expire left, without the lock.
@@ -167,7 +167,7 @@ class AmqpTransport::Core : public AmqpSession {
   AmqpConnection connection_;  // last: its thread uses everything above
 };
 
-void AmqpTransport::Core::Finish(CallPtr call, absl::StatusOr<std::string> result) {
+void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string> result) {
   if (call->state == PendingCall::State::kDone) return;
   call->state = PendingCall::State::kDone;
   call->request.clear();
@@ -181,7 +181,8 @@ void AmqpTransport::Core::Finish(CallPtr call, absl::StatusOr<std::string> resul
       call->has_deadline = false;
       deadlines_.erase(call->deadline_entry);
     }
-    calls_.erase(call->id);
+    // Last: `call` may be the entry this erases (the key is copied first).
+    calls_.erase(std::string(call->id));
     return;
   }
   call->result = std::move(result);
@@ -467,9 +468,9 @@ void AmqpTransport::Core::OnReturn(AmqpConnection& connection, AmqpMessage messa
     std::lock_guard<std::mutex> lock(mu_);
     auto it = calls_.find(message.properties.correlation_id);
     if (it == calls_.end()) return;
-    Finish(it->second, absl::UnavailableError(absl::StrCat(
-                           "no queue took the request to \"", message.routing_key,
-                           "\": ", message.reply_code, " ", message.reply_text)));
+    Finish(it->second, absl::UnavailableError(
+                           absl::StrCat("no queue took the request to \"", message.routing_key,
+                                        "\": ", message.reply_code, " ", message.reply_text)));
   }
   DeliverReady();
 }

@@ -21,6 +21,7 @@ class Channel;
 template <class RequestType, class ResponseType>
 class TemplatedGenericStub;
 class ByteBuffer;
+class Status;
 }  // namespace grpc
 
 namespace filemesh::internal {
@@ -61,7 +62,7 @@ class GrpcTransport final : public Transport {
   // Runs on keeper_: drives connection attempts while the channel is not
   // READY (see the .cc).
   void KeepConnecting();
-  void OnDone(PendingCall* call, TransportResult result);
+  void OnDone(PendingCall* call, const grpc::Status& status);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<GenericStub> stub_;
