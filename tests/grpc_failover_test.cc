@@ -3,6 +3,7 @@
 // port is closed or the server hangs, and the breaker's round trip.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "rpc/grpc_transport.h"
 #include "rpc_test_support.h"
+#include "wait_for.h"
 
 namespace filemesh {
 namespace {
@@ -129,6 +131,49 @@ TEST_F(GrpcFailoverTest, ApplicationErrorsCrossGrpcUnchanged) {
   CallResult unknown =
       channel_->Call("/filemesh.v1.FileLister/Nope", "", absl::Now() + absl::Seconds(5));
   EXPECT_EQ(unknown.response.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// A server that accepts calls at once but takes a second to answer each is
+// slow, not dead: with a 250 ms attempt timeout and a 5 s deadline every call
+// is served once, by gRPC, nothing goes to the fallback and the breaker
+// stays closed.
+TEST_F(GrpcFailoverTest, ASlowServerIsNotADeadOne) {
+  ServiceHostOptions options;
+  options.grpc_listen = "127.0.0.1:0";
+  options.threads = 10;
+  ServiceHost host(options);
+  std::atomic<int> handled{0};
+  host.Register<v1::ListRequest, v1::ListResponse>(
+      kListMethod, [&](const v1::ListRequest& request, absl::Time) {
+        ++handled;
+        std::this_thread::sleep_for(std::chrono::seconds(1));  // the slowness under test
+        return service_.lister->List(request);
+      });
+  ASSERT_TRUE(host.Start().ok());
+  FailoverPolicy policy;
+  policy.attempt_timeout = absl::Milliseconds(250);
+  Connect(absl::StrCat("127.0.0.1:", host.grpc_port()), policy);
+  // The connection first, so that the slow calls measure the server only.
+  ASSERT_TRUE(testing::WaitFor([&] { return channel_->primary_available(); }, absl::Seconds(10)));
+  constexpr int kCallers = 10;
+  constexpr int kCallsEach = 5;
+  std::atomic<int> by_grpc{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kCallers; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < kCallsEach; ++i) {
+        if (ListDocs().served_by == TransportKind::kGrpc) ++by_grpc;
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(by_grpc.load(), kCallers * kCallsEach);
+  EXPECT_EQ(handled.load(), kCallers * kCallsEach) << "a call was served twice";
+  EXPECT_EQ(fallback_->calls(), 0u);
+  EXPECT_EQ(channel_->breaker_state(), BreakerState::kClosed);
+  const ChannelStats stats = channel_->stats();
+  EXPECT_EQ(stats.failovers, 0u);
+  EXPECT_EQ(stats.breaker_opened, 0u);
 }
 
 TEST_F(GrpcFailoverTest, BreakerOpensProbesAndClosesWhenGrpcIsBack) {

@@ -2,17 +2,24 @@
 // cannot deliver it.
 //
 // Policy, per call:
-//  - The primary transport (gRPC) gets one attempt bounded by
-//    `attempt_timeout` (inside the call's own deadline). A transport failure
-//    (Unavailable, the attempt deadline, a channel known to be down) sends the
-//    same request over the fallback transport (AMQP) with what is left of the
-//    call's deadline. A status the service returned (InvalidArgument,
-//    NotFound, PermissionDenied, ...) is returned as it is, never retried.
+//  - The primary transport (gRPC) gets one attempt. Its server must
+//    acknowledge the call within `attempt_timeout` (filemesh servers send
+//    their initial metadata on arrival); once it has, the call waits for the
+//    answer until its own deadline, so a slow server is not taken for a dead
+//    one. No acknowledgement in time, Unavailable (no connection, or the
+//    server stopped answering mid-call, noticed by keepalive pings within
+//    2 s) or a channel known to be down sends the same request over the
+//    fallback transport (AMQP) with what is left of the call's deadline:
+//    List and Search are idempotent. A status the service returned
+//    (InvalidArgument, NotFound, PermissionDenied, ...) is returned as it is,
+//    never retried, and so is the deadline passing on an acknowledged call.
 //  - A circuit breaker counts consecutive primary failures. At
 //    `breaker_failure_threshold` it opens: calls go straight to the fallback.
 //    After a cooldown (doubling while failures go on, up to
-//    `breaker_max_cooldown`) one probe call tries the primary (half-open);
-//    its success closes the breaker, its failure opens it again.
+//    `breaker_max_cooldown`) one identified probe call tries the primary
+//    (half-open); its success closes the breaker, its failure opens it again.
+//    Only calls started in the breaker's current state move it; a slow call
+//    never counts against it.
 //  - When the fallback queued the request (the broker confirmed it) but no
 //    reply came in time, the call ends with CallInfo::queued set and an
 //    operation id; the reply, when it comes, is kept (bounded, with a TTL)
@@ -46,7 +53,8 @@ enum class BreakerState { kClosed, kOpen, kHalfOpen };
 std::string_view BreakerStateName(BreakerState state);
 
 struct FailoverPolicy {
-  // Longest a primary attempt may take before the call fails over.
+  // Longest the primary's server may take to acknowledge a call before the
+  // call fails over (not how long the call may take: its deadline says).
   absl::Duration attempt_timeout = absl::Milliseconds(250);
   // Consecutive primary failures that open the breaker.
   int breaker_failure_threshold = 3;

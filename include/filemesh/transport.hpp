@@ -36,6 +36,9 @@ std::string_view TransportKindName(TransportKind kind);
 struct TransportResult {
   // The serialized response, or why there is none.
   absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  // The server acknowledged the call before it ended (gRPC: its initial
+  // metadata came): it was alive and working on it, however long it took.
+  bool accepted = false;
   // Set when the transport handed the request to durable storage (the broker
   // confirmed it) but no reply came before the deadline: `response` is then
   // DeadlineExceeded, and the reply can still arrive and be fetched with
@@ -57,6 +60,18 @@ struct LateReply {
 // Receives the outcome of one call, exactly once.
 using TransportCallback = std::function<void(TransportResult)>;
 
+// When a call must end.
+struct CallOptions {
+  // The answer must come by then; past it the call ends DeadlineExceeded.
+  absl::Time deadline = absl::InfiniteFuture();
+  // The server must have acknowledged the call by then (gRPC: sent its
+  // initial metadata, which filemesh servers do on arrival), else the call
+  // ends Unavailable at once: a server that is not there or not answering
+  // is told from one that is merely slow. Transports that cannot tell
+  // ignore it.
+  absl::Time accept_deadline = absl::InfiniteFuture();
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -64,17 +79,17 @@ class Transport {
   virtual TransportKind kind() const = 0;
 
   // Sends `request` to `method` and returns without waiting; `done` gets the
-  // reply, a failure or, at `deadline`, DeadlineExceeded, exactly once. A
+  // reply, a failure or, at the deadline, DeadlineExceeded, exactly once. A
   // status that the service returned comes back unchanged; a failure to
   // deliver is Unavailable or DeadlineExceeded. `done` runs on a thread of
   // the transport (or on the caller's, before CallAsync returns, when the
   // outcome is known at once): it must not block, and it may start new calls.
   // A transport's destructor runs every pending `done` (Unavailable) before
   // it returns.
-  virtual void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
-                         TransportCallback done) = 0;
+  virtual void CallAsync(const std::string& method, const std::string& request,
+                         const CallOptions& options, TransportCallback done) = 0;
 
-  // The blocking form: CallAsync, then waits for its outcome.
+  // The blocking form: CallAsync with `deadline`, then waits for its outcome.
   TransportResult Call(const std::string& method, const std::string& request, absl::Time deadline);
 
   // True when the transport knows it cannot deliver now (a gRPC channel in

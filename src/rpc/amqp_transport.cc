@@ -540,8 +540,8 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
 }
 
 void AmqpTransport::CallAsync(const std::string& method, const std::string& request,
-                              absl::Time deadline, TransportCallback done) {
-  core_->CallAsync(method, request, deadline, std::move(done));
+                              const CallOptions& options, TransportCallback done) {
+  core_->CallAsync(method, request, options.deadline, std::move(done));
 }
 
 bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }

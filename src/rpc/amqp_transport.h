@@ -60,7 +60,8 @@ class AmqpTransport : public Transport {
   // `done` runs on the connection's I/O thread or the transport's deadline
   // thread. Calls made before the first connection attempt has ended wait
   // for it (within their deadline) instead of failing.
-  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+  // The accept deadline is not used: the broker, not the server, confirms.
+  void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
                  TransportCallback done) override;
 
   // True while the broker connection is down.

@@ -22,39 +22,50 @@ void CircuitBreaker::Refresh() {
 void CircuitBreaker::MoveTo(BreakerState next) {
   if (next == state_) return;
   const BreakerState previous = std::exchange(state_, next);
+  ++epoch_;
   if (next == BreakerState::kOpen) ++times_opened_;
   // Called under the lock: callbacks are documented to be short and not to
   // call back into the channel.
   if (policy_.on_breaker_change) policy_.on_breaker_change(previous, next);
 }
 
-bool CircuitBreaker::AllowPrimary() {
+CircuitBreaker::Ticket CircuitBreaker::AllowPrimary() {
   std::lock_guard<std::mutex> lock(mu_);
   Refresh();
+  Ticket ticket;
+  ticket.epoch = epoch_;
   switch (state_) {
     case BreakerState::kClosed:
-      return true;
+      ticket.allowed = true;
+      break;
     case BreakerState::kOpen:
-      return false;
+      break;
     case BreakerState::kHalfOpen:
-      if (probe_in_flight_) return false;
+      if (probe_in_flight_) break;
       probe_in_flight_ = true;
-      return true;
+      ticket.allowed = true;
+      ticket.probe = true;
+      break;
   }
-  return false;
+  return ticket;
 }
 
-void CircuitBreaker::RecordSuccess() {
+void CircuitBreaker::RecordSuccess(const Ticket& ticket) {
   std::lock_guard<std::mutex> lock(mu_);
+  Refresh();
+  if (!ticket.allowed || ticket.epoch != epoch_) return;  // from an earlier state
+  if (state_ == BreakerState::kHalfOpen && !ticket.probe) return;
   consecutive_failures_ = 0;
   probe_in_flight_ = false;
   cooldown_ = policy_.breaker_cooldown;
   MoveTo(BreakerState::kClosed);
 }
 
-void CircuitBreaker::RecordFailure() {
+void CircuitBreaker::RecordFailure(const Ticket& ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   Refresh();
+  if (!ticket.allowed || ticket.epoch != epoch_) return;  // from an earlier state
+  if (state_ == BreakerState::kHalfOpen && !ticket.probe) return;
   switch (state_) {
     case BreakerState::kClosed:
       if (++consecutive_failures_ < std::max(1, policy_.breaker_failure_threshold)) return;
@@ -66,8 +77,7 @@ void CircuitBreaker::RecordFailure() {
       probe_in_flight_ = false;
       break;
     case BreakerState::kOpen:
-      // A call let through before the breaker opened reports late.
-      return;
+      return;  // no ticket of this epoch was let through
   }
   open_until_ = clock_() + cooldown_;
   MoveTo(BreakerState::kOpen);

@@ -6,6 +6,13 @@
 // primary until the cooldown ends. Half-open: exactly one call (the probe)
 // tries the primary; its success closes the breaker and resets the cooldown,
 // its failure reopens it with the cooldown doubled (up to the maximum).
+//
+// Each call that may try the primary gets a ticket naming the state it was
+// let through in (an epoch, counted up at every change), and reports its
+// outcome with it. Only outcomes of calls started in the current state move
+// the breaker: a late success from a call started before the breaker opened
+// does not close it, a late failure from before a probe does not reopen it,
+// and in half-open state only the probe's ticket counts.
 
 #ifndef FILEMESH_SRC_RPC_CIRCUIT_BREAKER_H_
 #define FILEMESH_SRC_RPC_CIRCUIT_BREAKER_H_
@@ -26,13 +33,23 @@ class CircuitBreaker {
   // `clock` defaults to absl::Now.
   explicit CircuitBreaker(const FailoverPolicy& policy, Clock clock = nullptr);
 
+  // A call's permission to try the primary.
+  struct Ticket {
+    bool allowed = false;
+    // The breaker's epoch when the call was let through.
+    uint64_t epoch = 0;
+    // The call is the half-open state's one probe.
+    bool probe = false;
+  };
+
   // Whether this call may try the primary. In half-open state only the first
   // caller is let through (it becomes the probe and must report back).
-  bool AllowPrimary();
+  Ticket AllowPrimary();
 
-  // The outcome of a primary attempt that AllowPrimary() let through.
-  void RecordSuccess();
-  void RecordFailure();
+  // The outcome of a primary attempt that AllowPrimary() let through; a
+  // ticket from an earlier state changes nothing.
+  void RecordSuccess(const Ticket& ticket);
+  void RecordFailure(const Ticket& ticket);
 
   BreakerState state() const;
   uint64_t times_opened() const;
@@ -51,6 +68,7 @@ class CircuitBreaker {
   absl::Duration cooldown_;
   absl::Time open_until_;
   bool probe_in_flight_ = false;
+  uint64_t epoch_ = 0;  // counted up at every state change
   uint64_t times_opened_ = 0;
 };
 

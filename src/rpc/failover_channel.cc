@@ -60,6 +60,7 @@ struct PendingCall {
   absl::Time deadline;
   CallCallback done;
   CallResult result;
+  internal::CircuitBreaker::Ticket ticket;
   bool tried_primary = false;
   bool breaker_refused = false;
 };
@@ -69,7 +70,9 @@ struct PendingCall {
 TransportResult Transport::Call(const std::string& method, const std::string& request,
                                 absl::Time deadline) {
   internal::BlockingWait<TransportResult> wait;
-  CallAsync(method, request, deadline, wait.Callback());
+  CallOptions options;
+  options.deadline = deadline;
+  CallAsync(method, request, options, wait.Callback());
   return wait.Take();
 }
 
@@ -178,23 +181,26 @@ void FailoverChannel::CallAsync(const std::string& method, const std::string& re
   call->done = std::move(done);
 
   if (d.primary != nullptr) {
-    if (!d.breaker.AllowPrimary()) {
+    call->ticket = d.breaker.AllowPrimary();
+    if (!call->ticket.allowed) {
       call->breaker_refused = true;
     } else if (d.primary->KnownUnavailable()) {
       // The channel already knows it cannot connect: fail over at once.
-      d.breaker.RecordFailure();
+      d.breaker.RecordFailure(call->ticket);
       call->result.response = absl::UnavailableError("the primary transport cannot connect");
     } else {
       // Kept for the fallback, should the primary fail.
       if (d.fallback != nullptr) call->request = request;
-      const absl::Time attempt_deadline =
-          std::min(deadline, absl::Now() + d.policy.attempt_timeout);
+      // The server must accept the call within the attempt timeout; once it
+      // has, the call may take until its own deadline.
+      CallOptions options;
+      options.deadline = deadline;
+      options.accept_deadline = std::min(deadline, absl::Now() + d.policy.attempt_timeout);
       call->tried_primary = true;
       ++call->result.info.attempts;
-      d.primary->CallAsync(method, request, attempt_deadline,
-                           [impl = impl_.get(), call](TransportResult r) {
-                             impl->OnPrimaryResult(call, std::move(r));
-                           });
+      d.primary->CallAsync(method, request, options, [impl = impl_.get(), call](TransportResult r) {
+        impl->OnPrimaryResult(call, std::move(r));
+      });
       return;
     }
   }
@@ -204,15 +210,19 @@ void FailoverChannel::CallAsync(const std::string& method, const std::string& re
 
 void FailoverChannel::Impl::OnPrimaryResult(const std::shared_ptr<PendingCall>& call,
                                             TransportResult r) {
-  if (r.response.ok() || !IsTransportFailure(r.response.status())) {
-    breaker.RecordSuccess();
+  // An answer, or a live server that ran out of the call's own deadline:
+  // neither is the primary failing, and there is no time left to fail over.
+  const bool slow_but_alive =
+      r.accepted && r.response.status().code() == absl::StatusCode::kDeadlineExceeded;
+  if (r.response.ok() || !IsTransportFailure(r.response.status()) || slow_but_alive) {
+    breaker.RecordSuccess(call->ticket);
     ++served_by_primary;
     call->result.response = std::move(r.response);
     call->result.info.served_by = primary_kind;
     call->done(std::move(call->result));
     return;
   }
-  breaker.RecordFailure();
+  breaker.RecordFailure(call->ticket);
   call->result.response = std::move(r.response);
   TryFallback(call);
 }
@@ -241,7 +251,9 @@ void FailoverChannel::Impl::TryFallback(const std::shared_ptr<PendingCall>& call
   if (call->tried_primary) ++failovers;
   ++result.info.attempts;
   const std::string request = std::move(call->request);
-  fallback->CallAsync(call->method, request, call->deadline, [this, call](TransportResult r) {
+  CallOptions options;
+  options.deadline = call->deadline;
+  fallback->CallAsync(call->method, request, options, [this, call](TransportResult r) {
     CallResult& out = call->result;
     out.info.served_by = fallback_kind;
     if (!r.queued_id.empty()) {

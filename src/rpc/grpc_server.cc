@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "filemesh/log.hpp"
+#include "rpc/grpc_transport.h"
 #include "rpc/status_convert.h"
 
 namespace filemesh::internal {
@@ -43,6 +44,10 @@ class RawService final : public grpc::Service {
   grpc::ServerUnaryReactor* Handle(const std::string& method, grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // Acknowledge the call at once: the client then knows this server is
+    // alive and working on it, and waits for the answer until its deadline
+    // instead of failing over after its attempt timeout.
+    reactor->StartSendInitialMetadata();
     const auto client_deadline = context->deadline();
     const absl::Time deadline = client_deadline == std::chrono::system_clock::time_point::max()
                                     ? absl::InfiniteFuture()
@@ -95,8 +100,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
   // port in use (and take half its connections) instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Clients ping every 10 s to notice a stopped server; allow it.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  // Clients ping every second while calls are in flight, to notice a
+  // server that stopped answering (GrpcTransport); allow it.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveInterval) / 2));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (const std::string& service : registry.ServiceNames()) {
     impl->services.push_back(

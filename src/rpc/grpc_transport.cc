@@ -116,9 +116,14 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   // forever; a stalled peer is the attempt deadline's business, not this.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(kMinConnectTimeout));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.reconnect_backoff_max));
-  // Notice a peer that stopped answering (SIGSTOP, a dead host) between calls.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  // Notice within 2 s a peer that stops answering (SIGSTOP, a dead host)
+  // while calls are in flight: a ping every second, each answered within a
+  // second, however long no data has come (filemesh servers permit it).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveInterval)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveTimeout)));
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   auto channel = grpc::CreateCustomChannel(target->uri, grpc::InsecureChannelCredentials(), args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
@@ -156,17 +161,63 @@ void GrpcTransport::KeepConnecting() {
   }
 }
 
-// One call's state, alive from CallAsync to the end of its callback.
-struct GrpcTransport::PendingCall {
+// One call: a unary reactor of gRPC's callback API, alive from CallAsync
+// until both its end (OnDone) and its accept timer are done with.
+struct GrpcTransport::PendingCall final : public grpc::ClientUnaryReactor {
+  enum Acceptance : int { kWaiting, kAccepted, kTimedOut };
+
+  GrpcTransport* transport = nullptr;
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   TransportCallback done;
+  // kWaiting until the server's initial metadata comes (kAccepted) or the
+  // accept deadline passes first (kTimedOut, and the call is cancelled).
+  std::atomic<int> acceptance{kWaiting};
+  uint64_t accept_timer = 0;  // 0: none
+  // OnDone, and the accept timer's end (run or cancelled) when there is
+  // one: the last of them deletes the call.
+  std::atomic<int> events_left{1};
   // Stored (release) by the calling thread just before gRPC takes the call,
-  // loaded (acquire) first thing by the completion on gRPC's thread. gRPC
-  // orders the two itself, inside its uninstrumented library; this pair
-  // makes that order visible to ThreadSanitizer, and costs nothing on x86.
+  // loaded (acquire) first thing by every callback on gRPC's threads. gRPC
+  // orders them itself, inside its uninstrumented library; this pair makes
+  // that order visible to ThreadSanitizer, and costs nothing on x86.
   std::atomic<bool> handed_over{false};
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    (void)handed_over.load(std::memory_order_acquire);
+    int waiting = kWaiting;
+    if (ok && acceptance.compare_exchange_strong(waiting, kAccepted)) CancelAcceptTimer();
+  }
+
+  // On the transport's timer thread.
+  void OnAcceptTimeout() {
+    int waiting = kWaiting;
+    if (acceptance.compare_exchange_strong(waiting, kTimedOut)) context.TryCancel();
+    EventDone();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    (void)handed_over.load(std::memory_order_acquire);
+    CancelAcceptTimer();
+    transport->Finish(this, status);
+    EventDone();
+  }
+
+  // A timer cancelled before it ran is done with; one that ran (or runs)
+  // ends in OnAcceptTimeout.
+  void CancelAcceptTimer() {
+    if (accept_timer != 0 && transport->timers_.Cancel(accept_timer)) EventDone();
+  }
+
+  void EventDone() {
+    if (events_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    GrpcTransport* owner = transport;
+    // Destroyed (its ClientContext too) before the transport's destructor,
+    // which waits for active_ to reach zero, may go on.
+    delete this;
+    owner->CallDestroyed();
+  }
 };
 
 GrpcTransport::~GrpcTransport() {
@@ -187,9 +238,10 @@ GrpcTransport::~GrpcTransport() {
 }
 
 void GrpcTransport::CallAsync(const std::string& method, const std::string& request,
-                              absl::Time deadline, TransportCallback done) {
+                              const CallOptions& options, TransportCallback done) {
   auto call = std::make_unique<PendingCall>();
-  call->context.set_deadline(absl::ToChronoTime(deadline));
+  call->transport = this;
+  call->context.set_deadline(absl::ToChronoTime(options.deadline));
   call->request = StringToByteBuffer(request);
   call->done = std::move(done);
   {
@@ -204,27 +256,40 @@ void GrpcTransport::CallAsync(const std::string& method, const std::string& requ
     ++active_;
   }
   PendingCall* raw = call.release();
+  stub_->PrepareUnaryCall(&raw->context, method, grpc::StubOptions(), &raw->request, &raw->response,
+                          raw);
+  // Past the accept deadline a call the server has not acknowledged is
+  // cancelled (and ends Unavailable); past the deadline gRPC ends it.
+  if (options.accept_deadline < options.deadline) {
+    raw->events_left.store(2);
+    raw->accept_timer =
+        timers_.Schedule(options.accept_deadline, [raw] { raw->OnAcceptTimeout(); });
+  }
   raw->handed_over.store(true, std::memory_order_release);
-  stub_->UnaryCall(&raw->context, method, grpc::StubOptions(), &raw->request, &raw->response,
-                   [this, raw](const grpc::Status& status) { OnDone(raw, status); });
+  raw->StartCall();
 }
 
-void GrpcTransport::OnDone(PendingCall* call, const grpc::Status& status) {
-  (void)call->handed_over.load(std::memory_order_acquire);
+void GrpcTransport::Finish(PendingCall* call, const grpc::Status& status) {
   {
     std::lock_guard<std::mutex> lock(calls_mu_);
     calls_.erase(call);
   }
   TransportResult result;
+  const int acceptance = call->acceptance.load();
+  result.accepted = acceptance == PendingCall::kAccepted;
   if (status.ok()) {
     result.response = ByteBufferToString(call->response);
+  } else if (acceptance == PendingCall::kTimedOut &&
+             status.error_code() == grpc::StatusCode::CANCELLED) {
+    result.response = absl::UnavailableError(
+        "the server did not acknowledge the call within the attempt timeout");
   } else {
     result.response = FromGrpcStatus(status);
   }
   call->done(std::move(result));
-  // Destroyed (its ClientContext too) before the destructor, which waits
-  // for active_ to reach zero, may go on.
-  delete call;
+}
+
+void GrpcTransport::CallDestroyed() {
   std::lock_guard<std::mutex> lock(calls_mu_);
   if (--active_ == 0 && closing_) calls_cv_.notify_all();
 }

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "filemesh/transport.hpp"
+#include "rpc/timer_queue.h"
 
 namespace grpc {
 class Channel;
@@ -25,6 +26,12 @@ class Status;
 }  // namespace grpc
 
 namespace filemesh::internal {
+
+// How often a client pings a server while calls are in flight, and how long
+// it waits for the answer: a server that stops answering mid-call is noticed
+// within their sum. Servers must permit pings this often (GrpcServer does).
+inline constexpr absl::Duration kKeepaliveInterval = absl::Seconds(1);
+inline constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(1);
 
 struct GrpcTransportOptions {
   // "host:port", any gRPC target URI ("dns:///...", "unix:..."), or several
@@ -48,8 +55,10 @@ class GrpcTransport final : public Transport {
   ~GrpcTransport() override;
 
   TransportKind kind() const override { return TransportKind::kGrpc; }
-  // `done` runs on one of gRPC's callback threads.
-  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+  // `done` runs on one of gRPC's callback threads. A call the server has not
+  // acknowledged (initial metadata) by options.accept_deadline is cancelled
+  // and ends Unavailable; TransportResult::accepted says whether it was.
+  void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
                  TransportCallback done) override;
   // The channel is in TRANSIENT_FAILURE (and asked to reconnect).
   bool KnownUnavailable() const override;
@@ -62,10 +71,15 @@ class GrpcTransport final : public Transport {
   // Runs on keeper_: drives connection attempts while the channel is not
   // READY (see the .cc).
   void KeepConnecting();
-  void OnDone(PendingCall* call, const grpc::Status& status);
+  // The call's end: its outcome to `done` (on gRPC's thread).
+  void Finish(PendingCall* call, const grpc::Status& status);
+  // The call's last event has run and it is gone.
+  void CallDestroyed();
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<GenericStub> stub_;
+  // Accept deadlines of the calls in flight.
+  TimerQueue timers_;
 
   // Calls in flight, cancelled and waited for by the destructor.
   std::mutex calls_mu_;

@@ -107,8 +107,8 @@ uint64_t InMemoryTransport::calls() const {
 }
 
 void InMemoryTransport::CallAsync(const std::string& method, const std::string& request,
-                                  absl::Time deadline, TransportCallback done) {
-  done(impl_->Answer(method, request, deadline));
+                                  const CallOptions& options, TransportCallback done) {
+  done(impl_->Answer(method, request, options.deadline));
 }
 
 TransportResult InMemoryTransport::Impl::Answer(const std::string& method,
@@ -129,6 +129,7 @@ TransportResult InMemoryTransport::Impl::Answer(const std::string& method,
       return result;
     }
   }
+  result.accepted = true;
   result.response = Serve(method, request, deadline);
   return result;
 }

@@ -51,7 +51,7 @@ class InMemoryTransport final : public Transport {
 
   TransportKind kind() const override { return TransportKind::kInMemory; }
   // Serves the call on the calling thread: `done` runs before it returns.
-  void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
+  void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
                  TransportCallback done) override;
   bool KnownUnavailable() const override;
   LateReply TakeLateReply(const std::string& queued_id) override;
