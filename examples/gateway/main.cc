@@ -39,7 +39,8 @@ ABSL_FLAG(std::string, api_key, "",
 ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(5),
           "deadline of a backend call; past it a call queued on the broker answers 202");
 ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
-          "longest gRPC attempt before failing over to RabbitMQ");
+          "longest a gRPC server may take to acknowledge a call before it goes over RabbitMQ "
+          "(an acknowledged call waits for its answer until --request_timeout)");
 ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
 ABSL_FLAG(int, http_io_threads, 0,

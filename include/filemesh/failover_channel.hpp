@@ -13,6 +13,7 @@
 //    List and Search are idempotent. A status the service returned
 //    (InvalidArgument, NotFound, PermissionDenied, ...) is returned as it is,
 //    never retried, and so is the deadline passing on an acknowledged call.
+//    A channel without a fallback gives its primary the whole deadline.
 //  - A circuit breaker counts consecutive primary failures. At
 //    `breaker_failure_threshold` it opens: calls go straight to the fallback.
 //    After a cooldown (doubling while failures go on, up to

@@ -192,10 +192,13 @@ void FailoverChannel::CallAsync(const std::string& method, const std::string& re
       // Kept for the fallback, should the primary fail.
       if (d.fallback != nullptr) call->request = request;
       // The server must accept the call within the attempt timeout; once it
-      // has, the call may take until its own deadline.
+      // has, the call may take until its own deadline. With nowhere to fail
+      // over to, giving up early gains nothing: the whole deadline it is.
       CallOptions options;
       options.deadline = deadline;
-      options.accept_deadline = std::min(deadline, absl::Now() + d.policy.attempt_timeout);
+      options.accept_deadline = d.fallback != nullptr
+                                    ? std::min(deadline, absl::Now() + d.policy.attempt_timeout)
+                                    : deadline;
       call->tried_primary = true;
       ++call->result.info.attempts;
       d.primary->CallAsync(method, request, options, [impl = impl_.get(), call](TransportResult r) {
