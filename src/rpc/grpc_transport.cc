@@ -187,31 +187,32 @@ struct GrpcTransport::PendingCall final : public grpc::ClientUnaryReactor {
   void OnReadInitialMetadataDone(bool ok) override {
     (void)handed_over.load(std::memory_order_acquire);
     int waiting = kWaiting;
-    if (ok && acceptance.compare_exchange_strong(waiting, kAccepted)) CancelAcceptTimer();
+    // OnDone is still to come (gRPC calls it last): this never deletes.
+    if (ok && acceptance.compare_exchange_strong(waiting, kAccepted) && CancelAcceptTimer()) {
+      EventsDone(1);
+    }
   }
 
   // On the transport's timer thread.
   void OnAcceptTimeout() {
     int waiting = kWaiting;
     if (acceptance.compare_exchange_strong(waiting, kTimedOut)) context.TryCancel();
-    EventDone();
+    EventsDone(1);
   }
 
   void OnDone(const grpc::Status& status) override {
     (void)handed_over.load(std::memory_order_acquire);
-    CancelAcceptTimer();
+    const bool timer_cancelled = CancelAcceptTimer();
     transport->Finish(this, status);
-    EventDone();
+    EventsDone(timer_cancelled ? 2 : 1);
   }
 
-  // A timer cancelled before it ran is done with; one that ran (or runs)
-  // ends in OnAcceptTimeout.
-  void CancelAcceptTimer() {
-    if (accept_timer != 0 && transport->timers_.Cancel(accept_timer)) EventDone();
-  }
+  // True when the accept timer was pending and now never runs (its event is
+  // then done with); a timer that ran (or runs) ends in OnAcceptTimeout.
+  bool CancelAcceptTimer() { return accept_timer != 0 && transport->timers_.Cancel(accept_timer); }
 
-  void EventDone() {
-    if (events_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  void EventsDone(int n) {
+    if (events_left.fetch_sub(n, std::memory_order_acq_rel) != n) return;
     GrpcTransport* owner = transport;
     // Destroyed (its ClientContext too) before the transport's destructor,
     // which waits for active_ to reach zero, may go on.

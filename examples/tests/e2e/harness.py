@@ -288,13 +288,20 @@ class Process:
     def close(self):
         self.kill()
 
-    def peak_rss_kib(self):
-        """VmHWM of the process, in KiB."""
+    def _status_kib(self, field):
         with open(f"/proc/{self.pid}/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return None
+
+    def peak_rss_kib(self):
+        """VmHWM of the process, in KiB."""
+        return self._status_kib("VmHWM")
+
+    def rss_kib(self):
+        """VmRSS of the process, in KiB."""
+        return self._status_kib("VmRSS")
 
 
 def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", threads=2,

@@ -21,14 +21,6 @@ def raise_fd_limit(wanted):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def rss_kib(proc):
-    with open(f"/proc/{proc.pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
 def open_connections(port, count, first_bytes=b""):
     conns = []
     for _ in range(count):
@@ -151,14 +143,17 @@ class GatewayEdgeTest(harness.ProcessTestCase):
         mserv1.signal(signal.SIGCONT)
         for t in hung:
             t.join(60)
-        self.assertEqual(sorted(set(outcomes)), [200])
+        # Answered once mserv1 runs again, or 503 if the gateway's keepalive
+        # pings (1 s + 1 s) gave up on it first; never a hang.
+        self.assertEqual(len(outcomes), 200)
+        self.assertLessEqual(set(outcomes), {200, 503})
 
     def test_idle_keep_alive_connections_cost_little_memory(self):
         _, gw = self.lister_and_gateway()
         # Warm up every path a connection takes, then measure.
         warm = open_connections(gw.http.port, 100)
         close_all(warm)
-        before = rss_kib(gw)
+        before = gw.rss_kib()
         conns = open_connections(gw.http.port, 2000)
         self.addCleanup(close_all, conns)
         # Each has made one request and keeps the connection.
@@ -166,7 +161,7 @@ class GatewayEdgeTest(harness.ProcessTestCase):
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         for s in conns:
             self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200 "))
-        after = rss_kib(gw)
+        after = gw.rss_kib()
         per_connection = (after - before) * 1024 / 2000
         print(f"RSS {before} -> {after} KiB with 2,000 idle keep-alive connections: "
               f"{per_connection:.0f} bytes each")
