@@ -10,5 +10,6 @@ filemesh_add_test(failover_channel_test SOURCES failover_channel_test.cc LIBS fi
 filemesh_add_test(grpc_failover_test SOURCES grpc_failover_test.cc
   LIBS filemesh_rpc_test_support absl::synchronization)
 filemesh_add_test(log_test SOURCES log_test.cc LIBS filemesh_rpc_test_support)
+filemesh_add_test(timer_queue_test SOURCES timer_queue_test.cc LIBS filemesh::rpc)
 filemesh_add_test(process_test SOURCES process_test.cc LIBS filemesh::rpc absl::flags absl::flags_reflection)
 filemesh_add_test(service_host_test SOURCES service_host_test.cc LIBS filemesh_rpc_test_support)

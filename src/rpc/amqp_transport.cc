@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -20,6 +18,7 @@
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
 #include "rpc/handler_registry.h"
+#include "rpc/timer_queue.h"
 
 namespace filemesh::internal {
 namespace {
@@ -57,9 +56,8 @@ struct PendingCall {
   absl::Time deadline;
   // The caller's callback until it has been handed the outcome.
   TransportCallback done;
-  // Its entry in Core::deadlines_, while it has one.
-  bool has_deadline = false;
-  std::multimap<absl::Time, std::shared_ptr<PendingCall>>::iterator deadline_entry;
+  // Its timer in Core::timers_ while the caller waits with a deadline; 0: none.
+  uint64_t deadline_timer = 0;
   absl::StatusOr<std::string> result = absl::UnknownError("no reply");
 };
 
@@ -84,12 +82,7 @@ class AmqpTransport::Core : public AmqpSession {
 
   ~Core() override {
     connection_.Shutdown();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      timer_stop_ = true;
-    }
-    timer_cv_.notify_all();
-    if (timer_.joinable()) timer_.join();
+    timers_.reset();  // no deadline runs from here on
     {
       std::lock_guard<std::mutex> lock(mu_);
       std::vector<CallPtr> all;
@@ -99,10 +92,7 @@ class AmqpTransport::Core : public AmqpSession {
     DeliverReady();
   }
 
-  absl::Status Start() {
-    timer_ = std::thread([this] { RunDeadlines(); });
-    return connection_.Start();
-  }
+  absl::Status Start() { return connection_.Start(); }
   bool Connected() const { return connection_.Connected(); }
   const std::string& reply_queue() const { return reply_queue_; }
 
@@ -135,8 +125,6 @@ class AmqpTransport::Core : public AmqpSession {
   void Expire(const CallPtr& call);  // mu_ held
   // Runs the answers Finish and Expire left, without the lock.
   void DeliverReady();
-  // The deadline thread: answers calls whose deadline passes.
-  void RunDeadlines();
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
   const AmqpClientOptions options_;
@@ -152,10 +140,8 @@ class AmqpTransport::Core : public AmqpSession {
   std::deque<std::pair<absl::Time, std::string>> late_order_;  // by expiry
   size_t late_count_ = 0;
   std::vector<Delivery> ready_;
-  std::multimap<absl::Time, CallPtr> deadlines_;  // calls whose caller waits
-  bool timer_stop_ = false;
-  std::condition_variable timer_cv_;
-  std::thread timer_;
+  // The deadlines of calls whose caller waits; reset first by ~Core.
+  std::unique_ptr<TimerQueue> timers_ = std::make_unique<TimerQueue>();
 
   // I/O thread only.
   std::map<uint64_t, CallPtr> unconfirmed_;  // by publish sequence
@@ -177,10 +163,8 @@ void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string
     out.response = std::move(result);
     ready_.emplace_back(std::move(call->done), std::move(out));
     call->done = nullptr;
-    if (call->has_deadline) {
-      call->has_deadline = false;
-      deadlines_.erase(call->deadline_entry);
-    }
+    if (call->deadline_timer != 0 && timers_ != nullptr) timers_->Cancel(call->deadline_timer);
+    call->deadline_timer = 0;
     // Last: `call` may be the entry this erases (the key is copied first).
     calls_.erase(std::string(call->id));
     return;
@@ -226,30 +210,6 @@ void AmqpTransport::Core::DeliverReady() {
     batch.swap(ready_);
   }
   for (auto& [done, result] : batch) done(std::move(result));
-}
-
-void AmqpTransport::Core::RunDeadlines() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!timer_stop_) {
-    const absl::Time now = absl::Now();
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-      CallPtr call = deadlines_.begin()->second;
-      call->has_deadline = false;
-      deadlines_.erase(deadlines_.begin());
-      Expire(call);
-    }
-    if (!ready_.empty()) {
-      lock.unlock();
-      DeliverReady();
-      lock.lock();
-      continue;
-    }
-    if (deadlines_.empty()) {
-      timer_cv_.wait(lock);
-    } else {
-      timer_cv_.wait_until(lock, absl::ToChronoTime(deadlines_.begin()->first));
-    }
-  }
 }
 
 void AmqpTransport::Core::RememberLate(const CallPtr& call) {
@@ -328,10 +288,14 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
     outbox_.push_back(call);
     // A deadline more than a year away is taken as none.
     if (deadline - absl::Now() <= absl::Hours(24 * 365)) {
-      const bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
-      call->deadline_entry = deadlines_.emplace(deadline, call);
-      call->has_deadline = true;
-      if (earliest) timer_cv_.notify_all();
+      call->deadline_timer = timers_->Schedule(deadline, [this, call] {
+        {
+          std::lock_guard<std::mutex> expire_lock(mu_);
+          call->deadline_timer = 0;
+          Expire(call);
+        }
+        DeliverReady();
+      });
     }
   }
   connection_.Wake();
