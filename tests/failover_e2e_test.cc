@@ -85,7 +85,7 @@ class FailoverEndToEndTest : public ::testing::Test {
 };
 
 TEST_F(FailoverEndToEndTest, GrpcUpIsServedByGrpc) {
-  auto host = Host("127.0.0.1:0", /*amqp=*/true);
+  auto host = Host(testing::LoopbackListenAddress(), /*amqp=*/true);
   // The first call also connects; give it room (sanitizer builds are slow).
   FailoverPolicy policy;
   policy.attempt_timeout = absl::Seconds(5);
@@ -118,7 +118,7 @@ TEST_F(FailoverEndToEndTest, HangingGrpcServerIsServedByAmqpAfterTheAttemptTimeo
 }
 
 TEST_F(FailoverEndToEndTest, BreakerOpensToAmqpAndClosesWhenGrpcIsBack) {
-  auto grpc_host = Host("127.0.0.1:0", /*amqp=*/false);
+  auto grpc_host = Host(testing::LoopbackListenAddress(), /*amqp=*/false);
   auto amqp_host = Host("", /*amqp=*/true);
   const int port = grpc_host->grpc_port();
   FailoverPolicy policy;
@@ -148,7 +148,7 @@ TEST_F(FailoverEndToEndTest, BreakerOpensToAmqpAndClosesWhenGrpcIsBack) {
 }
 
 TEST_F(FailoverEndToEndTest, ApplicationErrorsAreTheSameOverBothTransports) {
-  auto host = Host("127.0.0.1:0", /*amqp=*/true);
+  auto host = Host(testing::LoopbackListenAddress(), /*amqp=*/true);
   FileListerClient over_grpc(Channel(Loopback(host->grpc_port()), false));
   FileListerClient over_amqp(Channel("", true));
   for (const std::string path : {"../escape", "missing", "docs/a.txt"}) {
@@ -201,7 +201,7 @@ TEST_F(FailoverEndToEndTest, QueuedRequestIsAnsweredByAHostStartedLater) {
 }
 
 TEST_F(FailoverEndToEndTest, ManyThreadsWhileTheGrpcServerStopsAndStarts) {
-  auto grpc_host = Host("127.0.0.1:0", /*amqp=*/false);
+  auto grpc_host = Host(testing::LoopbackListenAddress(), /*amqp=*/false);
   auto amqp_host = Host("", /*amqp=*/true);
   const int port = grpc_host->grpc_port();
   FailoverPolicy policy;

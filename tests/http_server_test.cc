@@ -32,6 +32,7 @@
 #include "filemesh/process.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "loopback_port.h"
 #include "wait_for.h"
 
 namespace filemesh {
@@ -76,7 +77,7 @@ void ExpectOneConnection(const std::vector<HttpRequest>& got) {
 
 HttpServerOptions TestOptions() {
   HttpServerOptions options;
-  options.listen = "127.0.0.1:0";
+  options.listen = testing::LoopbackListenAddress();
   options.io_threads = 4;
   return options;
 }
@@ -480,7 +481,7 @@ TEST(HttpServerTest, MalformedListenAddressesAreInvalidArgument) {
 
 TEST(HttpServerTest, BadOptionsAreInvalidArgument) {
   HttpServerOptions options;
-  options.listen = "127.0.0.1:0";
+  options.listen = testing::LoopbackListenAddress();
   options.io_threads = -1;
   EXPECT_EQ(HttpServer(options).Start([](const HttpRequest&) { return HttpResponse{}; }).code(),
             absl::StatusCode::kInvalidArgument);

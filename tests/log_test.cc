@@ -246,7 +246,7 @@ TEST(LogTest, RedactUrlHidesPasswordsOnly) {
 TEST(LogTest, ServiceHostLogsListeningAddressStartAndStop) {
   testing::SampleService service;
   CapturedLog log;
-  auto host = testing::StartHost(service, "127.0.0.1:0");
+  auto host = testing::StartHost(service, testing::LoopbackListenAddress());
   const std::string address = absl::StrCat("127.0.0.1:", host->grpc_port());
   EXPECT_THAT(log.Events("grpc_listening"),
               ::testing::ElementsAre(::testing::EndsWith(" address=" + address)));
@@ -300,7 +300,7 @@ TEST(LogTest, LogCallsWritesOneLinePerCallBeforeTheReply) {
   testing::SampleService service;
   CapturedLog log;
   ServiceHostOptions options;
-  options.grpc_listen = "127.0.0.1:0";
+  options.grpc_listen = testing::LoopbackListenAddress();
   options.log_calls = true;
   ServiceHost host(options);
   host.AddFileLister(*service.lister);
@@ -320,7 +320,7 @@ TEST(LogTest, LogCallsWritesOneLinePerCallBeforeTheReply) {
 TEST(LogTest, CallsAreNotLoggedByDefault) {
   testing::SampleService service;
   CapturedLog log;
-  auto host = testing::StartHost(service, "127.0.0.1:0");
+  auto host = testing::StartHost(service, testing::LoopbackListenAddress());
   ASSERT_TRUE(ListDocs(*host).ok());
   EXPECT_TRUE(log.Events("call").empty());
 }

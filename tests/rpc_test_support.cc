@@ -1,42 +1,16 @@
 #include "rpc_test_support.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 
 namespace filemesh::testing {
-namespace {
 
-int BindLoopback(int* port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    std::perror("bind loopback");
-    std::abort();
-  }
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-}  // namespace
-
-int UnusedLoopbackPort() {
-  int port = 0;
-  ::close(BindLoopback(&port));
-  return port;
-}
+int UnusedLoopbackPort() { return FreeLoopbackPort(); }
 
 BlackholeServer::BlackholeServer() {
-  fd_ = BindLoopback(&port_);
+  fd_ = BindLowLoopbackPort(&port_);
   if (::listen(fd_, 64) != 0) {
     std::perror("listen");
     std::abort();

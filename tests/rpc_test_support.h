@@ -9,11 +9,13 @@
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/service_host.hpp"
+#include "loopback_port.h"
 #include "test_tree.h"
 
 namespace filemesh::testing {
 
-// A loopback port nothing listens on (bound, then released).
+// A loopback port nothing listens on (bound, then released), below the
+// ephemeral range.
 int UnusedLoopbackPort();
 
 // A TCP listener on 127.0.0.1 that completes handshakes (the kernel's
@@ -39,8 +41,8 @@ struct SampleService {
   std::unique_ptr<FileSearcher> searcher;
 };
 
-// Starts a host serving `service` on gRPC at `listen` ("127.0.0.1:0" for any
-// port) and/or AMQP at `amqp_url`; aborts the test binary if it cannot.
+// Starts a host serving `service` on gRPC at `listen` (LoopbackListenAddress()
+// for a free port) and/or AMQP at `amqp_url`; aborts the test binary if it cannot.
 std::unique_ptr<ServiceHost> StartHost(const SampleService& service, const std::string& listen,
                                        const std::string& amqp_url = "");
 

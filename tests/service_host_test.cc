@@ -14,7 +14,7 @@ namespace {
 
 TEST(ServiceHostTest, AGrpcPortInUseIsUnavailable) {
   testing::SampleService service;
-  auto first = testing::StartHost(service, "127.0.0.1:0");
+  auto first = testing::StartHost(service, testing::LoopbackListenAddress());
   ServiceHostOptions options;
   options.grpc_listen = absl::StrCat("127.0.0.1:", first->grpc_port());
   ServiceHost second(options);

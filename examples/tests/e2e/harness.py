@@ -154,6 +154,14 @@ def loopback(port):
     return f"127.0.0.1:{port}"
 
 
+def _listen_address(address):
+    """`address`, with port 0 ("127.0.0.1:0") replaced by a free port below
+    the ephemeral range: servers under test never take a port there."""
+    if address.endswith(":0"):
+        return f"{address[:-2]}:{free_port()}"
+    return address
+
+
 # ---------------------------------------------------------------------------
 # Processes
 
@@ -307,7 +315,9 @@ class Process:
 def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", threads=2,
                 log_calls=False, name=None, prefix=(), wait=True):
     """mserv1 or mserv2; waits until it listens (gRPC) and consumes (AMQP).
-    With grpc_listen "127.0.0.1:0" the chosen address is in `.grpc_address`."""
+    With grpc_listen "127.0.0.1:0" a free port below the ephemeral range is
+    chosen; the address is in `.grpc_address`."""
+    grpc_listen = _listen_address(grpc_listen)
     argv = [BINARIES[binary_key], f"--root={root}", f"--grpc_listen={grpc_listen}",
             f"--amqp_url={amqp_url}", f"--queue_prefix={queue_prefix}", f"--threads={threads}"]
     if log_calls:
@@ -325,7 +335,9 @@ def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", 
 def start_gateway(lister_grpc="", searcher_grpc="", amqp_url="", queue_prefix="", api_key="",
                   request_timeout="5s", attempt_timeout="250ms", breaker_cooldown="1s",
                   listen="127.0.0.1:0", extra=(), name="gateway", env=None):
-    """The gateway; waits until it listens. `.http` is a client for it."""
+    """The gateway; waits until it listens. `.http` is a client for it.
+    Port 0 in `listen` means a free port below the ephemeral range."""
+    listen = _listen_address(listen)
     argv = [BINARIES["gateway"], f"--listen={listen}", f"--lister_grpc={lister_grpc}",
             f"--searcher_grpc={searcher_grpc}", f"--amqp_url={amqp_url}",
             f"--queue_prefix={queue_prefix}", f"--request_timeout={request_timeout}",
