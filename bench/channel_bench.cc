@@ -14,6 +14,7 @@
 #include "filemesh/clients.hpp"
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/file_lister.hpp"
+#include "filemesh/process.hpp"
 #include "filemesh/service_host.hpp"
 #include "temp_tree.h"
 
@@ -30,6 +31,7 @@ struct Rig {
 
 Rig& GetRig() {
   static Rig* rig = [] {
+    filemesh::TuneProcessForRpc();  // as the services' main() does
     auto* r = new Rig;
     const int dir = filemesh::bench::MakeDir(r->tree.fd(), "d");
     for (const char* name : {"a", "b", "c"}) filemesh::bench::Touch(dir, name);

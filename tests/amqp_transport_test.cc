@@ -121,6 +121,56 @@ TEST_F(AmqpTransportTest, RoundTripCarriesTheServiceResponse) {
   EXPECT_EQ(service.handled(), 3);
 }
 
+TEST_F(AmqpTransportTest, TheServerRunsACallForTheCallersTimeNotTheQueueTtl) {
+  EchoService service;
+  auto server = Serve(ServerOptions(service));
+  AmqpClientOptions options = ClientOptions();
+  options.late_reply_ttl = absl::Minutes(10);  // the request's `expiration`
+  auto client = Connect(options);
+  ASSERT_TRUE(server && client);
+  ASSERT_TRUE(client->Call(kListMethod, ListRequestBytes("a"), In(absl::Seconds(3))).response.ok());
+  // A request from a client that sends no run-time header: its expiration.
+  auto admin = Admin();
+  ASSERT_NE(admin, nullptr);
+  const std::string replies = prefix_ + "test.replies";
+  ASSERT_TRUE(admin->DeclareQueue(replies));
+  RawMessage raw;
+  raw.content_type = "application/x-protobuf";
+  raw.type = kListMethod;
+  raw.correlation_id = "c-old-client";
+  raw.reply_to = replies;
+  raw.body = ListRequestBytes("b");
+  raw.expiration = "7000";
+  ASSERT_TRUE(admin->Publish(queue_, raw));
+  ASSERT_TRUE(WaitFor([&] { return service.budgets().size() == 2; }, kSettle));
+  const std::vector<absl::Duration> budgets = service.budgets();
+  EXPECT_LE(budgets[0], absl::Seconds(3)) << budgets[0];
+  EXPECT_GT(budgets[0], absl::Seconds(2)) << budgets[0];
+  EXPECT_LE(budgets[1], absl::Seconds(7)) << budgets[1];
+  EXPECT_GT(budgets[1], absl::Seconds(6)) << budgets[1];
+}
+
+TEST_F(AmqpTransportTest, MessagesAboveTheLimitAreResourceExhausted) {
+  EchoService service;
+  auto server = Serve(ServerOptions(service));
+  AmqpClientOptions options = ClientOptions();
+  options.max_message_bytes = 64;
+  auto client = Connect(options);
+  ASSERT_TRUE(server && client);
+  // A request too large is refused before it is sent.
+  TransportResult result =
+      client->Call(kListMethod, ListRequestBytes(std::string(100, 'p')), In(kSettle));
+  EXPECT_EQ(result.response.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(service.handled(), 0);
+  // A reply too large (the echo repeats the path) is refused on arrival.
+  result = client->Call(kListMethod, ListRequestBytes(std::string(30, 'p')), In(kSettle));
+  EXPECT_EQ(result.response.status().code(), absl::StatusCode::kResourceExhausted)
+      << result.response.status();
+  EXPECT_EQ(service.handled(), 1);
+  // Small ones still pass.
+  EXPECT_TRUE(client->Call(kListMethod, ListRequestBytes("s"), In(kSettle)).response.ok());
+}
+
 TEST_F(AmqpTransportTest, ServiceErrorCrossesWithItsCodeAndMessage) {
   EchoService service;
   auto server = Serve(ServerOptions(service));

@@ -19,7 +19,8 @@ using testing::InMemoryTransport;
 class EchoLister : public FileListerInterface {
  public:
   explicit EchoLister(std::string tag) : tag_(std::move(tag)) {}
-  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const override {
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request,
+                                        absl::Time /*deadline*/) const override {
     if (request.path() == "missing") return absl::NotFoundError("no such directory: missing");
     if (request.path() == "flaky") return absl::UnavailableError("handler says unavailable");
     v1::ListResponse response;

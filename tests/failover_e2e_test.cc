@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "rabbitmq/broker.h"
 #include "rpc_test_support.h"
+#include "wait_for.h"
 
 namespace filemesh {
 namespace {
@@ -145,6 +146,59 @@ TEST_F(FailoverEndToEndTest, BreakerOpensToAmqpAndClosesWhenGrpcIsBack) {
   EXPECT_EQ(info.served_by, TransportKind::kGrpc);
   EXPECT_EQ(channel->breaker_state(), BreakerState::kClosed);
   EXPECT_GE(channel->stats().breaker_opened, 1u);
+}
+
+// A search whose whole answer would be about 40 MB: the searcher stops at its
+// byte budget (15 MiB, under the 16 MiB message limit), and the truncated
+// answer comes back over gRPC, and the same over AMQP when gRPC is down:
+// never an error, never a failover.
+TEST_F(FailoverEndToEndTest, AFortyMegabyteResultIsTruncatedByBytesOnBothTransports) {
+  // 10,000 matches of ~4 KB each: deep 250-byte directory names make every
+  // path about 3,800 bytes.
+  std::string deep;
+  for (int level = 0; level < 14; ++level) {
+    deep += (level == 0 ? "" : "/") + std::string(250, static_cast<char>('a' + level));
+    service_.tree.Dir(deep);
+  }
+  constexpr int kFiles = 10000;
+  for (int i = 0; i < kFiles; ++i) {
+    service_.tree.File(absl::StrCat(deep, "/", std::string(240, 'f'), 100000 + i, ".big"));
+  }
+  ServiceHostOptions options;
+  options.grpc_listen = testing::LoopbackListenAddress();
+  options.amqp_url = amqp_url_;
+  options.queue_prefix = prefix_;
+  options.threads = 2;
+  ServiceHost host(options);
+  host.AddFileSearcher(*service_.searcher);
+  ASSERT_TRUE(host.Start().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return host.amqp_connected(); }, absl::Seconds(30)));
+
+  v1::SearchRequest request;
+  request.set_pattern("*.big");
+  request.set_max_results(100000);
+  const auto check = [&](FileSearcherClient& client, TransportKind want) {
+    CallInfo info;
+    absl::StatusOr<v1::SearchResponse> r =
+        client.Search(request, absl::Now() + absl::Seconds(60), &info);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(info.served_by, want);
+    if (want == TransportKind::kGrpc) {
+      EXPECT_EQ(info.attempts, 1);  // no failover
+    }
+    EXPECT_TRUE(r->truncated());
+    EXPECT_EQ(r->truncation_reason(), v1::TRUNCATION_REASON_MAX_BYTES);
+    EXPECT_GT(r->matches_size(), 3000);
+    EXPECT_LT(r->matches_size(), kFiles);
+    EXPECT_LE(r->ByteSizeLong(), kDefaultMaxMessageBytes);
+    EXPECT_GT(r->ByteSizeLong(), kDefaultMaxResponseBytes - 8192);
+  };
+  FailoverPolicy generous;
+  generous.attempt_timeout = absl::Seconds(10);  // a cold start under sanitizers
+  FileSearcherClient over_grpc(Channel(Loopback(host.grpc_port()), true, generous));
+  check(over_grpc, TransportKind::kGrpc);
+  FileSearcherClient over_amqp(Channel(Loopback(testing::UnusedLoopbackPort()), true, generous));
+  check(over_amqp, TransportKind::kAmqp);
 }
 
 TEST_F(FailoverEndToEndTest, ApplicationErrorsAreTheSameOverBothTransports) {

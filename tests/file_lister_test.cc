@@ -237,6 +237,62 @@ TEST_F(FileListerTest, EntriesAddedOrRemovedBetweenPagesAreNeverRepeated) {
   }
 }
 
+TEST_F(FileListerTest, PagesEndAtTheByteBudgetAndTokensGoOn) {
+  // 60 entries of about 330 serialized bytes, pages of up to 100 entries
+  // and 5,000 bytes: every page stops below the byte budget, the tokens
+  // carry on, and every entry comes exactly once, in order, in every sort.
+  for (int i = 0; i < 60; ++i) {
+    tree_.File(std::string(190, 'n') + std::to_string(100 + i), static_cast<size_t>(i % 7));
+  }
+  FileListerOptions options;
+  options.max_response_bytes = 5000;
+  FileLister lister(tree_.root(), options);
+  for (v1::SortField sort : {v1::SORT_FIELD_NAME, v1::SORT_FIELD_SIZE}) {
+    for (bool descending : {false, true}) {
+      v1::ListRequest request;
+      request.set_page_size(100);
+      request.set_sort(sort);
+      request.set_descending(descending);
+      std::vector<std::string> seen;
+      int pages = 0;
+      while (true) {
+        absl::StatusOr<v1::ListResponse> page = lister.List(request);
+        ASSERT_TRUE(page.ok()) << page.status();
+        ++pages;
+        size_t bytes = 0;
+        for (const v1::FileEntry& e : page->entries()) bytes += e.ByteSizeLong() + 3;
+        EXPECT_LE(bytes, options.max_response_bytes);
+        for (const std::string& p : Paths(page->entries())) seen.push_back(p);
+        if (page->next_page_token().empty()) break;
+        // A page cut by bytes is full: one more entry would not have fitted.
+        EXPECT_GT(bytes + page->entries(0).ByteSizeLong() + 3, options.max_response_bytes);
+        request.set_page_token(page->next_page_token());
+        ASSERT_LT(pages, 100) << "paging does not end";
+      }
+      EXPECT_EQ(seen.size(), 60u);
+      EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 60u) << "repeated";
+      EXPECT_GE(pages, 4);
+    }
+  }
+  // A budget below one entry still moves on one entry per page.
+  options.max_response_bytes = 1;
+  FileLister tiny(tree_.root(), options);
+  v1::ListRequest request;
+  absl::StatusOr<v1::ListResponse> page = tiny.List(request);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->entries_size(), 1);
+  EXPECT_FALSE(page->next_page_token().empty());
+}
+
+TEST_F(FileListerTest, APassedDeadlineIsDeadlineExceeded) {
+  tree_.File("a");
+  FileLister lister(tree_.root());
+  absl::StatusOr<v1::ListResponse> late =
+      lister.List(v1::ListRequest(), absl::Now() - absl::Milliseconds(1));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
+  EXPECT_TRUE(lister.List(v1::ListRequest(), absl::Now() + absl::Seconds(10)).ok());
+}
+
 TEST_F(FileListerTest, PageSizeDefaultsAndCap) {
   for (int i = 0; i < 150; ++i) tree_.File("n" + std::to_string(i));
   FileLister lister(tree_.root());

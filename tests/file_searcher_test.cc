@@ -232,6 +232,45 @@ TEST_F(FileSearcherTest, MaxResultsTruncatesWithReason) {
   EXPECT_EQ(response->matches_size(), 54);
 }
 
+TEST_F(FileSearcherTest, ByteBudgetTruncatesWithItsOwnReason) {
+  // 200 matches of about 330 serialized bytes each (a 200-byte name, in
+  // path and name), under a 20,000-byte budget: the answer stops below it,
+  // sorted, with every entry whole.
+  tree_.Dir("many");
+  for (int i = 0; i < 200; ++i) {
+    tree_.File("many/" + std::string(190, 'x') + std::to_string(1000 + i) + ".dat");
+  }
+  FileSearcherOptions options;
+  options.max_response_bytes = 20000;
+  FileSearcher searcher(tree_.root(), options);
+  v1::SearchRequest r = Request("*.dat");
+  absl::StatusOr<v1::SearchResponse> response = searcher.Search(r);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_TRUE(response->truncated());
+  EXPECT_EQ(response->truncation_reason(), v1::TRUNCATION_REASON_MAX_BYTES);
+  EXPECT_GT(response->matches_size(), 0);
+  EXPECT_LT(response->matches_size(), 200);
+  size_t matches_bytes = 0;
+  for (const v1::FileEntry& e : response->matches()) matches_bytes += e.ByteSizeLong() + 3;
+  EXPECT_LE(matches_bytes, options.max_response_bytes);
+  // Nothing of the budget is wasted: one more entry would not have fitted.
+  EXPECT_GT(matches_bytes + response->matches(0).ByteSizeLong() + 3, options.max_response_bytes);
+  const std::vector<std::string> paths = Paths(response->matches());
+  EXPECT_TRUE(std::is_sorted(paths.begin(), paths.end()));
+  // max_results below what the budget holds: that cap is the reason.
+  r.set_max_results(5);
+  response = searcher.Search(r);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->truncation_reason(), v1::TRUNCATION_REASON_MAX_RESULTS);
+  // The default budget (15 MiB) holds them all.
+  r.clear_max_results();
+  response = FileSearcher(tree_.root()).Search(r);
+  ASSERT_TRUE(response.ok());
+  EXPECT_FALSE(response->truncated());
+  EXPECT_EQ(response->matches_size(), 200);
+  EXPECT_EQ(kDefaultMaxResponseBytes, size_t{15} << 20);
+}
+
 // A clock that stands still for the first `kTicksBeforeDeadline` readings and
 // then jumps an hour ahead, so the deadline passes mid-walk, deterministically.
 std::atomic<int> clock_readings{0};
@@ -268,7 +307,11 @@ TEST_F(FileSearcherTest, UnreadableDirectoriesAreSkippedAndCounted) {
   tree_.Dir("locked", 0);
   tree_.Dir("half", 0311);  // searchable, not listable, by its owner
   testing::ScopedEnforcePermissions enforce;
-  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root()).Search(Request("*.h"));
+  // The dropped capabilities are this thread's: walk on it alone (the shared
+  // pool's threads keep the process's credentials; see file_searcher.hpp).
+  FileSearcherOptions options;
+  options.threads = 1;
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root(), options).Search(Request("*.h"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->skipped_directories(), 2u);
   EXPECT_EQ(r->matches_size(), 4);

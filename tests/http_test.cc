@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "json_test_util.h"
 
@@ -47,7 +48,7 @@ TEST(HttpStatusTest, EveryStatusCodeMapsAsDocumented) {
       {absl::StatusCode::kNotFound, 404},
       {absl::StatusCode::kAlreadyExists, 409},
       {absl::StatusCode::kPermissionDenied, 403},
-      {absl::StatusCode::kResourceExhausted, 429},
+      {absl::StatusCode::kResourceExhausted, 503},
       {absl::StatusCode::kFailedPrecondition, 400},
       {absl::StatusCode::kAborted, 409},
       {absl::StatusCode::kOutOfRange, 400},
@@ -111,7 +112,11 @@ TEST_F(ProblemResponseTest, InstanceLeftOutWhenEmpty) {
 
 TEST_F(ProblemResponseTest, StatusFollowsTheMapping) {
   EXPECT_EQ(ProblemResponse(absl::FailedPreconditionError("x")).status, 400);
-  EXPECT_EQ(ProblemResponse(absl::ResourceExhaustedError("x")).status, 429);
+  const HttpResponse busy = ProblemResponse(absl::ResourceExhaustedError("x"));
+  EXPECT_EQ(busy.status, 503);
+  EXPECT_THAT(busy.headers,
+              ::testing::Contains(std::make_pair(std::string("Retry-After"), std::string("1"))));
+  EXPECT_TRUE(ProblemResponse(absl::UnavailableError("x")).headers.empty());
   EXPECT_EQ(ProblemResponse(absl::DeadlineExceededError("x")).status, 504);
   EXPECT_EQ(ProblemResponse(absl::UnauthenticatedError("x")).status, 401);
   EXPECT_EQ(ProblemResponse(absl::PermissionDeniedError("x")).status, 403);

@@ -428,7 +428,7 @@ TEST_F(RestGatewayTest, TransportAndHandlerStatusesMapToo) {
     };
   };
   const std::vector<std::pair<absl::Status, std::pair<int, std::string>>> cases = {
-      {absl::ResourceExhaustedError("too busy"), {429, "RESOURCE_EXHAUSTED"}},
+      {absl::ResourceExhaustedError("too busy"), {503, "RESOURCE_EXHAUSTED"}},
       {absl::UnauthenticatedError("who"), {401, "UNAUTHENTICATED"}},
       {absl::InternalError("bug"), {500, "INTERNAL"}},
       {absl::AlreadyExistsError("dup"), {409, "ALREADY_EXISTS"}},

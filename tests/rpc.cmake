@@ -13,3 +13,12 @@ filemesh_add_test(log_test SOURCES log_test.cc LIBS filemesh_rpc_test_support)
 filemesh_add_test(timer_queue_test SOURCES timer_queue_test.cc LIBS filemesh::rpc)
 filemesh_add_test(process_test SOURCES process_test.cc LIBS filemesh::rpc absl::flags absl::flags_reflection)
 filemesh_add_test(service_host_test SOURCES service_host_test.cc LIBS filemesh_rpc_test_support)
+
+# A server process the test can SIGSTOP.
+add_executable(held_server held_server.cc)
+target_link_libraries(held_server PRIVATE filemesh::rpc)
+filemesh_set_warnings(held_server)
+filemesh_add_test(stopped_server_test SOURCES stopped_server_test.cc LIBS filemesh::rpc)
+target_compile_definitions(stopped_server_test PRIVATE
+  HELD_SERVER_PATH="$<TARGET_FILE:held_server>")
+add_dependencies(stopped_server_test held_server)

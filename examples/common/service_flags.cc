@@ -1,5 +1,6 @@
 #include "common/service_flags.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -15,6 +16,13 @@ ABSL_FLAG(std::string, amqp_url, "",
 ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the gateway's");
 ABSL_FLAG(int, threads, 0, "handler threads; 0: one per core");
 ABSL_FLAG(bool, log_calls, false, "log one event=call line per handled call");
+ABSL_FLAG(int, max_inflight, 1000,
+          "calls accepted and not yet answered; past it RESOURCE_EXHAUSTED (REST: 503)");
+ABSL_FLAG(absl::Duration, max_call_time, absl::Seconds(30),
+          "longest a call may run, whatever deadline its caller gave");
+ABSL_FLAG(int64_t, max_message_bytes, static_cast<int64_t>(filemesh::kDefaultMaxMessageBytes),
+          "largest request or response message (both transports); pages and searches stop "
+          "below it");
 
 namespace filemesh_examples {
 
@@ -25,6 +33,23 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.log_calls = absl::GetFlag(FLAGS_log_calls);
+  const int max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  if (max_inflight < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_inflight must be 1 or more, not ", max_inflight));
+  }
+  options.max_inflight = static_cast<size_t>(max_inflight);
+  options.max_call_time = absl::GetFlag(FLAGS_max_call_time);
+  if (options.max_call_time <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_call_time must be positive, not ",
+                                                   absl::FormatDuration(options.max_call_time)));
+  }
+  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (max_message_bytes < 4096 || max_message_bytes > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_message_bytes must be between 4096 and 2147483647, not ", max_message_bytes));
+  }
+  options.max_message_bytes = static_cast<size_t>(max_message_bytes);
   if (absl::GetFlag(FLAGS_root).empty()) {
     return absl::InvalidArgumentError("--root is required: the directory to serve");
   }

@@ -4,11 +4,13 @@
 #ifndef FILEMESH_EXAMPLES_COMMON_SERVICE_FLAGS_H_
 #define FILEMESH_EXAMPLES_COMMON_SERVICE_FLAGS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "filemesh/service_host.hpp"
 
 ABSL_DECLARE_FLAG(std::string, root);
@@ -17,12 +19,17 @@ ABSL_DECLARE_FLAG(std::string, amqp_url);
 ABSL_DECLARE_FLAG(std::string, queue_prefix);
 ABSL_DECLARE_FLAG(int, threads);
 ABSL_DECLARE_FLAG(bool, log_calls);
+ABSL_DECLARE_FLAG(int, max_inflight);
+ABSL_DECLARE_FLAG(absl::Duration, max_call_time);
+ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
 
 namespace filemesh_examples {
 
 // The host the flags ask for: InvalidArgument, naming the flag, when --root
-// is empty, neither --grpc_listen nor --amqp_url is set, or --threads is
-// negative. (Whether --root is a directory, the service checks.)
+// is empty, neither --grpc_listen nor --amqp_url is set, --threads is
+// negative, or a limit (--max_inflight, --max_call_time,
+// --max_message_bytes) is out of range. (Whether --root is a directory, the
+// service checks.)
 absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags();
 
 // Starts `host` (exits through Exit() if it cannot), serves until SIGTERM or

@@ -14,13 +14,16 @@
 
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
+  filemesh::TuneProcessForRpc();
   filemesh::ParseFlags(argc, argv,
                        "mserv1: lists directories under --root over gRPC and/or RabbitMQ.\n\n"
                        "  mserv1 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");
   auto options = filemesh_examples::ServiceHostOptionsFromFlags();
   if (!options.ok()) filemesh_examples::Exit("mserv1", options.status());
 
-  filemesh::FileLister lister(absl::GetFlag(FLAGS_root));
+  filemesh::FileListerOptions lister_options;
+  lister_options.max_response_bytes = filemesh::ResponseBudget(options->max_message_bytes);
+  filemesh::FileLister lister(absl::GetFlag(FLAGS_root), lister_options);
   if (!lister.status().ok()) filemesh_examples::Exit("mserv1", lister.status());
 
   filemesh::ServiceHost host(*options);

@@ -14,13 +14,16 @@
 
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
+  filemesh::TuneProcessForRpc();
   filemesh::ParseFlags(argc, argv,
                        "mserv2: searches the tree under --root over gRPC and/or RabbitMQ.\n\n"
                        "  mserv2 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");
   auto options = filemesh_examples::ServiceHostOptionsFromFlags();
   if (!options.ok()) filemesh_examples::Exit("mserv2", options.status());
 
-  filemesh::FileSearcher searcher(absl::GetFlag(FLAGS_root));
+  filemesh::FileSearcherOptions searcher_options;
+  searcher_options.max_response_bytes = filemesh::ResponseBudget(options->max_message_bytes);
+  filemesh::FileSearcher searcher(absl::GetFlag(FLAGS_root), searcher_options);
   if (!searcher.status().ok()) filemesh_examples::Exit("mserv2", searcher.status());
 
   filemesh::ServiceHost host(*options);

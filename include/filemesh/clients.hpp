@@ -46,7 +46,9 @@ class FileListerClient : public FileListerInterface {
   explicit FileListerClient(std::shared_ptr<FailoverChannel> channel,
                             absl::Duration default_timeout = absl::Seconds(5));
 
-  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const override;
+  // An infinite `deadline` means now + the default timeout.
+  absl::StatusOr<v1::ListResponse> List(
+      const v1::ListRequest& request, absl::Time deadline = absl::InfiniteFuture()) const override;
   // `info` (may be null) says how the call was served. When info->queued is
   // set the status is DeadlineExceeded and the reply can be fetched later with
   // TakeList(info->operation_id).

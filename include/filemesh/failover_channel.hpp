@@ -89,6 +89,9 @@ struct FailoverChannelOptions {
   // breaker cooldown, so a probe finds a server that came back).
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Largest request and response message, serialized, on both transports; a
+  // larger one is RESOURCE_EXHAUSTED (never a failover). Match the services'.
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
   FailoverPolicy policy;
 };
 

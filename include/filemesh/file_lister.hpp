@@ -11,6 +11,7 @@
 #ifndef FILEMESH_FILE_LISTER_HPP_
 #define FILEMESH_FILE_LISTER_HPP_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,8 @@ struct FileListerOptions {
   // each other's tokens must share it; leave empty for a fixed built-in key
   // (tokens then detect tampering but are not secret).
   std::string page_token_secret;
+  // Serialized bytes of one page at most (see List).
+  size_t max_response_bytes = kDefaultMaxResponseBytes;
 };
 
 class FileLister : public FileListerInterface {
@@ -55,8 +58,14 @@ class FileLister : public FileListerInterface {
   // Lists the directory `request.path` (not recursively), sorted and paged as
   // requested. Errors: InvalidArgument (malformed path, page size over the
   // cap, bad or mismatched page token), PermissionDenied (path escapes the
-  // root, or access denied), NotFound, FailedPrecondition (not a directory).
-  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) const override;
+  // root, or access denied), NotFound, FailedPrecondition (not a directory),
+  // DeadlineExceeded (the directory was not read and sorted by `deadline`).
+  //
+  // A page holds at most `page_size` entries and at most
+  // `max_response_bytes` serialized bytes (always at least one entry): a
+  // page cut short by bytes has a next_page_token like any other.
+  absl::StatusOr<v1::ListResponse> List(
+      const v1::ListRequest& request, absl::Time deadline = absl::InfiniteFuture()) const override;
 
  private:
   struct Impl;

@@ -1,7 +1,10 @@
 // FileSearcher finds entries whose name (or relative path) matches a pattern
 // anywhere under a directory of its root.
 //
-// The walk runs on several threads, iteratively (any depth), never follows a
+// The walk runs on the calling thread, helped by threads of one pool that all
+// FileSearchers of the process share (as many as the CPUs the process may
+// use, cgroup quota included; searches never start threads of their own).
+// It is iterative (any depth), never follows a
 // symbolic link (links are reported as entries, not descended into), so it
 // can neither leave the root nor loop. The starting path is resolved like
 // FileLister's (see file_lister.hpp). Unreadable directories are counted in
@@ -25,8 +28,14 @@
 namespace filemesh {
 
 struct FileSearcherOptions {
-  // Threads walking one search; 0 means one per core.
+  // Threads walking one search: the caller plus up to threads - 1 from the
+  // shared pool; 0 means the caller plus the whole pool. Pool threads have
+  // the process's credentials: a caller that changes its own thread's
+  // (setfsuid, capabilities) to search on someone's behalf should set 1.
   int threads = 0;
+  // Serialized bytes of one answer's matches at most: a search that reaches
+  // it stops, truncated with TRUNCATION_REASON_MAX_BYTES.
+  size_t max_response_bytes = kDefaultMaxResponseBytes;
   // Longest pattern accepted, in bytes.
   size_t max_pattern_bytes = 4096;
   // Memory budget of one compiled regular expression (RE2 max_mem). A
@@ -54,12 +63,11 @@ class FileSearcher : public FileSearcherInterface {
   const std::string& root() const;
 
   // Walks `request.path` and returns the matching entries sorted by path.
-  // When `max_results` is reached or `deadline` passes, returns what was found
-  // with `truncated` set and the reason. Errors: InvalidArgument (bad pattern,
-  // regex too large, max_results over the cap, max_depth 0, min_size above
-  // max_size, malformed path), PermissionDenied, NotFound, FailedPrecondition
-  // (path is not a directory), DeadlineExceeded (deadline already passed
-  // before the walk began).
+  // When `max_results` or `max_response_bytes` is reached or `deadline`
+  // passes, returns what was found with `truncated` set and the reason. Errors: InvalidArgument
+  // (bad pattern, regex too large, max_results over the cap, max_depth 0, min_size above max_size,
+  // malformed path), PermissionDenied, NotFound, FailedPrecondition (path is not a directory),
+  // DeadlineExceeded (deadline already passed before the walk began).
   absl::StatusOr<v1::SearchResponse> Search(
       const v1::SearchRequest& request,
       absl::Time deadline = absl::InfiniteFuture()) const override;

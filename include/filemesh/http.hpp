@@ -71,8 +71,9 @@ using AsyncHttpHandler = std::function<void(HttpRequest request, HttpResponder r
 // The HTTP status that stands for `code`:
 //   OK 200, InvalidArgument 400, OutOfRange 400, FailedPrecondition 400,
 //   Unauthenticated 401, PermissionDenied 403, NotFound 404, AlreadyExists 409,
-//   Aborted 409, ResourceExhausted 429, Cancelled 499, Unimplemented 501,
-//   Unavailable 503, DeadlineExceeded 504, anything else 500.
+//   Aborted 409, Cancelled 499, Unimplemented 501, ResourceExhausted 503
+//   (ProblemResponse adds Retry-After: 1), Unavailable 503,
+//   DeadlineExceeded 504, anything else 500.
 int HttpStatusFromStatusCode(absl::StatusCode code);
 
 // The reason phrase of an HTTP status ("Not Found"); "Unknown" for others.

@@ -52,7 +52,8 @@ struct HttpServerOptions {
   // "host:port" to listen on: "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80".
   // Port 0 picks a free one (see HttpServer::port()).
   std::string listen = "127.0.0.1:8080";
-  // Threads running the event loop; 0: one per CPU the process may use.
+  // Threads running the event loop; 0: one per CPU the process may use
+  // (affinity mask and cgroup CPU quota).
   int io_threads = 0;
   // Open connections at most; past it a new connection is answered 503 and
   // closed. Each needs a file descriptor: see RaiseOpenFileLimit (process.hpp).

@@ -52,11 +52,23 @@ struct ServiceHostOptions {
   absl::Duration heartbeat = absl::Seconds(10);
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
-  // Handler threads; 0 means one per core.
+  // Handler threads; 0 means one per CPU the process may use (affinity mask
+  // and cgroup CPU quota).
   int threads = 0;
-  // Calls waiting for a handler thread beyond this are refused
-  // (RESOURCE_EXHAUSTED).
-  size_t max_queued_calls = 10000;
+  // Calls accepted and not yet answered, running or waiting for a handler
+  // thread, on both transports together. A call past it is refused at once
+  // with RESOURCE_EXHAUSTED (the REST gateway answers 503 + Retry-After).
+  size_t max_inflight = 1000;
+  // Longest a handler may run. Its deadline is the caller's (over gRPC the
+  // call's deadline, over AMQP the run-time header; see docs/protocol.md)
+  // less a reply margin of a tenth of the time left, at most 200 ms, so that
+  // a truncated answer still gets back in time; and never more than this
+  // after the call arrived.
+  absl::Duration max_call_time = absl::Seconds(30);
+  // Largest request and response message, serialized, on both transports
+  // (the gRPC server's limits are set to it). A larger request is refused
+  // and a larger response replaced by RESOURCE_EXHAUSTED.
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
   // Log one line per handled call (`event=call method=... transport=grpc|amqp
   // code=OK duration_ms=...`); off by default, as it costs a write per call.
   bool log_calls = false;

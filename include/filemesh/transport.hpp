@@ -13,6 +13,7 @@
 #ifndef FILEMESH_TRANSPORT_HPP_
 #define FILEMESH_TRANSPORT_HPP_
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,13 @@
 #include "absl/time/time.h"
 
 namespace filemesh {
+
+// The largest serialized message, request or response, a filemesh
+// transport carries by default: 16 MiB, the same on the gRPC client and
+// server and checked on AMQP (FailoverChannelOptions::max_message_bytes,
+// ServiceHostOptions::max_message_bytes). A larger one is
+// RESOURCE_EXHAUSTED, never a failover.
+inline constexpr size_t kDefaultMaxMessageBytes = size_t{16} << 20;
 
 enum class TransportKind {
   kNone = 0,  // no transport served the call

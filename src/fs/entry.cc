@@ -8,6 +8,7 @@
 #include <string>
 
 #include "filemesh/names.hpp"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace filemesh::internal {
 namespace {
@@ -77,6 +78,11 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   if (!dir.empty()) out += '/';
   out.append(name);
   return out;
+}
+
+size_t RepeatedFieldBytes(const v1::FileEntry& entry) {
+  const size_t size = entry.ByteSizeLong();
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size;
 }
 
 }  // namespace filemesh::internal

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <cstddef>
 #include <string_view>
 
 #include "filemesh/v1/filemesh.pb.h"
@@ -22,6 +23,10 @@ v1::FileType FileTypeFromMode(uint32_t mode);
 // the target of a symlink. Sets raw_* only where the display form differs.
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
                v1::FileEntry* entry);
+
+// Bytes `entry` adds to a response as an element of a repeated field (field
+// numbers below 16): its tag, its length's varint and its own size.
+size_t RepeatedFieldBytes(const v1::FileEntry& entry);
 
 // Joins a directory path and a name with '/' ("" + name is name).
 std::string JoinPath(std::string_view dir, std::string_view name);

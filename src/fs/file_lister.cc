@@ -4,13 +4,16 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "fs/beneath.h"
 #include "fs/dir_reader.h"
 #include "fs/entry.h"
@@ -36,6 +39,13 @@ struct Candidate {
 // Below this many entries one thread stats faster than several start.
 constexpr size_t kParallelStatMin = 4096;
 constexpr unsigned kMaxStatThreads = 4;
+// Entries read or stat'ed between looks at the clock.
+constexpr uint64_t kDeadlineCheckEvery = 4096;
+
+absl::Status TooLate(const std::string& path, uint64_t read) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("the deadline passed while listing \"", path, "\" (", read, " entries read)"));
+}
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks, one per core for large
 // n, on the calling thread plus helpers.
@@ -47,7 +57,13 @@ void ForEachChunk(size_t n, Fn fn) {
   std::vector<std::thread> helpers;
   const size_t per = (n + chunks - 1) / chunks;
   for (size_t c = 1; c < chunks; ++c) {
-    helpers.emplace_back(fn, std::min(n, c * per), std::min(n, (c + 1) * per));
+    const size_t begin = std::min(n, c * per);
+    const size_t end = std::min(n, (c + 1) * per);
+    try {
+      helpers.emplace_back(fn, begin, end);
+    } catch (const std::system_error&) {
+      fn(begin, end);  // no thread to be had (a limit): this one does it
+    }
   }
   fn(0, std::min(n, per));
   for (std::thread& t : helpers) t.join();
@@ -84,8 +100,12 @@ FileLister& FileLister::operator=(FileLister&&) noexcept = default;
 absl::Status FileLister::status() const { return impl_->root_status; }
 const std::string& FileLister::root() const { return impl_->root; }
 
-absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request) const {
+absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request,
+                                                  absl::Time deadline) const {
   if (!impl_->root_status.ok()) return impl_->root_status;
+  if (absl::Now() >= deadline) {
+    return absl::DeadlineExceededError("the deadline passed before the listing began");
+  }
 
   const std::string& requested = request.raw_path().empty() ? request.path() : request.raw_path();
   absl::StatusOr<std::string> path = internal::CleanRelativePath(requested);
@@ -133,7 +153,9 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
   internal::DirReader reader;
   reader.Reset(dir->get());
   internal::DirEntry dirent;
+  uint64_t read = 0;
   while (reader.Next(&dirent)) {
+    if (++read % kDeadlineCheckEvery == 0 && absl::Now() >= deadline) return TooLate(*path, read);
     if (!request.include_hidden() && dirent.name.front() == '.') continue;
     spans.emplace_back(arena.size(), dirent.name.size());
     arena.append(dirent.name);
@@ -153,14 +175,21 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
     // removed since it was read is simply not listed.
     const bool by_size = sort == v1::SORT_FIELD_SIZE;
     const int dir_fd = dir->get();
+    std::atomic<bool> late{false};
     ForEachChunk(candidates.size(), [&](size_t begin, size_t end) {
       struct stat st;
       for (size_t i = begin; i < end; ++i) {
+        if ((i - begin) % kDeadlineCheckEvery == kDeadlineCheckEvery - 1 &&
+            (late.load(std::memory_order_relaxed) || absl::Now() >= deadline)) {
+          late.store(true, std::memory_order_relaxed);
+          return;
+        }
         Candidate& c = candidates[i];
         c.gone = internal::StatAt(dir_fd, c.name.data(), &st) != 0;
         c.number = by_size ? static_cast<uint64_t>(st.st_size) : MtimeKey(st);
       }
     });
+    if (late.load()) return TooLate(*path, read);
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                     [](const Candidate& c) { return c.gone; }),
                      candidates.end());
@@ -183,7 +212,7 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
   const auto order = [&](const Candidate& a, const Candidate& b) {
     return before(a.number, a.name, b.number, b.name);
   };
-  const bool more = candidates.size() > page_size;
+  bool more = candidates.size() > page_size;
   if (more) {
     std::nth_element(candidates.begin(), candidates.begin() + page_size, candidates.end(), order);
     candidates.resize(page_size);
@@ -192,16 +221,29 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
 
   v1::ListResponse response;
   response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
-  for (const Candidate& c : candidates) {
+  // The page ends early, before the first entry that does not fit in the
+  // byte budget (one entry always goes, so paging moves on).
+  const size_t budget = impl_->options.max_response_bytes;
+  size_t bytes = 0;
+  size_t end = candidates.size();  // the page covers candidates [0, end)
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const Candidate& c = candidates[i];
     struct stat st;
     if (internal::StatAt(dir->get(), c.name.data(), &st) != 0) continue;
-    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st,
-                        response.add_entries());
+    v1::FileEntry* entry = response.add_entries();
+    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st, entry);
+    bytes += internal::RepeatedFieldBytes(*entry);
+    if (bytes > budget && response.entries_size() > 1) {
+      response.mutable_entries()->RemoveLast();
+      end = i;
+      more = true;
+      break;
+    }
   }
-  if (more) {
+  if (more && end > 0) {
     PageKey next = want;
-    next.number = candidates.back().number;
-    next.name = std::string(candidates.back().name);
+    next.number = candidates[end - 1].number;
+    next.name = std::string(candidates[end - 1].name);
     response.set_next_page_token(impl_->tokens.Encode(next));
   }
   return response;

@@ -10,7 +10,6 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +20,7 @@
 #include "fs/entry.h"
 #include "fs/errno_status.h"
 #include "fs/matcher.h"
+#include "fs/worker_pool.h"
 
 namespace filemesh {
 
@@ -52,6 +52,7 @@ struct SearchParams {
   uint64_t min_size;
   uint64_t max_size;
   uint64_t max_results;
+  uint64_t max_bytes;
   absl::Time deadline;
 };
 
@@ -72,21 +73,37 @@ bool TypeWanted(v1::FileType wanted, uint8_t dtype) {
   }
 }
 
+// The walker threads of the process, shared by every search: as many as the
+// CPUs it may use. Never destroyed: searches may still run on other threads
+// while the process exits.
+internal::WorkerPool& WalkerPool() {
+  constexpr size_t kMaxQueuedHelpers = 4096;
+  static internal::WorkerPool* const pool = new internal::WorkerPool(0, kMaxQueuedHelpers);
+  return *pool;
+}
+
 // One parallel walk: a LIFO of directories shared by the workers (depth-first
 // keeps the stack short), per-worker buffers, and a stop flag for the caps.
-class Walk {
+// The calling thread walks; threads of the process's WalkerPool join it when
+// they are free. A helper that comes after the walk ended only drops its
+// reference (the walk is shared for that); none touches `params` after Run.
+class Walk : public std::enable_shared_from_this<Walk> {
  public:
   explicit Walk(const SearchParams& params) : params_(params) {}
 
-  void Run(std::shared_ptr<const UniqueFd> start, int threads) {
+  void Run(std::shared_ptr<const UniqueFd> start, int helpers) {
     WorkItem first;
     first.base = std::move(start);
     stack_.push_back(std::move(first));
-    std::vector<std::thread> helpers;
-    helpers.reserve(static_cast<size_t>(threads - 1));
-    for (int i = 1; i < threads; ++i) helpers.emplace_back([this] { Work(); });
+    internal::WorkerPool& pool = WalkerPool();
+    helpers = std::min(helpers, static_cast<int>(pool.threads()));
+    for (int i = 0; i < helpers; ++i) {
+      if (!pool.Submit([self = shared_from_this()] { self->Help(); })) break;
+    }
     Work();
-    for (std::thread& t : helpers) t.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    closed_ = true;
+    helpers_done_.wait(lock, [this] { return helpers_ == 0; });
   }
 
   v1::SearchResponse TakeResponse() {
@@ -113,6 +130,18 @@ class Walk {
     uint64_t scanned = 0;
     uint64_t skipped = 0;
   };
+
+  // A pool thread's turn: join the walk unless it is over.
+  void Help() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+      ++helpers_;
+    }
+    Work();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--helpers_ == 0) helpers_done_.notify_all();
+  }
 
   void Work() {
     Worker w;
@@ -219,8 +248,14 @@ class Walk {
             Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
             return;
           }
-          internal::FillEntry(fd, internal::JoinPath(p.prefix, path), e.name, st,
-                              &w.matches.emplace_back());
+          v1::FileEntry& entry = w.matches.emplace_back();
+          internal::FillEntry(fd, internal::JoinPath(p.prefix, path), e.name, st, &entry);
+          const uint64_t bytes = internal::RepeatedFieldBytes(entry);
+          if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
+            w.matches.pop_back();
+            Stop(v1::TRUNCATION_REASON_MAX_BYTES);
+            return;
+          }
         }
       }
 
@@ -249,6 +284,10 @@ class Walk {
   std::atomic<bool> stopped_{false};
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
   std::atomic<uint64_t> match_count_{0};
+  std::atomic<uint64_t> bytes_{0};  // serialized bytes of the matches kept
+  bool closed_ = false;             // Run is done with the walk (guarded by mu_)
+  int helpers_ = 0;                 // pool threads inside Work (guarded by mu_)
+  std::condition_variable helpers_done_;
   std::atomic<uint64_t> scanned_{0};
   std::atomic<uint64_t> skipped_{0};
   std::vector<v1::FileEntry> matches_;
@@ -341,14 +380,14 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
   params.max_size =
       request.has_max_size() ? request.max_size() : std::numeric_limits<uint64_t>::max();
   params.max_results = request.max_results() == 0 ? kDefaultMaxResults : request.max_results();
+  params.max_bytes = impl_->options.max_response_bytes;
   params.deadline = deadline;
 
-  int threads = impl_->options.threads;
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-
-  Walk walk(params);
-  walk.Run(std::make_shared<const UniqueFd>(*std::move(start)), threads);
-  return walk.TakeResponse();
+  const int threads = impl_->options.threads;
+  const int helpers = threads <= 0 ? std::numeric_limits<int>::max() : threads - 1;
+  auto walk = std::make_shared<Walk>(params);
+  walk->Run(std::make_shared<const UniqueFd>(*std::move(start)), helpers);
+  return walk->TakeResponse();
 }
 
 }  // namespace filemesh

@@ -34,12 +34,11 @@ int HttpStatusFromStatusCode(absl::StatusCode code) {
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kAborted:
       return 409;
-    case absl::StatusCode::kResourceExhausted:
-      return 429;
     case absl::StatusCode::kCancelled:
       return 499;
     case absl::StatusCode::kUnimplemented:
       return 501;
+    case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kUnavailable:
       return 503;
     case absl::StatusCode::kDeadlineExceeded:
@@ -151,6 +150,11 @@ HttpResponse ProblemWithHttpStatus(int http_status, const absl::Status& status,
       .String("code", absl::StatusCodeToString(status.code()));
   if (!instance.empty()) json.String("instance", instance);
   response.body = json.Finish();
+  // A service at its limits (calls in flight, threads, descriptors): worth
+  // trying again shortly.
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    response.headers.emplace_back("Retry-After", "1");
+  }
   return response;
 }
 

@@ -6,7 +6,6 @@
 #include "filemesh/http_server.hpp"
 
 #include <netdb.h>
-#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -38,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
 #include "filemesh/log.hpp"
+#include "fs/cpus.h"
 #include "percent_decode.h"
 #include "rest/problem.h"
 
@@ -128,14 +128,6 @@ absl::Status SplitListenAddress(const std::string& listen, std::string* host, in
   }
   host->assign(h);
   return absl::OkStatus();
-}
-
-// The CPUs this process may run on (its affinity mask), at least 1.
-int UsableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1U, std::thread::hardware_concurrency());
 }
 
 // "ip:port" or "[ipv6]:port" of an endpoint.
@@ -813,7 +805,7 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   impl_->core = core;
   impl_->acceptor = std::make_shared<Acceptor>(core.get(), std::move(acceptor));
   impl_->acceptor->Start();
-  const int threads = o.io_threads > 0 ? o.io_threads : UsableCpus();
+  const int threads = o.io_threads > 0 ? o.io_threads : internal::UsableCpus();
   for (int i = 0; i < threads; ++i) {
     impl_->threads.emplace_back([core] {
       // Work keeps the loop running while no operation is pending.

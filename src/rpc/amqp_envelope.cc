@@ -79,6 +79,15 @@ absl::Status CheckConnectionTiming(absl::Duration heartbeat, absl::Duration back
   return absl::OkStatus();
 }
 
+bool ParseTimeoutHeader(const AmqpTable& headers, absl::Duration* out) {
+  auto it = headers.find(std::string(kTimeoutHeader));
+  if (it == headers.end()) return false;
+  const int64_t* ms = std::get_if<int64_t>(&it->second);
+  if (ms == nullptr || *ms <= 0) return false;
+  *out = absl::Milliseconds(std::min<int64_t>(*ms, INT64_MAX / 2));
+  return true;
+}
+
 bool ParseExpiration(std::string_view expiration, absl::Duration* out) {
   uint64_t ms = 0;
   if (expiration.empty() || !absl::SimpleAtoi(AbslView(expiration), &ms)) return false;

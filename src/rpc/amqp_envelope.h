@@ -20,6 +20,9 @@ inline constexpr char kDeadLetterExchange[] = "filemesh.dlx";
 inline constexpr char kContentType[] = "application/x-protobuf";
 inline constexpr char kStatusHeader[] = "grpc-status";
 inline constexpr char kMessageHeader[] = "grpc-message";
+// Request header: how long the server may run the call, in whole
+// milliseconds from when it starts (docs/protocol.md).
+inline constexpr char kTimeoutHeader[] = "filemesh-timeout-ms";
 inline constexpr char kReplyQueueInfix[] = "filemesh.reply.";
 // AMQP short strings (queue names, `type`, `correlation_id`) hold 255 bytes;
 // "<queue>.dlq" must fit too.
@@ -47,6 +50,10 @@ std::string ExpirationMillis(absl::Duration d);
 
 // The `expiration` property as a duration; false if absent or malformed.
 bool ParseExpiration(std::string_view expiration, absl::Duration* out);
+
+// The run-time budget a request's headers give (kTimeoutHeader, a positive
+// integer of any AMQP integer type); false if absent or malformed.
+bool ParseTimeoutHeader(const AmqpTable& headers, absl::Duration* out);
 
 // The connection timing options that client and server share: a heartbeat
 // that is not negative, and 0 < reconnect_backoff_min <= reconnect_backoff_max.

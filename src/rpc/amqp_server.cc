@@ -143,9 +143,14 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
     return;
   }
 
+  // How long it may run: the caller's run-time header; from a client that
+  // sends none (older ones), its `expiration`; else the default. The host
+  // caps it (ServiceHostOptions::max_call_time).
   absl::Duration budget = options_.default_deadline;
-  absl::Duration expiration;
-  if (ParseExpiration(p.expiration, &expiration)) budget = expiration;
+  absl::Duration given;
+  if (ParseTimeoutHeader(p.headers, &given) || ParseExpiration(p.expiration, &given)) {
+    budget = given;
+  }
   const absl::Time deadline = absl::Now() + budget;
 
   Completion base;

@@ -274,6 +274,11 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
   if (deadline <= absl::Now()) {
     return fail(absl::DeadlineExceededError("deadline passed before the call was sent"));
   }
+  if (request.size() > options_.max_message_bytes) {
+    return fail(absl::ResourceExhaustedError(
+        absl::StrCat("the request is ", request.size(), " bytes, above the limit of ",
+                     options_.max_message_bytes, " (max_message_bytes)")));
+  }
 
   auto call = std::make_shared<PendingCall>();
   call->id = absl::StrCat(client_id_, "-", next_id_.fetch_add(1, std::memory_order_relaxed));
@@ -385,6 +390,13 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
     }
     properties.type = call->method;
     properties.correlation_id = call->id;
+    // How long the server may run it, from when it starts: the time the
+    // caller has left (the queue wait is `expiration`'s business).
+    properties.headers.clear();
+    if (call->deadline != absl::InfiniteFuture()) {
+      properties.headers[std::string(kTimeoutHeader)] =
+          std::max<int64_t>(1, absl::ToInt64Milliseconds(call->deadline - absl::Now()));
+    }
     absl::StatusOr<uint64_t> sequence =
         connection.Publish("", call->queue, /*mandatory=*/true, properties, call->request);
     if (!sequence.ok()) {
@@ -447,7 +459,13 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
     auto it = calls_.find(message.properties.correlation_id);
     if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
     if (it->second->state == PendingCall::State::kDone) return;  // a duplicate
-    Finish(it->second, ReplyOutcome(message));
+    if (message.body.size() > options_.max_message_bytes) {
+      Finish(it->second, absl::ResourceExhaustedError(absl::StrCat(
+                             "the reply is ", message.body.size(), " bytes, above the limit of ",
+                             options_.max_message_bytes, " (max_message_bytes)")));
+    } else {
+      Finish(it->second, ReplyOutcome(message));
+    }
   }
   DeliverReady();
 }

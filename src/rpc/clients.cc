@@ -61,8 +61,9 @@ FileListerClient::FileListerClient(std::shared_ptr<FailoverChannel> channel,
                                    absl::Duration default_timeout)
     : channel_(std::move(channel)), default_timeout_(default_timeout) {}
 
-absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& request) const {
-  return List(request, absl::InfiniteFuture(), nullptr);
+absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& request,
+                                                        absl::Time deadline) const {
+  return List(request, deadline, nullptr);
 }
 
 absl::StatusOr<v1::ListResponse> FileListerClient::List(const v1::ListRequest& request,

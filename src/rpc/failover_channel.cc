@@ -9,7 +9,6 @@
 #include "rpc/blocking_wait.h"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
-#include "rpc/process_tuning.h"
 #include "rpc/transport_factory.h"
 
 namespace filemesh {
@@ -140,6 +139,7 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
   if (!options.grpc_target.empty()) {
     internal::GrpcTransportOptions grpc;
     grpc.target = options.grpc_target;
+    grpc.max_message_bytes = options.max_message_bytes;
     grpc.reconnect_backoff_min = options.reconnect_backoff_min;
     // A breaker probe finds the server back only if gRPC has tried to
     // reconnect since: never let its backoff outgrow the breaker's cooldown.
@@ -166,7 +166,6 @@ FailoverChannel::FailoverChannel(std::unique_ptr<Transport> primary,
                                  std::unique_ptr<Transport> fallback, FailoverPolicy policy)
     : impl_(std::make_unique<Impl>(std::move(primary), std::move(fallback), std::move(policy))) {
   if (impl_->primary != nullptr) impl_->target = TransportKindName(impl_->primary->kind());
-  internal::ApplyProcessTuning();
 }
 
 FailoverChannel::~FailoverChannel() = default;

@@ -85,7 +85,8 @@ GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& listen,
                                                               const HandlerRegistry& registry,
-                                                              Dispatcher dispatch) {
+                                                              Dispatcher dispatch,
+                                                              size_t max_message_bytes) {
   if (listen.empty() || listen.find(':') == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("gRPC listen address \"", listen, "\" is not host:port"));
@@ -105,6 +106,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveInterval) / 2));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(max_message_bytes));
   for (const std::string& service : registry.ServiceNames()) {
     impl->services.push_back(
         std::make_unique<RawService>(registry.MethodsOf(service), &impl->dispatch));

@@ -18,10 +18,12 @@ class GrpcServer {
  public:
   // Binds `listen` and starts serving the registry's methods through
   // `dispatch`; logs `event=grpc_listening address=HOST:PORT`. InvalidArgument
-  // for a malformed address, Unavailable when it cannot be bound.
+  // for a malformed address, Unavailable when it cannot be bound. Messages
+  // above `max_message_bytes` are refused both ways (RESOURCE_EXHAUSTED).
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const std::string& listen,
                                                            const HandlerRegistry& registry,
-                                                           Dispatcher dispatch);
+                                                           Dispatcher dispatch,
+                                                           size_t max_message_bytes);
   ~GrpcServer();
 
   int port() const;

@@ -39,6 +39,8 @@ struct GrpcTransportOptions {
   std::string target;
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Largest request sent and response received (RESOURCE_EXHAUSTED past it).
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
 };
 
 // The gRPC target URI and load-balancing policy for a --*_grpc flag value.

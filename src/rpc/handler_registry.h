@@ -53,6 +53,12 @@ class HandlerRegistry {
 using Dispatcher = std::function<void(const std::string& method, std::string request,
                                       absl::Time deadline, ReplyCallback done)>;
 
+// The deadline a handler gets for a call that arrived at `arrival` with the
+// caller's `caller_deadline`: that less a reply margin (a tenth of the time
+// left, at most 200 ms), and at most `max_call_time` after arrival.
+absl::Time HandlerDeadline(absl::Time arrival, absl::Time caller_deadline,
+                           absl::Duration max_call_time);
+
 // "package.Service" from "/package.Service/Method" (empty if malformed).
 std::string ServiceOfMethod(const std::string& method);
 

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <mutex>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl_compat.h"
 #include "filemesh/log.hpp"
 
@@ -163,6 +165,16 @@ std::string TerminationSignals::Name(int signo) {
     default:
       return absl::StrCat(signo);
   }
+}
+
+void TuneProcessForRpc() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* keep = std::getenv("FILEMESH_ABSL_DEADLOCK_DETECTION");
+    if (keep == nullptr || std::strcmp(keep, "1") != 0) {
+      absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    }
+  });
 }
 
 }  // namespace filemesh

@@ -1,7 +1,9 @@
 #include "filemesh/service_host.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -13,16 +15,35 @@
 #include "absl/time/clock.h"
 #include "absl_compat.h"
 #include "filemesh/log.hpp"
+#include "fs/worker_pool.h"
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
 #include "rpc/handler_registry.h"
-#include "rpc/process_tuning.h"
-#include "rpc/worker_pool.h"
 
 namespace filemesh {
 
+namespace {
+
+// The largest part of a call's time kept back for its reply (see
+// ServiceHostOptions::max_call_time).
+constexpr absl::Duration kMaxReplyMargin = absl::Milliseconds(200);
+
+}  // namespace
+
+absl::Time internal::HandlerDeadline(absl::Time arrival, absl::Time caller_deadline,
+                                     absl::Duration max_call_time) {
+  absl::Time deadline = arrival + max_call_time;
+  if (caller_deadline < deadline) {
+    const absl::Duration left = caller_deadline - arrival;
+    deadline =
+        caller_deadline - std::max(absl::ZeroDuration(), std::min(left / 10, kMaxReplyMargin));
+  }
+  return deadline;
+}
+
 struct ServiceHost::Impl {
   ServiceHostOptions options;
+  std::atomic<size_t> inflight{0};
   internal::HandlerRegistry registry;
   std::unique_ptr<internal::WorkerPool> pool;
   std::unique_ptr<internal::GrpcServer> grpc;
@@ -42,6 +63,30 @@ struct ServiceHost::Impl {
       reply(absl::UnimplementedError("unknown method " + method));
       return;
     }
+    if (request.size() > options.max_message_bytes) {
+      reply(absl::ResourceExhaustedError(
+          absl::StrCat("the request is ", request.size(), " bytes, above the limit of ",
+                       options.max_message_bytes, " (max_message_bytes)")));
+      return;
+    }
+    if (inflight.fetch_add(1) >= options.max_inflight) {
+      --inflight;
+      reply(absl::ResourceExhaustedError(absl::StrCat(
+          "the service has ", options.max_inflight, " calls in flight, its limit (max_inflight)")));
+      return;
+    }
+    // From here every path answers through this: it enforces the response
+    // size and gives the call's in-flight slot back.
+    reply = [this, reply = std::move(reply)](absl::StatusOr<std::string> response) {
+      if (response.ok() && response->size() > options.max_message_bytes) {
+        response = absl::ResourceExhaustedError(
+            absl::StrCat("the response is ", response->size(), " bytes, above the limit of ",
+                         options.max_message_bytes, " (max_message_bytes)"));
+      }
+      --inflight;
+      reply(std::move(response));
+    };
+    deadline = internal::HandlerDeadline(absl::Now(), deadline, options.max_call_time);
     auto task = [handler, request = std::move(request), deadline, reply]() {
       if (absl::Now() >= deadline) {
         reply(absl::DeadlineExceededError("the call's deadline passed before it was served"));
@@ -81,7 +126,6 @@ struct ServiceHost::Impl {
 
 ServiceHost::ServiceHost(ServiceHostOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
-  internal::ApplyProcessTuning();
 }
 
 ServiceHost::~ServiceHost() { Shutdown(absl::Seconds(1)); }
@@ -92,8 +136,9 @@ void ServiceHost::RegisterRaw(const std::string& method, RawMethodHandler handle
 
 void ServiceHost::AddFileLister(const FileListerInterface& service) {
   Register<v1::ListRequest, v1::ListResponse>(
-      kListMethod,
-      [&service](const v1::ListRequest& request, absl::Time) { return service.List(request); });
+      kListMethod, [&service](const v1::ListRequest& request, absl::Time deadline) {
+        return service.List(request, deadline);
+      });
 }
 
 void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
@@ -113,7 +158,14 @@ absl::Status ServiceHost::Start() {
   if (o.grpc_listen.empty() && o.amqp_url.empty()) {
     return absl::InvalidArgumentError("neither grpc_listen nor amqp_url is set");
   }
-  impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_queued_calls);
+  if (o.max_inflight == 0) return absl::InvalidArgumentError("max_inflight must be at least 1");
+  if (o.max_call_time <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_call_time must be positive");
+  }
+  if (o.max_message_bytes == 0 || o.max_message_bytes > size_t{INT32_MAX}) {
+    return absl::InvalidArgumentError("max_message_bytes must be between 1 and 2^31 - 1");
+  }
+  impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_inflight);
   // AMQP first: its options are checked without touching the network, so a
   // bad URL fails Start before a gRPC port is bound.
   if (!o.amqp_url.empty()) {
@@ -140,8 +192,8 @@ absl::Status ServiceHost::Start() {
     impl_->amqp = *std::move(server);
   }
   if (!o.grpc_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
-        internal::GrpcServer::Start(o.grpc_listen, impl_->registry, impl_->MakeDispatcher("grpc"));
+    absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc = internal::GrpcServer::Start(
+        o.grpc_listen, impl_->registry, impl_->MakeDispatcher("grpc"), o.max_message_bytes);
     if (!grpc.ok()) {
       impl_->amqp.reset();
       impl_->pool.reset();

@@ -15,6 +15,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
   amqp.late_reply_capacity = options.late_reply_capacity;
   amqp.reconnect_backoff_min = options.reconnect_backoff_min;
   amqp.reconnect_backoff_max = options.reconnect_backoff_max;
+  amqp.max_message_bytes = options.max_message_bytes;
   absl::StatusOr<std::unique_ptr<AmqpTransport>> transport = AmqpTransport::Create(amqp);
   if (!transport.ok()) return transport.status();
   return std::unique_ptr<Transport>(*std::move(transport));

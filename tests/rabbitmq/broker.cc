@@ -13,6 +13,8 @@
 #include <random>
 #include <sstream>
 
+#include "loopback_port.h"
+
 #ifndef FILEMESH_RABBITMQ_NODE_SCRIPT
 #error "FILEMESH_RABBITMQ_NODE_SCRIPT must name tests/rabbitmq/rabbitmq_node.sh"
 #endif
@@ -34,11 +36,13 @@ bool PortFree(int port) {
   return ok;
 }
 
-// A port P with P, P+1 and P+2 free (AMQP, distribution, epmd).
+// A port P with P, P+1 and P+2 free (AMQP, distribution, epmd), below the
+// ephemeral range: the node restarts on the same ports, which an outgoing
+// connection could otherwise take while it is down.
 int PickPorts() {
   std::random_device seed;
   std::mt19937 gen(seed());
-  std::uniform_int_distribution<int> dist(20000, 60000);
+  std::uniform_int_distribution<int> dist(20000, EphemeralPortLow() - 3);
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int port = dist(gen);
     if (PortFree(port) && PortFree(port + 1) && PortFree(port + 2)) return port;

@@ -62,6 +62,7 @@ internal::Dispatcher EchoService::dispatcher() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
+      budgets_.push_back(deadline - absl::Now());
       work_.push_back(
           [this, handler, request = std::move(request), deadline, done = std::move(done)] {
             absl::StatusOr<std::string> result = (*handler)(request, deadline);

@@ -51,6 +51,13 @@ class EchoService {
   // Handler runs finished so far.
   int handled() const { return handled_.load(); }
 
+  // For each call dispatched so far, in order: its deadline less the time
+  // it was dispatched (how long the server let it run).
+  std::vector<absl::Duration> budgets() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return budgets_;
+  }
+
  private:
   absl::StatusOr<std::string> List(const std::string& request);
   void Worker();
@@ -63,6 +70,7 @@ class EchoService {
   bool stopping_ = false;
   bool released_ = false;
   int held_ = 0;
+  std::vector<absl::Duration> budgets_;
   std::atomic<int> handled_{0};
   std::vector<std::thread> threads_;
 };

@@ -433,7 +433,7 @@ class DegradedBackendsTest(harness.ProcessTestCase):
         self.assertEqual(r.json()["code"], "UNAVAILABLE")
         self.assertIn("keepalive", r.json()["detail"])
 
-    def test_service_out_of_file_descriptors_is_429(self):
+    def test_service_out_of_file_descriptors_is_503_with_retry_after(self):
         # ResourceExhausted from the lister (EMFILE opening the directory):
         # the service process may not open one more descriptor.
         lister = self.mserv("mserv1", self.tree.root, grpc_listen="127.0.0.1:0", threads=1)
@@ -443,8 +443,9 @@ class DegradedBackendsTest(harness.ProcessTestCase):
         _, hard = resource.prlimit(lister.pid, resource.RLIMIT_NOFILE)
         resource.prlimit(lister.pid, resource.RLIMIT_NOFILE, (open_fds, hard))
         r = gw.http.get("/api/v1/files", {"path": "docs"})
-        self.assertEqual(r.status, 429, r)
+        self.assertEqual(r.status, 503, r)
         self.assertEqual(r.json()["code"], "RESOURCE_EXHAUSTED")
+        self.assertEqual(r.headers.get("retry-after"), "1", r)
         resource.prlimit(lister.pid, resource.RLIMIT_NOFILE, (hard, hard))
         self.assertEqual(gw.http.get("/api/v1/files", {"path": "docs"}).status, 200)
 

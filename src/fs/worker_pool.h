@@ -1,8 +1,9 @@
 // A fixed pool of threads running submitted tasks in order of arrival, with
 // a bound on queued work so an overloaded host refuses instead of hoarding.
+// ServiceHost runs handlers on one; FileSearcher's walkers share another.
 
-#ifndef FILEMESH_SRC_RPC_WORKER_POOL_H_
-#define FILEMESH_SRC_RPC_WORKER_POOL_H_
+#ifndef FILEMESH_SRC_FS_WORKER_POOL_H_
+#define FILEMESH_SRC_FS_WORKER_POOL_H_
 
 #include <condition_variable>
 #include <cstddef>
@@ -16,14 +17,17 @@ namespace filemesh::internal {
 
 class WorkerPool {
  public:
-  // `threads` <= 0 means one per core.
+  // `threads` <= 0 means one per CPU the process may use (UsableCpus). When
+  // the system refuses a thread (a limit), the pool keeps those it has:
+  // threads() says how many, possibly none (then Submit refuses everything).
   WorkerPool(int threads, size_t max_queued);
   // Runs what was queued, then joins.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // False (and `task` not run) when the queue is full or the pool is stopping.
+  // False (and `task` not run) when the queue is full, the pool has no
+  // thread, or it is stopping.
   bool Submit(std::function<void()> task);
 
   // Stops accepting work, finishes what was queued, joins the threads.
@@ -47,4 +51,4 @@ class WorkerPool {
 
 }  // namespace filemesh::internal
 
-#endif  // FILEMESH_SRC_RPC_WORKER_POOL_H_
+#endif  // FILEMESH_SRC_FS_WORKER_POOL_H_

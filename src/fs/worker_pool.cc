@@ -1,13 +1,22 @@
-#include "rpc/worker_pool.h"
+#include "fs/worker_pool.h"
 
-#include <algorithm>
+#include <system_error>
+#include <utility>
+
+#include "fs/cpus.h"
 
 namespace filemesh::internal {
 
 WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = UsableCpus();
   threads_.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (int i = 0; i < threads; ++i) {
+    try {
+      threads_.emplace_back([this] { Run(); });
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: work with those started
+    }
+  }
 }
 
 WorkerPool::~WorkerPool() { Stop(); }
@@ -15,7 +24,7 @@ WorkerPool::~WorkerPool() { Stop(); }
 bool WorkerPool::Submit(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || queue_.size() >= max_queued_) return false;
+    if (stopping_ || threads_.empty() || queue_.size() >= max_queued_) return false;
     queue_.push_back(std::move(task));
   }
   cv_.notify_one();
