@@ -171,6 +171,100 @@ TEST_F(AmqpTransportTest, MessagesAboveTheLimitAreResourceExhausted) {
   EXPECT_TRUE(client->Call(kListMethod, ListRequestBytes("s"), In(kSettle)).response.ok());
 }
 
+TEST_F(AmqpTransportTest, AFullQueueRefusesACallAtOnce) {
+  // No server: requests wait in the queue, which holds two.
+  AmqpClientOptions options = ClientOptions();
+  options.queue_limits.max_length = 2;
+  auto client = Connect(options);
+  ASSERT_TRUE(client);
+  for (const char* path : {"one", "two"}) {
+    TransportResult queued =
+        client->Call(kListMethod, ListRequestBytes(path), In(absl::Milliseconds(300)));
+    EXPECT_EQ(queued.response.status().code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_FALSE(queued.queued_id.empty()) << "the broker took it";
+  }
+  // The third is refused by the broker (reject-publish): a clear error long
+  // before its 30 s deadline, not a queued call.
+  TransportResult refused = client->Call(kListMethod, ListRequestBytes("three"), In(kSettle));
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kResourceExhausted)
+      << refused.response.status();
+  EXPECT_NE(std::string(refused.response.status().message()).find("full"), std::string::npos);
+  EXPECT_TRUE(refused.queued_id.empty());
+  auto admin = Admin();
+  ASSERT_NE(admin, nullptr);
+  EXPECT_EQ(admin->Stats(queue_).messages, 2);
+}
+
+TEST_F(AmqpTransportTest, DeadLetterQueuesAreBoundedInLengthAndTime) {
+  AmqpClientOptions options = ClientOptions();
+  options.queue_limits.dead_letter_max_length = 2;
+  options.queue_limits.dead_letter_ttl = absl::Milliseconds(300);
+  auto client = Connect(options);
+  ASSERT_TRUE(client);
+  // A call declares the queues (nobody serves it).
+  (void)client->Call(kListMethod, ListRequestBytes("x"), In(absl::Milliseconds(100)));
+  auto admin = Admin();
+  ASSERT_NE(admin, nullptr);
+  const std::string dlq = queue_ + ".dlq";
+  ASSERT_GE(admin->Stats(dlq).messages, 0) << "no dead-letter queue";
+  RawMessage dead;
+  dead.body = "dead";
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(admin->Publish(dlq, dead));
+  // Two at most (the oldest goes), and none once the TTL has passed.
+  EXPECT_LE(admin->Stats(dlq).messages, 2);
+  EXPECT_TRUE(WaitFor([&] { return admin->Stats(dlq).messages == 0; }, kSettle));
+}
+
+TEST_F(AmqpTransportTest, ARequestWhoseServersKeepDyingIsDeadLetteredAfterMaxDeliveries) {
+  AmqpClientOptions client_options = ClientOptions();
+  client_options.queue_limits.max_deliveries = 3;
+  auto client = Connect(client_options);
+  ASSERT_TRUE(client);
+  std::atomic<bool> answered{false};
+  TransportResult result;
+  CallOptions call;
+  call.deadline = In(absl::Seconds(120));
+  call.accept_deadline = call.deadline;
+  client->CallAsync(kListMethod, ListRequestBytes("hold"), call, [&](TransportResult r) {
+    result = std::move(r);
+    answered = true;
+  });
+  // Three servers in turn take the request and go away without answering
+  // (as a crash would: the connection closes with the delivery unacked).
+  std::vector<std::unique_ptr<EchoService>> services;
+  for (int run = 0; run < 3; ++run) {
+    services.push_back(std::make_unique<EchoService>());
+    AmqpServerOptions options = ServerOptions(*services.back());
+    options.queue_limits.max_deliveries = 3;
+    auto server = Serve(options);
+    ASSERT_TRUE(server);
+    ASSERT_TRUE(services.back()->WaitUntilHeld(1, kSettle)) << "run " << run;
+    server->Shutdown(absl::ZeroDuration());
+  }
+  EXPECT_FALSE(answered.load());
+  // The fourth delivery is not run: the caller hears why, the request is in
+  // the dead-letter queue.
+  EchoService last;
+  AmqpServerOptions options = ServerOptions(last);
+  options.queue_limits.max_deliveries = 3;
+  auto server = Serve(options);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(WaitFor([&] { return answered.load(); }, kSettle));
+  EXPECT_EQ(result.response.status().code(), absl::StatusCode::kAborted)
+      << result.response.status();
+  EXPECT_NE(std::string(result.response.status().message()).find("3 times"), std::string::npos)
+      << result.response.status();
+  EXPECT_EQ(last.handled(), 0);
+  auto admin = Admin();
+  ASSERT_NE(admin, nullptr);
+  std::vector<RawMessage> dead = admin->Take(queue_ + ".dlq", 1, kSettle);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].body, ListRequestBytes("hold"));
+  // The server still serves.
+  EXPECT_TRUE(client->Call(kListMethod, ListRequestBytes("fine"), In(kSettle)).response.ok());
+  for (auto& s : services) s->ReleaseHeld();
+}
+
 TEST_F(AmqpTransportTest, ServiceErrorCrossesWithItsCodeAndMessage) {
   EchoService service;
   auto server = Serve(ServerOptions(service));
@@ -550,6 +644,23 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
       << "no dispatcher";
   server.dispatch = service.dispatcher();
   EXPECT_TRUE(AmqpServer::Create(server).ok());
+
+  // Every queue bound must be positive, on both sides.
+  for (int which = 0; which < 4; ++which) {
+    QueueLimits limits;
+    if (which == 0) limits.max_length = 0;
+    if (which == 1) limits.max_deliveries = 0;
+    if (which == 2) limits.dead_letter_ttl = absl::ZeroDuration();
+    if (which == 3) limits.dead_letter_max_length = -1;
+    server.queue_limits = limits;
+    EXPECT_EQ(AmqpServer::Create(server).status().code(), absl::StatusCode::kInvalidArgument)
+        << which;
+    AmqpClientOptions bounded;
+    bounded.url = "amqp://localhost";
+    bounded.queue_limits = limits;
+    EXPECT_EQ(AmqpTransport::Create(bounded).status().code(), absl::StatusCode::kInvalidArgument)
+        << which;
+  }
 }
 
 }  // namespace

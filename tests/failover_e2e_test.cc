@@ -16,6 +16,7 @@
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/service_host.hpp"
 #include "gtest/gtest.h"
+#include "rabbitmq/amqp_admin.h"
 #include "rabbitmq/broker.h"
 #include "rpc_test_support.h"
 #include "wait_for.h"
@@ -199,6 +200,35 @@ TEST_F(FailoverEndToEndTest, AFortyMegabyteResultIsTruncatedByBytesOnBothTranspo
   check(over_grpc, TransportKind::kGrpc);
   FileSearcherClient over_amqp(Channel(Loopback(testing::UnusedLoopbackPort()), true, generous));
   check(over_amqp, TransportKind::kAmqp);
+}
+
+// A request body that does not parse is answered INVALID_ARGUMENT and
+// dead-lettered (never offered to another replica); the host keeps serving.
+TEST_F(FailoverEndToEndTest, AnUnparseableRequestIsAnsweredAndDeadLettered) {
+  auto host = Host("", /*amqp=*/true);
+  ASSERT_TRUE(testing::WaitFor([&] { return host->amqp_connected(); }, absl::Seconds(30)));
+  std::string error;
+  auto admin = testing::AmqpAdmin::Connect(amqp_url_, &error);
+  ASSERT_NE(admin, nullptr) << error;
+  const std::string queue = prefix_ + "filemesh.v1.FileLister";
+  const std::string replies = prefix_ + "test.replies";
+  ASSERT_TRUE(admin->DeclareQueue(replies));
+  testing::RawMessage poison;
+  poison.content_type = "application/x-protobuf";
+  poison.type = kListMethod;
+  poison.correlation_id = "c-poison";
+  poison.reply_to = replies;
+  poison.body = std::string("\xff\xff\xff", 3);
+  ASSERT_TRUE(admin->Publish(queue, poison));
+  std::vector<testing::RawMessage> answers = admin->Take(replies, 1, absl::Seconds(30));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].correlation_id, "c-poison");
+  EXPECT_EQ(answers[0].int_headers["grpc-status"], 3);  // INVALID_ARGUMENT
+  std::vector<testing::RawMessage> dead = admin->Take(queue + ".dlq", 1, absl::Seconds(30));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].body, poison.body);
+  FileListerClient client(Channel("", /*amqp=*/true));
+  EXPECT_EQ(ListDocs(client).served_by, TransportKind::kAmqp);
 }
 
 TEST_F(FailoverEndToEndTest, ApplicationErrorsAreTheSameOverBothTransports) {

@@ -6,6 +6,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/queue_flags.h"
 #include "filemesh/process.hpp"
 
 ABSL_FLAG(std::string, root, "", "directory to serve (required)");
@@ -50,6 +51,9 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
         "--max_message_bytes must be between 4096 and 2147483647, not ", max_message_bytes));
   }
   options.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  absl::StatusOr<filemesh::QueueLimits> limits = QueueLimitsFromFlags();
+  if (!limits.ok()) return limits.status();
+  options.queue_limits = *limits;
   if (absl::GetFlag(FLAGS_root).empty()) {
     return absl::InvalidArgumentError("--root is required: the directory to serve");
   }

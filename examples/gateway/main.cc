@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/queue_flags.h"
 #include "filemesh/clients.hpp"
 #include "filemesh/failover_channel.hpp"
 #include "filemesh/http_server.hpp"
@@ -86,6 +87,9 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
         "--max_message_bytes must be between 4096 and 2147483647, not ", max_message_bytes)));
   }
   options.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  absl::StatusOr<filemesh::QueueLimits> limits = filemesh_examples::QueueLimitsFromFlags();
+  if (!limits.ok()) Exit(limits.status());
+  options.queue_limits = *limits;
   if (options.grpc_target.empty() && options.amqp_url.empty()) return nullptr;
   auto channel = filemesh::FailoverChannel::Create(options);
   if (!channel.ok()) Exit(channel.status());

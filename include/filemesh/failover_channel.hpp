@@ -44,6 +44,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/queue_limits.hpp"
 #include "filemesh/transport.hpp"
 
 namespace filemesh {
@@ -77,6 +78,8 @@ struct FailoverChannelOptions {
   std::string queue_prefix;
   // Declare the service queues as quorum queues (for clusters).
   bool quorum_queues = false;
+  // Bounds of the queues this side declares; the services' must match.
+  QueueLimits queue_limits;
   // AMQP heartbeat interval.
   absl::Duration heartbeat = absl::Seconds(10);
   // How long a queued request stays worth serving (the AMQP `expiration`)

@@ -32,9 +32,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "filemesh/file_service.hpp"
+#include "filemesh/queue_limits.hpp"
 
 namespace filemesh {
 
@@ -47,6 +49,8 @@ struct ServiceHostOptions {
   // Prepended to every queue name; must match the clients'.
   std::string queue_prefix;
   bool quorum_queues = false;
+  // Bounds of the service queues (queue_limits.hpp); the clients' must match.
+  QueueLimits queue_limits;
   // Unacknowledged AMQP deliveries at once.
   int amqp_prefetch = 32;
   absl::Duration heartbeat = absl::Seconds(10);
@@ -73,6 +77,12 @@ struct ServiceHostOptions {
   // code=OK duration_ms=...`); off by default, as it costs a write per call.
   bool log_calls = false;
 };
+
+// The payload (absl::Status::SetPayload) that marks an INVALID_ARGUMENT as
+// "the request itself does not parse": over AMQP such a request is answered
+// and then dead-lettered, never offered to another replica. Register sets it;
+// a raw handler may too.
+inline constexpr char kUnparseableRequestPayload[] = "filemesh.dev/unparseable-request";
 
 // A handler on serialized messages: the form every typed handler takes
 // inside the host.
@@ -135,8 +145,10 @@ void ServiceHost::Register(
                                              absl::Time deadline) -> absl::StatusOr<std::string> {
         Request request;
         if (!request.ParseFromString(bytes)) {
-          return absl::InvalidArgumentError(absl::StrCat(
+          absl::Status unparseable = absl::InvalidArgumentError(absl::StrCat(
               "the request to ", method, " is not a valid ", Request::descriptor()->full_name()));
+          unparseable.SetPayload(kUnparseableRequestPayload, absl::Cord());
+          return unparseable;
         }
         try {
           absl::StatusOr<Response> response = handler(request, deadline);

@@ -7,31 +7,68 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl_compat.h"
+#include "filemesh/service_host.hpp"
 
 namespace filemesh::internal {
 
-AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum) {
+AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum, const QueueLimits& limits) {
   AmqpQueueSpec spec;
   spec.name = queue;
   spec.durable = true;
   spec.arguments["x-dead-letter-exchange"] = std::string(kDeadLetterExchange);
   spec.arguments["x-dead-letter-routing-key"] = queue + ".dlq";
-  if (quorum) spec.arguments["x-queue-type"] = std::string("quorum");
+  spec.arguments["x-max-length"] = limits.max_length;
+  spec.arguments["x-overflow"] = std::string("reject-publish");
+  if (quorum) {
+    spec.arguments["x-queue-type"] = std::string("quorum");
+    // The broker counts deliveries of quorum queues itself.
+    spec.arguments["x-delivery-limit"] = static_cast<int64_t>(limits.max_deliveries);
+  }
   return spec;
 }
 
-absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue,
-                                 bool quorum) {
-  absl::Status status = connection.DeclareExchange(kDeadLetterExchange, "direct", true);
-  if (!status.ok()) return status;
+AmqpQueueSpec DeadLetterQueueSpec(const std::string& queue, bool quorum,
+                                  const QueueLimits& limits) {
   AmqpQueueSpec dlq;
   dlq.name = queue + ".dlq";
+  dlq.durable = true;
+  dlq.arguments["x-message-ttl"] =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(limits.dead_letter_ttl));
+  dlq.arguments["x-max-length"] = limits.dead_letter_max_length;
   if (quorum) dlq.arguments["x-queue-type"] = std::string("quorum");
+  return dlq;
+}
+
+absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue, bool quorum,
+                                 const QueueLimits& limits) {
+  absl::Status status = connection.DeclareExchange(kDeadLetterExchange, "direct", true);
+  if (!status.ok()) return status;
+  const AmqpQueueSpec dlq = DeadLetterQueueSpec(queue, quorum, limits);
   status = connection.DeclareQueue(dlq);
   if (!status.ok()) return status;
   status = connection.BindQueue(dlq.name, kDeadLetterExchange, dlq.name);
   if (!status.ok()) return status;
-  return connection.DeclareQueue(ServiceQueueSpec(queue, quorum));
+  return connection.DeclareQueue(ServiceQueueSpec(queue, quorum, limits));
+}
+
+absl::Status CheckQueueLimits(const QueueLimits& limits) {
+  if (limits.max_length < 1)
+    return absl::InvalidArgumentError("queue max_length must be at least 1");
+  if (limits.max_deliveries < 1) {
+    return absl::InvalidArgumentError("queue max_deliveries must be at least 1");
+  }
+  if (limits.dead_letter_ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("dead_letter_ttl must be at least 1 ms");
+  }
+  if (limits.dead_letter_max_length < 1) {
+    return absl::InvalidArgumentError("dead_letter_max_length must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+bool IsUnparseableRequest(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument &&
+         status.GetPayload(kUnparseableRequestPayload).has_value();
 }
 
 AmqpTable StatusHeaders(const absl::Status& status) {

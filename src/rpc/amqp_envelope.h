@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/queue_limits.hpp"
 #include "rpc/amqp_connection.h"
 
 namespace filemesh::internal {
@@ -20,6 +21,9 @@ inline constexpr char kDeadLetterExchange[] = "filemesh.dlx";
 inline constexpr char kContentType[] = "application/x-protobuf";
 inline constexpr char kStatusHeader[] = "grpc-status";
 inline constexpr char kMessageHeader[] = "grpc-message";
+// Request header, set by servers on the copy of a request they put back in
+// its queue: deliveries of it that ended without an answer so far.
+inline constexpr char kRedeliveriesHeader[] = "filemesh-redeliveries";
 // Request header: how long the server may run the call, in whole
 // milliseconds from when it starts (docs/protocol.md).
 inline constexpr char kTimeoutHeader[] = "filemesh-timeout-ms";
@@ -30,12 +34,25 @@ inline constexpr size_t kMaxShortString = 255;
 inline constexpr size_t kMaxServiceQueueName = kMaxShortString - 4;
 
 // A service's queue: durable, dead-lettering to filemesh.dlx with routing key
-// "<queue>.dlq", a quorum queue when asked.
-AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum);
+// "<queue>.dlq", at most limits.max_length requests (x-overflow
+// reject-publish), a quorum queue when asked (then with x-delivery-limit).
+AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum, const QueueLimits& limits);
+
+// Its dead-letter queue "<queue>.dlq": durable, with the TTL and length limit
+// of `limits`.
+AmqpQueueSpec DeadLetterQueueSpec(const std::string& queue, bool quorum, const QueueLimits& limits);
 
 // Declares filemesh.dlx (direct, durable), "<queue>.dlq" bound to it with
 // routing key "<queue>.dlq", then `queue` itself.
-absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue, bool quorum);
+absl::Status DeclareServiceQueue(AmqpConnection& connection, const std::string& queue, bool quorum,
+                                 const QueueLimits& limits);
+
+// InvalidArgument unless every bound of `limits` is positive.
+absl::Status CheckQueueLimits(const QueueLimits& limits);
+
+// Whether `status` says the request itself is malformed (ServiceHost marks an
+// unparseable body so): such a request is answered and dead-lettered.
+bool IsUnparseableRequest(const absl::Status& status);
 
 // Reply headers for `status`: grpc-status (the absl/gRPC code number) and,
 // when not OK, grpc-message.

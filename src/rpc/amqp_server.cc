@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "rpc/amqp_connection.h"
@@ -60,6 +61,17 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
              uint64_t delivery_tag, Settle settle);
   void Complete(Completion completion);  // any thread
   void Settled(int64_t count);
+  // A delivery that says an earlier one ended without an answer: dead-letters
+  // it past max_deliveries, else puts a copy counting it back in the queue.
+  // False when the request is to run here after all (no count applies).
+  bool Redelivered(AmqpConnection& connection, const AmqpMessage& message);
+
+  // A request put back in its queue (Redelivered), awaiting the broker's
+  // confirm of the copy before the original is settled.
+  struct Requeued {
+    uint64_t generation = 0;
+    uint64_t delivery_tag = 0;
+  };
 
   const AmqpServerOptions options_;
 
@@ -72,6 +84,7 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   // I/O thread only.
   std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
   bool consumers_cancelled_ = false;
+  std::map<uint64_t, Requeued> requeued_;  // publish sequence of the copy -> original
 
   AmqpConnection connection_;  // last: its thread uses everything above
 };
@@ -80,8 +93,8 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   consumer_services_.clear();
   consumers_cancelled_ = false;
   for (const std::string& service : options_.services) {
-    absl::Status status =
-        DeclareServiceQueue(connection, options_.queue_prefix + service, options_.quorum_queues);
+    absl::Status status = DeclareServiceQueue(connection, options_.queue_prefix + service,
+                                              options_.quorum_queues, options_.queue_limits);
     if (!status.ok()) return status;
   }
   {
@@ -146,6 +159,8 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
   // How long it may run: the caller's run-time header; from a client that
   // sends none (older ones), its `expiration`; else the default. The host
   // caps it (ServiceHostOptions::max_call_time).
+  if (message.redelivered && Redelivered(connection, message)) return;
+
   absl::Duration budget = options_.default_deadline;
   absl::Duration given;
   if (ParseTimeoutHeader(p.headers, &given) || ParseExpiration(p.expiration, &given)) {
@@ -204,7 +219,11 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
     // Deliveries of an earlier connection are void: the broker delivers
     // them again, so their outcome is dropped.
     if (c.generation != connection.generation() || !connection.usable()) continue;
-    Reply(connection, c.reply_to, c.correlation_id, c.result, c.delivery_tag, Settle::kAck);
+    // A request that does not parse will not parse anywhere: answered, then
+    // dead-lettered for an operator to see.
+    Reply(
+        connection, c.reply_to, c.correlation_id, c.result, c.delivery_tag,
+        !c.result.ok() && IsUnparseableRequest(c.result.status()) ? Settle::kReject : Settle::kAck);
   }
 }
 
@@ -237,9 +256,59 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
   Settled(1);
 }
 
-void AmqpServer::Core::OnConfirm(AmqpConnection&, uint64_t, bool, bool) {
+bool AmqpServer::Core::Redelivered(AmqpConnection& connection, const AmqpMessage& message) {
+  // Quorum queues count deliveries themselves (x-delivery-limit).
+  if (options_.quorum_queues) return false;
+  const AmqpProperties& p = message.properties;
+  int64_t earlier = 0;
+  auto it = p.headers.find(std::string(kRedeliveriesHeader));
+  if (it != p.headers.end()) {
+    if (const int64_t* n = std::get_if<int64_t>(&it->second); n != nullptr && *n > 0) earlier = *n;
+  }
+  // This delivery is here because the one before it ended without an answer.
+  const int64_t unanswered = earlier + 1;
+  if (unanswered >= options_.queue_limits.max_deliveries) {
+    Reply(connection, p.reply_to, p.correlation_id,
+          absl::AbortedError(
+              absl::StrCat("the request was delivered ", unanswered,
+                           " times without an answer (its servers stopped while holding it); it is "
+                           "dead-lettered to \"",
+                           message.routing_key, ".dlq\"")),
+          message.delivery_tag, Settle::kReject);
+    return true;
+  }
+  // Put a copy that counts this back at the tail of the queue; the original
+  // is settled once the broker has the copy (OnConfirm).
+  AmqpProperties copy = p;
+  copy.headers[std::string(kRedeliveriesHeader)] = unanswered;
+  absl::StatusOr<uint64_t> sequence =
+      connection.Publish("", message.routing_key, /*mandatory=*/false, copy, message.body);
+  // On failure the connection is down and the delivery void (redelivered).
+  if (sequence.ok()) requeued_[*sequence] = Requeued{connection.generation(), message.delivery_tag};
+  return true;
+}
+
+void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
+                                 bool ack) {
   // Requests are settled right behind their replies (see Reply), so the
-  // confirms of the replies change nothing here.
+  // confirms of the replies change nothing; those of requeued copies settle
+  // their originals: acked once the copy is safe, dead-lettered if the broker
+  // refused it (a full queue).
+  auto first = multiple ? requeued_.begin() : requeued_.find(sequence);
+  if (first == requeued_.end()) return;
+  auto last = multiple ? requeued_.upper_bound(sequence) : std::next(first);
+  int64_t settled = 0;
+  for (auto it = first; it != last; ++it) {
+    if (it->second.generation != connection.generation() || !connection.usable()) continue;
+    if (ack) {
+      (void)connection.Ack(it->second.delivery_tag, /*multiple=*/false);
+    } else {
+      (void)connection.Reject(it->second.delivery_tag, /*requeue=*/false);
+    }
+    ++settled;
+  }
+  requeued_.erase(first, last);
+  Settled(settled);
 }
 
 void AmqpServer::Core::Settled(int64_t count) {
@@ -255,6 +324,7 @@ void AmqpServer::Core::Settled(int64_t count) {
 void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
   (void)why;
   consumer_services_.clear();
+  requeued_.clear();  // their originals go back to the queue with the connection
   std::lock_guard<std::mutex> lock(mu_);
   // Every unacked delivery of that connection goes back to its queue.
   unsettled_ = 0;
@@ -303,6 +373,7 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
       !timing.ok()) {
     return timing;
   }
+  if (absl::Status limits = CheckQueueLimits(options.queue_limits); !limits.ok()) return limits;
   auto core = std::make_shared<Core>(options, *std::move(url));
   return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));
 }

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/queue_limits.hpp"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::internal {
@@ -34,6 +35,8 @@ struct AmqpServerOptions {
   std::string queue_prefix;
   // Declare service queues as quorum queues (must match the clients').
   bool quorum_queues = false;
+  // Bounds of the service queues (must match the clients').
+  QueueLimits queue_limits;
   // AMQP heartbeat interval (zero disables heartbeats).
   absl::Duration heartbeat = absl::Seconds(10);
   // Unacked requests the broker hands over at once, per service queue.

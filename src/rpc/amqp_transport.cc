@@ -336,7 +336,8 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
   if (!tag.ok()) return tag.status();
   for (const std::string& queue : known_queues_) {
     // A refusal here is reported to the calls that use the queue.
-    if (DeclareServiceQueue(connection, queue, options_.quorum_queues).ok()) {
+    if (DeclareServiceQueue(connection, queue, options_.quorum_queues, options_.queue_limits)
+            .ok()) {
       declared_.insert(queue);
     }
     if (!connection.usable()) return absl::UnavailableError("connection lost while declaring");
@@ -347,7 +348,8 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
 absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
                                                  const std::string& queue) {
   if (declared_.count(queue) != 0) return absl::OkStatus();
-  absl::Status status = DeclareServiceQueue(connection, queue, options_.quorum_queues);
+  absl::Status status =
+      DeclareServiceQueue(connection, queue, options_.quorum_queues, options_.queue_limits);
   if (!status.ok()) return status;
   declared_.insert(queue);
   known_queues_.insert(queue);
@@ -427,8 +429,11 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
       if (ack) {
         call->state = PendingCall::State::kConfirmed;
       } else {
-        Finish(call, absl::UnavailableError(absl::StrCat("the broker refused the request to \"",
-                                                         call->queue, "\" (basic.nack)")));
+        // A full queue (x-overflow reject-publish) is the usual reason.
+        Finish(call, absl::ResourceExhaustedError(absl::StrCat(
+                         "the broker refused the request to \"", call->queue,
+                         "\" (basic.nack): the queue is full (queue_limits.max_length ",
+                         options_.queue_limits.max_length, ")")));
       }
     }
     unconfirmed_.erase(first, last);
@@ -514,6 +519,10 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
                                                   options.reconnect_backoff_max);
       !timing.ok()) {
     return timing;
+  }
+  if (absl::Status limits = CheckQueueLimits(options.queue_limits); !limits.ok()) return limits;
+  if (options.max_message_bytes == 0) {
+    return absl::InvalidArgumentError("max_message_bytes must be at least 1");
   }
   auto core = std::make_unique<Core>(options, *std::move(url));
   absl::Status started = core->Start();

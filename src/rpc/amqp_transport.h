@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/queue_limits.hpp"
 #include "filemesh/transport.hpp"
 
 namespace filemesh::internal {
@@ -29,6 +30,8 @@ struct AmqpClientOptions {
   std::string queue_prefix;
   // Declare service queues as quorum queues (must match the servers).
   bool quorum_queues = false;
+  // Bounds of the service queues it declares (must match the servers').
+  QueueLimits queue_limits;
   // AMQP heartbeat interval (zero disables heartbeats).
   absl::Duration heartbeat = absl::Seconds(10);
   // The request's `expiration` (how long it stays worth serving) and how long

@@ -177,6 +177,7 @@ absl::Status ServiceHost::Start() {
     amqp.url = o.amqp_url;
     amqp.queue_prefix = o.queue_prefix;
     amqp.quorum_queues = o.quorum_queues;
+    amqp.queue_limits = o.queue_limits;
     amqp.heartbeat = o.heartbeat;
     amqp.prefetch = static_cast<uint16_t>(o.amqp_prefetch);
     amqp.reconnect_backoff_min = o.reconnect_backoff_min;

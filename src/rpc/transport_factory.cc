@@ -10,6 +10,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
   amqp.url = options.amqp_url;
   amqp.queue_prefix = options.queue_prefix;
   amqp.quorum_queues = options.quorum_queues;
+  amqp.queue_limits = options.queue_limits;
   amqp.heartbeat = options.heartbeat;
   amqp.late_reply_ttl = options.late_reply_ttl;
   amqp.late_reply_capacity = options.late_reply_capacity;

@@ -1,0 +1,47 @@
+#include "common/queue_flags.h"
+
+#include <cstdint>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+ABSL_FLAG(int64_t, queue_max_length, 10000,
+          "requests waiting in a service queue at most; past it a call fails at once "
+          "(RESOURCE_EXHAUSTED); the same on every service and gateway");
+ABSL_FLAG(int, max_deliveries, 3,
+          "deliveries of a request that end without an answer (crashed servers) before it is "
+          "dead-lettered; the same everywhere");
+ABSL_FLAG(absl::Duration, dead_letter_ttl, absl::Hours(24 * 7),
+          "how long a dead-lettered request is kept; the same everywhere");
+ABSL_FLAG(int64_t, dead_letter_max_length, 10000,
+          "dead-lettered requests kept per queue, the oldest dropped first; the same everywhere");
+
+namespace filemesh_examples {
+
+absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags() {
+  filemesh::QueueLimits limits;
+  limits.max_length = absl::GetFlag(FLAGS_queue_max_length);
+  limits.max_deliveries = absl::GetFlag(FLAGS_max_deliveries);
+  limits.dead_letter_ttl = absl::GetFlag(FLAGS_dead_letter_ttl);
+  limits.dead_letter_max_length = absl::GetFlag(FLAGS_dead_letter_max_length);
+  if (limits.max_length < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--queue_max_length must be 1 or more, not ", limits.max_length));
+  }
+  if (limits.max_deliveries < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_deliveries must be 1 or more, not ", limits.max_deliveries));
+  }
+  if (limits.dead_letter_ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("--dead_letter_ttl must be at least 1ms, not ",
+                                                   absl::FormatDuration(limits.dead_letter_ttl)));
+  }
+  if (limits.dead_letter_max_length < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dead_letter_max_length must be 1 or more, not ", limits.dead_letter_max_length));
+  }
+  return limits;
+}
+
+}  // namespace filemesh_examples
