@@ -251,6 +251,21 @@ TEST_F(GrpcFailoverTest, ServesGrpcHealthChecks) {
       (*transport)->Call("/grpc.health.v1.Health/Check", request, absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(r.response.ok()) << r.response.status();
   EXPECT_EQ(*r.response, std::string("\x08\x01", 2));  // status: SERVING
+  // The server as a whole (empty name): SERVING too.
+  r = (*transport)->Call("/grpc.health.v1.Health/Check", "", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(r.response.ok()) << r.response.status();
+  EXPECT_EQ(*r.response, std::string("\x08\x01", 2));
+  // A service the host does not serve: NOT_FOUND, as the health protocol says.
+  const std::string other = "filemesh.v1.Nothing";
+  r = (*transport)
+          ->Call("/grpc.health.v1.Health/Check",
+                 std::string("\x0a", 1) + static_cast<char>(other.size()) + other,
+                 absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(r.response.status().code(), absl::StatusCode::kNotFound) << r.response.status();
+  // Not a HealthCheckRequest at all.
+  r = (*transport)
+          ->Call("/grpc.health.v1.Health/Check", "\x0a\x7f", absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(r.response.status().code(), absl::StatusCode::kInvalidArgument) << r.response.status();
 }
 
 TEST_F(GrpcFailoverTest, ManyThreadsWhileTheServerStopsAndStarts) {

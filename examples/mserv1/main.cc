@@ -15,6 +15,7 @@
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
   filemesh::TuneProcessForRpc();
+  filemesh::EnableGrpcReflection();
   filemesh::ParseFlags(argc, argv,
                        "mserv1: lists directories under --root over gRPC and/or RabbitMQ.\n\n"
                        "  mserv1 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");

@@ -51,6 +51,15 @@ long RaiseOpenFileLimit(long wanted);
 // environment sets FILEMESH_ABSL_DEADLOCK_DETECTION=1 (to debug lock order).
 void TuneProcessForRpc();
 
+// Process-wide: every gRPC server built afterwards in this process, the
+// ServiceHosts' included, also serves gRPC server reflection, so that tools
+// such as grpcurl can describe and call the filemesh methods by name
+// (`grpcurl -plaintext HOST:PORT describe filemesh.v1.FileLister`). The
+// hosts serve their methods through gRPC's generic API, so reflection's
+// service list names only the health and reflection services. A program
+// calls it from main() before starting a host; the library never does.
+void EnableGrpcReflection();
+
 // SIGTERM and SIGINT as a request to stop, taken synchronously.
 class TerminationSignals {
  public:

@@ -10,8 +10,10 @@
 //   if (auto status = host.Start(); !status.ok()) { ... }
 //   host.Wait();   // until Shutdown() from another thread or a signal handler
 //
-// On gRPC the host also serves grpc.health.v1.Health (each registered service
-// SERVING while the host runs) and server reflection. On AMQP it consumes one
+// On gRPC the host also answers grpc.health.v1.Health/Check (SERVING for ""
+// and each registered service while the host runs, NOT_SERVING once it shuts
+// down); server reflection when the program calls EnableGrpcReflection()
+// (process.hpp). On AMQP it consumes one
 // queue per service as docs/protocol.md describes, reconnecting with backoff
 // when the broker goes away. Either transport may be left out. Start,
 // shutdown and the broker connection's ups and downs are logged (log.hpp).

@@ -22,11 +22,11 @@ WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued)
 WorkerPool::~WorkerPool() { Stop(); }
 
 bool WorkerPool::Submit(std::function<void()> task) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || threads_.empty() || queue_.size() >= max_queued_) return false;
-    queue_.push_back(std::move(task));
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || threads_.empty() || queue_.size() >= max_queued_) return false;
+  queue_.push_back(std::move(task));
+  // Under the lock: the task may run, and its end let the owner stop and
+  // destroy the pool, before a notify made after unlocking would run.
   cv_.notify_one();
   return true;
 }

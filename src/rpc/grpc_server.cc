@@ -1,83 +1,174 @@
 #include "rpc/grpc_server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/impl/codegen/server_callback_handlers.h>
-#include <grpcpp/impl/service_type.h>
 
-#include <deque>
-#include <vector>
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "filemesh/log.hpp"
+#include "google/protobuf/io/coded_stream.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/status_convert.h"
 
 namespace filemesh::internal {
 namespace {
 
-// One service's methods as raw callback methods. The method names must stay
-// alive as long as the service: gRPC keeps pointers to them.
-class RawService final : public grpc::Service {
- public:
-  RawService(const std::vector<std::string>& methods, const Dispatcher* dispatch)
-      : dispatch_(dispatch) {
-    for (const std::string& method : methods) {
-      names_.push_back(method);
-      const std::string* name = &names_.back();
-      AddMethod(new grpc::internal::RpcServiceMethod(
-          name->c_str(), grpc::internal::RpcMethod::NORMAL_RPC, nullptr));
-      MarkMethodRawCallback(
-          static_cast<int>(names_.size() - 1),
-          new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
-              [this, name](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
-                           grpc::ByteBuffer* response) {
-                return Handle(*name, context, request, response);
-              }));
+constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
+
+// grpc.health.v1.HealthCheckResponse.ServingStatus values.
+constexpr int kServing = 1;
+constexpr int kNotServing = 2;
+
+// The `service` field (1, a string) of a grpc.health.v1.HealthCheckRequest;
+// false if `bytes` is not such a message.
+bool ParseHealthCheckRequest(const std::string& bytes, std::string* service) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  service->clear();
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    const uint32_t field = tag >> 3;
+    const uint32_t wire_type = tag & 7;
+    uint32_t length = 0;
+    uint64_t ignored = 0;
+    if (field == 1 && wire_type == 2) {
+      if (!in.ReadVarint32(&length) || !in.ReadString(service, static_cast<int>(length))) {
+        return false;
+      }
+    } else if (wire_type == 0) {
+      if (!in.ReadVarint64(&ignored)) return false;
+    } else if (wire_type == 2) {
+      if (!in.ReadVarint32(&length) || !in.Skip(static_cast<int>(length))) return false;
+    } else if (wire_type == 1) {
+      if (!in.Skip(8)) return false;
+    } else if (wire_type == 5) {
+      if (!in.Skip(4)) return false;
+    } else {
+      return false;
     }
   }
-
- private:
-  grpc::ServerUnaryReactor* Handle(const std::string& method, grpc::CallbackServerContext* context,
-                                   const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    // Acknowledge the call at once: the client then knows this server is
-    // alive and working on it, and waits for the answer until its deadline
-    // instead of failing over after its attempt timeout.
-    reactor->StartSendInitialMetadata();
-    const auto client_deadline = context->deadline();
-    const absl::Time deadline = client_deadline == std::chrono::system_clock::time_point::max()
-                                    ? absl::InfiniteFuture()
-                                    : absl::FromChrono(client_deadline);
-    (*dispatch_)(method, ByteBufferToString(*request), deadline,
-                 [reactor, response](absl::StatusOr<std::string> result) {
-                   if (result.ok()) {
-                     *response = StringToByteBuffer(*result);
-                     reactor->Finish(grpc::Status::OK);
-                   } else {
-                     reactor->Finish(ToGrpcStatus(result.status()));
-                   }
-                 });
-    return reactor;
-  }
-
-  const Dispatcher* dispatch_;
-  std::deque<std::string> names_;
-};
+  return in.ConsumedEntireMessage();
+}
 
 }  // namespace
 
 struct GrpcServer::Impl {
   Dispatcher dispatch;
-  std::vector<std::unique_ptr<RawService>> services;
-  std::vector<std::string> service_names;
+  std::set<std::string> services;   // "package.Service" names served
+  std::atomic<bool> serving{true};  // false once Shutdown began
+  std::unique_ptr<grpc::CallbackGenericService> generic;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::string address;
+
+  // grpc.health.v1.Health/Check: SERVING for "" (the server) and each
+  // registered service while the server runs, NOT_SERVING once it shuts
+  // down, NOT_FOUND for other names (the health protocol's answers).
+  absl::StatusOr<std::string> HealthCheck(const std::string& request) const {
+    std::string service;
+    if (!ParseHealthCheckRequest(request, &service)) {
+      return absl::InvalidArgumentError("not a grpc.health.v1.HealthCheckRequest");
+    }
+    if (!service.empty() && services.count(service) == 0) {
+      return absl::NotFoundError(absl::StrCat("unknown service \"", service, "\""));
+    }
+    const int status = serving.load() ? kServing : kNotServing;
+    return std::string{'\x08', static_cast<char>(status)};  // field 1, varint
+  }
 };
+
+namespace {
+
+// One call, whatever its method, through gRPC's generic callback API (public)
+// used as a unary call: one request message in, one response (or a status)
+// out. The call is acknowledged at once (initial metadata): the client then
+// knows this server is alive and working on it, and waits for the answer
+// until its deadline instead of failing over after its attempt timeout.
+class Call final : public grpc::ServerGenericBidiReactor {
+ public:
+  Call(const GrpcServer::Impl* server, grpc::GenericCallbackServerContext* context)
+      : server_(server), context_(context) {
+    // Made on one of gRPC's threads, called back on others: gRPC orders
+    // them inside its uninstrumented library; this release (and the
+    // acquires in the callbacks) make that order visible to ThreadSanitizer.
+    handed_over_.store(true, std::memory_order_release);
+    StartSendInitialMetadata();
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    (void)handed_over_.load(std::memory_order_acquire);
+    if (!ok) {  // half-closed without a message, or gone
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request"));
+      return;
+    }
+    std::string request = ByteBufferToString(request_);
+    request_.Clear();
+    const std::string& method = context_->method();
+    if (method == kHealthCheckMethod) {
+      Reply(server_->HealthCheck(request));
+      return;
+    }
+    const auto client_deadline = context_->deadline();
+    const absl::Time deadline = client_deadline == std::chrono::system_clock::time_point::max()
+                                    ? absl::InfiniteFuture()
+                                    : absl::FromChrono(client_deadline);
+    // The dispatcher answers exactly once, from any thread; the reactor
+    // lives until OnDone, which comes after that answer is finished.
+    server_->dispatch(method, std::move(request), deadline,
+                      [this](absl::StatusOr<std::string> result) { Reply(std::move(result)); });
+  }
+
+  void OnDone() override {
+    (void)handed_over_.load(std::memory_order_acquire);
+    (void)replied_.load(std::memory_order_acquire);
+    delete this;
+  }
+
+ private:
+  void Reply(absl::StatusOr<std::string> result) {
+    if (result.ok()) response_ = StringToByteBuffer(*result);
+    // Reply may run on a handler thread, OnDone then deletes on one of
+    // gRPC's: the same for ThreadSanitizer as handed_over_.
+    replied_.store(true, std::memory_order_release);
+    if (!result.ok()) {
+      Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  const GrpcServer::Impl* const server_;
+  grpc::GenericCallbackServerContext* const context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  std::atomic<bool> handed_over_{false};
+  std::atomic<bool> replied_{false};
+};
+
+class GenericService final : public grpc::CallbackGenericService {
+ public:
+  explicit GenericService(const GrpcServer::Impl* server) : server_(server) {
+    // Made on the starting thread, used on gRPC's: see Call::handed_over_.
+    published_.store(true, std::memory_order_release);
+  }
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    (void)published_.load(std::memory_order_acquire);
+    return new Call(server_, context);
+  }
+
+ private:
+  const GrpcServer::Impl* const server_;
+  std::atomic<bool> published_{false};
+};
+
+}  // namespace
 
 GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -93,9 +184,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   }
   auto impl = std::make_unique<Impl>();
   impl->dispatch = std::move(dispatch);
+  for (const std::string& service : registry.ServiceNames()) impl->services.insert(service);
+  impl->generic = std::make_unique<GenericService>(impl.get());
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
@@ -108,19 +199,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(max_message_bytes));
-  for (const std::string& service : registry.ServiceNames()) {
-    impl->services.push_back(
-        std::make_unique<RawService>(registry.MethodsOf(service), &impl->dispatch));
-    impl->service_names.push_back(service);
-    builder.RegisterService(impl->services.back().get());
-  }
+  // Every method, health checks included, goes to the one generic service.
+  builder.RegisterCallbackGenericService(impl->generic.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on \"", listen, "\""));
-  }
-  if (auto* health = impl->server->GetHealthCheckService()) {
-    health->SetServingStatus(true);
-    for (const std::string& name : impl->service_names) health->SetServingStatus(name, true);
   }
   // Unix socket addresses have no port to fill in.
   impl->address = absl::StartsWith(listen, "unix:")
@@ -136,7 +219,7 @@ const std::string& GrpcServer::address() const { return impl_->address; }
 
 void GrpcServer::Shutdown(absl::Duration grace) {
   if (impl_ == nullptr || impl_->server == nullptr) return;
-  if (auto* health = impl_->server->GetHealthCheckService()) health->SetServingStatus(false);
+  impl_->serving = false;
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->server->Wait();
   impl_->server.reset();

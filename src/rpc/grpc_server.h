@@ -1,6 +1,7 @@
-// The gRPC side of ServiceHost: every registered method as a raw (bytes in,
-// bytes out) callback method, grouped into one grpc::Service per service
-// name, so health checks and reflection list them like generated services.
+// The gRPC side of ServiceHost: every call goes to one generic callback
+// service (gRPC's public generic API: bytes in, bytes out), which answers
+// grpc.health.v1.Health/Check itself and hands everything else to the
+// dispatcher (unknown methods are its UNIMPLEMENTED).
 
 #ifndef FILEMESH_SRC_RPC_GRPC_SERVER_H_
 #define FILEMESH_SRC_RPC_GRPC_SERVER_H_
@@ -33,8 +34,10 @@ class GrpcServer {
   // calls in flight.
   void Shutdown(absl::Duration grace);
 
- private:
+  // Defined in the .cc; public so that its call objects can reach it.
   struct Impl;
+
+ private:
   explicit GrpcServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

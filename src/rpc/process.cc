@@ -1,5 +1,6 @@
 #include "filemesh/process.hpp"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -165,6 +166,11 @@ std::string TerminationSignals::Name(int signo) {
     default:
       return absl::StrCat(signo);
   }
+}
+
+void EnableGrpcReflection() {
+  static std::once_flag once;
+  std::call_once(once, [] { grpc::reflection::InitProtoReflectionServerBuilderPlugin(); });
 }
 
 void TuneProcessForRpc() {
