@@ -43,8 +43,9 @@ constexpr unsigned kMaxStatThreads = 4;
 constexpr uint64_t kDeadlineCheckEvery = 4096;
 
 absl::Status TooLate(const std::string& path, uint64_t read) {
-  return absl::DeadlineExceededError(
-      absl::StrCat("the deadline passed while listing \"", path, "\" (", read, " entries read)"));
+  return absl::DeadlineExceededError(absl::StrCat("the deadline passed while listing ",
+                                                  internal::QuotePath(path), " (", read,
+                                                  " entries read)"));
 }
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks, one per core for large
