@@ -15,7 +15,8 @@ class FilemeshConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
     options = {"shared": [True, False], "fPIC": [True, False]}
     default_options = {"shared": False, "fPIC": True}
-    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "proto/*")
+    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "proto/*",
+                       "docs/openapi.yaml")
 
     def requirements(self):
         self.requires("protobuf/3.21.12", transitive_headers=True)

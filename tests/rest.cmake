@@ -8,6 +8,8 @@ filemesh_add_test(http_test SOURCES http_test.cc LIBS filemesh::rest protobuf::l
 filemesh_add_test(metrics_test SOURCES metrics_test.cc LIBS filemesh::rest)
 filemesh_add_test(rest_gateway_test SOURCES rest_gateway_test.cc
   LIBS filemesh::rest filemesh::rpc protobuf::libprotobuf)
+# The page and the OpenAPI document are compared with the files they came from.
+target_compile_definitions(rest_gateway_test PRIVATE FILEMESH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 # A real HttpServer on loopback, driven by httplib's client.
 filemesh_add_test(http_server_test SOURCES http_server_test.cc
   LIBS filemesh::rest PkgConfig::HTTPLIB)

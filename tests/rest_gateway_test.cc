@@ -6,10 +6,12 @@
 #include "filemesh/rest_gateway.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -495,8 +497,9 @@ TEST_F(RestGatewayTest, FailedOverCallsSayWhichTransportServed) {
 // --- routing -----------------------------------------------------------------
 
 TEST_F(RestGatewayTest, UnknownPathsAre404) {
-  for (const std::string path : {"/", "/api", "/api/v1", "/api/v1/files/", "/api/v1/Files",
-                                 "/api/v2/files", "/healthz/", "/nope", "", "api/v1/files"}) {
+  for (const std::string path :
+       {"/api", "/api/v1/openapi.yaml/", "/api/v1/openapi.json", "/api/v1", "/api/v1/files/",
+        "/api/v1/Files", "/api/v2/files", "/healthz/", "/nope", "", "api/v1/files"}) {
     const HttpResponse r = Get(path);
     EXPECT_EQ(StatusAndCode(r), std::make_pair(404, std::string("NOT_FOUND"))) << path;
     EXPECT_EQ(FindHeader(r, "Allow"), nullptr);
@@ -528,6 +531,132 @@ TEST_F(RestGatewayTest, HeadIsAnsweredAsGet) {
 }
 
 // --- /healthz, /readyz -------------------------------------------------------
+
+// The page, its assets and the OpenAPI document come from the binary.
+std::string ReadSourceFile(const std::string& relative) {
+  std::ifstream in(std::string(FILEMESH_SOURCE_DIR) + "/" + relative, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+void ExpectSecurityHeaders(const HttpResponse& r) {
+  EXPECT_THAT(HeaderOr(r, "Content-Security-Policy"), ::testing::StartsWith("default-src 'self'"));
+  EXPECT_THAT(HeaderOr(r, "Content-Security-Policy"), HasSubstr("frame-ancestors 'none'"));
+  EXPECT_EQ(HeaderOr(r, "X-Content-Type-Options"), "nosniff");
+  EXPECT_NE(FindHeader(r, "X-Request-Id"), nullptr);
+}
+
+TEST_F(RestGatewayTest, ThePageAndItsAssetsAreTheFilesCompiledIn) {
+  const struct {
+    std::string route;
+    std::string file;
+    std::string content_type;
+  } assets[] = {
+      {"/", "src/rest/ui/index.html", "text/html; charset=utf-8"},
+      {"/ui/app.js", "src/rest/ui/app.js", "text/javascript; charset=utf-8"},
+      {"/ui/style.css", "src/rest/ui/style.css", "text/css; charset=utf-8"},
+      {"/ui/icon.svg", "src/rest/ui/icon.svg", "image/svg+xml"},
+  };
+  size_t total = 0;
+  for (const auto& asset : assets) {
+    SCOPED_TRACE(asset.route);
+    const HttpResponse r = Get(asset.route);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.content_type, asset.content_type);
+    const std::string file = ReadSourceFile(asset.file);
+    ASSERT_FALSE(file.empty());
+    EXPECT_EQ(r.body, file);
+    EXPECT_EQ(HeaderOr(r, "Cache-Control"), "no-cache");
+    ExpectSecurityHeaders(r);
+    total += r.body.size();
+    // Strict like every route: no parameters, GET and HEAD only.
+    ExpectBadParameter(asset.route, {{"path", "docs"}}, "path");
+    EXPECT_EQ(Call("POST", asset.route).status, 405);
+    EXPECT_EQ(Call("HEAD", asset.route).status, 200);
+  }
+  EXPECT_LT(total, 100U * 1024) << "the page should stay small";
+}
+
+TEST_F(RestGatewayTest, ThePageRunsNoInlineCode) {
+  // Content-Security-Policy: default-src 'self' forbids inline script and
+  // style; the page must work under it, so it has none.
+  const std::string page = Get("/").body;
+  EXPECT_THAT(page, HasSubstr("<script src=\"/ui/app.js\""));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr("<script>")));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr("<style")));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr(" style=")));
+  EXPECT_THAT(page, ::testing::Not(::testing::ContainsRegex(" on[a-z]+=")));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr("http://")));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr("https://")));
+  // The script builds the page from text only.
+  const std::string script = Get("/ui/app.js").body;
+  for (const char* sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                           "eval(", "new Function"}) {
+    EXPECT_THAT(script, ::testing::Not(HasSubstr(sink))) << sink;
+  }
+}
+
+TEST_F(RestGatewayTest, UnknownAssetsAndOtherPathsAre404) {
+  for (const std::string path : {"/ui/", "/ui", "/ui/nope.js", "/ui/app.js/", "/index.html",
+                                 "/favicon.ico", "/ui/../ui/app.js", "/UI/app.js"}) {
+    SCOPED_TRACE(path);
+    const HttpResponse r = Get(path);
+    EXPECT_EQ(r.status, 404);
+    EXPECT_EQ(r.content_type, "application/problem+json");
+    ExpectSecurityHeaders(r);
+  }
+}
+
+TEST_F(RestGatewayTest, TheOpenApiDocumentIsServedAsWritten) {
+  const HttpResponse r = Get("/api/v1/openapi.yaml");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/yaml");
+  const std::string file = ReadSourceFile("docs/openapi.yaml");
+  ASSERT_FALSE(file.empty());
+  EXPECT_EQ(r.body, file);
+  EXPECT_THAT(r.body, ::testing::StartsWith("openapi: 3.1"));
+  ExpectSecurityHeaders(r);
+  ExpectBadParameter("/api/v1/openapi.yaml", {{"format", "json"}}, "format");
+}
+
+TEST_F(RestGatewayTest, TheOpenApiDocumentNamesEveryRoute) {
+  // Each route the gateway answers is a key of the document's `paths`.
+  const std::string spec = Get("/api/v1/openapi.yaml").body;
+  for (const char* route :
+       {"/api/v1/files", "/api/v1/search", "/api/v1/operations/{id}", "/api/v1/openapi.yaml",
+        "/healthz", "/readyz", "/metrics", "/", "/ui/app.js", "/ui/style.css", "/ui/icon.svg"}) {
+    EXPECT_THAT(spec, HasSubstr(absl::StrCat("\n  ", route, ":\n"))) << route;
+  }
+}
+
+TEST_F(RestGatewayTest, WithoutTheUiOnlyTheApiIsServed) {
+  options_.serve_ui = false;
+  Rebuild();
+  EXPECT_EQ(Get("/").status, 404);
+  EXPECT_EQ(Get("/ui/app.js").status, 404);
+  EXPECT_EQ(Get("/api/v1/openapi.yaml").status, 200);
+}
+
+TEST_F(RestGatewayTest, ThePageIsOpenButTheApiDocumentNeedsTheKey) {
+  options_.api_key = "s3cret";
+  Rebuild();
+  EXPECT_EQ(Get("/").status, 200);
+  EXPECT_EQ(Get("/ui/app.js").status, 200);
+  const HttpResponse denied = Get("/api/v1/openapi.yaml");
+  EXPECT_EQ(denied.status, 401);
+  ExpectSecurityHeaders(denied);
+  EXPECT_EQ(Get("/api/v1/openapi.yaml", {}, {{"authorization", "Bearer s3cret"}}).status, 200);
+}
+
+TEST_F(RestGatewayTest, EveryResponseCarriesTheSecurityHeaders) {
+  ExpectSecurityHeaders(Get("/api/v1/files", {{"path", "docs"}}));
+  ExpectSecurityHeaders(Get("/api/v1/search", {{"q", "*.txt"}}));
+  ExpectSecurityHeaders(Get("/api/v1/files", {{"page_size", "0"}}));
+  ExpectSecurityHeaders(Get("/healthz"));
+  ExpectSecurityHeaders(Get("/metrics"));
+  ExpectSecurityHeaders(Call("DELETE", "/api/v1/files"));
+}
 
 TEST_F(RestGatewayTest, HealthzIsAlwaysOk) {
   list_backend_.primary->SetUnavailable(true);

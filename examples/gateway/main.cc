@@ -37,6 +37,8 @@ ABSL_FLAG(std::string, amqp_url, "",
 ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the services'");
 ABSL_FLAG(std::string, api_key, "",
           "when set, /api/ routes need 'Authorization: Bearer KEY' (prefer FILEMESH_API_KEY)");
+ABSL_FLAG(bool, ui, true,
+          "serve the browser page at / (its files under /ui/); --noui: those paths answer 404");
 ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(5),
           "deadline of a backend call; past it a call queued on the broker answers 202");
 ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
   options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.serve_ui = absl::GetFlag(FLAGS_ui);
   std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc);
   std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc);
   filemesh::RestGateway gateway(
@@ -143,7 +146,8 @@ int main(int argc, char** argv) {
                      {{"lister_grpc", lister_grpc},
                       {"searcher_grpc", searcher_grpc},
                       {"amqp_url", filemesh::RedactUrl(absl::GetFlag(FLAGS_amqp_url))},
-                      {"auth", options.api_key.empty() ? "none" : "bearer"}});
+                      {"auth", options.api_key.empty() ? "none" : "bearer"},
+                      {"ui", options.serve_ui ? "on" : "off"}});
 
   filemesh::HttpServerOptions http;
   http.listen = absl::GetFlag(FLAGS_listen);

@@ -41,8 +41,8 @@ namespace filemesh {
 
 struct RestGatewayOptions {
   // When non-empty, every `/api/` route needs `Authorization: Bearer
-  // <api_key>` (compared in constant time); /healthz, /readyz and /metrics
-  // stay open.
+  // <api_key>` (compared in constant time); /healthz, /readyz, /metrics and
+  // the page (/ and /ui/...) stay open.
   std::string api_key;
   // Deadline of the backend call a request makes. When it passes with the
   // call queued on the broker, the answer is 202 and an operation.
@@ -56,6 +56,11 @@ struct RestGatewayOptions {
   // One LogEvent("http_request", ...) per request: request_id, method, route,
   // path, status, served_by, duration_ms (never a header's value).
   bool access_log = true;
+  // The browser page: `/` and its assets under `/ui/`, compiled into the
+  // library, using only the API above. Off: those paths answer 404.
+  // `/api/v1/openapi.yaml` (the API's OpenAPI 3.1 description) is served
+  // either way.
+  bool serve_ui = true;
 };
 
 class RestGateway {

@@ -9,8 +9,32 @@ add_library(filemesh_rest STATIC
   rest/proto_json.cc
   rest/proto_json_values.cc
   rest/query_params.cc
-  rest/rest_gateway.cc)
+  rest/rest_gateway.cc
+  rest/assets.cc
+  "${CMAKE_CURRENT_BINARY_DIR}/rest/embedded_assets.cc")
 add_library(filemesh::rest ALIAS filemesh_rest)
+
+# The gateway's browser page and OpenAPI document, compiled in: the binary
+# serves them with nothing to install beside it (rest/assets.h).
+set(filemesh_assets
+  "/|${CMAKE_CURRENT_SOURCE_DIR}/rest/ui/index.html"
+  "/ui/app.js|${CMAKE_CURRENT_SOURCE_DIR}/rest/ui/app.js"
+  "/ui/style.css|${CMAKE_CURRENT_SOURCE_DIR}/rest/ui/style.css"
+  "/ui/icon.svg|${CMAKE_CURRENT_SOURCE_DIR}/rest/ui/icon.svg"
+  "/api/v1/openapi.yaml|${PROJECT_SOURCE_DIR}/docs/openapi.yaml")
+set(filemesh_asset_files "")
+foreach(asset IN LISTS filemesh_assets)
+  string(REGEX REPLACE "^[^|]*[|]" "" file "${asset}")
+  list(APPEND filemesh_asset_files "${file}")
+endforeach()
+string(JOIN "," filemesh_assets_arg ${filemesh_assets})
+add_custom_command(
+  OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/rest/embedded_assets.cc"
+  COMMAND "${CMAKE_COMMAND}" "-DOUTPUT=${CMAKE_CURRENT_BINARY_DIR}/rest/embedded_assets.cc"
+          "-DASSETS=${filemesh_assets_arg}" -P "${PROJECT_SOURCE_DIR}/cmake/embed_files.cmake"
+  DEPENDS ${filemesh_asset_files} "${PROJECT_SOURCE_DIR}/cmake/embed_files.cmake"
+  COMMENT "Embedding the gateway's page and OpenAPI document"
+  VERBATIM)
 set_target_properties(filemesh_rest PROPERTIES
   EXPORT_NAME rest
   OUTPUT_NAME filemesh_rest

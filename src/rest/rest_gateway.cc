@@ -21,6 +21,7 @@
 #include "absl_compat.h"
 #include "filemesh/log.hpp"
 #include "filemesh/names.hpp"
+#include "rest/assets.h"
 #include "rest/json.h"
 #include "rest/operation_store.h"
 #include "rest/problem.h"
@@ -34,9 +35,32 @@ using internal::JsonObjectWriter;
 using internal::OperationKind;
 using internal::QueryParams;
 
-enum Route : int { kFiles, kSearch, kOperation, kHealthz, kReadyz, kMetrics, kOther, kRouteCount };
+enum Route : int {
+  kFiles,
+  kSearch,
+  kOperation,
+  kHealthz,
+  kReadyz,
+  kMetrics,
+  kOpenApi,
+  kPage,
+  kAsset,
+  kOther,
+  kRouteCount
+};
 
 constexpr std::string_view kOperationsPrefix = "/api/v1/operations/";
+constexpr std::string_view kAssetsPrefix = "/ui/";
+
+// Sent with every response. The page loads nothing but its own files and
+// runs no inline script (a name on disk is only ever text); no other site
+// may frame it.
+constexpr std::pair<std::string_view, std::string_view> kSecurityHeaders[] = {
+    {"Content-Security-Policy",
+     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"Referrer-Policy", "no-referrer"},
+};
 
 // The route label of metrics and logs: a template, so its values are few.
 std::string_view RouteTemplate(Route route) {
@@ -53,19 +77,43 @@ std::string_view RouteTemplate(Route route) {
       return "/readyz";
     case kMetrics:
       return "/metrics";
+    case kOpenApi:
+      return "/api/v1/openapi.yaml";
+    case kPage:
+      return "/";
+    case kAsset:
+      return "/ui/{asset}";
     default:
       return "other";
   }
 }
 
-Route Classify(std::string_view path) {
-  for (const Route route : {kFiles, kSearch, kHealthz, kReadyz, kMetrics}) {
+Route Classify(std::string_view path, bool serve_ui) {
+  for (const Route route : {kFiles, kSearch, kHealthz, kReadyz, kMetrics, kOpenApi}) {
     if (path == RouteTemplate(route)) return route;
   }
   if (absl::StartsWith(internal::AbslView(path), internal::AbslView(kOperationsPrefix))) {
     return kOperation;
   }
+  if (serve_ui && path == RouteTemplate(kPage)) return kPage;
+  if (serve_ui && absl::StartsWith(internal::AbslView(path), internal::AbslView(kAssetsPrefix)) &&
+      internal::FindAsset(path) != nullptr) {
+    return kAsset;
+  }
   return kOther;
+}
+
+// A file compiled in (rest/assets.h), which must exist: Classify found it.
+HttpResponse AssetResponse(std::string_view route) {
+  const internal::EmbeddedAsset* asset = internal::FindAsset(route);
+  HttpResponse response;
+  if (asset == nullptr) return ProblemResponse(absl::InternalError("asset missing"), route);
+  response.content_type = std::string(internal::AssetContentType(route));
+  response.body = std::string(asset->bytes);
+  // Compiled into this binary: a client revalidates, so an upgraded gateway
+  // is never shown with an old page.
+  response.headers.emplace_back("Cache-Control", "no-cache");
+  return response;
 }
 
 // 1 to 128 characters of [A-Za-z0-9._:-].
@@ -392,6 +440,10 @@ HttpResponse RestGateway::Impl::AnswerNow(const HttpRequest& request, Exchange* 
       response.body = registry.Render();
       return response;
     }
+    case kOpenApi:
+    case kPage:
+    case kAsset:
+      return AssetResponse(request.path);
     default:
       return ProblemResponse(absl::InternalError("unrouted request"), request.path);
   }
@@ -654,7 +706,7 @@ RestGateway::~RestGateway() = default;
 void RestGateway::HandleAsync(const HttpRequest& request, HttpResponder respond) {
   const auto start = std::chrono::steady_clock::now();
   auto exchange = std::make_shared<Exchange>();
-  exchange->route = Classify(request.path);
+  exchange->route = Classify(request.path, impl_->options.serve_ui);
   const std::string* given_id = request.Header("x-request-id");
   exchange->request_id =
       given_id != nullptr && IsValidRequestId(*given_id) ? *given_id : internal::RandomHexId();
@@ -663,6 +715,9 @@ void RestGateway::HandleAsync(const HttpRequest& request, HttpResponder respond)
   Reply reply = [impl, exchange, start, respond = std::move(respond), method = request.method,
                  path = request.path, remote = request.remote_address](HttpResponse response) {
     response.headers.emplace_back("X-Request-Id", exchange->request_id);
+    for (const auto& [name, value] : kSecurityHeaders) {
+      response.headers.emplace_back(std::string(name), std::string(value));
+    }
     const auto elapsed = std::chrono::steady_clock::now() - start;
     impl->durations[exchange->route]->Observe(std::chrono::duration<double>(elapsed).count());
     impl->RequestCounter(exchange->route, exchange->served_by, response.status).Increment();
