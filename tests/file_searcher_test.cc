@@ -399,3 +399,164 @@ TEST_F(FileSearcherTest, ConcurrentSearchesAgree) {
 
 }  // namespace
 }  // namespace filemesh
+
+// --- SearchStream ---------------------------------------------------------------
+
+namespace filemesh {
+namespace {
+
+struct Streamed {
+  std::vector<std::string> paths;  // in the order delivered
+  size_t calls = 0;
+  size_t largest_batch = 0;
+  size_t empty_batches = 0;
+  uint64_t last_matches_so_far = 0;
+  std::vector<uint64_t> scanned;  // scanned_entries of each batch
+  bool other_thread = false;
+};
+
+// Runs SearchStream, recording every batch.
+absl::StatusOr<v1::SearchResponse> Stream(const FileSearcher& searcher,
+                                          const v1::SearchRequest& request, Streamed* out,
+                                          absl::Duration progress = absl::Milliseconds(100),
+                                          size_t stop_after_calls = 0) {
+  const std::thread::id caller = std::this_thread::get_id();
+  return searcher.SearchStream(
+      request,
+      [&](SearchBatch& batch) {
+        ++out->calls;
+        out->other_thread |= std::this_thread::get_id() != caller;
+        out->largest_batch = std::max(out->largest_batch, batch.matches.size());
+        if (batch.matches.empty()) ++out->empty_batches;
+        for (const v1::FileEntry& e : batch.matches) out->paths.push_back(ExactPath(e));
+        out->last_matches_so_far = batch.matches_so_far;
+        out->scanned.push_back(batch.scanned_entries);
+        return stop_after_calls == 0 || out->calls < stop_after_calls;
+      },
+      absl::InfiniteFuture(), progress);
+}
+
+class FileSearcherStreamTest : public ::testing::Test {
+ protected:
+  // 40 directories of 250 files: 10,000 matches of "*.txt", more than the
+  // default cap of one answer (1,000), and 40 directories that do not match.
+  void SetUp() override {
+    for (int d = 0; d < 40; ++d) {
+      const std::string dir = "d" + std::to_string(d);
+      tree_.Dir(dir);
+      for (int f = 0; f < 250; ++f) tree_.File(dir + "/f" + std::to_string(f) + ".txt");
+    }
+  }
+
+  v1::SearchRequest Txt() {
+    v1::SearchRequest r;
+    r.set_pattern("*.txt");
+    return r;
+  }
+
+  testing::TestTree tree_;
+};
+
+TEST_F(FileSearcherStreamTest, StreamsTheSameSetAsTheSortedSearchOnTheCallersThread) {
+  v1::SearchRequest sorted_request = Txt();
+  sorted_request.set_max_results(FileSearcher::kMaxResults);
+  absl::StatusOr<v1::SearchResponse> sorted = FileSearcher(tree_.root()).Search(sorted_request);
+  ASSERT_TRUE(sorted.ok()) << sorted.status();
+  ASSERT_EQ(sorted->matches_size(), 10000);
+  const std::vector<std::string> expected = Paths(sorted->matches());
+  for (const int threads : {1, 2, 0}) {
+    SCOPED_TRACE(threads);
+    FileSearcherOptions options;
+    options.threads = threads;
+    Streamed streamed;
+    absl::StatusOr<v1::SearchResponse> summary =
+        Stream(FileSearcher(tree_.root(), options), Txt(), &streamed);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_FALSE(streamed.other_thread);
+    EXPECT_EQ(summary->matches_size(), 0);
+    EXPECT_FALSE(summary->truncated());
+    EXPECT_EQ(summary->scanned_entries(), sorted->scanned_entries());
+    EXPECT_EQ(streamed.last_matches_so_far, 10000u);
+    EXPECT_EQ(streamed.scanned.back(), sorted->scanned_entries());  // exact at the end
+    EXPECT_TRUE(std::is_sorted(streamed.scanned.begin(), streamed.scanned.end()));
+    EXPECT_GT(streamed.calls, 1u);  // in batches, not all at the end
+    EXPECT_LE(streamed.largest_batch, 4096u + 256u * 16);
+    std::vector<std::string> got = streamed.paths;
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, expected);
+  }
+}
+
+TEST_F(FileSearcherStreamTest, NoByteBudgetAndNoCapUnlessAsked) {
+  FileSearcherOptions options;
+  options.max_response_bytes = 20000;  // one answer would hold about 300 of them
+  FileSearcher searcher(tree_.root(), options);
+  Streamed all;
+  absl::StatusOr<v1::SearchResponse> summary = Stream(searcher, Txt(), &all);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_FALSE(summary->truncated());
+  EXPECT_EQ(all.paths.size(), 10000u);
+
+  v1::SearchRequest capped = Txt();
+  capped.set_max_results(10);
+  Streamed ten;
+  summary = Stream(searcher, capped, &ten);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(summary->truncated());
+  EXPECT_EQ(summary->truncation_reason(), v1::TRUNCATION_REASON_MAX_RESULTS);
+  EXPECT_EQ(ten.paths.size(), 10u);
+
+  // Above the one-answer ceiling is fine when streaming.
+  capped.set_max_results(FileSearcher::kMaxResults + 1);
+  Streamed big;
+  EXPECT_TRUE(Stream(searcher, capped, &big).ok());
+  EXPECT_EQ(big.paths.size(), 10000u);
+}
+
+TEST_F(FileSearcherStreamTest, ACallbackThatSaysStopEndsTheSearch) {
+  FileSearcherOptions options;
+  options.threads = 1;
+  Streamed streamed;
+  absl::StatusOr<v1::SearchResponse> summary =
+      Stream(FileSearcher(tree_.root(), options), Txt(), &streamed, absl::Milliseconds(100), 1);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kCancelled) << summary.status();
+  EXPECT_EQ(streamed.calls, 1u);  // never called again
+  EXPECT_LT(streamed.paths.size(), 10000u);
+}
+
+TEST_F(FileSearcherStreamTest, ProgressComesWhileNothingMatches) {
+  // One walker, progress due at every look at the clock (each 1,024
+  // entries): batches with no match carry a growing scan count.
+  FileSearcherOptions options;
+  options.threads = 1;
+  v1::SearchRequest none;
+  none.set_pattern("*.nothing");
+  Streamed streamed;
+  absl::StatusOr<v1::SearchResponse> summary =
+      Stream(FileSearcher(tree_.root(), options), none, &streamed, absl::ZeroDuration());
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(streamed.paths.empty());
+  EXPECT_GE(streamed.empty_batches, 10000u / 1024);
+  EXPECT_TRUE(std::is_sorted(streamed.scanned.begin(), streamed.scanned.end()));
+  EXPECT_EQ(streamed.scanned.back(), summary->scanned_entries());
+  EXPECT_GT(streamed.scanned.front(), 0u);
+}
+
+TEST_F(FileSearcherStreamTest, BadRequestsFailBeforeAnyBatch) {
+  FileSearcher searcher(tree_.root());
+  v1::SearchRequest bad = Txt();
+  bad.set_max_depth(0);
+  Streamed streamed;
+  EXPECT_EQ(Stream(searcher, bad, &streamed).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = Txt();
+  bad.set_path("../x");
+  EXPECT_EQ(Stream(searcher, bad, &streamed).status().code(), absl::StatusCode::kInvalidArgument);
+  bad.set_path("missing");
+  EXPECT_EQ(Stream(searcher, bad, &streamed).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(streamed.calls, 0u);
+  EXPECT_EQ(searcher.SearchStream(Txt(), nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace filemesh

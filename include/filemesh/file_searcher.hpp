@@ -16,8 +16,11 @@
 #define FILEMESH_FILE_SEARCHER_HPP_
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,6 +45,22 @@ struct FileSearcherOptions {
   // pattern that needs more is InvalidArgument.
   int64_t max_regex_memory = 8 << 20;
 };
+
+// One delivery of FileSearcher::SearchStream.
+struct SearchBatch {
+  // Matches found since the previous batch, in the order found (not
+  // sorted); may be empty when the batch only reports progress.
+  std::vector<v1::FileEntry> matches;
+  // Entries looked at so far, and matches delivered so far (this batch's
+  // included): for progress displays. The scan count lags by up to a few
+  // thousand entries; the summary SearchStream returns is exact.
+  uint64_t scanned_entries = 0;
+  uint64_t matches_so_far = 0;
+};
+
+// Called by SearchStream on its calling thread only, one batch at a time.
+// Return false to stop the search (SearchStream then returns Cancelled).
+using SearchBatchCallback = std::function<bool(SearchBatch& batch)>;
 
 class FileSearcher : public FileSearcherInterface {
  public:
@@ -71,6 +90,22 @@ class FileSearcher : public FileSearcherInterface {
   absl::StatusOr<v1::SearchResponse> Search(
       const v1::SearchRequest& request,
       absl::Time deadline = absl::InfiniteFuture()) const override;
+
+  // Search, streamed: matches go to `on_batch` as they are found instead of
+  // into one sorted answer, so there is no byte budget and `max_results` 0
+  // means no limit (any value is accepted). Same filters, same errors
+  // (returned before the first batch), same deadline. `on_batch` runs on the
+  // calling thread only, with batches of at most a few hundred matches, and
+  // at least every `progress_interval` while the walk goes on (an empty
+  // batch when nothing matched meanwhile). Walkers wait while 4,096 matches
+  // are waiting for it: a slow consumer slows the walk, memory stays bounded.
+  // Returns the summary: a SearchResponse without matches (truncated,
+  // truncation_reason, scanned_entries, skipped_directories), or Cancelled
+  // when `on_batch` returned false.
+  absl::StatusOr<v1::SearchResponse> SearchStream(
+      const v1::SearchRequest& request, const SearchBatchCallback& on_batch,
+      absl::Time deadline = absl::InfiniteFuture(),
+      absl::Duration progress_interval = absl::Milliseconds(100)) const;
 
  private:
   struct Impl;

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -34,6 +35,10 @@ namespace {
 constexpr size_t kRebaseBytes = 2048;
 // How many entries a worker scans between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
+// Streaming: a worker hands its matches over once it holds this many (and
+// after each directory); walkers wait while this many wait for the caller.
+constexpr size_t kStreamBatch = 256;
+constexpr size_t kMaxPendingMatches = 4096;
 
 struct WorkItem {
   std::shared_ptr<const UniqueFd> base;
@@ -54,6 +59,10 @@ struct SearchParams {
   uint64_t max_results;
   uint64_t max_bytes;
   absl::Time deadline;
+  // Streaming (SearchStream): where matches go as they are found; null to
+  // collect them into one sorted answer.
+  const SearchBatchCallback* on_batch = nullptr;
+  absl::Duration progress_interval = absl::Milliseconds(100);
 };
 
 bool TypeWanted(v1::FileType wanted, uint8_t dtype) {
@@ -97,13 +106,27 @@ class Walk : public std::enable_shared_from_this<Walk> {
     stack_.push_back(std::move(first));
     internal::WorkerPool& pool = WalkerPool();
     helpers = std::min(helpers, static_cast<int>(pool.threads()));
+    last_delivery_ = absl::Now();
     for (int i = 0; i < helpers; ++i) {
       if (!pool.Submit([self = shared_from_this()] { self->Help(); })) break;
     }
-    Work();
-    std::unique_lock<std::mutex> lock(mu_);
-    closed_ = true;
-    helpers_done_.wait(lock, [this] { return helpers_ == 0; });
+    Work(/*caller=*/true);
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      closed_ = true;
+      helpers_done_.wait(lock, [this] { return helpers_ == 0; });
+    }
+    if (streaming()) {
+      // Every walker is done: the count is exact now.
+      scanned_live_.store(scanned_.load());
+      Deliver(/*force=*/true);
+    }
+  }
+
+  // SearchStream's callback returned false.
+  bool cancelled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
   }
 
   v1::SearchResponse TakeResponse() {
@@ -131,6 +154,10 @@ class Walk : public std::enable_shared_from_this<Walk> {
     uint64_t skipped = 0;
   };
 
+  enum class Next { kItem, kDeliver, kDone };
+
+  bool streaming() const { return params_.on_batch != nullptr; }
+
   // A pool thread's turn: join the walk unless it is over.
   void Help() {
     {
@@ -138,32 +165,109 @@ class Walk : public std::enable_shared_from_this<Walk> {
       if (closed_) return;
       ++helpers_;
     }
-    Work();
+    Work(/*caller=*/false);
     std::lock_guard<std::mutex> lock(mu_);
     if (--helpers_ == 0) helpers_done_.notify_all();
   }
 
-  void Work() {
+  // `caller`: the thread that called Search or SearchStream, the only one
+  // that runs the stream's callback.
+  void Work(bool caller) {
     Worker w;
     WorkItem item;
-    while (Pop(&item)) {
-      Process(item, w);
+    for (;;) {
+      const Next next = Pop(&item, caller);
+      if (next == Next::kDone) break;
+      if (next == Next::kDeliver) {
+        Deliver(/*force=*/false);
+        continue;
+      }
+      Process(item, w, caller);
+      if (streaming() && !w.matches.empty()) Publish(&w.matches, caller);
       Push(&w.children);
     }
     scanned_ += w.scanned;
     skipped_ += w.skipped;
+    if (streaming()) {
+      if (!w.matches.empty()) Publish(&w.matches, caller);
+      return;
+    }
     std::lock_guard<std::mutex> lock(mu_);
     for (v1::FileEntry& e : w.matches) matches_.push_back(std::move(e));
   }
 
-  bool Pop(WorkItem* out) {
+  // The next directory to read; for a streaming caller, also a turn to hand
+  // waiting matches (or progress, every progress_interval) to the callback.
+  Next Pop(WorkItem* out, bool caller) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stopped_.load() || !stack_.empty() || active_ == 0; });
-    if (stopped_.load() || stack_.empty()) return false;
+    const bool deliverer = caller && streaming();
+    auto ready = [&] {
+      return stopped_.load() || !stack_.empty() || active_ == 0 || (deliverer && !pending_.empty());
+    };
+    if (deliverer) {
+      const absl::Duration tick = std::max(params_.progress_interval, absl::Milliseconds(1));
+      if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(tick), ready)) return Next::kDeliver;
+      if (!pending_.empty()) return Next::kDeliver;
+    } else {
+      cv_.wait(lock, ready);
+    }
+    if (stopped_.load() || stack_.empty()) return Next::kDone;
     *out = std::move(stack_.back());
     stack_.pop_back();
     ++active_;
-    return true;
+    return Next::kItem;
+  }
+
+  // Streaming: hands a worker's matches over. A pool thread waits while the
+  // caller has kMaxPendingMatches to deliver; the caller delivers at once.
+  void Publish(std::vector<v1::FileEntry>* matches, bool caller) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!caller) {
+        space_cv_.wait(lock,
+                       [this] { return stopped_.load() || pending_.size() < kMaxPendingMatches; });
+      }
+      if (!cancelled_) {
+        for (v1::FileEntry& e : *matches) pending_.push_back(std::move(e));
+      }
+      pending_count_.store(pending_.size(), std::memory_order_relaxed);
+    }
+    matches->clear();
+    if (caller) {
+      Deliver(/*force=*/false);
+    } else {
+      cv_.notify_all();
+    }
+  }
+
+  // Streaming, on the caller's thread: the waiting matches to the callback,
+  // or only progress when none wait and progress_interval has passed (or
+  // `force`, at the end).
+  void Deliver(bool force) {
+    SearchBatch batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cancelled_) return;
+      batch.matches.swap(pending_);
+      pending_count_.store(0, std::memory_order_relaxed);
+    }
+    space_cv_.notify_all();
+    const absl::Time now = absl::Now();
+    if (batch.matches.empty() && !force && now - last_delivery_ < params_.progress_interval) {
+      return;
+    }
+    last_delivery_ = now;
+    delivered_ += batch.matches.size();
+    batch.scanned_entries = scanned_live_.load(std::memory_order_relaxed);
+    batch.matches_so_far = delivered_;
+    if (!(*params_.on_batch)(batch)) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cancelled_ = true;
+        pending_.clear();
+      }
+      Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
+    }
   }
 
   void Push(std::vector<WorkItem>* children) {
@@ -181,6 +285,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     stopped_.store(true);
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
+    space_cv_.notify_all();
   }
 
   bool ShouldStop() {
@@ -192,7 +297,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     return false;
   }
 
-  void Process(WorkItem& item, Worker& w) {
+  void Process(WorkItem& item, Worker& w, bool caller) {
     if (ShouldStop()) return;
     // Keep this directory's fd shareable: children past kRebaseBytes use it
     // as their base.
@@ -224,7 +329,15 @@ class Walk : public std::enable_shared_from_this<Walk> {
     w.reader.Reset(fd);
     internal::DirEntry e;
     while (w.reader.Next(&e)) {
-      if (++w.scanned % kDeadlineCheckEvery == 0 && ShouldStop()) return;
+      if (++w.scanned % kDeadlineCheckEvery == 0) {
+        scanned_live_.fetch_add(kDeadlineCheckEvery, std::memory_order_relaxed);
+        if (ShouldStop()) return;
+        if (streaming() && caller &&
+            (pending_count_.load(std::memory_order_relaxed) > 0 ||
+             absl::Now() - last_delivery_ >= params_.progress_interval)) {
+          Deliver(/*force=*/false);
+        }
+      }
       if (!p.include_hidden && e.name.front() == '.') continue;
       path.resize(dir_len);
       if (dir_len != 0) path += '/';
@@ -256,6 +369,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
             Stop(v1::TRUNCATION_REASON_MAX_BYTES);
             return;
           }
+          if (streaming() && w.matches.size() >= kStreamBatch) Publish(&w.matches, caller);
         }
       }
 
@@ -291,6 +405,16 @@ class Walk : public std::enable_shared_from_this<Walk> {
   std::atomic<uint64_t> scanned_{0};
   std::atomic<uint64_t> skipped_{0};
   std::vector<v1::FileEntry> matches_;
+
+  // Streaming only.
+  std::vector<v1::FileEntry> pending_;     // found, not yet delivered (guarded by mu_)
+  std::atomic<size_t> pending_count_{0};   // pending_.size(), read without the lock
+  std::condition_variable space_cv_;       // pending_ has room, or the walk stopped
+  bool cancelled_ = false;                 // the callback said stop (guarded by mu_)
+  std::atomic<uint64_t> scanned_live_{0};  // entries scanned, counted in steps, for progress
+  // The caller's thread only:
+  absl::Time last_delivery_;
+  uint64_t delivered_ = 0;
 };
 
 std::atomic<internal::NowFunction> search_clock{nullptr};
@@ -308,11 +432,30 @@ void SetSearchClockForTesting(NowFunction now) { search_clock.store(now); }
 
 }  // namespace internal
 
+// What one search needs, checked: the matcher, the start directory and the
+// walk's parameters (whose `matcher` points into this object, so it stays
+// where it was made).
+struct PreparedSearch {
+  std::optional<internal::Matcher> matcher;
+  UniqueFd start;
+  SearchParams params;
+};
+
 struct FileSearcher::Impl {
   std::string root;
   UniqueFd root_fd;
   absl::Status root_status;
   FileSearcherOptions options;
+
+  // Checks `request` and opens its start. `streaming`: SearchStream's rules
+  // (no byte budget; max_results 0 is no limit, and any value is taken).
+  absl::Status Prepare(const v1::SearchRequest& request, absl::Time deadline, bool streaming,
+                       PreparedSearch* out) const;
+
+  // Pool threads that may join one walk.
+  int Helpers() const {
+    return options.threads <= 0 ? std::numeric_limits<int>::max() : options.threads - 1;
+  }
 };
 
 FileSearcher::FileSearcher(std::string root, FileSearcherOptions options)
@@ -331,9 +474,9 @@ FileSearcher& FileSearcher::operator=(FileSearcher&&) noexcept = default;
 absl::Status FileSearcher::status() const { return impl_->root_status; }
 const std::string& FileSearcher::root() const { return impl_->root; }
 
-absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest& request,
-                                                        absl::Time deadline) const {
-  if (!impl_->root_status.ok()) return impl_->root_status;
+absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl::Time deadline,
+                                         bool streaming, PreparedSearch* out) const {
+  if (!root_status.ok()) return root_status;
   if (internal::SearchNow() >= deadline) {
     return absl::DeadlineExceededError("the search deadline passed before the walk began");
   }
@@ -353,23 +496,25 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
     return absl::InvalidArgumentError(
         absl::StrCat("min_size ", request.min_size(), " is above max_size ", request.max_size()));
   }
-  if (request.max_results() > kMaxResults) {
+  if (!streaming && request.max_results() > kMaxResults) {
     return absl::InvalidArgumentError(absl::StrCat("max_results ", request.max_results(),
                                                    " is above the limit of ", kMaxResults));
   }
 
   internal::MatcherLimits limits;
-  limits.max_pattern_bytes = impl_->options.max_pattern_bytes;
-  limits.max_regex_memory = impl_->options.max_regex_memory;
+  limits.max_pattern_bytes = options.max_pattern_bytes;
+  limits.max_regex_memory = options.max_regex_memory;
   absl::StatusOr<internal::Matcher> matcher = internal::Matcher::Create(
       request.pattern(), request.syntax(), request.case_insensitive(), limits);
   if (!matcher.ok()) return matcher.status();
 
-  absl::StatusOr<UniqueFd> start = internal::OpenDirectoryBeneath(impl_->root_fd.get(), *path);
+  absl::StatusOr<UniqueFd> start = internal::OpenDirectoryBeneath(root_fd.get(), *path);
   if (!start.ok()) return start.status();
 
-  SearchParams params;
-  params.matcher = &*matcher;
+  out->matcher.emplace(*std::move(matcher));
+  out->start = *std::move(start);
+  SearchParams& params = out->params;
+  params.matcher = &*out->matcher;
   params.prefix = *path;
   params.type = request.type();
   params.max_depth =
@@ -379,14 +524,44 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
   params.min_size = request.has_min_size() ? request.min_size() : 0;
   params.max_size =
       request.has_max_size() ? request.max_size() : std::numeric_limits<uint64_t>::max();
-  params.max_results = request.max_results() == 0 ? kDefaultMaxResults : request.max_results();
-  params.max_bytes = impl_->options.max_response_bytes;
+  if (streaming) {
+    params.max_results =
+        request.max_results() == 0 ? std::numeric_limits<uint64_t>::max() : request.max_results();
+    params.max_bytes = std::numeric_limits<uint64_t>::max();
+  } else {
+    params.max_results = request.max_results() == 0 ? kDefaultMaxResults : request.max_results();
+    params.max_bytes = options.max_response_bytes;
+  }
   params.deadline = deadline;
+  return absl::OkStatus();
+}
 
-  const int threads = impl_->options.threads;
-  const int helpers = threads <= 0 ? std::numeric_limits<int>::max() : threads - 1;
-  auto walk = std::make_shared<Walk>(params);
-  walk->Run(std::make_shared<const UniqueFd>(*std::move(start)), helpers);
+absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest& request,
+                                                        absl::Time deadline) const {
+  PreparedSearch prepared;
+  if (absl::Status status = impl_->Prepare(request, deadline, /*streaming=*/false, &prepared);
+      !status.ok()) {
+    return status;
+  }
+  auto walk = std::make_shared<Walk>(prepared.params);
+  walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
+  return walk->TakeResponse();
+}
+
+absl::StatusOr<v1::SearchResponse> FileSearcher::SearchStream(
+    const v1::SearchRequest& request, const SearchBatchCallback& on_batch, absl::Time deadline,
+    absl::Duration progress_interval) const {
+  if (!on_batch) return absl::InvalidArgumentError("SearchStream needs a callback");
+  PreparedSearch prepared;
+  if (absl::Status status = impl_->Prepare(request, deadline, /*streaming=*/true, &prepared);
+      !status.ok()) {
+    return status;
+  }
+  prepared.params.on_batch = &on_batch;
+  prepared.params.progress_interval = progress_interval;
+  auto walk = std::make_shared<Walk>(prepared.params);
+  walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
+  if (walk->cancelled()) return absl::CancelledError("the search was stopped by its caller");
   return walk->TakeResponse();
 }
 
