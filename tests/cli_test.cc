@@ -1,7 +1,16 @@
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "filemesh/v1/filemesh.pb.h"
 #include "gmock/gmock.h"
@@ -30,11 +39,11 @@ std::string Slurp(std::FILE* f) {
   return s;
 }
 
-Result RunCli(std::vector<std::string> args) {
+Result RunCli(std::vector<std::string> args, const RunOptions& options = {}) {
   std::FILE* out = std::tmpfile();
   std::FILE* err = std::tmpfile();
   Result r;
-  r.code = Run(args, out, err);
+  r.code = Run(args, out, err, options);
   r.out = Slurp(out);
   r.err = Slurp(err);
   return r;
@@ -78,12 +87,13 @@ TEST_F(CliTest, LsPagesThroughTokens) {
 }
 
 TEST_F(CliTest, FindPrintsSortedMatchesAndJson) {
-  Result r = RunCli({"find", "--root", tree_.root(), "*.h"});
+  Result r = RunCli({"find", "--root", tree_.root(), "--sort", "*.h"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, "src/a.h\ntop.h\n");
   r = RunCli({"find", "--root", tree_.root(), "--path", "src", "-i", "--substring", "B."});
   EXPECT_EQ(r.out, "src/b.cc\n");
-  r = RunCli({"find", "--root", tree_.root(), "--regex", "^[ab]\\.", "--type", "f", "-0"});
+  r = RunCli(
+      {"find", "--root", tree_.root(), "--regex", "^[ab]\\.", "--type", "f", "-0", "--sort"});
   EXPECT_EQ(r.out, std::string("src/a.h\0src/b.cc\0", 17));
 
   r = RunCli({"find", "--root", tree_.root(), "--json", "--min-size", "100", "*"});
@@ -133,7 +143,8 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
       {"find", "--regex", "--substring", "x"},
       {"find", "--type", "q", "x"},
       {"find", "--max-depth", "0", "x"},
-      {"find", "--max-results", "100001", "x"},
+      {"find", "--max-results", "0", "x"},
+      {"find", "--max-results", "4294967296", "x"},
       {"find", "--min-size", "lots", "x"},
   };
   for (const auto& args : bad) {
@@ -148,6 +159,100 @@ TEST_F(CliTest, HelpAndVersion) {
   EXPECT_THAT(RunCli({"find", "-h"}).out, HasSubstr("Usage: filemesh find"));
   EXPECT_THAT(RunCli({"--help"}).out, HasSubstr("filemesh ls"));
   EXPECT_THAT(RunCli({"--version"}).out, HasSubstr("filemesh 0."));
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines;
+}
+
+TEST(CliStreamTest, FindStreamsEveryMatchAndSortGivesTheSameSetInOrder) {
+  // 100 directories of 1,000 entries: 100,000 matches, more than one answer
+  // of the SDK's Search may hold, all printed (no cap without --max-results).
+  testing::TestTree tree;
+  for (int d = 0; d < 100; ++d) {
+    const std::string dir = absl::StrCat("d", d);
+    tree.Dir(dir);
+    for (int f = 0; f < 1000; ++f) tree.File(absl::StrCat(dir, "/f", f, ".txt"));
+  }
+  const Result streamed = RunCli({"find", "--root", tree.root(), "*.txt"});
+  ASSERT_EQ(streamed.code, kExitOk) << streamed.err;
+  EXPECT_EQ(streamed.err, "");
+  const Result sorted = RunCli({"find", "--root", tree.root(), "--sort", "*.txt"});
+  ASSERT_EQ(sorted.code, kExitOk) << sorted.err;
+  std::vector<std::string> lines = Lines(streamed.out);
+  const std::vector<std::string> sorted_lines = Lines(sorted.out);
+  EXPECT_EQ(sorted_lines.size(), 100000u);
+  EXPECT_TRUE(std::is_sorted(sorted_lines.begin(), sorted_lines.end()));
+  EXPECT_EQ(lines.size(), 100000u);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, sorted_lines);
+  // A cap when asked, reported on stderr.
+  const Result capped = RunCli({"find", "--root", tree.root(), "--max-results", "500", "*.txt"});
+  EXPECT_EQ(Lines(capped.out).size(), 500u);
+  EXPECT_THAT(capped.err, HasSubstr("--max-results reached"));
+}
+
+TEST_F(CliTest, AClosedPipeEndsQuietlyWithZero) {
+  // As `filemesh find ... | head -1` once head has exited: main ignores
+  // SIGPIPE, so the write fails with EPIPE.
+  signal(SIGPIPE, SIG_IGN);
+  for (int i = 0; i < 1000; ++i) tree_.File(absl::StrCat("src/gen", i, ".h"));
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);
+  std::FILE* out = ::fdopen(fds[1], "w");
+  std::FILE* err = std::tmpfile();
+  const int code = cli::Run({"find", "--root", tree_.root(), "*.h"}, out, err);
+  std::fclose(out);
+  EXPECT_EQ(code, kExitOk);
+  EXPECT_EQ(Slurp(err), "");
+}
+
+TEST_F(CliTest, AnInterruptStopsTheSearchWith130) {
+  std::atomic<bool> interrupted{true};
+  RunOptions options;
+  options.interrupted = &interrupted;
+  const Result r = RunCli({"find", "--root", tree_.root(), "*.h"}, options);
+  EXPECT_EQ(r.code, kExitInterrupted);
+  EXPECT_EQ(r.err, "");
+  interrupted = false;
+  EXPECT_EQ(RunCli({"find", "--root", tree_.root(), "*.h"}, options).code, kExitOk);
+}
+
+// What `filemesh find` writes to a terminal (a pty) as stderr, with stdout a
+// terminal too or not.
+std::string ProgressOnPty(const std::string& root, bool stdout_on_pty) {
+  int master = -1;
+  int slave = -1;
+  if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return "<no pty>";
+  std::FILE* tty = ::fdopen(slave, "w");
+  std::FILE* file = std::tmpfile();
+  RunOptions options;
+  options.progress_after = absl::ZeroDuration();  // at once, not after a second
+  const int code = cli::Run({"find", "--root", root, "--threads", "1", "*.txt"},
+                            stdout_on_pty ? tty : file, tty, options);
+  std::fflush(tty);
+  std::string seen;
+  ::fcntl(master, F_SETFL, O_NONBLOCK);
+  char buf[4096];
+  for (ssize_t n; (n = ::read(master, buf, sizeof(buf))) > 0;) seen.append(buf, n);
+  std::fclose(tty);
+  std::fclose(file);
+  ::close(master);
+  return code == kExitOk ? seen : "<failed>";
+}
+
+TEST_F(CliTest, ProgressOnlyWhenStdoutAndStderrAreTerminals) {
+  for (int i = 0; i < 200; ++i) tree_.File(absl::StrCat("src/n", i, ".txt"));
+  const std::string both = ProgressOnPty(tree_.root(), true);
+  EXPECT_THAT(both, HasSubstr("scanned "));
+  EXPECT_THAT(both, HasSubstr(" matches"));
+  // Cleared at the end: the last thing written is the erase sequence.
+  EXPECT_THAT(both, ::testing::EndsWith("\r\033[K"));
+  EXPECT_THAT(ProgressOnPty(tree_.root(), false), ::testing::Not(HasSubstr("scanned")));
+  // Not on files (the other tests' stderr is a file).
+  EXPECT_EQ(RunCli({"find", "--root", tree_.root(), "*.txt"}).err, "");
 }
 
 }  // namespace

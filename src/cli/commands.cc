@@ -1,6 +1,11 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
@@ -53,9 +58,11 @@ Options:
 
 constexpr char kFindHelp[] = R"(Usage: filemesh find [--root DIR] [--path PATH] PATTERN [options]
 
-Prints, sorted, the path (relative to the root) of every entry under PATH whose
-name matches PATTERN. A glob with '/' matches the path relative to PATH, and
-there '**' spans directories. Symbolic links are reported, never followed.
+Prints the path (relative to the root) of every entry under PATH whose name
+matches PATTERN, as it is found (several threads walk, so in no set order;
+--sort for byte order). A glob with '/' matches the path relative to PATH, and
+there '**' spans directories. Symbolic links are reported, never followed. On
+a terminal, a search that takes over a second shows its progress on stderr.
 
 Options:
   --root DIR           directory to serve as the root (default: .)
@@ -69,10 +76,12 @@ Options:
   --min-size BYTES     only regular files of at least BYTES
   --max-size BYTES     only regular files of at most BYTES
   --hidden             include and descend into entries starting with '.'
-  --max-results N      stop after N matches (default 1000, at most 100000)
+  --max-results N      stop after N matches (default: no limit)
   --timeout SECONDS    stop after this long and print what was found
   --threads N          walker threads (default: one per core)
-  --json               print the SearchResponse as JSON (protobuf JSON mapping)
+  --sort               collect every match, then print them sorted by path
+  --json               print the SearchResponse as JSON (protobuf JSON mapping;
+                       collects and sorts like --sort)
   -0, --print0         end each path with NUL instead of a newline
   -h, --help           this text
 )";
@@ -169,6 +178,43 @@ int PrintJson(const google::protobuf::Message& message, std::FILE* out, std::FIL
   return kExitOk;
 }
 
+// The progress line of a long search on a terminal: entries scanned and
+// matches, redrawn at most every 100 ms from one second on, and cleared
+// before matches are printed and at the end.
+class ProgressLine {
+ public:
+  ProgressLine(std::FILE* err, bool enabled, absl::Duration after)
+      : err_(err), enabled_(enabled), after_(after) {}
+  ~ProgressLine() { Clear(); }
+
+  void Update(uint64_t scanned, uint64_t matches) {
+    if (!enabled_) return;
+    const absl::Time now = absl::Now();
+    if (now - start_ < after_ || now - drawn_ < absl::Milliseconds(100)) return;
+    absl::FPrintF(err_, "\r\033[Kscanned %d entries, %d matches", scanned, matches);
+    std::fflush(err_);
+    drawn_ = now;
+    shown_ = true;
+  }
+
+  void Clear() {
+    if (!shown_) return;
+    std::fputs("\r\033[K", err_);
+    std::fflush(err_);
+    shown_ = false;
+  }
+
+ private:
+  std::FILE* const err_;
+  const bool enabled_;
+  const absl::Duration after_;
+  const absl::Time start_ = absl::Now();
+  absl::Time drawn_ = absl::InfinitePast();
+  bool shown_ = false;
+};
+
+bool IsTerminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
+
 void PrintPath(const v1::FileEntry& entry, bool print0, std::FILE* out) {
   const std::string& path = ExactPath(entry);  // the real bytes, like ls and fd
   std::fwrite(path.data(), 1, path.size(), out);
@@ -242,10 +288,12 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) 
   return json ? PrintJson(all, out, err) : kExitOk;
 }
 
-int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
+int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
+            const RunOptions& run) {
+  const std::atomic<bool>* const interrupted = run.interrupted;
   Args args("find", err);
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
-       json = false, print0 = false;
+       json = false, print0 = false, sort = false;
   std::string root = ".", path, type, max_depth_text, min_size_text, max_size_text,
               max_results_text, timeout_text, threads_text;
   args.Flag("--help", &help);
@@ -257,6 +305,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   args.Flag("--ignore-case", &icase);
   args.Flag("--hidden", &hidden);
   args.Flag("--json", &json);
+  args.Flag("--sort", &sort);
   args.Flag("--print0", &print0);
   args.Flag("-0", &print0);
   args.Value("--root", &root);
@@ -299,14 +348,13 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   request.set_type(t->second);
 
   constexpr uint64_t kMax64 = std::numeric_limits<uint64_t>::max();
+  constexpr uint32_t kMax32 = std::numeric_limits<uint32_t>::max();
   std::optional<uint32_t> max_depth, max_results, threads, timeout;
   std::optional<uint64_t> min_size, max_size;
-  if (!ParseNumber<uint32_t>(args, "--max-depth", max_depth_text, 1,
-                             std::numeric_limits<uint32_t>::max(), &max_depth) ||
+  if (!ParseNumber<uint32_t>(args, "--max-depth", max_depth_text, 1, kMax32, &max_depth) ||
       !ParseNumber<uint64_t>(args, "--min-size", min_size_text, 0, kMax64, &min_size) ||
       !ParseNumber<uint64_t>(args, "--max-size", max_size_text, 0, kMax64, &max_size) ||
-      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1, FileSearcher::kMaxResults,
-                             &max_results) ||
+      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1, kMax32, &max_results) ||
       !ParseNumber<uint32_t>(args, "--timeout", timeout_text, 1, 86400, &timeout) ||
       !ParseNumber<uint32_t>(args, "--threads", threads_text, 1, 256, &threads)) {
     return kExitUsage;
@@ -321,27 +369,75 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   FileSearcher searcher(root, options);
   const absl::Time deadline =
       timeout ? absl::Now() + absl::Seconds(*timeout) : absl::InfiniteFuture();
-  absl::StatusOr<v1::SearchResponse> response = searcher.Search(request, deadline);
-  if (!response.ok()) return Fail(err, response.status());
-  if (json) return PrintJson(*response, out, err);
-  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, out);
-  if (response->truncated()) {
-    absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n",
-                  response->truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
-                      ? "--timeout reached"
-                      : "--max-results reached",
-                  response->matches_size());
+
+  // Streams each batch to `out` as it comes (or keeps it, for --sort and
+  // --json), until the walk ends, the reader goes away or Ctrl-C.
+  const bool collect = sort || json;
+  std::vector<v1::FileEntry> collected;
+  ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
+  int write_error = 0;
+  absl::StatusOr<v1::SearchResponse> summary = searcher.SearchStream(
+      request,
+      [&](SearchBatch& batch) {
+        if (interrupted != nullptr && interrupted->load()) return false;
+        if (collect) {
+          for (v1::FileEntry& e : batch.matches) collected.push_back(std::move(e));
+        } else if (!batch.matches.empty()) {
+          progress.Clear();
+          for (const v1::FileEntry& e : batch.matches) PrintPath(e, print0, out);
+          if (std::fflush(out) != 0) {
+            write_error = errno;
+            return false;
+          }
+        }
+        progress.Update(batch.scanned_entries, batch.matches_so_far);
+        return true;
+      },
+      deadline);
+  progress.Clear();
+  if (write_error == EPIPE) return kExitOk;  // the reader has all it wanted
+  if (write_error != 0) {
+    return Fail(err, absl::UnavailableError(
+                         absl::StrCat("writing the results: ", std::strerror(write_error))));
   }
-  if (response->skipped_directories() > 0) {
+  if (interrupted != nullptr && interrupted->load()) return kExitInterrupted;
+  if (!summary.ok()) return Fail(err, summary.status());
+
+  uint64_t shown = 0;
+  if (collect) {
+    std::sort(
+        collected.begin(), collected.end(),
+        [](const v1::FileEntry& a, const v1::FileEntry& b) { return ExactPath(a) < ExactPath(b); });
+    shown = collected.size();
+    if (json) {
+      v1::SearchResponse response = *std::move(summary);
+      response.mutable_matches()->Reserve(static_cast<int>(collected.size()));
+      for (v1::FileEntry& e : collected) response.add_matches()->Swap(&e);
+      return PrintJson(response, out, err);
+    }
+    for (const v1::FileEntry& e : collected) PrintPath(e, print0, out);
+  }
+  if (summary->truncated()) {
+    const char* why = summary->truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
+                          ? "--timeout reached"
+                          : "--max-results reached";
+    if (collect) {
+      absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n", why, shown);
+    } else {
+      absl::FPrintF(err, "filemesh: results truncated (%s)\n", why);
+    }
+  }
+  if (summary->skipped_directories() > 0) {
     absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
-                  response->skipped_directories());
+                  summary->skipped_directories());
   }
   return kExitOk;
 }
 
 }  // namespace
 
-int Run(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+int Run(const std::vector<std::string>& args, std::FILE* out, std::FILE* err,
+        const RunOptions& options) {
   if (args.empty()) {
     std::fputs(kMainHelp, err);
     return kExitUsage;
@@ -349,7 +445,7 @@ int Run(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
   const std::string& command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "ls") return RunLs(rest, out, err);
-  if (command == "find") return RunFind(rest, out, err);
+  if (command == "find") return RunFind(rest, out, err, options);
   if (command == "--help" || command == "-h" || command == "help") {
     std::fputs(kMainHelp, out);
     return kExitOk;
