@@ -1,40 +1,119 @@
-# Conan 2 recipe for filemesh. The project's CI builds from Debian's packages
-# (Conan Center is out of reach there), so this recipe is kept in step with
-# CMakeLists.txt by hand: same options, same components, same dependencies.
+# Conan 2 recipe for filemesh, kept in step with CMakeLists.txt by hand: same
+# options, same components, same dependencies. The recipe lives in conan/ and
+# the sources are the project's root, so run it from the root:
+#
+#   conan create conan
+#
+# CI builds against Debian 12's packages instead of ConanCenter's, through a
+# profile whose [platform_requires] names the versions required below.
+import os
+import re
+
 from conan import ConanFile
+from conan.errors import ConanException, ConanInvalidConfiguration
+from conan.tools.build import check_min_cppstd
 from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
+from conan.tools.files import copy, load, rmdir
+from conan.tools.gnu import PkgConfigDeps
+
+required_conan_version = ">=2.0.9"
 
 
 class FilemeshConan(ConanFile):
     name = "filemesh"
-    version = "0.1.0"
     license = "Apache-2.0"
     description = ("File listing and search SDK whose calls keep answering "
                    "when their RPC path fails")
-    topics = ("filesystem", "search", "grpc", "rabbitmq")
+    topics = ("filesystem", "search", "grpc", "rabbitmq", "rest")
+    package_type = "library"
     settings = "os", "arch", "compiler", "build_type"
-    options = {"shared": [True, False], "fPIC": [True, False]}
-    default_options = {"shared": False, "fPIC": True}
-    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "proto/*",
-                       "docs/openapi.yaml")
+    # Components: fs is always built. rpc (gRPC + RabbitMQ) and rest (the REST
+    # gateway on Boost.Beast) come together: CMakeLists.txt builds rest
+    # whenever FILEMESH_BUILD_RPC is on and has no option of its own for it.
+    options = {
+        "shared": [True, False],
+        "fPIC": [True, False],
+        "rpc": [True, False],  # FILEMESH_BUILD_RPC: filemesh::rpc and filemesh::rest
+        "cli": [True, False],  # FILEMESH_BUILD_CLI: the filemesh command (bin/filemesh)
+    }
+    default_options = {
+        "shared": False,
+        "fPIC": True,
+        "rpc": True,
+        "cli": True,
+    }
 
-    def requirements(self):
-        self.requires("protobuf/3.21.12", transitive_headers=True)
-        self.requires("abseil/20220623.1", transitive_headers=True)
-        self.requires("re2/20220601")
+    def set_version(self):
+        # The version is project()'s in CMakeLists.txt (read when exporting).
+        if self.version:
+            return
+        cmakelists = load(self, os.path.join(self.recipe_folder, os.pardir, "CMakeLists.txt"))
+        match = re.search(r"project\(\s*filemesh\s+VERSION\s+([0-9.]+)", cmakelists)
+        if not match:
+            raise ConanException("no 'project(filemesh VERSION ...)' in CMakeLists.txt")
+        self.version = match.group(1)
 
-    def build_requirements(self):
-        self.tool_requires("protobuf/3.21.12")
+    def export_sources(self):
+        # What the build reads, copied from the project root (this recipe's
+        # parent folder), so the cache holds a tree CMake can configure.
+        root = os.path.join(self.recipe_folder, os.pardir)
+        copy(self, "CMakeLists.txt", src=root, dst=self.export_sources_folder)
+        for folder in ("cmake", "include", "src", "proto"):
+            copy(self, "*", src=os.path.join(root, folder),
+                 dst=os.path.join(self.export_sources_folder, folder))
+        # Compiled into filemesh::rest (src/rest/rest.cmake).
+        copy(self, "openapi.yaml", src=os.path.join(root, "docs"),
+             dst=os.path.join(self.export_sources_folder, "docs"))
+
+    def config_options(self):
+        if self.settings.os == "Windows":
+            del self.options.fPIC
+
+    def configure(self):
+        if self.options.shared:
+            self.options.rm_safe("fPIC")
 
     def layout(self):
+        # Outside the cache (conan install/build conan) the sources are this
+        # folder's parent; in the cache, export_sources() put them at the root.
+        self.folders.root = os.pardir
         cmake_layout(self)
+
+    def requirements(self):
+        # The public headers include <filemesh/v1/filemesh.pb.h> and Abseil's
+        # Status, StatusOr, Time and Cord.
+        self.requires("protobuf/3.21.12", transitive_headers=True, transitive_libs=True)
+        self.requires("abseil/20220623.1", transitive_headers=True, transitive_libs=True)
+        # filemesh::fs's matcher; found through pkg-config (re2.pc).
+        self.requires("re2/20220601")
+        if self.options.rpc:
+            self.requires("grpc/1.51.1")
+            self.requires("rabbitmq-c/0.11.0")
+            # filemesh::rest's HttpServer: Boost.Beast and Asio, headers only.
+            self.requires("boost/1.74.0")
+        # cpp-httplib is only the tests' HTTP client: not a requirement here.
+
+    def build_requirements(self):
+        # protoc for proto/filemesh/v1/filemesh.proto (C++ messages only: the
+        # gRPC side uses the generic API, so no grpc_cpp_plugin).
+        self.tool_requires("protobuf/<host_version>")
+
+    def validate(self):
+        check_min_cppstd(self, 17)
+        if self.settings.os == "Windows":
+            raise ConanInvalidConfiguration("filemesh is POSIX-only (openat, getdents)")
 
     def generate(self):
         tc = CMakeToolchain(self)
+        tc.cache_variables["FILEMESH_BUILD_RPC"] = bool(self.options.rpc)
+        tc.cache_variables["FILEMESH_BUILD_CLI"] = bool(self.options.cli)
         tc.cache_variables["FILEMESH_BUILD_TESTS"] = False
         tc.cache_variables["FILEMESH_BUILD_BENCHMARKS"] = False
+        tc.cache_variables["FILEMESH_WERROR"] = False
         tc.generate()
         CMakeDeps(self).generate()
+        # CMakeLists.txt finds re2 with pkg_check_modules(re2).
+        PkgConfigDeps(self).generate()
 
     def build(self):
         cmake = CMake(self)
@@ -43,8 +122,21 @@ class FilemeshConan(ConanFile):
 
     def package(self):
         CMake(self).install()
+        # filemesh.pc names Debian's pkg-config modules; Conan consumers use
+        # the CMake package below (or Conan's own generators).
+        rmdir(self, os.path.join(self.package_folder, "lib", "pkgconfig"))
 
     def package_info(self):
-        # Consumers use the CMake package filemesh installs itself.
+        # Consumers use the CMake package filemesh installs itself
+        # (lib/cmake/filemesh/filemeshConfig.cmake: find_package(filemesh
+        # CONFIG COMPONENTS fs rpc rest)), which finds the dependencies again.
         self.cpp_info.set_property("cmake_find_mode", "none")
-        self.cpp_info.builddirs.append("lib/cmake/filemesh")
+        self.cpp_info.builddirs.append(os.path.join("lib", "cmake", "filemesh"))
+
+        # For Conan's other generators (PkgConfigDeps...) and the link: the
+        # libraries in link order. Every requirement is used by one of them.
+        libs = ["filemesh_fs", "filemesh_proto"]
+        if self.options.rpc:
+            libs = ["filemesh_rest", "filemesh_rpc"] + libs
+        self.cpp_info.libs = libs
+        self.cpp_info.system_libs = ["pthread"]
