@@ -91,7 +91,9 @@ class FilemeshConan(ConanFile):
             self.requires("rabbitmq-c/0.11.0")
             # filemesh::rest's HttpServer: Boost.Beast and Asio, headers only.
             self.requires("boost/1.74.0")
-        # cpp-httplib is only the tests' HTTP client: not a requirement here.
+        if self.options.cli:
+            # The command's remote mode (--gateway) is an HTTP client.
+            self.requires("cpp-httplib/0.11.4")
 
     def build_requirements(self):
         # protoc for proto/filemesh/v1/filemesh.proto (C++ messages only: the

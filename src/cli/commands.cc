@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "absl/status/status.h"
@@ -17,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl_compat.h"
+#include "cli/remote.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/names.hpp"
@@ -29,13 +32,15 @@ namespace {
 constexpr char kMainHelp[] = R"(filemesh - list and search files under a root directory
 
 Usage:
-  filemesh ls   [--root DIR] [PATH] [options]      list one directory
-  filemesh find [--root DIR] [--path PATH] PATTERN [options]
-                                                  search a tree
+  filemesh ls   [--root DIR | --gateway URL] [PATH] [options]   list one directory
+  filemesh find [--root DIR | --gateway URL] [--path PATH] PATTERN [options]
+                                                               search a tree
   filemesh --version
 
 Paths are relative to the root (default: the current directory) and can never
-leave it. Run `filemesh ls --help` or `filemesh find --help` for the options.
+leave it. With --gateway (or FILEMESH_GATEWAY), the commands ask a filemesh
+gateway's REST API instead, about the root its services serve. Run
+`filemesh ls --help` or `filemesh find --help` for the options.
 )";
 
 constexpr char kLsHelp[] = R"(Usage: filemesh ls [--root DIR] [PATH] [options]
@@ -45,6 +50,9 @@ path per line, relative to the root.
 
 Options:
   --root DIR           directory to serve as the root (default: .)
+  --gateway URL        ask the gateway at http(s)://HOST:PORT instead
+                       (default: $FILEMESH_GATEWAY; --root is then refused)
+  --api-key KEY        the gateway's API key (default: $FILEMESH_API_KEY)
   --sort FIELD         name (byte order, default), size or modified
   --desc               largest, newest or last name first
   --hidden             include entries whose name starts with '.'
@@ -66,6 +74,10 @@ a terminal, a search that takes over a second shows its progress on stderr.
 
 Options:
   --root DIR           directory to serve as the root (default: .)
+  --gateway URL        ask the gateway at http(s)://HOST:PORT instead
+                       (default: $FILEMESH_GATEWAY; --root and --threads are
+                       then refused; matches come sorted, 100000 at most)
+  --api-key KEY        the gateway's API key (default: $FILEMESH_API_KEY)
   --path PATH          where to search, relative to the root (default: the root)
   --glob               PATTERN is a shell glob (default)
   --substring          PATTERN occurs anywhere in the name
@@ -77,7 +89,8 @@ Options:
   --max-size BYTES     only regular files of at most BYTES
   --hidden             include and descend into entries starting with '.'
   --max-results N      stop after N matches (default: no limit)
-  --timeout SECONDS    stop after this long and print what was found
+  --timeout SECONDS    stop after this long and print what was found (with
+                       --gateway: give up waiting after this long)
   --threads N          walker threads (default: one per core)
   --sort               collect every match, then print them sorted by path
   --json               print the SearchResponse as JSON (protobuf JSON mapping;
@@ -188,12 +201,26 @@ class ProgressLine {
   ~ProgressLine() { Clear(); }
 
   void Update(uint64_t scanned, uint64_t matches) {
-    if (!enabled_) return;
+    if (Due()) Draw(absl::StrFormat("scanned %d entries, %d matches", scanned, matches));
+  }
+
+  // A queued remote call: how long it has waited.
+  void Waiting(absl::Duration waited) {
+    if (Due()) {
+      Draw(absl::StrFormat("queued on the gateway's broker, waiting for a service (%d s)",
+                           absl::ToInt64Seconds(waited)));
+    }
+  }
+
+  bool Due() const {
     const absl::Time now = absl::Now();
-    if (now - start_ < after_ || now - drawn_ < absl::Milliseconds(100)) return;
-    absl::FPrintF(err_, "\r\033[Kscanned %d entries, %d matches", scanned, matches);
+    return enabled_ && now - start_ >= after_ && now - drawn_ >= absl::Milliseconds(100);
+  }
+
+  void Draw(const std::string& text) {
+    absl::FPrintF(err_, "\r\033[K%s", text);
     std::fflush(err_);
-    drawn_ = now;
+    drawn_ = absl::Now();
     shown_ = true;
   }
 
@@ -221,10 +248,53 @@ void PrintPath(const v1::FileEntry& entry, bool print0, std::FILE* out) {
   std::fputc(print0 ? '\0' : '\n', out);
 }
 
-int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
+// A failure of remote mode: its one line, its exit code (130 when it was an
+// interrupt).
+int FailRemote(std::FILE* err, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kCancelled) return kExitInterrupted;
+  const RemoteFailure failure = RemoteFailureOf(status);
+  absl::FPrintF(err, "%s\n", failure.line);
+  return failure.exit_code;
+}
+
+// --gateway, else $FILEMESH_GATEWAY; the same for the key.
+std::string FlagOrEnv(const std::string& flag, const char* variable) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(variable);
+  return value != nullptr ? value : "";
+}
+
+// The client for remote mode; null (and `*exit_code` set) on a bad URL.
+std::unique_ptr<GatewayClient> Connect(Args& args, const std::string& gateway,
+                                       const std::string& api_key, absl::Duration timeout,
+                                       const RunOptions& run, ProgressLine* progress,
+                                       int* exit_code) {
+  GatewayClient::Options options;
+  options.url = gateway;
+  options.api_key = FlagOrEnv(api_key, "FILEMESH_API_KEY");
+  options.timeout = timeout;
+  options.interrupted = run.interrupted;
+  options.on_wait = [progress](absl::Duration waited) {
+    if (waited < absl::ZeroDuration()) {
+      progress->Clear();
+    } else {
+      progress->Waiting(waited);
+    }
+  };
+  absl::StatusOr<std::unique_ptr<GatewayClient>> client = GatewayClient::Create(std::move(options));
+  if (!client.ok()) {
+    args.Usage(internal::StdView(client.status().message()));
+    *exit_code = kExitUsage;
+    return nullptr;
+  }
+  return *std::move(client);
+}
+
+int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
+          const RunOptions& run) {
   Args args("ls", err);
   bool help = false, desc = false, hidden = false, json = false, print0 = false;
-  std::string root = ".", sort = "name", page_size_text, page_token;
+  std::string root, sort = "name", page_size_text, page_token, gateway_flag, api_key;
   args.Flag("--help", &help);
   args.Flag("-h", &help);
   args.Flag("--desc", &desc);
@@ -236,6 +306,8 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) 
   args.Value("--sort", &sort);
   args.Value("--page-size", &page_size_text);
   args.Value("--page-token", &page_token);
+  args.Value("--gateway", &gateway_flag);
+  args.Value("--api-key", &api_key);
   std::vector<std::string> positionals;
   if (!args.Parse(argv, &positionals)) return kExitUsage;
   if (help) {
@@ -266,11 +338,35 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) 
   request.set_page_token(page_token);
   request.set_page_size(page_size.value_or(1000));
 
-  FileLister lister(root);
+  // Local: a FileLister on the root. Remote: the gateway's /api/v1/files.
+  std::function<absl::StatusOr<v1::ListResponse>(const v1::ListRequest&)> list;
+  std::function<int(const absl::Status&)> fail = [err](const absl::Status& status) {
+    return Fail(err, status);
+  };
+  std::unique_ptr<FileLister> lister;
+  std::unique_ptr<GatewayClient> gateway;
+  ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
+  if (const std::string url = FlagOrEnv(gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
+    if (!root.empty()) {
+      return args.Usage(
+                 "--root and --gateway exclude each other (the gateway's services have "
+                 "their own root)"),
+             kExitUsage;
+    }
+    int code = kExitOk;
+    gateway = Connect(args, url, api_key, absl::InfiniteDuration(), run, &progress, &code);
+    if (gateway == nullptr) return code;
+    list = [&gateway](const v1::ListRequest& r) { return gateway->List(r); };
+    fail = [err](const absl::Status& status) { return FailRemote(err, status); };
+  } else {
+    lister = std::make_unique<FileLister>(root.empty() ? "." : root);
+    list = [&lister](const v1::ListRequest& r) { return lister->List(r); };
+  }
+
   v1::ListResponse all;
   for (;;) {
-    absl::StatusOr<v1::ListResponse> page = lister.List(request);
-    if (!page.ok()) return Fail(err, page.status());
+    absl::StatusOr<v1::ListResponse> page = list(request);
+    if (!page.ok()) return fail(page.status());
     if (!json) {
       for (const v1::FileEntry& e : page->entries()) PrintPath(e, print0, out);
     }
@@ -288,14 +384,56 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) 
   return json ? PrintJson(all, out, err) : kExitOk;
 }
 
+// What a search's summary says on stderr: truncation, skipped directories.
+void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t shown,
+                   std::FILE* err) {
+  if (summary.truncated()) {
+    const char* why = summary.truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
+                          ? "--timeout reached"
+                      : summary.truncation_reason() == v1::TRUNCATION_REASON_MAX_BYTES
+                          ? "the answer's size limit reached"
+                          : "--max-results reached";
+    if (counted) {
+      absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n", why, shown);
+    } else {
+      absl::FPrintF(err, "filemesh: results truncated (%s)\n", why);
+    }
+  }
+  if (summary.skipped_directories() > 0) {
+    absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
+                  summary.skipped_directories());
+  }
+}
+
+// `find` through a gateway: one sorted answer of at most 100,000 matches
+// (the request asks for that many unless --max-results says fewer).
+int FindRemote(Args& args, const std::string& url, const std::string& api_key,
+               std::optional<uint32_t> timeout, v1::SearchRequest request, bool json, bool print0,
+               const RunOptions& run, std::FILE* out, std::FILE* err) {
+  if (request.max_results() == 0) request.set_max_results(FileSearcher::kMaxResults);
+  ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
+  int code = kExitOk;
+  std::unique_ptr<GatewayClient> gateway =
+      Connect(args, url, api_key, timeout ? absl::Seconds(*timeout) : absl::InfiniteDuration(), run,
+              &progress, &code);
+  if (gateway == nullptr) return code;
+  absl::StatusOr<v1::SearchResponse> response = gateway->Search(request);
+  progress.Clear();
+  if (!response.ok()) return FailRemote(err, response.status());
+  if (json) return PrintJson(*response, out, err);
+  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, out);
+  ReportSummary(*response, /*counted=*/true, static_cast<uint64_t>(response->matches_size()), err);
+  return kExitOk;
+}
+
 int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
             const RunOptions& run) {
   const std::atomic<bool>* const interrupted = run.interrupted;
   Args args("find", err);
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
        json = false, print0 = false, sort = false;
-  std::string root = ".", path, type, max_depth_text, min_size_text, max_size_text,
-              max_results_text, timeout_text, threads_text;
+  std::string root, path, type, max_depth_text, min_size_text, max_size_text, max_results_text,
+      timeout_text, threads_text, gateway_flag, api_key;
   args.Flag("--help", &help);
   args.Flag("-h", &help);
   args.Flag("--glob", &glob);
@@ -317,6 +455,8 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   args.Value("--max-results", &max_results_text);
   args.Value("--timeout", &timeout_text);
   args.Value("--threads", &threads_text);
+  args.Value("--gateway", &gateway_flag);
+  args.Value("--api-key", &api_key);
   std::vector<std::string> positionals;
   if (!args.Parse(argv, &positionals)) return kExitUsage;
   if (help) {
@@ -364,9 +504,22 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   if (max_size) request.set_max_size(*max_size);
   if (max_results) request.set_max_results(*max_results);
 
+  if (const std::string url = FlagOrEnv(gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
+    if (!root.empty() || threads) {
+      return args.Usage("--root and --threads apply to local searches, not with --gateway"),
+             kExitUsage;
+    }
+    if (max_results.value_or(0) > FileSearcher::kMaxResults) {
+      return args.Usage(absl::StrCat("with --gateway, --max-results takes at most ",
+                                     FileSearcher::kMaxResults)),
+             kExitUsage;
+    }
+    return FindRemote(args, url, api_key, timeout, request, json, print0, run, out, err);
+  }
+
   FileSearcherOptions options;
   options.threads = static_cast<int>(threads.value_or(0));
-  FileSearcher searcher(root, options);
+  FileSearcher searcher(root.empty() ? "." : root, options);
   const absl::Time deadline =
       timeout ? absl::Now() + absl::Seconds(*timeout) : absl::InfiniteFuture();
 
@@ -417,20 +570,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
     }
     for (const v1::FileEntry& e : collected) PrintPath(e, print0, out);
   }
-  if (summary->truncated()) {
-    const char* why = summary->truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
-                          ? "--timeout reached"
-                          : "--max-results reached";
-    if (collect) {
-      absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n", why, shown);
-    } else {
-      absl::FPrintF(err, "filemesh: results truncated (%s)\n", why);
-    }
-  }
-  if (summary->skipped_directories() > 0) {
-    absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
-                  summary->skipped_directories());
-  }
+  ReportSummary(*summary, collect, shown, err);
   return kExitOk;
 }
 
@@ -444,7 +584,7 @@ int Run(const std::vector<std::string>& args, std::FILE* out, std::FILE* err,
   }
   const std::string& command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (command == "ls") return RunLs(rest, out, err);
+  if (command == "ls") return RunLs(rest, out, err, options);
   if (command == "find") return RunFind(rest, out, err, options);
   if (command == "--help" || command == "-h" || command == "help") {
     std::fputs(kMainHelp, out);
