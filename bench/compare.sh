@@ -3,6 +3,8 @@
 #
 #   search '*.h' under /usr and under a generated tree of ~500,000 entries:
 #     filemesh find --hidden   vs  fdfind -u -g   vs  find -name   vs  filemesh_floor
+#   time to the first printed match under /usr, streaming to a pipe
+#   (bench/first_match.py): filemesh find and fdfind, first match / whole run
 #   listing a generated directory of 100,000 files:
 #     filemesh ls --page-size 100               vs  ls -f
 #     filemesh ls --page-size 100 --sort size   vs  find -maxdepth 1 -printf '%s %T@ %p\n'
@@ -112,7 +114,7 @@ count() {
 }
 
 # The commands compared. They read $root (search) or $listdir (listing).
-search_filemesh() { "$filemesh" find --root "$root" --hidden --max-results 100000 "$pattern"; }
+search_filemesh() { "$filemesh" find --root "$root" --hidden "$pattern"; }
 search_fd() { "$fd" -u -g "$pattern" "$root"; }
 search_find() { find "$root" -name "$pattern"; }
 search_floor() { "$floor" "$root" "$pattern"; }
@@ -157,6 +159,31 @@ echo
 
 echo "[1/3] search under $usr_root"
 search_round usr "$usr_root"
+
+# first_round: the time to the first printed match and to the end, through a
+# pipe, of the streaming searches under /usr; medians in first[] and whole[].
+declare -A first=() whole=()
+first_round() {
+  local name i sample f w
+  local -A cmd=([filemesh]="$filemesh find --root $usr_root --hidden $pattern")
+  [[ -n $fd ]] && cmd[fd]="$fd -u -g $pattern $usr_root"
+  for name in "${!cmd[@]}"; do
+    local firsts=() wholes=()
+    # shellcheck disable=SC2086  # the command line is split on purpose (no spaces in it)
+    python3 "$repo/bench/first_match.py" ${cmd[$name]} >/dev/null
+    for ((i = 0; i < runs; i++)); do
+      # shellcheck disable=SC2086
+      sample=$(python3 "$repo/bench/first_match.py" ${cmd[$name]})
+      read -r f w <<<"$sample"
+      firsts+=("$f")
+      wholes+=("$w")
+    done
+    first[$name]=$(median "${firsts[@]}")
+    whole[$name]=$(median "${wholes[@]}")
+  done
+}
+echo "  time to the first printed match (streaming to a pipe), $runs runs ..."
+first_round
 
 echo "[2/3] search under a generated tree"
 tree=$tmp/tree
@@ -239,6 +266,12 @@ for key in usr tree; do
   row "find -name" "${med[$key:search_find]}"
   row "filemesh_floor (1 thread)" "${med[$key:search_floor]}"
 done
+echo "search '$pattern' under $usr_root, through a pipe: first match printed / whole run"
+for name in filemesh fd; do
+  [[ -n ${first[$name]:-} ]] || continue
+  row "$name: first match" "${first[$name]}"
+  row "$name: whole run" "${whole[$name]}"
+done
 echo "listing a directory of 100,000 files"
 row "filemesh ls --page-size 100 (by name)" "${med[list:ls_filemesh_first]}"
 row "ls -f" "${med[list:ls_f]}"
@@ -262,6 +295,11 @@ for key in usr tree; do
   fi
   rrow "search $where filemesh/find" "$r_find" "-" ""
 done
+r_stream=$(ratio "${first[filemesh]}" "${whole[filemesh]}")
+rrow "find $usr_root: first match / whole run" "$r_stream" "<= 0.1" "$(verdict "$r_stream" 0.1)"
+if [[ -n ${first[fd]:-} ]]; then
+  rrow "  (fd: first match / whole run)" "$(ratio "${first[fd]}" "${whole[fd]}")" "-" ""
+fi
 r_first=$(ratio "${med[list:ls_filemesh_first]}" "${med[list:ls_f]}")
 r_size=$(ratio "${med[list:ls_filemesh_size]}" "${med[list:find_printf]}")
 rrow "ls first page / ls -f" "$r_first" "<= 2" "$(verdict "$r_first" 2)"

@@ -548,12 +548,13 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
       },
       deadline);
   progress.Clear();
+  // Ctrl-C first: a write it interrupted fails with EINTR.
+  if (interrupted != nullptr && interrupted->load()) return kExitInterrupted;
   if (write_error == EPIPE) return kExitOk;  // the reader has all it wanted
   if (write_error != 0) {
     return Fail(err, absl::UnavailableError(
                          absl::StrCat("writing the results: ", std::strerror(write_error))));
   }
-  if (interrupted != nullptr && interrupted->load()) return kExitInterrupted;
   if (!summary.ok()) return Fail(err, summary.status());
 
   uint64_t shown = 0;
