@@ -26,4 +26,7 @@ if(FILEMESH_BUILD_RPC)
   string(APPEND filemesh_dev_depends ", libgrpc++-dev, librabbitmq-dev, libboost-dev")
 endif()
 set(CPACK_DEBIAN_FILEMESH_DEVELOPMENT_PACKAGE_DEPENDS "${filemesh_dev_depends}")
+# Debian's place for the license (installed with the SDK's headers).
+install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/filemesh-dev"
+  RENAME copyright COMPONENT filemesh_development)
 include(CPack)

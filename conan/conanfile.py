@@ -58,6 +58,7 @@ class FilemeshConan(ConanFile):
         # parent folder), so the cache holds a tree CMake can configure.
         root = os.path.join(self.recipe_folder, os.pardir)
         copy(self, "CMakeLists.txt", src=root, dst=self.export_sources_folder)
+        copy(self, "LICENSE", src=root, dst=self.export_sources_folder)
         for folder in ("cmake", "include", "src", "proto"):
             copy(self, "*", src=os.path.join(root, folder),
                  dst=os.path.join(self.export_sources_folder, folder))
@@ -123,6 +124,7 @@ class FilemeshConan(ConanFile):
         cmake.build()
 
     def package(self):
+        copy(self, "LICENSE", src=self.source_folder, dst=os.path.join(self.package_folder, "licenses"))
         CMake(self).install()
         # filemesh.pc names Debian's pkg-config modules; Conan consumers use
         # the CMake package below (or Conan's own generators).

@@ -26,6 +26,9 @@ if(FILEMESH_CLI)
 else()
   message(WARNING "no filemesh command under ${filemesh_prefix}/bin: the package leaves it out")
 endif()
+# Debian's place for the license.
+install(FILES "${CMAKE_CURRENT_LIST_DIR}/../../LICENSE" DESTINATION share/doc/filemesh
+  RENAME copyright)
 install(FILES
     "${CMAKE_CURRENT_LIST_DIR}/../../docs/services.md"
     "${CMAKE_CURRENT_LIST_DIR}/../../docs/rest.md"
