@@ -628,6 +628,13 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
   auto transport = AmqpTransport::Create(client);
   EXPECT_EQ(transport.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(transport.status().message().find("secret"), absl::string_view::npos);
+  // The message size limit has gRPC's range on AMQP too.
+  client.url = "amqp://localhost";
+  for (const size_t bytes : {size_t{0}, size_t{INT32_MAX} + 1}) {
+    client.max_message_bytes = bytes;
+    EXPECT_EQ(AmqpTransport::Create(client).status().code(), absl::StatusCode::kInvalidArgument)
+        << bytes;
+  }
 
   EchoService service(1);
   AmqpServerOptions server;

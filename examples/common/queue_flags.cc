@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "filemesh/transport.hpp"
 
 ABSL_FLAG(int64_t, queue_max_length, 10000,
           "requests waiting in a service queue at most; past it a call fails at once "
@@ -14,10 +15,22 @@ ABSL_FLAG(int, max_deliveries, 3,
           "dead-lettered; the same everywhere");
 ABSL_FLAG(absl::Duration, dead_letter_ttl, absl::Hours(24 * 7),
           "how long a dead-lettered request is kept; the same everywhere");
+ABSL_FLAG(int64_t, max_message_bytes, static_cast<int64_t>(filemesh::kDefaultMaxMessageBytes),
+          "largest request or response message on either transport (services: pages and "
+          "searches stop below it); the same on every service and gateway");
 ABSL_FLAG(int64_t, dead_letter_max_length, 10000,
           "dead-lettered requests kept per queue, the oldest dropped first; the same everywhere");
 
 namespace filemesh_examples {
+
+absl::StatusOr<size_t> MaxMessageBytesFromFlags() {
+  const int64_t bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (bytes < 4096 || bytes > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_message_bytes must be between 4096 and 2147483647, not ", bytes));
+  }
+  return static_cast<size_t>(bytes);
+}
 
 absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags() {
   filemesh::QueueLimits limits;

@@ -21,9 +21,6 @@ ABSL_FLAG(int, max_inflight, 1000,
           "calls accepted and not yet answered; past it RESOURCE_EXHAUSTED (REST: 503)");
 ABSL_FLAG(absl::Duration, max_call_time, absl::Seconds(30),
           "longest a call may run, whatever deadline its caller gave");
-ABSL_FLAG(int64_t, max_message_bytes, static_cast<int64_t>(filemesh::kDefaultMaxMessageBytes),
-          "largest request or response message (both transports); pages and searches stop "
-          "below it");
 
 namespace filemesh_examples {
 
@@ -45,12 +42,9 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--max_call_time must be positive, not ",
                                                    absl::FormatDuration(options.max_call_time)));
   }
-  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (max_message_bytes < 4096 || max_message_bytes > INT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--max_message_bytes must be between 4096 and 2147483647, not ", max_message_bytes));
-  }
-  options.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  absl::StatusOr<size_t> max_message_bytes = MaxMessageBytesFromFlags();
+  if (!max_message_bytes.ok()) return max_message_bytes.status();
+  options.max_message_bytes = *max_message_bytes;
   absl::StatusOr<filemesh::QueueLimits> limits = QueueLimitsFromFlags();
   if (!limits.ok()) return limits.status();
   options.queue_limits = *limits;

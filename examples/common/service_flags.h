@@ -21,7 +21,6 @@ ABSL_DECLARE_FLAG(int, threads);
 ABSL_DECLARE_FLAG(bool, log_calls);
 ABSL_DECLARE_FLAG(int, max_inflight);
 ABSL_DECLARE_FLAG(absl::Duration, max_call_time);
-ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
 
 namespace filemesh_examples {
 

@@ -46,8 +46,6 @@ ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
           "(an acknowledged call waits for its answer until --request_timeout)");
 ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
-ABSL_FLAG(int64_t, max_message_bytes, static_cast<int64_t>(filemesh::kDefaultMaxMessageBytes),
-          "largest answer taken from a service (both transports); match the services'");
 ABSL_FLAG(int, http_io_threads, 0,
           "threads running the HTTP event loop; 0: one per CPU the process may use");
 ABSL_FLAG(int64_t, max_connections, 10000,
@@ -83,12 +81,9 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
   options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
-  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (max_message_bytes < 4096 || max_message_bytes > INT32_MAX) {
-    Exit(absl::InvalidArgumentError(absl::StrCat(
-        "--max_message_bytes must be between 4096 and 2147483647, not ", max_message_bytes)));
-  }
-  options.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();
+  if (!max_message_bytes.ok()) Exit(max_message_bytes.status());
+  options.max_message_bytes = *max_message_bytes;
   absl::StatusOr<filemesh::QueueLimits> limits = filemesh_examples::QueueLimitsFromFlags();
   if (!limits.ok()) Exit(limits.status());
   options.queue_limits = *limits;

@@ -94,6 +94,7 @@ struct FailoverChannelOptions {
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   // Largest request and response message, serialized, on both transports; a
   // larger one is RESOURCE_EXHAUSTED (never a failover). Match the services'.
+  // 1 to 2^31 - 1.
   size_t max_message_bytes = kDefaultMaxMessageBytes;
   FailoverPolicy policy;
 };

@@ -73,7 +73,7 @@ struct ServiceHostOptions {
   absl::Duration max_call_time = absl::Seconds(30);
   // Largest request and response message, serialized, on both transports
   // (the gRPC server's limits are set to it). A larger request is refused
-  // and a larger response replaced by RESOURCE_EXHAUSTED.
+  // and a larger response replaced by RESOURCE_EXHAUSTED. 1 to 2^31 - 1.
   size_t max_message_bytes = kDefaultMaxMessageBytes;
   // Log one line per handled call (`event=call method=... transport=grpc|amqp
   // code=OK duration_ms=...`); off by default, as it costs a write per call.

@@ -18,6 +18,7 @@
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
 #include "rpc/handler_registry.h"
+#include "rpc/message_limits.h"
 #include "rpc/timer_queue.h"
 
 namespace filemesh::internal {
@@ -275,9 +276,7 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
     return fail(absl::DeadlineExceededError("deadline passed before the call was sent"));
   }
   if (request.size() > options_.max_message_bytes) {
-    return fail(absl::ResourceExhaustedError(
-        absl::StrCat("the request is ", request.size(), " bytes, above the limit of ",
-                     options_.max_message_bytes, " (max_message_bytes)")));
+    return fail(internal::MessageTooLarge("request", request.size(), options_.max_message_bytes));
   }
 
   auto call = std::make_shared<PendingCall>();
@@ -465,9 +464,8 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
     if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
     if (it->second->state == PendingCall::State::kDone) return;  // a duplicate
     if (message.body.size() > options_.max_message_bytes) {
-      Finish(it->second, absl::ResourceExhaustedError(absl::StrCat(
-                             "the reply is ", message.body.size(), " bytes, above the limit of ",
-                             options_.max_message_bytes, " (max_message_bytes)")));
+      Finish(it->second,
+             internal::MessageTooLarge("reply", message.body.size(), options_.max_message_bytes));
     } else {
       Finish(it->second, ReplyOutcome(message));
     }
@@ -521,8 +519,8 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
     return timing;
   }
   if (absl::Status limits = CheckQueueLimits(options.queue_limits); !limits.ok()) return limits;
-  if (options.max_message_bytes == 0) {
-    return absl::InvalidArgumentError("max_message_bytes must be at least 1");
+  if (absl::Status size = internal::CheckMaxMessageBytes(options.max_message_bytes); !size.ok()) {
+    return size;
   }
   auto core = std::make_unique<Core>(options, *std::move(url));
   absl::Status started = core->Start();

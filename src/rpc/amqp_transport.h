@@ -44,7 +44,8 @@ struct AmqpClientOptions {
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   // Bound of the TCP connect and of the AMQP handshake.
   absl::Duration connect_timeout = absl::Seconds(5);
-  // Largest request sent and reply accepted (RESOURCE_EXHAUSTED past it).
+  // Largest request sent and reply accepted (RESOURCE_EXHAUSTED past it);
+  // 1 to 2^31 - 1, as on gRPC.
   size_t max_message_bytes = kDefaultMaxMessageBytes;
 };
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "rpc/message_limits.h"
 #include "rpc/status_convert.h"
 
 namespace filemesh::internal {
@@ -124,8 +125,8 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
               static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveTimeout)));
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  if (options.max_message_bytes == 0 || options.max_message_bytes > size_t{INT32_MAX}) {
-    return absl::InvalidArgumentError("max_message_bytes must be between 1 and 2^31 - 1");
+  if (absl::Status size = CheckMaxMessageBytes(options.max_message_bytes); !size.ok()) {
+    return size;
   }
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));

@@ -19,6 +19,7 @@
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
 #include "rpc/handler_registry.h"
+#include "rpc/message_limits.h"
 
 namespace filemesh {
 
@@ -64,9 +65,7 @@ struct ServiceHost::Impl {
       return;
     }
     if (request.size() > options.max_message_bytes) {
-      reply(absl::ResourceExhaustedError(
-          absl::StrCat("the request is ", request.size(), " bytes, above the limit of ",
-                       options.max_message_bytes, " (max_message_bytes)")));
+      reply(internal::MessageTooLarge("request", request.size(), options.max_message_bytes));
       return;
     }
     if (inflight.fetch_add(1) >= options.max_inflight) {
@@ -79,9 +78,8 @@ struct ServiceHost::Impl {
     // size and gives the call's in-flight slot back.
     reply = [this, reply = std::move(reply)](absl::StatusOr<std::string> response) {
       if (response.ok() && response->size() > options.max_message_bytes) {
-        response = absl::ResourceExhaustedError(
-            absl::StrCat("the response is ", response->size(), " bytes, above the limit of ",
-                         options.max_message_bytes, " (max_message_bytes)"));
+        response =
+            internal::MessageTooLarge("response", response->size(), options.max_message_bytes);
       }
       --inflight;
       reply(std::move(response));
@@ -162,8 +160,8 @@ absl::Status ServiceHost::Start() {
   if (o.max_call_time <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_call_time must be positive");
   }
-  if (o.max_message_bytes == 0 || o.max_message_bytes > size_t{INT32_MAX}) {
-    return absl::InvalidArgumentError("max_message_bytes must be between 1 and 2^31 - 1");
+  if (absl::Status size = internal::CheckMaxMessageBytes(o.max_message_bytes); !size.ok()) {
+    return size;
   }
   impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_inflight);
   // AMQP first: its options are checked without touching the network, so a
