@@ -304,12 +304,26 @@ class Session : public std::enable_shared_from_this<Session> {
     buffer_.shrink_to_fit();                    // an idle connection holds no buffer
     phase_ = Phase::kIdle;
     Arm(core_->options.idle_timeout);
+    AwaitFirstByte();
+  }
+
+  // The idle phase's wait. Readiness can be stale (epoll reports an edge
+  // after the bytes it announced were read with the previous request), so
+  // the phase ends only when a byte or the end of the stream is there;
+  // otherwise it waits again, within the same idle deadline.
+  void AwaitFirstByte() {
     socket_.async_wait(
         tcp::socket::wait_read,
         asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec) {
           if (self->phase_ != Phase::kIdle) return;
           if (ec) return self->Close();
-          self->ReadHead();
+          char byte;
+          const ssize_t peeked =
+              ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return self->AwaitFirstByte();
+          }
+          self->ReadHead();  // a byte, the end, or an error: the read says which
         }));
   }
 
