@@ -1,12 +1,14 @@
 #include "fs/matcher.h"
 
 #include <algorithm>
-#include <cstring>
+#include <bitset>
+#include <cctype>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl_compat.h"
 #include "filemesh/names.hpp"
 #include "fs/utf8.h"
@@ -20,24 +22,6 @@ bool IsAscii(std::string_view s) {
 }
 
 bool HasGlobMeta(std::string_view s) { return s.find_first_of("*?[\\") != std::string_view::npos; }
-
-// Appends `c` to an RE2 pattern as a literal.
-void AppendLiteral(std::string* out, char c) {
-  if (std::strchr("\\.+*?()|[]{}^$", c) != nullptr && c != '\0') {
-    *out += '\\';
-    *out += c;
-  } else if (c == '\0') {
-    *out += "\\x00";
-  } else {
-    *out += c;
-  }
-}
-
-// Appends a character of a bracket expression, escaped for an RE2 class.
-void AppendClassChar(std::string* out, char c) {
-  if (c == '\\' || c == ']' || c == '[' || c == '^' || c == '-') *out += '\\';
-  *out += c;
-}
 
 absl::Status GlobError(std::string_view glob, size_t at, std::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("glob \"", absl::CHexEscape(AbslView(glob)),
@@ -74,95 +58,206 @@ std::string_view Utf8Subject(std::string_view subject) {
   return scratch;
 }
 
+// A set of bytes: what one glob token matches at one position.
+using ByteSet = std::bitset<256>;
+
+bool IsAsciiLetter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// Adds the other ASCII case of every letter in `set`.
+void FoldAscii(ByteSet* set) {
+  for (unsigned char c = 'a'; c <= 'z'; ++c) {
+    const auto upper = static_cast<unsigned char>(c - 'a' + 'A');
+    if ((*set)[c] || (*set)[upper]) {
+      set->set(c);
+      set->set(upper);
+    }
+  }
+}
+
+// The POSIX classes of the C locale (ASCII only, as git's wildmatch).
+// False for an unknown name.
+bool AddNamedClass(std::string_view name, ByteSet* set) {
+  int (*test)(int) = nullptr;
+  if (name == "alnum") test = [](int c) { return std::isalnum(c); };
+  if (name == "alpha") test = [](int c) { return std::isalpha(c); };
+  if (name == "blank") test = [](int c) { return static_cast<int>(c == ' ' || c == '\t'); };
+  if (name == "cntrl") test = [](int c) { return std::iscntrl(c); };
+  if (name == "digit") test = [](int c) { return std::isdigit(c); };
+  if (name == "graph") test = [](int c) { return std::isgraph(c); };
+  if (name == "lower") test = [](int c) { return std::islower(c); };
+  if (name == "print") test = [](int c) { return std::isprint(c); };
+  if (name == "punct") test = [](int c) { return std::ispunct(c); };
+  if (name == "space") test = [](int c) { return std::isspace(c); };
+  if (name == "upper") test = [](int c) { return std::isupper(c); };
+  if (name == "xdigit") test = [](int c) { return std::isxdigit(c); };
+  if (test == nullptr) return false;
+  // The <cctype> tests are the C locale's until someone calls setlocale;
+  // asking only for ASCII keeps them so either way.
+  for (int c = 0; c < 0x80; ++c) {
+    if (test(c) != 0) set->set(static_cast<size_t>(c));
+  }
+  return true;
+}
+
+// Appends `c` to an RE2 pattern (Latin-1 mode: one rune per byte).
+void AppendByte(std::string* out, unsigned char c) {
+  if (absl::ascii_isalnum(c) || c == '_' || c == '/') {
+    *out += static_cast<char>(c);
+  } else {
+    absl::StrAppendFormat(out, "\\x%02x", c);
+  }
+}
+
+// Appends a set of bytes as one RE2 class: a run of consecutive bytes
+// becomes a range. An empty set matches nothing.
+void AppendByteSet(std::string* out, const ByteSet& set) {
+  if (set.count() == 1) {
+    for (size_t c = 0; c < set.size(); ++c) {
+      if (set[c]) AppendByte(out, static_cast<unsigned char>(c));
+    }
+    return;
+  }
+  if (set.none()) {
+    *out += "[^\\x00-\\xff]";
+    return;
+  }
+  *out += '[';
+  size_t c = 0;
+  while (c < set.size()) {
+    if (!set[c]) {
+      ++c;
+      continue;
+    }
+    size_t last = c;
+    while (last + 1 < set.size() && set[last + 1]) ++last;
+    AppendByte(out, static_cast<unsigned char>(c));
+    if (last > c) {
+      *out += '-';
+      AppendByte(out, static_cast<unsigned char>(last));
+    }
+    c = last + 1;
+  }
+  *out += ']';
+}
+
+// Parses the bracket expression that opens at glob[start] ('[') as git's
+// wildmatch does, and returns the offset just past its closing ']'.
+absl::StatusOr<size_t> ParseBracket(std::string_view glob, size_t start, bool fold_ascii,
+                                    ByteSet* out) {
+  ByteSet set;
+  size_t j = start + 1;
+  const bool negate = j < glob.size() && (glob[j] == '!' || glob[j] == '^');
+  if (negate) ++j;
+  int prev = -1;  // the last single member, which a following '-' extends
+  bool first = true;
+  for (;;) {
+    if (j >= glob.size()) return GlobError(glob, start, "'[' without a closing ']'");
+    auto c = static_cast<unsigned char>(glob[j]);
+    if (c == ']' && !first) break;
+    first = false;
+    if (c == '\\') {
+      if (++j == glob.size()) return GlobError(glob, j - 1, "trailing backslash in '[...]'");
+      c = static_cast<unsigned char>(glob[j]);
+      set.set(c);
+      prev = c;
+      ++j;
+      continue;
+    }
+    if (c == '-' && prev >= 0 && j + 1 < glob.size() && glob[j + 1] != ']') {
+      size_t hi_at = j + 1;
+      if (glob[hi_at] == '\\' && ++hi_at == glob.size()) {
+        return GlobError(glob, j + 1, "trailing backslash in '[...]'");
+      }
+      const auto hi = static_cast<unsigned char>(glob[hi_at]);
+      // A reversed range adds nothing (its first end is in already), as in git.
+      for (int b = prev; b <= hi; ++b) set.set(static_cast<size_t>(b));
+      prev = -1;
+      j = hi_at + 1;
+      continue;
+    }
+    if (c == '[' && j + 1 < glob.size() && glob[j + 1] == ':') {
+      const size_t name_at = j + 2;
+      const size_t close = glob.find(']', name_at);
+      if (close == std::string_view::npos) {
+        return GlobError(glob, start, "'[' without a closing ']'");
+      }
+      if (close > name_at && glob[close - 1] == ':') {
+        const std::string_view name = glob.substr(name_at, close - 1 - name_at);
+        if (!AddNamedClass(name, &set)) {
+          return GlobError(glob, j,
+                           absl::StrCat("unknown character class \"[:", AbslView(name),
+                                        ":]\" (known: alnum alpha blank cntrl digit graph lower "
+                                        "print punct space upper xdigit)"));
+        }
+        prev = -1;
+        j = close + 1;
+        continue;
+      }
+      // No ":]" before the first ']': the '[' is an ordinary member.
+    }
+    set.set(c);
+    prev = c;
+    ++j;
+  }
+  if (fold_ascii) FoldAscii(&set);
+  if (negate) set.flip();
+  set.reset('/');  // never matches a separator (a name holds none)
+  *out = set;
+  return j + 1;
+}
+
 }  // namespace
 
-absl::StatusOr<std::string> GlobToRegex(std::string_view glob, bool path_mode) {
-  const char* any_char = path_mode ? "[^/]" : "(?s:.)";
-  const char* any_run = path_mode ? "[^/]*" : "(?s:.*)";
+absl::StatusOr<std::string> GlobToRegex(std::string_view glob, bool path_mode, bool fold_ascii) {
+  constexpr const char* kAnyRun = "[\\x00-\\xff]*";
+  ByteSet any_byte;
+  any_byte.set();
+  if (path_mode) any_byte.reset('/');
   std::string re;
   re.reserve(glob.size() * 2);
   size_t i = 0;
   while (i < glob.size()) {
-    const char c = glob[i];
+    const auto c = static_cast<unsigned char>(glob[i]);
     if (c == '*') {
       size_t run = i;
       while (run < glob.size() && glob[run] == '*') ++run;
-      const bool whole_component = run - i == 2 && (i == 0 || glob[i - 1] == '/') &&
-                                   (run == glob.size() || glob[run] == '/');
-      if (path_mode && whole_component) {
-        if (run < glob.size()) {
-          re += "(?s:.*/)?";  // "**/": zero or more directories
-          i = run + 1;
-        } else {
-          re += "(?s:.*)";  // trailing "**": everything below
-          i = run;
-        }
+      // Two or more stars that make a whole path component (git also takes
+      // an escaped slash after them) span directories.
+      const bool whole_component =
+          path_mode && run - i >= 2 && (i == 0 || glob[i - 1] == '/') &&
+          (run == glob.size() || glob[run] == '/' ||
+           (glob[run] == '\\' && run + 1 < glob.size() && glob[run + 1] == '/'));
+      if (whole_component && run < glob.size() && glob[run] == '/') {
+        re += "(?:[\\x00-\\xff]*/)?";  // "**/": zero or more directories
+        i = run + 1;
+      } else if (whole_component) {
+        re += kAnyRun;  // trailing "/**": everything below
+        i = run;
       } else {
-        re += any_run;
+        re += path_mode ? "[^/]*" : kAnyRun;
         i = run;
       }
       continue;
     }
+    ByteSet set;
     if (c == '?') {
-      re += any_char;
+      set = any_byte;
       ++i;
-      continue;
-    }
-    if (c == '\\') {
-      if (i + 1 == glob.size()) return GlobError(glob, i, "trailing backslash");
-      AppendLiteral(&re, glob[i + 1]);
-      i += 2;
-      continue;
-    }
-    if (c == '[') {
-      size_t j = i + 1;
-      bool negate = false;
-      if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) {
-        negate = true;
-        ++j;
+    } else if (c == '[') {
+      absl::StatusOr<size_t> end = ParseBracket(glob, i, fold_ascii, &set);
+      if (!end.ok()) return end.status();
+      i = *end;
+    } else {
+      unsigned char literal = c;
+      if (c == '\\') {
+        if (i + 1 == glob.size()) return GlobError(glob, i, "trailing backslash");
+        literal = static_cast<unsigned char>(glob[++i]);
       }
-      std::string cls = negate ? "[^" : "[";
-      bool first = true;
-      bool closed = false;
-      while (j < glob.size()) {
-        char m = glob[j];
-        if (m == ']' && !first) {
-          closed = true;
-          break;
-        }
-        first = false;
-        if (m == '\\') {
-          if (j + 1 == glob.size()) break;
-          m = glob[++j];
-        }
-        if (j + 2 < glob.size() && glob[j + 1] == '-' && glob[j + 2] != ']') {
-          char hi = glob[j + 2];
-          size_t consumed = 3;
-          if (hi == '\\' && j + 3 < glob.size()) {
-            hi = glob[j + 3];
-            consumed = 4;
-          }
-          if (static_cast<uint8_t>(hi) < static_cast<uint8_t>(m)) {
-            return GlobError(glob, j, "reversed range in '[...]'");
-          }
-          AppendClassChar(&cls, m);
-          cls += '-';
-          AppendClassChar(&cls, hi);
-          j += consumed;
-          continue;
-        }
-        AppendClassChar(&cls, m);
-        ++j;
-      }
-      if (!closed) return GlobError(glob, i, "'[' without a closing ']'");
-      if (path_mode && negate) cls += '/';  // a class never matches a separator
-      cls += ']';
-      re += cls;
-      i = j + 1;
-      continue;
+      set.set(literal);
+      if (fold_ascii && IsAsciiLetter(literal)) FoldAscii(&set);
+      ++i;
     }
-    AppendLiteral(&re, c);
-    ++i;
+    AppendByteSet(&re, set);
   }
   return re;
 }
@@ -181,8 +276,9 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
   if (syntax == v1::PATTERN_SYNTAX_UNSPECIFIED) syntax = v1::PATTERN_SYNTAX_GLOB;
 
   Matcher m;
-  // Literal fast paths fold ASCII only; a non-ASCII case-insensitive pattern
-  // goes through RE2, which folds Unicode, so all syntaxes agree.
+  // Substrings: the literal fast path folds ASCII only, so a non-ASCII
+  // case-insensitive substring goes through RE2, which folds Unicode (as
+  // regular expressions do). Globs fold ASCII only, as git's wildmatch.
   const bool literal_ok = !case_insensitive || IsAscii(pattern);
   const auto set_literal = [&](Kind kind, std::string_view literal) {
     m.kind_ = kind;
@@ -191,7 +287,7 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
   };
 
   std::string regex;
-  Kind regex_kind = Kind::kRegexFull;
+  Kind regex_kind = Kind::kRegexPartial;
   switch (syntax) {
     case v1::PATTERN_SYNTAX_SUBSTRING:
       if (literal_ok) {
@@ -208,7 +304,7 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
             "a glob must not start with '/': it is matched against paths relative to the "
             "search path");
       }
-      if (!m.matches_path_ && literal_ok) {
+      if (!m.matches_path_) {
         size_t lead = 0;
         while (lead < pattern.size() && pattern[lead] == '*') ++lead;
         size_t trail = 0;
@@ -231,10 +327,11 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
           return m;
         }
       }
-      absl::StatusOr<std::string> translated = GlobToRegex(pattern, m.matches_path_);
+      absl::StatusOr<std::string> translated =
+          GlobToRegex(pattern, m.matches_path_, case_insensitive);
       if (!translated.ok()) return translated.status();
       regex = *std::move(translated);
-      regex_kind = Kind::kRegexFull;
+      regex_kind = Kind::kGlob;
       break;
     }
     case v1::PATTERN_SYNTAX_REGEX:
@@ -248,7 +345,12 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
 
   RE2::Options options;
   options.set_log_errors(false);
-  options.set_case_sensitive(!case_insensitive);
+  if (regex_kind == Kind::kGlob) {
+    // Bytes, not characters; the translation folded case itself.
+    options.set_encoding(RE2::Options::EncodingLatin1);
+  } else {
+    options.set_case_sensitive(!case_insensitive);
+  }
   options.set_max_mem(limits.max_regex_memory);
   auto re = std::make_unique<RE2>(regex, options);
   if (!re->ok()) {
@@ -281,8 +383,8 @@ bool Matcher::Match(std::string_view subject) const {
     case Kind::kContains:
       return fold_ascii_ ? ContainsFolded(subject, literal_)
                          : subject.find(literal_) != std::string_view::npos;
-    case Kind::kRegexFull:
-      return RE2::FullMatch(Utf8Subject(subject), *regex_);
+    case Kind::kGlob:
+      return RE2::FullMatch(subject, *regex_);
     case Kind::kRegexPartial:
       return RE2::PartialMatch(Utf8Subject(subject), *regex_);
   }

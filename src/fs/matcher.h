@@ -1,8 +1,10 @@
 // Compiled search patterns: glob, substring or RE2 regular expression.
 //
+// Globs follow git's wildmatch over bytes (docs/cli.md, "Glob syntax").
 // Simple globs (`*.h`, `foo*`, `*log*`, `Makefile`) and substrings match with
-// plain byte comparisons; everything else is compiled to one RE2 program, so
-// matching is linear in the subject whatever the pattern.
+// plain byte comparisons; everything else is compiled to one RE2 program (a
+// glob to a Latin-1 one: one rune per byte), so matching is linear in the
+// subject whatever the pattern.
 
 #ifndef FILEMESH_SRC_FS_MATCHER_H_
 #define FILEMESH_SRC_FS_MATCHER_H_
@@ -45,7 +47,7 @@ class Matcher {
   bool Match(std::string_view subject) const;
 
  private:
-  enum class Kind { kAll, kExact, kPrefix, kSuffix, kContains, kRegexFull, kRegexPartial };
+  enum class Kind { kAll, kExact, kPrefix, kSuffix, kContains, kGlob, kRegexPartial };
   Matcher() = default;
 
   Kind kind_ = Kind::kAll;
@@ -55,9 +57,13 @@ class Matcher {
   std::unique_ptr<re2::RE2> regex_;
 };
 
-// Translates a glob to an RE2 pattern (exposed for tests). `path_mode`: '*'
-// and '?' stop at '/', and a whole-component "**" spans directories.
-absl::StatusOr<std::string> GlobToRegex(std::string_view glob, bool path_mode);
+// Translates a glob to an RE2 pattern for the Latin-1 encoding, where every
+// byte is one rune (exposed for tests). `path_mode`: the subject is a path, so
+// '*' and '?' stop at '/', and a whole-component "**" spans directories.
+// `fold_ascii`: letters match either case (ASCII only, as git's wildmatch).
+// InvalidArgument for a '[' without its ']', a trailing backslash, or an
+// unknown "[:class:]".
+absl::StatusOr<std::string> GlobToRegex(std::string_view glob, bool path_mode, bool fold_ascii);
 
 }  // namespace filemesh::internal
 
