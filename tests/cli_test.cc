@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -104,6 +105,23 @@ TEST_F(CliTest, FindPrintsSortedMatchesAndJson) {
   ASSERT_EQ(parsed.matches_size(), 1);
   EXPECT_EQ(parsed.matches(0).path(), "top.h");
   EXPECT_EQ(parsed.matches(0).size(), 500u);
+}
+
+TEST(CliOneFileSystemTest, DashXStaysOffOtherFilesystems) {
+  struct stat root_st, proc_st;
+  if (::stat("/", &root_st) != 0 || ::stat("/proc", &proc_st) != 0 ||
+      proc_st.st_dev == root_st.st_dev) {
+    GTEST_SKIP() << "/proc is not a filesystem of its own here";
+  }
+  Result r = RunCli({"find", "--root", "/", "--max-depth", "2", "--sort", "cpuinfo"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("proc/cpuinfo\n"));
+  for (const char* flag : {"-x", "--one-file-system"}) {
+    r = RunCli({"find", "--root", "/", "--max-depth", "2", flag, "--sort", "cpuinfo"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("proc/cpuinfo"))) << flag;
+    EXPECT_EQ(r.err, "") << flag;  // asked for: nothing to report
+  }
 }
 
 TEST_F(CliTest, TruncationIsReportedOnStderr) {

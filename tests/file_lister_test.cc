@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "filemesh/names.hpp"
+#include "fs/entry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_tree.h"
@@ -88,6 +89,33 @@ TEST_F(FileListerTest, EntriesCarryTypeSizeModeTimeAndLinkTarget) {
   EXPECT_EQ(link.symlink_target(), "../elsewhere");
   EXPECT_EQ(r.entries(2).type(), v1::FILE_TYPE_OTHER);
   EXPECT_TRUE(r.entries(0).raw_path().empty());  // valid UTF-8: no raw copy
+}
+
+TEST_F(FileListerTest, TargetsThatLeaveTheRootAreWithheldWhenAsked) {
+  tree_.Dir("d");
+  tree_.Symlink("/etc/passwd", "d/absolute");
+  tree_.Symlink("../..", "d/climbs");
+  tree_.Symlink("../d/./x/../y", "d/stays");
+  tree_.Symlink("caf\xff", "d/bytes");
+  v1::ListRequest request;
+  request.set_path("d");
+  FileListerOptions options;
+  options.redact_outside_targets = true;
+  absl::StatusOr<v1::ListResponse> r = FileLister(tree_.root(), options).List(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(Paths(r->entries()),
+            (std::vector<std::string>{"d/absolute", "d/bytes", "d/climbs", "d/stays"}));
+  for (int i : {0, 2}) {
+    EXPECT_TRUE(r->entries(i).symlink_target_redacted()) << i;
+    EXPECT_EQ(r->entries(i).symlink_target(), "") << i;
+    EXPECT_EQ(r->entries(i).raw_symlink_target(), "") << i;
+  }
+  EXPECT_FALSE(r->entries(1).symlink_target_redacted());
+  EXPECT_EQ(r->entries(1).raw_symlink_target(), "caf\xff");
+  EXPECT_FALSE(r->entries(3).symlink_target_redacted());
+  EXPECT_EQ(r->entries(3).symlink_target(), "../d/./x/../y");
+  // Off by default in the SDK.
+  EXPECT_EQ(ListOk(request).entries(0).symlink_target(), "/etc/passwd");
 }
 
 TEST_F(FileListerTest, NamesThatAreNotUtf8CarryExactBytes) {
@@ -387,6 +415,36 @@ TEST_F(FileListerTest, ConcurrentCallsAgree) {
   }
   for (std::thread& t : threads) t.join();
   for (const auto& r : results) EXPECT_EQ(r, expected);
+}
+
+TEST(TargetLeavesRootTest, ReadsTheTargetFromTheLinksDirectory) {
+  const struct {
+    const char* link;
+    const char* target;
+    bool leaves;
+  } cases[] = {
+      {"l", "/", true},
+      {"a/b/l", "/a/b", true},
+      {"l", "..", true},
+      {"l", "../l", true},
+      {"l", "x/../..", true},
+      {"a/l", "..", false},
+      {"a/l", "../..", true},
+      {"a/b/l", "../../c", false},
+      {"a/b/l", "../../../c", true},
+      {"a/l", "x/../../y", false},
+      {"a/l", "./.././..", true},
+      {"l", "x//y/", false},
+      {"l", "", false},
+      {"l", ".", false},
+      {"a/l", "../a/../../b", true},
+      {"l", "...", false},
+      {"l", "..x", false},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(internal::TargetLeavesRoot(c.link, c.target), c.leaves)
+        << c.link << " -> " << c.target;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "filemesh/file_searcher.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -179,6 +181,81 @@ TEST_F(FileSearcherTest, SymlinksAreReportedNeverFollowed) {
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->matches_size(), 1);
   EXPECT_EQ(r->matches(0).symlink_target(), "/etc");
+}
+
+TEST_F(FileSearcherTest, TargetsThatLeaveTheRootAreWithheldWhenAsked) {
+  tree_.Symlink("../../..", "include/deep/up");
+  tree_.Symlink("../api.h", "include/deep/in");
+  FileSearcherOptions options;
+  options.redact_outside_targets = true;
+  v1::SearchRequest request = Request("*");
+  request.set_type(v1::FILE_TYPE_SYMLINK);
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher(tree_.root(), options).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(Paths(r->matches()), (std::vector<std::string>{"docs/escape", "docs/link_to_src",
+                                                           "include/deep/in", "include/deep/up"}));
+  EXPECT_TRUE(r->matches(0).symlink_target_redacted());
+  EXPECT_EQ(r->matches(0).symlink_target(), "");
+  EXPECT_FALSE(r->matches(1).symlink_target_redacted());
+  EXPECT_EQ(r->matches(1).symlink_target(), "../src");
+  EXPECT_EQ(r->matches(2).symlink_target(), "../api.h");
+  EXPECT_TRUE(r->matches(3).symlink_target_redacted());
+  // The SDK's default reports every target.
+  r = FileSearcher(tree_.root()).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matches(3).symlink_target(), "../../..");
+  EXPECT_FALSE(r->matches(3).symlink_target_redacted());
+}
+
+// Walks "/" two levels down, where /proc (procfs) is another filesystem than
+// "/" on every Linux system this runs on.
+TEST(FileSearcherOneFileSystemTest, MountPointsAreEntriesButNotWalked) {
+  struct stat root_st, proc_st;
+  ASSERT_EQ(::stat("/", &root_st), 0);
+  if (::stat("/proc/self", &proc_st) != 0 || ::stat("/proc", &proc_st) != 0 ||
+      proc_st.st_dev == root_st.st_dev) {
+    GTEST_SKIP() << "/proc is not a filesystem of its own here";
+  }
+  v1::SearchRequest request;
+  request.set_pattern("cpuinfo");
+  request.set_max_depth(2);
+  FileSearcherOptions walks_mounts;
+  FileSearcherOptions stays;
+  stays.one_file_system = true;
+
+  // Default (SDK): off, so /proc/cpuinfo is found.
+  absl::StatusOr<v1::SearchResponse> r = FileSearcher("/", walks_mounts).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ::testing::Contains("proc/cpuinfo"));
+  EXPECT_EQ(r->other_filesystem_directories(), 0u);
+
+  // The option, and the request's own field both ways.
+  r = FileSearcher("/", stays).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ::testing::Not(::testing::Contains("proc/cpuinfo")));
+  EXPECT_GE(r->other_filesystem_directories(), 1u);
+  request.set_one_file_system(false);
+  r = FileSearcher("/", stays).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ::testing::Contains("proc/cpuinfo"));
+  request.set_one_file_system(true);
+  r = FileSearcher("/", walks_mounts).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ::testing::Not(::testing::Contains("proc/cpuinfo")));
+
+  // The mount point itself is still an entry.
+  request.set_pattern("proc");
+  request.set_max_depth(1);
+  r = FileSearcher("/", stays).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ElementsAre("proc"));
+
+  // A search that starts on the other filesystem stays on that one.
+  request.set_pattern("cpuinfo");
+  request.set_path("proc");
+  r = FileSearcher("/", stays).Search(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(Paths(r->matches()), ElementsAre("proc/cpuinfo"));
 }
 
 TEST_F(FileSearcherTest, SymlinkLoopsCannotLoop) {

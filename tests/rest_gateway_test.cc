@@ -354,6 +354,11 @@ TEST_F(RestGatewayTest, SearchParameters) {
   EXPECT_THAT(paths({{"q", "*"}, {"min_size", "5"}, {"max_size", "10"}}),
               UnorderedElementsAre("docs/a.txt", "docs/C.TXT", "docs/sub/deep.txt"));
   EXPECT_THAT(paths({{"q", "*"}, {"path", "bin\xff"}}), ElementsAre("bin\xff/inner"));
+  // The tree has no mount point: the same answer either way.
+  EXPECT_THAT(paths({{"q", "*.txt"}, {"one_file_system", "true"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/sub/deep.txt", "plain.txt"));
+  EXPECT_THAT(paths({{"q", "*.txt"}, {"one_file_system", "0"}}),
+              UnorderedElementsAre("docs/a.txt", "docs/sub/deep.txt", "plain.txt"));
 
   const HttpResponse limited = Get("/api/v1/search", {{"q", "*.txt"}, {"max_results", "1"}});
   ASSERT_EQ(limited.status, 200) << limited.body;
@@ -376,6 +381,7 @@ TEST_F(RestGatewayTest, SearchRejectsEveryMalformedParameter) {
   ExpectBadParameter(search, {{"q", "a"}, {"type", "any"}}, "type");
   ExpectBadParameter(search, {{"q", "a"}, {"case_insensitive", "no"}}, "case_insensitive");
   ExpectBadParameter(search, {{"q", "a"}, {"hidden", "2"}}, "hidden");
+  ExpectBadParameter(search, {{"q", "a"}, {"one_file_system", "yes"}}, "one_file_system");
   ExpectBadParameter(search, {{"q", "a"}, {"max_depth", "0"}}, "max_depth");
   ExpectBadParameter(search, {{"q", "a"}, {"max_depth", "4294967296"}}, "max_depth");
   ExpectBadParameter(search, {{"q", "a"}, {"max_results", "0"}}, "max_results");

@@ -21,6 +21,8 @@ ABSL_FLAG(int, max_inflight, 1000,
           "calls accepted and not yet answered; past it RESOURCE_EXHAUSTED (REST: 503)");
 ABSL_FLAG(absl::Duration, max_call_time, absl::Seconds(30),
           "longest a call may run, whatever deadline its caller gave");
+ABSL_FLAG(bool, redact_outside_targets, true,
+          "withhold the target text of symlinks that point outside --root");
 
 namespace filemesh_examples {
 

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
 
   filemesh::FileListerOptions lister_options;
   lister_options.max_response_bytes = filemesh::ResponseBudget(options->max_message_bytes);
+  lister_options.redact_outside_targets = absl::GetFlag(FLAGS_redact_outside_targets);
   filemesh::FileLister lister(absl::GetFlag(FLAGS_root), lister_options);
   if (!lister.status().ok()) filemesh_examples::Exit("mserv1", lister.status());
 

@@ -12,6 +12,10 @@
 #include "filemesh/process.hpp"
 #include "filemesh/service_host.hpp"
 
+ABSL_FLAG(bool, one_file_system, true,
+          "searches that leave one_file_system unset stay on the filesystem of their start "
+          "directory");
+
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
   filemesh::TuneProcessForRpc();
@@ -24,6 +28,8 @@ int main(int argc, char** argv) {
 
   filemesh::FileSearcherOptions searcher_options;
   searcher_options.max_response_bytes = filemesh::ResponseBudget(options->max_message_bytes);
+  searcher_options.one_file_system = absl::GetFlag(FLAGS_one_file_system);
+  searcher_options.redact_outside_targets = absl::GetFlag(FLAGS_redact_outside_targets);
   filemesh::FileSearcher searcher(absl::GetFlag(FLAGS_root), searcher_options);
   if (!searcher.status().ok()) filemesh_examples::Exit("mserv2", searcher.status());
 

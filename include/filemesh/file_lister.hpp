@@ -29,6 +29,9 @@ struct FileListerOptions {
   std::string page_token_secret;
   // Serialized bytes of one page at most (see List).
   size_t max_response_bytes = kDefaultMaxResponseBytes;
+  // Withhold the target text of symlinks whose target leaves the root (see
+  // FileEntry.symlink_target_redacted). For a lister that serves others.
+  bool redact_outside_targets = false;
 };
 
 class FileLister : public FileListerInterface {

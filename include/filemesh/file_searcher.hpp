@@ -8,7 +8,10 @@
 // symbolic link (links are reported as entries, not descended into), so it
 // can neither leave the root nor loop. The starting path is resolved like
 // FileLister's (see file_lister.hpp). Unreadable directories are counted in
-// `skipped_directories` and skipped.
+// `skipped_directories` and skipped. With one_file_system (the request's, or
+// FileSearcherOptions' when the request leaves it unset) it never enters a
+// directory on another device than its start (counted in
+// `other_filesystem_directories`; the mount point is still an entry).
 //
 // Thread safety: Search() may be called from any number of threads at once.
 
@@ -44,6 +47,12 @@ struct FileSearcherOptions {
   // Memory budget of one compiled regular expression (RE2 max_mem). A
   // pattern that needs more is InvalidArgument.
   int64_t max_regex_memory = 8 << 20;
+  // What a request that leaves SearchRequest.one_file_system unset gets:
+  // true keeps every walk on the filesystem of its start directory.
+  bool one_file_system = false;
+  // Withhold the target text of symlinks whose target leaves the root (see
+  // FileEntry.symlink_target_redacted). For a searcher that serves others.
+  bool redact_outside_targets = false;
 };
 
 // One delivery of FileSearcher::SearchStream.

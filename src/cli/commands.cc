@@ -88,6 +88,9 @@ Options:
   --min-size BYTES     only regular files of at least BYTES
   --max-size BYTES     only regular files of at most BYTES
   --hidden             include and descend into entries starting with '.'
+  -x, --one-file-system
+                       do not descend into directories on other filesystems
+                       (with --gateway: the services' default is on anyway)
   --max-results N      stop after N matches (default: no limit)
   --timeout SECONDS    stop after this long and print what was found (with
                        --gateway: give up waiting after this long)
@@ -384,9 +387,11 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
   return json ? PrintJson(all, out, err) : kExitOk;
 }
 
-// What a search's summary says on stderr: truncation, skipped directories.
+// What a search's summary says on stderr: truncation, skipped directories,
+// and mount points left out when the user did not ask for that (a gateway's
+// services stay on one filesystem by default).
 void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t shown,
-                   std::FILE* err) {
+                   bool asked_one_file_system, std::FILE* err) {
   if (summary.truncated()) {
     const char* why = summary.truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
                           ? "--timeout reached"
@@ -402,6 +407,12 @@ void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t sho
   if (summary.skipped_directories() > 0) {
     absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
                   summary.skipped_directories());
+  }
+  if (summary.other_filesystem_directories() > 0 && !asked_one_file_system) {
+    absl::FPrintF(err,
+                  "filemesh: %d directories on other filesystems were not searched (the "
+                  "service's one-filesystem default)\n",
+                  summary.other_filesystem_directories());
   }
 }
 
@@ -422,7 +433,8 @@ int FindRemote(Args& args, const std::string& url, const std::string& api_key,
   if (!response.ok()) return FailRemote(err, response.status());
   if (json) return PrintJson(*response, out, err);
   for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, out);
-  ReportSummary(*response, /*counted=*/true, static_cast<uint64_t>(response->matches_size()), err);
+  ReportSummary(*response, /*counted=*/true, static_cast<uint64_t>(response->matches_size()),
+                request.has_one_file_system(), err);
   return kExitOk;
 }
 
@@ -431,7 +443,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   const std::atomic<bool>* const interrupted = run.interrupted;
   Args args("find", err);
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
-       json = false, print0 = false, sort = false;
+       json = false, print0 = false, sort = false, one_file_system = false;
   std::string root, path, type, max_depth_text, min_size_text, max_size_text, max_results_text,
       timeout_text, threads_text, gateway_flag, api_key;
   args.Flag("--help", &help);
@@ -442,6 +454,8 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   args.Flag("-i", &icase);
   args.Flag("--ignore-case", &icase);
   args.Flag("--hidden", &hidden);
+  args.Flag("-x", &one_file_system);
+  args.Flag("--one-file-system", &one_file_system);
   args.Flag("--json", &json);
   args.Flag("--sort", &sort);
   args.Flag("--print0", &print0);
@@ -476,6 +490,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                                  : v1::PATTERN_SYNTAX_GLOB);
   request.set_case_insensitive(icase);
   request.set_include_hidden(hidden);
+  if (one_file_system) request.set_one_file_system(true);
   static const std::map<std::string, v1::FileType> kTypes = {{"", v1::FILE_TYPE_UNSPECIFIED},
                                                              {"f", v1::FILE_TYPE_FILE},
                                                              {"d", v1::FILE_TYPE_DIRECTORY},
@@ -571,7 +586,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
     }
     for (const v1::FileEntry& e : collected) PrintPath(e, print0, out);
   }
-  ReportSummary(*summary, collect, shown, err);
+  ReportSummary(*summary, collect, shown, request.has_one_file_system(), err);
   return kExitOk;
 }
 

@@ -321,6 +321,9 @@ absl::StatusOr<v1::SearchResponse> GatewayClient::Search(const v1::SearchRequest
   if (request.include_hidden()) query.Add("hidden", "true");
   if (request.has_min_size()) query.Add("min_size", absl::StrCat(request.min_size()));
   if (request.has_max_size()) query.Add("max_size", absl::StrCat(request.max_size()));
+  if (request.has_one_file_system()) {
+    query.Add("one_file_system", request.one_file_system() ? "true" : "false");
+  }
   return impl_->Parse<v1::SearchResponse>(impl_->Call("/api/v1/search" + query.text()));
 }
 

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <string>
 
 #include "filemesh/names.hpp"
@@ -43,8 +44,28 @@ v1::FileType FileTypeFromMode(uint32_t mode) {
   }
 }
 
+bool TargetLeavesRoot(std::string_view link_path, std::string_view target) {
+  if (!target.empty() && target.front() == '/') return true;
+  // Depth of the link's directory below the root.
+  int64_t depth = 0;
+  for (char c : link_path) depth += c == '/' ? 1 : 0;
+  size_t start = 0;
+  while (start <= target.size()) {
+    size_t end = target.find('/', start);
+    if (end == std::string_view::npos) end = target.size();
+    const std::string_view part = target.substr(start, end - start);
+    if (part == "..") {
+      if (--depth < 0) return true;
+    } else if (!part.empty() && part != ".") {
+      ++depth;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
-               v1::FileEntry* entry) {
+               bool redact_outside_targets, v1::FileEntry* entry) {
   SetName(
       path, [&](std::string s) { entry->set_path(std::move(s)); },
       [&](std::string s) { entry->set_raw_path(std::move(s)); });
@@ -62,10 +83,12 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
     const ssize_t n = ::readlinkat(dir_fd, name_z.c_str(), target, sizeof(target));
     // A link replaced since the stat reads as an empty target: the entry is
     // still reported, as what the stat saw.
-    if (n > 0) {
+    const std::string_view text(target, n > 0 ? static_cast<size_t>(n) : 0);
+    if (redact_outside_targets && n > 0 && TargetLeavesRoot(path, text)) {
+      entry->set_symlink_target_redacted(true);
+    } else if (n > 0) {
       SetName(
-          std::string_view(target, static_cast<size_t>(n)),
-          [&](std::string s) { entry->set_symlink_target(std::move(s)); },
+          text, [&](std::string s) { entry->set_symlink_target(std::move(s)); },
           [&](std::string s) { entry->set_raw_symlink_target(std::move(s)); });
     }
   }

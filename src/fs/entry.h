@@ -20,9 +20,17 @@ v1::FileType FileTypeFromMode(uint32_t mode);
 
 // Fills `entry` for the entry `name` of directory `dir_fd`, whose path
 // relative to the root is `path` (exact bytes) and whose lstat is `st`. Reads
-// the target of a symlink. Sets raw_* only where the display form differs.
+// the target of a symlink; with `redact_outside_targets`, a target that
+// TargetLeavesRoot is withheld (symlink_target_redacted). Sets raw_* only
+// where the display form differs.
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
-               v1::FileEntry* entry);
+               bool redact_outside_targets, v1::FileEntry* entry);
+
+// True if the symlink at `link_path` (relative to the root) names a target
+// outside the root: `target` is absolute, or its ".." components, read from
+// the link's directory, climb above the root. Lexical: the components are
+// not resolved (a target through another link is judged by its text).
+bool TargetLeavesRoot(std::string_view link_path, std::string_view target);
 
 // Bytes `entry` adds to a response as an element of a repeated field (field
 // numbers below 16): its tag, its length's varint and its own size.

@@ -232,7 +232,8 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
     struct stat st;
     if (internal::StatAt(dir->get(), c.name.data(), &st) != 0) continue;
     v1::FileEntry* entry = response.add_entries();
-    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st, entry);
+    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st,
+                        impl_->options.redact_outside_targets, entry);
     bytes += internal::RepeatedFieldBytes(*entry);
     if (bytes > budget && response.entries_size() > 1) {
       response.mutable_entries()->RemoveLast();

@@ -59,6 +59,10 @@ struct SearchParams {
   uint64_t max_results;
   uint64_t max_bytes;
   absl::Time deadline;
+  // one_file_system: the walk stays on the start directory's device.
+  bool one_file_system = false;
+  dev_t start_device = 0;
+  bool redact_outside_targets = false;
   // Streaming (SearchStream): where matches go as they are found; null to
   // collect them into one sorted answer.
   const SearchBatchCallback* on_batch = nullptr;
@@ -141,6 +145,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     response.set_truncation_reason(static_cast<v1::TruncationReason>(reason));
     response.set_scanned_entries(scanned_.load());
     response.set_skipped_directories(skipped_.load());
+    response.set_other_filesystem_directories(other_filesystem_.load());
     return response;
   }
 
@@ -152,6 +157,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     std::vector<v1::FileEntry> matches;
     uint64_t scanned = 0;
     uint64_t skipped = 0;
+    uint64_t other_filesystem = 0;
   };
 
   enum class Next { kItem, kDeliver, kDone };
@@ -188,6 +194,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     }
     scanned_ += w.scanned;
     skipped_ += w.skipped;
+    other_filesystem_ += w.other_filesystem;
     if (streaming()) {
       if (!w.matches.empty()) Publish(&w.matches, caller);
       return;
@@ -315,6 +322,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
         return;
       }
       self = std::make_shared<const UniqueFd>(fd);
+      struct stat dir_stat;
+      if (params_.one_file_system &&
+          (::fstat(fd, &dir_stat) != 0 || dir_stat.st_dev != params_.start_device)) {
+        ++w.other_filesystem;  // a mount point: reported as an entry, not walked
+        return;
+      }
     }
 
     const SearchParams& p = params_;
@@ -362,7 +375,8 @@ class Walk : public std::enable_shared_from_this<Walk> {
             return;
           }
           v1::FileEntry& entry = w.matches.emplace_back();
-          internal::FillEntry(fd, internal::JoinPath(p.prefix, path), e.name, st, &entry);
+          internal::FillEntry(fd, internal::JoinPath(p.prefix, path), e.name, st,
+                              p.redact_outside_targets, &entry);
           const uint64_t bytes = internal::RepeatedFieldBytes(entry);
           if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
             w.matches.pop_back();
@@ -404,6 +418,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   std::condition_variable helpers_done_;
   std::atomic<uint64_t> scanned_{0};
   std::atomic<uint64_t> skipped_{0};
+  std::atomic<uint64_t> other_filesystem_{0};
   std::vector<v1::FileEntry> matches_;
 
   // Streaming only.
@@ -533,6 +548,16 @@ absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl:
     params.max_bytes = options.max_response_bytes;
   }
   params.deadline = deadline;
+  params.one_file_system =
+      request.has_one_file_system() ? request.one_file_system() : options.one_file_system;
+  if (params.one_file_system) {
+    struct stat start_stat;
+    if (::fstat(out->start.get(), &start_stat) != 0) {
+      return internal::ErrnoToStatus(errno, "stat", path->empty() ? "." : *path);
+    }
+    params.start_device = start_stat.st_dev;
+  }
+  params.redact_outside_targets = options.redact_outside_targets;
   return absl::OkStatus();
 }
 

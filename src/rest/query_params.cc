@@ -71,6 +71,13 @@ absl::Status QueryParams::GetUtf8(std::string_view name, std::string* out) const
 }
 
 absl::Status QueryParams::GetBool(std::string_view name, bool* out) const {
+  std::optional<bool> value;
+  absl::Status status = GetBool(name, &value);
+  if (value.has_value()) *out = *value;
+  return status;
+}
+
+absl::Status QueryParams::GetBool(std::string_view name, std::optional<bool>* out) const {
   auto it = values_.find(name);
   if (it == values_.end()) return absl::OkStatus();
   const std::string& v = it->second;

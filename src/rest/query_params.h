@@ -39,6 +39,7 @@ class QueryParams {
   absl::Status GetUtf8(std::string_view name, std::string* out) const;
   // "true", "false", "1" or "0".
   absl::Status GetBool(std::string_view name, bool* out) const;
+  absl::Status GetBool(std::string_view name, std::optional<bool>* out) const;
   // Plain decimal digits with a value in [min, max].
   absl::Status GetUint(std::string_view name, uint64_t min, uint64_t max,
                        std::optional<uint64_t>* out) const;

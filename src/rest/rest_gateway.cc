@@ -518,7 +518,7 @@ void RestGateway::Impl::Search(const HttpRequest& request,
                                const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
   absl::StatusOr<QueryParams> params = QueryParams::Parse(
       request.query, {"q", "syntax", "path", "case_insensitive", "type", "max_depth", "max_results",
-                      "hidden", "min_size", "max_size"});
+                      "hidden", "min_size", "max_size", "one_file_system"});
   if (!params.ok()) return reply(ProblemResponse(params.status(), request.path));
   std::string pattern;
   std::string path;
@@ -530,6 +530,7 @@ void RestGateway::Impl::Search(const HttpRequest& request,
   bool hidden = false;
   std::optional<uint64_t> min_size;
   std::optional<uint64_t> max_size;
+  std::optional<bool> one_file_system;
   const absl::Status valid = FirstError({
       params->GetUtf8("q", &pattern),
       params->GetChoice<v1::PatternSyntax>("syntax",
@@ -550,6 +551,7 @@ void RestGateway::Impl::Search(const HttpRequest& request,
       params->GetBool("hidden", &hidden),
       params->GetUint("min_size", 0, UINT64_MAX, &min_size),
       params->GetUint("max_size", 0, UINT64_MAX, &max_size),
+      params->GetBool("one_file_system", &one_file_system),
   });
   if (!valid.ok()) return reply(ProblemResponse(valid, request.path));
   if (pattern.empty()) {
@@ -573,6 +575,7 @@ void RestGateway::Impl::Search(const HttpRequest& request,
   search.set_include_hidden(hidden);
   if (min_size.has_value()) search.set_min_size(*min_size);
   if (max_size.has_value()) search.set_max_size(*max_size);
+  if (one_file_system.has_value()) search.set_one_file_system(*one_file_system);
   CallStarted();
   searcher->SearchAsync(
       search, absl::Now() + options.request_timeout,

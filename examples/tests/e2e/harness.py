@@ -313,7 +313,7 @@ class Process:
 
 
 def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", threads=2,
-                log_calls=False, name=None, prefix=(), wait=True):
+                log_calls=False, name=None, prefix=(), wait=True, extra=()):
     """mserv1 or mserv2; waits until it listens (gRPC) and consumes (AMQP).
     With grpc_listen "127.0.0.1:0" a free port below the ephemeral range is
     chosen; the address is in `.grpc_address`."""
@@ -322,6 +322,7 @@ def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", 
             f"--amqp_url={amqp_url}", f"--queue_prefix={queue_prefix}", f"--threads={threads}"]
     if log_calls:
         argv.append("--log_calls")
+    argv.extend(extra)
     proc = Process(name or binary_key, argv, prefix=prefix)
     proc.grpc_address = None
     if wait:

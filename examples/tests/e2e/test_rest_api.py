@@ -145,7 +145,10 @@ class RestApiTest(harness.ProcessTestCase):
         entries = {exact_name(e): e for e in self.ok("/api/v1/files")["entries"]}
         self.assertEqual(entries[b"link"]["type"], "FILE_TYPE_SYMLINK")
         self.assertEqual(entries[b"link"]["symlink_target"], "docs")
-        self.assertEqual(entries[b"outside"]["symlink_target"], "/etc")
+        # A target that leaves the root is withheld (the services' default).
+        self.assertFalse(entries[b"link"]["symlink_target_redacted"])
+        self.assertEqual(entries[b"outside"]["symlink_target"], "")
+        self.assertTrue(entries[b"outside"]["symlink_target_redacted"])
         self.assertEqual(entries[b"fifo"]["type"], "FILE_TYPE_OTHER")
 
     def test_name_that_is_not_utf8_travels_exactly(self):

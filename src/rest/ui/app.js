@@ -369,7 +369,9 @@
     } else {
       td.append(el('span', label));
     }
-    if (entry.type === 'FILE_TYPE_SYMLINK' && entry.symlink_target) {
+    if (entry.type === 'FILE_TYPE_SYMLINK' && entry.symlink_target_redacted) {
+      td.append(el('span', ' → (outside the root)', 'target'));
+    } else if (entry.type === 'FILE_TYPE_SYMLINK' && entry.symlink_target) {
       td.append(el('span', ' → ' + entry.symlink_target, 'target'));
     }
     return td;
