@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -159,6 +160,39 @@ ScopedEnforcePermissions::~ScopedEnforcePermissions() {
   data[0].effective = saved_effective_[0];
   data[1].effective = saved_effective_[1];
   if (CapSet(data) != 0) Die("capset", "");
+}
+
+ScopedDescriptorLimit::ScopedDescriptorLimit(int spare) {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) Die("getrlimit", "RLIMIT_NOFILE");
+  saved_soft_ = limit.rlim_cur;
+  std::vector<int> probes;
+  for (int i = 0; i <= spare; ++i) {
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Die("open", "/dev/null");
+    probes.push_back(fd);
+  }
+  for (int fd : probes) ::close(fd);
+  limit.rlim_cur = static_cast<rlim_t>(probes.back());
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) Die("setrlimit", "RLIMIT_NOFILE");
+}
+
+ScopedDescriptorLimit::~ScopedDescriptorLimit() {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) Die("getrlimit", "RLIMIT_NOFILE");
+  limit.rlim_cur = static_cast<rlim_t>(saved_soft_);
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) Die("setrlimit", "RLIMIT_NOFILE");
+}
+
+int OpenDescriptorCount() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) Die("opendir", "/proc/self/fd");
+  int count = 0;
+  while (struct dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++count;
+  }
+  ::closedir(dir);
+  return count - 1;  // not the one reading it
 }
 
 }  // namespace filemesh::testing

@@ -59,6 +59,25 @@ class ScopedEnforcePermissions {
   uint32_t saved_effective_[2] = {0, 0};
 };
 
+// While alive, the process can open exactly `spare` more descriptors: the
+// soft RLIMIT_NOFILE is lowered to the number the (spare + 1)-th new one would
+// get (the kernel hands out the lowest free number, and refuses numbers at or
+// above the limit). Restored on destruction; the process must not open or
+// close other descriptors meanwhile for the count to hold.
+class ScopedDescriptorLimit {
+ public:
+  explicit ScopedDescriptorLimit(int spare);
+  ~ScopedDescriptorLimit();
+  ScopedDescriptorLimit(const ScopedDescriptorLimit&) = delete;
+  ScopedDescriptorLimit& operator=(const ScopedDescriptorLimit&) = delete;
+
+ private:
+  uint64_t saved_soft_ = 0;
+};
+
+// Descriptors the process has open now (entries of /proc/self/fd).
+int OpenDescriptorCount();
+
 // Sorted, exact paths of a list of entries (for comparisons).
 template <typename Entries>
 std::vector<std::string> Paths(const Entries& entries) {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,18 +22,33 @@ namespace {
 constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY;
 // Linux's own limit on symbolic links followed in one lookup.
 constexpr int kMaxSymlinks = 40;
+// Tries of the portable walk's last open when it fails with EINTR (a signal
+// during an open that waits, on a network or FUSE filesystem).
+constexpr int kMaxEintrTries = kOpenat2MaxTries;
 
-int RawOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
+int SystemOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
   open_how how{};
   how.flags = flags;
   how.resolve = resolve;
-  for (;;) {
-    const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
-    if (fd >= 0) return static_cast<int>(fd);
-    // EAGAIN comes from a concurrent rename when RESOLVE_BENEATH is set; the
-    // kernel asks us to retry.
-    if (errno != EINTR && errno != EAGAIN) return -errno;
+  const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+  return fd >= 0 ? static_cast<int>(fd) : -errno;
+}
+
+std::atomic<Openat2Function> openat2_for_testing{nullptr};
+
+// openat2, tried again on EINTR and on EAGAIN (a rename or mount raced a ".."
+// under RESOLVE_BENEATH, and the kernel asks us to retry), kOpenat2MaxTries
+// times in all: a machine that renames without pause cannot hold a lookup
+// forever. Returns the fd or the last -errno.
+int Openat2WithRetries(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
+  const Openat2Function fake = openat2_for_testing.load(std::memory_order_relaxed);
+  const Openat2Function openat2 = fake != nullptr ? fake : SystemOpenat2;
+  int result = -EINTR;
+  for (int tries = 0; tries < kOpenat2MaxTries; ++tries) {
+    result = openat2(dir_fd, path, flags, resolve);
+    if (result != -EINTR && result != -EAGAIN) break;
   }
+  return result;
 }
 
 // 1: available, 0: not, -1: unknown yet.
@@ -65,16 +81,53 @@ std::vector<std::string_view> SplitComponents(std::string_view path) {
   return parts;
 }
 
+// Opens `below` (directory names joined by '/', as the portable walk kept
+// them) from `root_fd` with O_PATH, following no link and going only into
+// directories: a component renamed or replaced meanwhile fails (ENOENT,
+// ENOTDIR) rather than leading anywhere else. Holds two fds at most. Returns
+// the fd or -errno.
+int ReopenBeneath(int root_fd, std::string_view below) {
+  UniqueFd dir;
+  std::string name;
+  for (size_t start = 0; start < below.size();) {
+    size_t end = below.find('/', start);
+    if (end == std::string_view::npos) end = below.size();
+    name.assign(below.substr(start, end - start));
+    UniqueFd next(::openat(dir.valid() ? dir.get() : root_fd, name.c_str(),
+                           O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
+    if (!next.valid()) return -errno;
+    dir = std::move(next);
+    start = end + 1;
+  }
+  return dir.Release();
+}
+
 // The portable resolver: walks `clean_path` one component at a time with
 // O_PATH | O_NOFOLLOW, following relative links by splicing their targets into
-// the remaining components, and tracking the directories passed so ".." can
-// never climb above `root_fd`. Returns an fd or -errno (-EXDEV for escapes).
+// the remaining components. It keeps the names of the directories passed, not
+// their fds: a ".." (only link targets hold one) drops the last name, so it can
+// never climb above `root_fd`, and the next step re-opens the directory from
+// the root. At most two fds are open at any moment, whatever the depth.
+// Returns an fd or -errno (-EXDEV for escapes).
 int PortableOpenBeneath(int root_fd, std::string_view clean_path, bool follow_symlinks) {
   std::deque<std::string> pending;
   for (std::string_view part : SplitComponents(clean_path)) pending.emplace_back(part);
 
-  std::vector<UniqueFd> stack;  // directories below the root, innermost last
-  const auto current = [&] { return stack.empty() ? root_fd : stack.back().get(); };
+  // The directory reached: `below` names it from the root ("" is the root);
+  // `dir` is open on it unless it is the root or a ".." left it to re-open.
+  std::string below;
+  UniqueFd dir;
+  bool reopen = false;
+  const auto current = [&]() -> int {
+    if (below.empty()) return root_fd;
+    if (reopen) {
+      const int fd = ReopenBeneath(root_fd, below);
+      if (fd < 0) return fd;
+      dir.Reset(fd);
+      reopen = false;
+    }
+    return dir.get();
+  };
   int links_followed = 0;
 
   while (!pending.empty()) {
@@ -82,16 +135,24 @@ int PortableOpenBeneath(int root_fd, std::string_view clean_path, bool follow_sy
     pending.pop_front();
     if (part == ".") continue;
     if (part == "..") {
-      if (stack.empty()) return -EXDEV;
-      stack.pop_back();
+      if (below.empty()) return -EXDEV;
+      const size_t slash = below.rfind('/');
+      below.resize(slash == std::string::npos ? 0 : slash);
+      dir.Reset();
+      reopen = true;
       continue;
     }
-    UniqueFd fd(::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    const int at = current();
+    if (at < 0) return at;
+    UniqueFd fd(::openat(at, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return -errno;
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return -errno;
     if (S_ISDIR(st.st_mode)) {
-      stack.push_back(std::move(fd));
+      if (!below.empty()) below += '/';
+      below += part;
+      dir = std::move(fd);
+      reopen = false;
       continue;
     }
     if (!S_ISLNK(st.st_mode)) return -ENOTDIR;
@@ -108,11 +169,14 @@ int PortableOpenBeneath(int root_fd, std::string_view clean_path, bool follow_sy
     const std::vector<std::string_view> parts = SplitComponents(link);
     for (auto it = parts.rbegin(); it != parts.rend(); ++it) pending.emplace_front(*it);
   }
-  for (;;) {
-    const int fd = ::openat(current(), ".", kDirFlags);
-    if (fd >= 0) return fd;
-    if (errno != EINTR) return -errno;
+  const int at = current();
+  if (at < 0) return at;
+  int result = -EINTR;
+  for (int tries = 0; tries < kMaxEintrTries && result == -EINTR; ++tries) {
+    const int fd = ::openat(at, ".", kDirFlags);
+    result = fd >= 0 ? fd : -errno;
   }
+  return result;
 }
 
 }  // namespace
@@ -120,7 +184,7 @@ int PortableOpenBeneath(int root_fd, std::string_view clean_path, bool follow_sy
 bool Openat2Available() {
   int state = openat2_state.load(std::memory_order_relaxed);
   if (state < 0) {
-    const int fd = RawOpenat2(AT_FDCWD, "/", kDirFlags, RESOLVE_NO_MAGICLINKS);
+    const int fd = SystemOpenat2(AT_FDCWD, "/", kDirFlags, RESOLVE_NO_MAGICLINKS);
     // ENOSYS: kernel before 5.6; EPERM: a seccomp filter that refuses it.
     state = (fd >= 0) ? 1 : (fd == -ENOSYS || fd == -EPERM) ? 0 : 1;
     if (fd >= 0) ::close(fd);
@@ -130,6 +194,8 @@ bool Openat2Available() {
 }
 
 void SetAutoResolverForTesting(Resolver resolver) { auto_resolver.store(resolver); }
+
+void SetOpenat2ForTesting(Openat2Function fn) { openat2_for_testing.store(fn); }
 
 absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {
@@ -172,21 +238,27 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
 
 absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& clean_path,
                                               Resolver resolver) {
-  const char* path = clean_path.empty() ? "." : clean_path.c_str();
-  const int fd = UseOpenat2(resolver)
-                     ? RawOpenat2(root_fd, path, kDirFlags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-                     : PortableOpenBeneath(root_fd, clean_path, /*follow_symlinks=*/true);
+  int fd = -EAGAIN;
+  if (UseOpenat2(resolver)) {
+    fd = Openat2WithRetries(root_fd, clean_path.empty() ? "." : clean_path.c_str(), kDirFlags,
+                            RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+  }
+  // Without openat2, or still racing renames after the last try: the portable
+  // walk, which always ends.
+  if (fd == -EAGAIN) fd = PortableOpenBeneath(root_fd, clean_path, /*follow_symlinks=*/true);
   if (fd >= 0) return UniqueFd(fd);
   // openat2 reports absolute links under RESOLVE_BENEATH as EXDEV too.
   return ErrnoToStatus(-fd, "open", clean_path.empty() ? "." : clean_path);
 }
 
 int OpenSubdirectoryNoFollow(int base_fd, const std::string& rel, Resolver resolver) {
+  int fd = -EAGAIN;
   if (UseOpenat2(resolver)) {
-    return RawOpenat2(base_fd, rel.c_str(), kDirFlags | O_NOFOLLOW,
-                      RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    fd = Openat2WithRetries(base_fd, rel.c_str(), kDirFlags | O_NOFOLLOW,
+                            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
   }
-  return PortableOpenBeneath(base_fd, rel, /*follow_symlinks=*/false);
+  if (fd == -EAGAIN) fd = PortableOpenBeneath(base_fd, rel, /*follow_symlinks=*/false);
+  return fd;
 }
 
 }  // namespace filemesh::internal

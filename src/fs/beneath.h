@@ -4,10 +4,21 @@
 // where it exists, and a portable component-by-component walk that opens each
 // component with O_NOFOLLOW and resolves symbolic links itself. Neither ever
 // opens anything outside the root, whatever is renamed or swapped meanwhile.
+//
+// Descriptors: a lookup holds at most two at any moment, whatever the depth
+// (the portable walk keeps the current directory's and the one being opened;
+// a ".." from a link target re-walks from the root over the names it kept).
+// Running out of them (EMFILE, ENFILE) is ResourceExhausted, never a skip.
+//
+// openat2 answers EAGAIN when a rename or mount anywhere in the system races a
+// lookup that goes through ".."; it is retried kOpenat2MaxTries times in all
+// (EINTR too), then that one lookup is done by the portable walk, which always
+// ends. EINTR on every try is Unavailable.
 
 #ifndef FILEMESH_SRC_FS_BENEATH_H_
 #define FILEMESH_SRC_FS_BENEATH_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,12 +29,24 @@ namespace filemesh::internal {
 
 enum class Resolver {
   kAuto,      // openat2 when the kernel has it, else the portable walk
-  kOpenat2,   // openat2 only (fails with ENOSYS where missing)
+  kOpenat2,   // openat2 (fails with ENOSYS where missing); the portable walk
+              // only for a lookup still racing renames after kOpenat2MaxTries
   kPortable,  // the O_NOFOLLOW walk only
 };
 
+// Tries of one openat2 call that fails with EAGAIN or EINTR.
+inline constexpr int kOpenat2MaxTries = 16;
+
 // True if this kernel (and seccomp policy) allows openat2.
 bool Openat2Available();
+
+// openat2(dir_fd, path, {flags, resolve}): an fd, or -errno.
+using Openat2Function = int (*)(int dir_fd, const char* path, uint64_t flags, uint64_t resolve);
+
+// Makes the resolvers call `fn` instead of the openat2 system call (nullptr
+// restores it), so tests can drive the retry logic. Openat2Available() still
+// asks the kernel.
+void SetOpenat2ForTesting(Openat2Function fn);
 
 // Makes Resolver::kAuto mean `resolver` in this process (kAuto restores the
 // default), so tests can run the public classes on the portable walk.
@@ -39,13 +62,14 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path);
 // Opens the directory at `clean_path` (from CleanRelativePath) beneath
 // `root_fd` for reading. Relative symbolic links are followed while they stay
 // beneath the root; a link that leaves it, an absolute link and a "magic"
-// /proc link are PermissionDenied. Other errors as ErrnoToStatus.
+// /proc link are PermissionDenied. Out of descriptors is ResourceExhausted.
+// Other errors as ErrnoToStatus.
 absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& clean_path,
                                               Resolver resolver = Resolver::kAuto);
 
 // Opens the directory `rel` beneath `base_fd` without following any symbolic
 // link in any component (used by the tree walk, which never follows links).
-// Returns the fd, or -errno.
+// Returns the fd, or -errno (-EMFILE or -ENFILE when out of descriptors).
 int OpenSubdirectoryNoFollow(int base_fd, const std::string& rel,
                              Resolver resolver = Resolver::kAuto);
 
