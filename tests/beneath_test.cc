@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/errno_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_tree.h"
@@ -176,6 +177,33 @@ TEST_F(BeneathTest, DotDotFromADeepLinkStaysBeneathTheRootWithAFewDescriptors) {
     EXPECT_EQ(inode, at10);
     EXPECT_EQ(Open(deep + "/out", resolver).code(), StatusCode::kPermissionDenied);
   }
+}
+
+TEST_F(BeneathTest, OutOfDescriptorsIsResourceExhaustedNamingTheLimit) {
+  for (Resolver resolver : Resolvers()) {
+    SCOPED_TRACE(Name(resolver));
+    testing::ScopedDescriptorLimit limit(0);
+    const absl::Status status = Open("dir", resolver);
+    EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status;
+    EXPECT_THAT(status.message(), HasSubstr("\"dir\""));
+    EXPECT_THAT(status.message(), HasSubstr("RLIMIT_NOFILE"));
+    EXPECT_EQ(internal::OpenSubdirectoryNoFollow(root_.get(), "dir", resolver), -EMFILE);
+  }
+  // The portable walk's second descriptor (the directory opened at the end).
+  testing::ScopedDescriptorLimit limit(1);
+  EXPECT_EQ(Open("dir", Resolver::kPortable).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(internal::OpenSubdirectoryNoFollow(root_.get(), "dir", Resolver::kPortable), -EMFILE);
+}
+
+TEST(ErrnoStatusTest, DescriptorLimitsAreResourceExhaustedNamingTheLimit) {
+  const absl::Status process = internal::ErrnoToStatus(EMFILE, "open", "a/b");
+  EXPECT_EQ(process.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(process.message(),
+            "open \"a/b\": too many open files (the process's descriptor limit, RLIMIT_NOFILE, is "
+            "reached)");
+  const absl::Status system = internal::ErrnoToStatus(ENFILE, "open", "a/b");
+  EXPECT_EQ(system.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(system.message(), HasSubstr("fs.file-max"));
 }
 
 TEST_F(BeneathTest, Openat2EagainIsTriedABoundedNumberOfTimesThenThePortableWalkAnswers) {

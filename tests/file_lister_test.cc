@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "filemesh/names.hpp"
+#include "fs/beneath.h"
 #include "fs/entry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -445,6 +446,30 @@ TEST(TargetLeavesRootTest, ReadsTheTargetFromTheLinksDirectory) {
     EXPECT_EQ(internal::TargetLeavesRoot(c.link, c.target), c.leaves)
         << c.link << " -> " << c.target;
   }
+}
+
+TEST_F(FileListerTest, OutOfDescriptorsIsResourceExhaustedOnBothResolvers) {
+  tree_.Dir("dir");
+  const FileLister lister(tree_.root());
+  std::vector<internal::Resolver> resolvers = {internal::Resolver::kPortable};
+  if (internal::Openat2Available()) resolvers.push_back(internal::Resolver::kOpenat2);
+  for (internal::Resolver resolver : resolvers) {
+    internal::SetAutoResolverForTesting(resolver);
+    for (const char* path : {"", "dir"}) {
+      testing::ScopedDescriptorLimit limit(0);
+      v1::ListRequest request;
+      request.set_path(path);
+      const absl::Status status = lister.List(request).status();
+      EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+      EXPECT_THAT(status.message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
+    }
+  }
+  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
+
+  testing::ScopedDescriptorLimit limit(0);
+  const FileLister starved(tree_.root());
+  EXPECT_EQ(starved.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(starved.List(v1::ListRequest()).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

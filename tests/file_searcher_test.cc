@@ -635,5 +635,51 @@ TEST_F(FileSearcherStreamTest, BadRequestsFailBeforeAnyBatch) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// --- Running out of descriptors ------------------------------------------------
+
+std::vector<internal::Resolver> BothResolvers() {
+  std::vector<internal::Resolver> resolvers = {internal::Resolver::kPortable};
+  if (internal::Openat2Available()) resolvers.push_back(internal::Resolver::kOpenat2);
+  return resolvers;
+}
+
+TEST_F(FileSearcherTest, OutOfDescriptorsAtTheStartIsResourceExhaustedOnBothResolvers) {
+  FileSearcherOptions options;
+  options.threads = 1;
+  const FileSearcher searcher(tree_.root(), options);
+  for (internal::Resolver resolver : BothResolvers()) {
+    internal::SetAutoResolverForTesting(resolver);
+    testing::ScopedDescriptorLimit limit(0);
+    const absl::Status status = searcher.Search(Request("*")).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
+    Streamed streamed;
+    EXPECT_EQ(Stream(searcher, Request("*"), &streamed).status().code(),
+              absl::StatusCode::kResourceExhausted);
+    EXPECT_EQ(streamed.calls, 0u);
+  }
+  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
+}
+
+// Room for the start directory only: the walk begins, then cannot open the
+// first subdirectory. That fails the search; it is not a skipped directory.
+TEST_F(FileSearcherTest, OutOfDescriptorsMidWalkFailsTheSearchInsteadOfSkipping) {
+  FileSearcherOptions options;
+  options.threads = 1;
+  const FileSearcher searcher(tree_.root(), options);
+  for (internal::Resolver resolver : BothResolvers()) {
+    internal::SetAutoResolverForTesting(resolver);
+    testing::ScopedDescriptorLimit limit(1);
+    const absl::StatusOr<v1::SearchResponse> r = searcher.Search(Request("*"));
+    ASSERT_FALSE(r.ok()) << "skipped_directories: " << r->skipped_directories();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+    EXPECT_THAT(r.status().message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
+    Streamed streamed;
+    EXPECT_EQ(Stream(searcher, Request("*"), &streamed).status().code(),
+              absl::StatusCode::kResourceExhausted);
+  }
+  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
+}
+
 }  // namespace
 }  // namespace filemesh

@@ -34,7 +34,15 @@ absl::Status ErrnoToStatus(int err, std::string_view what, std::string_view path
     case ENAMETOOLONG:
       return absl::InvalidArgumentError(absl::StrCat(message, "name too long"));
     case EMFILE:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message,
+                       "too many open files (the process's descriptor limit, RLIMIT_NOFILE, is "
+                       "reached)"));
     case ENFILE:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message,
+                       "too many open files in the system (the system-wide limit, fs.file-max, is "
+                       "reached)"));
     case ENOMEM:
       return absl::ResourceExhaustedError(absl::StrCat(message, std::strerror(err)));
     case EINTR:

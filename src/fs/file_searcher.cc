@@ -133,6 +133,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
     return cancelled_;
   }
 
+  // Why the walk failed (it ran out of descriptors), or OK.
+  absl::Status error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
   v1::SearchResponse TakeResponse() {
     std::sort(matches_.begin(), matches_.end(), [](const v1::FileEntry& a, const v1::FileEntry& b) {
       return ExactPath(a) < ExactPath(b);
@@ -295,6 +301,15 @@ class Walk : public std::enable_shared_from_this<Walk> {
     space_cv_.notify_all();
   }
 
+  // Ends the walk with an error; the first one is kept.
+  void Fail(absl::Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error_.ok()) error_ = std::move(status);
+    }
+    Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
+  }
+
   bool ShouldStop() {
     if (stopped_.load(std::memory_order_relaxed)) return true;
     if (internal::SearchNow() >= params_.deadline) {
@@ -317,6 +332,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
     } else {
       const std::string rel = item.rel_path.substr(item.base_offset);
       fd = internal::OpenSubdirectoryNoFollow(base->get(), rel);
+      if (fd == -EMFILE || fd == -ENFILE) {
+        // Not this directory's fault: skipping would quietly drop the rest.
+        Fail(internal::ErrnoToStatus(-fd, "open",
+                                     internal::JoinPath(params_.prefix, item.rel_path)));
+        return;
+      }
       if (fd < 0) {
         ++w.skipped;  // permission denied, or replaced by a link or file meanwhile
         return;
@@ -420,6 +441,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> other_filesystem_{0};
   std::vector<v1::FileEntry> matches_;
+  absl::Status error_;  // the first error that ended the walk (guarded by mu_)
 
   // Streaming only.
   std::vector<v1::FileEntry> pending_;     // found, not yet delivered (guarded by mu_)
@@ -570,6 +592,7 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
   }
   auto walk = std::make_shared<Walk>(prepared.params);
   walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
+  if (absl::Status error = walk->error(); !error.ok()) return error;
   return walk->TakeResponse();
 }
 
@@ -587,6 +610,7 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::SearchStream(
   auto walk = std::make_shared<Walk>(prepared.params);
   walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
   if (walk->cancelled()) return absl::CancelledError("the search was stopped by its caller");
+  if (absl::Status error = walk->error(); !error.ok()) return error;
   return walk->TakeResponse();
 }
 
