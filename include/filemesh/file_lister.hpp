@@ -3,7 +3,8 @@
 // The root is a jail: every request path is resolved beneath it by the kernel
 // (openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) or, where openat2 is
 // missing, by an equivalent component-by-component O_NOFOLLOW walk. Nothing
-// outside the root is ever opened. See docs/errors.md for the status codes.
+// outside the root is ever opened, and a lookup holds at most two file
+// descriptors whatever the depth. See docs/errors.md for the status codes.
 //
 // Thread safety: a FileLister is immutable after construction; List() may be
 // called from any number of threads at once.
@@ -52,7 +53,8 @@ class FileLister : public FileListerInterface {
   FileLister& operator=(const FileLister&) = delete;
 
   // OK if the root was opened; otherwise why not (NotFound, PermissionDenied,
-  // FailedPrecondition when it is not a directory).
+  // FailedPrecondition when it is not a directory, ResourceExhausted when out
+  // of file descriptors).
   absl::Status status() const;
 
   // The root as given to the constructor.
@@ -62,7 +64,8 @@ class FileLister : public FileListerInterface {
   // requested. Errors: InvalidArgument (malformed path, page size over the
   // cap, bad or mismatched page token), PermissionDenied (path escapes the
   // root, or access denied), NotFound, FailedPrecondition (not a directory),
-  // DeadlineExceeded (the directory was not read and sorted by `deadline`).
+  // DeadlineExceeded (the directory was not read and sorted by `deadline`),
+  // ResourceExhausted (out of file descriptors; the message names the limit).
   //
   // A page holds at most `page_size` entries and at most
   // `max_response_bytes` serialized bytes (always at least one entry): a

@@ -8,10 +8,12 @@
 // symbolic link (links are reported as entries, not descended into), so it
 // can neither leave the root nor loop. The starting path is resolved like
 // FileLister's (see file_lister.hpp). Unreadable directories are counted in
-// `skipped_directories` and skipped. With one_file_system (the request's, or
-// FileSearcherOptions' when the request leaves it unset) it never enters a
-// directory on another device than its start (counted in
-// `other_filesystem_directories`; the mount point is still an entry).
+// `skipped_directories` and skipped; running out of file descriptors is not
+// a skip but an error (ResourceExhausted) that ends the search. With
+// one_file_system (the request's, or FileSearcherOptions' when the request
+// leaves it unset) it never enters a directory on another device than its
+// start (counted in `other_filesystem_directories`; the mount point is still
+// an entry).
 //
 // Thread safety: Search() may be called from any number of threads at once.
 
@@ -95,7 +97,9 @@ class FileSearcher : public FileSearcherInterface {
   // passes, returns what was found with `truncated` set and the reason. Errors: InvalidArgument
   // (bad pattern, regex too large, max_results over the cap, max_depth 0, min_size above max_size,
   // malformed path), PermissionDenied, NotFound, FailedPrecondition (path is not a directory),
-  // DeadlineExceeded (deadline already passed before the walk began).
+  // DeadlineExceeded (deadline already passed before the walk began), ResourceExhausted (the
+  // process or the system ran out of file descriptors, at the start or during the walk: the
+  // message names the limit; no partial answer is returned).
   absl::StatusOr<v1::SearchResponse> Search(
       const v1::SearchRequest& request,
       absl::Time deadline = absl::InfiniteFuture()) const override;
@@ -110,7 +114,8 @@ class FileSearcher : public FileSearcherInterface {
   // are waiting for it: a slow consumer slows the walk, memory stays bounded.
   // Returns the summary: a SearchResponse without matches (truncated,
   // truncation_reason, scanned_entries, skipped_directories), or Cancelled
-  // when `on_batch` returned false.
+  // when `on_batch` returned false, or ResourceExhausted when the walk ran
+  // out of file descriptors (the batches delivered before stay delivered).
   absl::StatusOr<v1::SearchResponse> SearchStream(
       const v1::SearchRequest& request, const SearchBatchCallback& on_batch,
       absl::Time deadline = absl::InfiniteFuture(),
