@@ -643,42 +643,59 @@ std::vector<internal::Resolver> BothResolvers() {
   return resolvers;
 }
 
+// What a search returns with `spare` descriptors left, on each resolver. The
+// checks run once the limit is lifted: a sanitizer's runtime may need a
+// descriptor of its own to check them.
+struct StarvedSearch {
+  absl::StatusOr<v1::SearchResponse> search;
+  absl::StatusOr<v1::SearchResponse> stream;
+  Streamed streamed;
+};
+StarvedSearch SearchWithSpareDescriptors(const FileSearcher& searcher,
+                                         const v1::SearchRequest& request,
+                                         internal::Resolver resolver, int spare) {
+  internal::SetAutoResolverForTesting(resolver);
+  StarvedSearch out;
+  {
+    testing::ScopedDescriptorLimit limit(spare);
+    out.search = searcher.Search(request);
+    out.stream = Stream(searcher, request, &out.streamed);
+  }
+  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
+  return out;
+}
+
 TEST_F(FileSearcherTest, OutOfDescriptorsAtTheStartIsResourceExhaustedOnBothResolvers) {
   FileSearcherOptions options;
   options.threads = 1;
   const FileSearcher searcher(tree_.root(), options);
   for (internal::Resolver resolver : BothResolvers()) {
-    internal::SetAutoResolverForTesting(resolver);
-    testing::ScopedDescriptorLimit limit(0);
-    const absl::Status status = searcher.Search(Request("*")).status();
-    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
-    EXPECT_THAT(status.message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
-    Streamed streamed;
-    EXPECT_EQ(Stream(searcher, Request("*"), &streamed).status().code(),
-              absl::StatusCode::kResourceExhausted);
-    EXPECT_EQ(streamed.calls, 0u);
+    const StarvedSearch r = SearchWithSpareDescriptors(searcher, Request("*"), resolver, 0);
+    EXPECT_EQ(r.search.status().code(), absl::StatusCode::kResourceExhausted) << r.search.status();
+    EXPECT_THAT(r.search.status().message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
+    EXPECT_EQ(r.stream.status().code(), absl::StatusCode::kResourceExhausted) << r.stream.status();
+    EXPECT_EQ(r.streamed.calls, 0u);
   }
-  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
 }
 
 // Room for the start directory only: the walk begins, then cannot open the
 // first subdirectory. That fails the search; it is not a skipped directory.
 TEST_F(FileSearcherTest, OutOfDescriptorsMidWalkFailsTheSearchInsteadOfSkipping) {
-  FileSearcherOptions options;
-  options.threads = 1;
-  const FileSearcher searcher(tree_.root(), options);
-  for (internal::Resolver resolver : BothResolvers()) {
-    internal::SetAutoResolverForTesting(resolver);
-    testing::ScopedDescriptorLimit limit(1);
-    const absl::StatusOr<v1::SearchResponse> r = searcher.Search(Request("*"));
-    ASSERT_FALSE(r.ok()) << "skipped_directories: " << r->skipped_directories();
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
-    EXPECT_THAT(r.status().message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
-    Streamed streamed;
-    EXPECT_EQ(Stream(searcher, Request("*"), &streamed).status().code(),
-              absl::StatusCode::kResourceExhausted);
+  for (int threads : {1}) {
+    SCOPED_TRACE(threads);
+    FileSearcherOptions options;
+    options.threads = threads;
+    const FileSearcher searcher(tree_.root(), options);
+    for (internal::Resolver resolver : BothResolvers()) {
+      const StarvedSearch r = SearchWithSpareDescriptors(searcher, Request("*"), resolver, 1);
+      ASSERT_FALSE(r.search.ok()) << "skipped_directories: " << r.search->skipped_directories();
+      EXPECT_EQ(r.search.status().code(), absl::StatusCode::kResourceExhausted)
+          << r.search.status();
+      EXPECT_THAT(r.search.status().message(), ::testing::HasSubstr("RLIMIT_NOFILE"));
+      EXPECT_EQ(r.stream.status().code(), absl::StatusCode::kResourceExhausted)
+          << r.stream.status();
+    }
   }
-  internal::SetAutoResolverForTesting(internal::Resolver::kAuto);
 }
 
 }  // namespace
