@@ -681,7 +681,7 @@ TEST_F(FileSearcherTest, OutOfDescriptorsAtTheStartIsResourceExhaustedOnBothReso
 // Room for the start directory only: the walk begins, then cannot open the
 // first subdirectory. That fails the search; it is not a skipped directory.
 TEST_F(FileSearcherTest, OutOfDescriptorsMidWalkFailsTheSearchInsteadOfSkipping) {
-  for (int threads : {1}) {
+  for (int threads : {1, 0}) {  // one walker, then the whole pool
     SCOPED_TRACE(threads);
     FileSearcherOptions options;
     options.threads = threads;

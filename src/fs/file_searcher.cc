@@ -119,6 +119,9 @@ class Walk : public std::enable_shared_from_this<Walk> {
       std::unique_lock<std::mutex> lock(mu_);
       closed_ = true;
       helpers_done_.wait(lock, [this] { return helpers_ == 0; });
+      // A stopped walk's unread directories: their fds close now, not when
+      // the last queued helper lets go of the walk, after Search returned.
+      stack_.clear();
     }
     if (streaming()) {
       // Every walker is done: the count is exact now.
