@@ -4,9 +4,7 @@
 #include "fs/beneath.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -85,23 +83,15 @@ int AlwaysEintr(int, const char*, uint64_t, uint64_t) {
   return -EINTR;
 }
 
-int RealOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
-  open_how how{};
-  how.flags = flags;
-  how.resolve = resolve;
-  const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
-  return fd >= 0 ? static_cast<int>(fd) : -errno;
-}
-
 int EagainThreeTimesThenReal(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
   if (++fake_calls <= 3) return -EAGAIN;
-  return RealOpenat2(dir_fd, path, flags, resolve);
+  return internal::SystemOpenat2(dir_fd, path, flags, resolve);
 }
 
 // The real system call, counting the EAGAINs it answers.
 std::atomic<int> real_eagains{0};
 int CountingOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
-  const int fd = RealOpenat2(dir_fd, path, flags, resolve);
+  const int fd = internal::SystemOpenat2(dir_fd, path, flags, resolve);
   if (fd == -EAGAIN) ++real_eagains;
   return fd;
 }

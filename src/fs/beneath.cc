@@ -26,14 +26,6 @@ constexpr int kMaxSymlinks = 40;
 // during an open that waits, on a network or FUSE filesystem).
 constexpr int kMaxEintrTries = kOpenat2MaxTries;
 
-int SystemOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
-  open_how how{};
-  how.flags = flags;
-  how.resolve = resolve;
-  const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
-  return fd >= 0 ? static_cast<int>(fd) : -errno;
-}
-
 std::atomic<Openat2Function> openat2_for_testing{nullptr};
 
 // openat2, tried again on EINTR and on EAGAIN (a rename or mount raced a ".."
@@ -196,6 +188,14 @@ bool Openat2Available() {
 void SetAutoResolverForTesting(Resolver resolver) { auto_resolver.store(resolver); }
 
 void SetOpenat2ForTesting(Openat2Function fn) { openat2_for_testing.store(fn); }
+
+int SystemOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve) {
+  open_how how{};
+  how.flags = flags;
+  how.resolve = resolve;
+  const long fd = ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+  return fd >= 0 ? static_cast<int>(fd) : -errno;
+}
 
 absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {

@@ -48,6 +48,9 @@ using Openat2Function = int (*)(int dir_fd, const char* path, uint64_t flags, ui
 // asks the kernel.
 void SetOpenat2ForTesting(Openat2Function fn);
 
+// The openat2 system call itself, once (a fake may pass calls on to it).
+int SystemOpenat2(int dir_fd, const char* path, uint64_t flags, uint64_t resolve);
+
 // Makes Resolver::kAuto mean `resolver` in this process (kAuto restores the
 // default), so tests can run the public classes on the portable walk.
 void SetAutoResolverForTesting(Resolver resolver);
