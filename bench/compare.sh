@@ -3,6 +3,7 @@
 #
 #   search '*.h' under /usr and under a generated tree of ~500,000 entries:
 #     filemesh find --hidden   vs  fdfind -u -g   vs  find -name   vs  filemesh_floor
+#     (one thread)  vs  filemesh_parallel_floor (the same walk, one thread per core)
 #   time to the first printed match under /usr, streaming to a pipe
 #   (bench/first_match.py): filemesh find and fdfind, first match / whole run
 #   listing a generated directory of 100,000 files:
@@ -15,8 +16,9 @@
 # once (and fd's shown); the exit status is 1 if they differ.
 #
 # Environment:
-#   FILEMESH_BUILD_DIR   build directory holding src/filemesh and
-#                        bench/filemesh_floor (default: <repo>/build/release)
+#   FILEMESH_BUILD_DIR   build directory holding src/filemesh,
+#                        bench/filemesh_floor and bench/filemesh_parallel_floor
+#                        (default: <repo>/build/release)
 #   FILEMESH_BENCH_RUNS  timed runs per command (default 5)
 #   FILEMESH_BENCH_ROOT  tree for the first search (default /usr)
 #   TMPDIR               where the generated trees go (default /tmp)
@@ -32,10 +34,12 @@ pattern='*.h'
 
 filemesh=$build/src/filemesh
 floor=$build/bench/filemesh_floor
-for bin in "$filemesh" "$floor"; do
+pfloor=$build/bench/filemesh_parallel_floor
+for bin in "$filemesh" "$floor" "$pfloor"; do
   if [[ ! -x $bin ]]; then
     echo "compare.sh: $bin is missing; build it first:" >&2
-    echo "  cmake --preset release && cmake --build --preset release --target filemesh_cli filemesh_floor" >&2
+    echo "  cmake --preset release && cmake --build --preset release" \
+      "--target filemesh_cli filemesh_floor filemesh_parallel_floor" >&2
     exit 2
   fi
 done
@@ -118,6 +122,7 @@ search_filemesh() { "$filemesh" find --root "$root" --hidden "$pattern"; }
 search_fd() { "$fd" -u -g "$pattern" "$root"; }
 search_find() { find "$root" -name "$pattern"; }
 search_floor() { "$floor" "$root" "$pattern"; }
+search_pfloor() { "$pfloor" "$root" "$pattern"; }
 ls_filemesh_first() { "$filemesh" ls --root "$listdir" --page-size 100; }
 ls_f() { ls -f "$listdir"; }
 ls_filemesh_size() { "$filemesh" ls --root "$listdir" --page-size 100 --sort size; }
@@ -128,21 +133,22 @@ declare -A matches=() entries=()
 
 # search_round KEY ROOT: counts, checks and times the search commands.
 search_round() {
-  local key=$1 n_filemesh n_floor n_find n_fd="-"
+  local key=$1 n_filemesh n_floor n_pfloor n_find n_fd="-"
   root=$2
   entries[$key]=$("$floor" "$root" '*' 2>/dev/null | wc -l || true)
   n_filemesh=$(count search_filemesh)
   n_floor=$(count search_floor)
+  n_pfloor=$(count search_pfloor)
   n_find=$(count search_find)
   [[ -n $fd ]] && n_fd=$(count search_fd)
   matches[$key]=$n_filemesh
   echo "  $root: ${entries[$key]} entries; '$pattern' matches: filemesh $n_filemesh," \
-    "floor $n_floor, find $n_find, fd $n_fd"
-  if [[ "$n_filemesh $n_floor" != "$n_find $n_find" ]]; then
-    echo "  MISMATCH: filemesh, floor and find disagree on the match count"
+    "floor $n_floor, parallel floor $n_pfloor, find $n_find, fd $n_fd"
+  if [[ "$n_filemesh $n_floor $n_pfloor" != "$n_find $n_find $n_find" ]]; then
+    echo "  MISMATCH: filemesh, the floors and find disagree on the match count"
     mismatch=1
   fi
-  local funcs=(search_filemesh search_floor search_find)
+  local funcs=(search_filemesh search_floor search_pfloor search_find)
   [[ -n $fd ]] && funcs+=(search_fd)
   echo "  timing ${#funcs[@]} commands, 1 warm-up + $runs runs each ..."
   time_group "$key" "${funcs[@]}"
@@ -265,6 +271,7 @@ for key in usr tree; do
   if [[ -n $fd ]]; then row "fdfind -u -g" "${med[$key:search_fd]}"; else row "fdfind -u -g" "(not installed)"; fi
   row "find -name" "${med[$key:search_find]}"
   row "filemesh_floor (1 thread)" "${med[$key:search_floor]}"
+  row "filemesh_parallel_floor ($(nproc) threads)" "${med[$key:search_pfloor]}"
 done
 echo "search '$pattern' under $usr_root, through a pipe: first match printed / whole run"
 for name in filemesh fd; do
@@ -285,14 +292,18 @@ for key in usr tree; do
   [[ $key == usr ]] && where=$usr_root || where=tree
   r_fd=$(ratio "${med[$key:search_filemesh]}" "$(fdv "$key")")
   r_floor=$(ratio "${med[$key:search_filemesh]}" "${med[$key:search_floor]}")
+  r_pfloor=$(ratio "${med[$key:search_filemesh]}" "${med[$key:search_pfloor]}")
+  r_floors=$(ratio "${med[$key:search_pfloor]}" "${med[$key:search_floor]}")
   r_find=$(ratio "${med[$key:search_filemesh]}" "${med[$key:search_find]}")
   if [[ $key == usr ]]; then
     rrow "search $where filemesh/fd" "$r_fd" "<= 0.5" "$(verdict "$r_fd" 0.5)"
-    rrow "search $where filemesh/floor" "$r_floor" "<= 1.2" "$(verdict "$r_floor" 1.2)"
+    rrow "search $where filemesh/floor" "$r_floor" "<= 0.6" "$(verdict "$r_floor" 0.6)"
   else
     rrow "search $where filemesh/fd" "$r_fd" "-" ""
     rrow "search $where filemesh/floor" "$r_floor" "-" ""
   fi
+  rrow "search $where filemesh/parallel floor" "$r_pfloor" "-" ""
+  rrow "  (parallel floor/floor)" "$r_floors" "-" ""
   rrow "search $where filemesh/find" "$r_find" "-" ""
 done
 r_stream=$(ratio "${first[filemesh]}" "${whole[filemesh]}")
