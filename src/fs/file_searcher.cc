@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstddef>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -95,11 +98,14 @@ internal::WorkerPool& WalkerPool() {
   return *pool;
 }
 
-// One parallel walk: a LIFO of directories shared by the workers (depth-first
-// keeps the stack short), per-worker buffers, and a stop flag for the caps.
-// The calling thread walks; threads of the process's WalkerPool join it when
-// they are free. A helper that comes after the walk ended only drops its
-// reference (the walk is shared for that); none touches `params` after Run.
+// One parallel walk. Each walker reads directories depth-first from a stack
+// of its own (no lock per directory) and moves the older half of it, the
+// directories nearest the top and so the largest subtrees, to the shared
+// stack when another walker waits for work. Per-worker buffers, and a stop
+// flag for the caps. The calling thread walks; threads of the process's
+// WalkerPool join it when they are free. A helper that comes after the walk
+// ended only drops its reference (the walk is shared for that); none touches
+// `params` after Run.
 class Walk : public std::enable_shared_from_this<Walk> {
  public:
   explicit Walk(const SearchParams& params) : params_(params) {}
@@ -107,7 +113,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   void Run(std::shared_ptr<const UniqueFd> start, int helpers) {
     WorkItem first;
     first.base = std::move(start);
-    stack_.push_back(std::move(first));
+    shared_.push_back(std::move(first));
     internal::WorkerPool& pool = WalkerPool();
     helpers = std::min(helpers, static_cast<int>(pool.threads()));
     last_delivery_ = absl::Now();
@@ -120,8 +126,9 @@ class Walk : public std::enable_shared_from_this<Walk> {
       closed_ = true;
       helpers_done_.wait(lock, [this] { return helpers_ == 0; });
       // A stopped walk's unread directories: their fds close now, not when
-      // the last queued helper lets go of the walk, after Search returned.
-      stack_.clear();
+      // the last queued helper lets go of the walk, after Search returned
+      // (the walkers' own stacks went with them).
+      shared_.clear();
     }
     if (streaming()) {
       // Every walker is done: the count is exact now.
@@ -162,7 +169,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   struct Worker {
     internal::DirReader reader;
     std::string path;
-    std::vector<WorkItem> children;
+    std::vector<WorkItem> stack;  // directories to read, the next one last
     std::vector<v1::FileEntry> matches;
     uint64_t scanned = 0;
     uint64_t skipped = 0;
@@ -177,7 +184,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   void Help() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (closed_) return;
+      if (closed_ || finished_) return;
       ++helpers_;
     }
     Work(/*caller=*/false);
@@ -189,17 +196,30 @@ class Walk : public std::enable_shared_from_this<Walk> {
   // that runs the stream's callback.
   void Work(bool caller) {
     Worker w;
-    WorkItem item;
     for (;;) {
-      const Next next = Pop(&item, caller);
-      if (next == Next::kDone) break;
-      if (next == Next::kDeliver) {
-        Deliver(/*force=*/false);
-        continue;
+      if (stopped_.load(std::memory_order_relaxed)) {
+        w.stack.clear();
+        break;
       }
+      if (w.stack.empty()) {
+        const Next next = Take(&w.stack, caller);
+        if (next == Next::kDone) break;
+        if (next == Next::kDeliver) {
+          Deliver(/*force=*/false);
+          continue;
+        }
+      }
+      WorkItem item = std::move(w.stack.back());
+      w.stack.pop_back();
       Process(item, w, caller);
-      if (streaming() && !w.matches.empty()) Publish(&w.matches, caller);
-      Push(&w.children);
+      if (streaming()) {
+        if (!w.matches.empty()) {
+          Publish(&w.matches, caller);
+        } else if (caller && pending_count_.load(std::memory_order_relaxed) > 0) {
+          Deliver(/*force=*/false);
+        }
+      }
+      if (w.stack.size() > 1 && idle_.load(std::memory_order_relaxed) > 0) Share(&w.stack);
     }
     scanned_ += w.scanned;
     skipped_ += w.skipped;
@@ -212,26 +232,58 @@ class Walk : public std::enable_shared_from_this<Walk> {
     for (v1::FileEntry& e : w.matches) matches_.push_back(std::move(e));
   }
 
-  // The next directory to read; for a streaming caller, also a turn to hand
+  // A walker with nothing left of its own: a directory from the shared stack
+  // onto `stack`, or the end of the walk once every walker waits here with
+  // the shared stack empty. For a streaming caller, also a turn to hand
   // waiting matches (or progress, every progress_interval) to the callback.
-  Next Pop(WorkItem* out, bool caller) {
+  Next Take(std::vector<WorkItem>* stack, bool caller) {
     std::unique_lock<std::mutex> lock(mu_);
     const bool deliverer = caller && streaming();
-    auto ready = [&] {
-      return stopped_.load() || !stack_.empty() || active_ == 0 || (deliverer && !pending_.empty());
-    };
-    if (deliverer) {
-      const absl::Duration tick = std::max(params_.progress_interval, absl::Milliseconds(1));
-      if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(tick), ready)) return Next::kDeliver;
-      if (!pending_.empty()) return Next::kDeliver;
-    } else {
-      cv_.wait(lock, ready);
+    const auto tick =
+        std::chrono::steady_clock::now() +
+        absl::ToChronoNanoseconds(std::max(params_.progress_interval, absl::Milliseconds(1)));
+    idle_.fetch_add(1, std::memory_order_relaxed);
+    deliverer_waiting_ = deliverer;
+    Next next = Next::kDone;
+    for (;;) {
+      if (stopped_.load() || finished_) break;
+      if (!shared_.empty()) {
+        stack->push_back(std::move(shared_.back()));
+        shared_.pop_back();
+        next = Next::kItem;
+        break;
+      }
+      if (idle_.load(std::memory_order_relaxed) == 1 + helpers_) {
+        finished_ = true;  // every walker is here: no directory is left
+        cv_.notify_all();
+        break;
+      }
+      if (deliverer) {
+        if (!pending_.empty() || cv_.wait_until(lock, tick) == std::cv_status::timeout) {
+          next = Next::kDeliver;
+          break;
+        }
+      } else {
+        cv_.wait(lock);
+      }
     }
-    if (stopped_.load() || stack_.empty()) return Next::kDone;
-    *out = std::move(stack_.back());
-    stack_.pop_back();
-    ++active_;
-    return Next::kItem;
+    deliverer_waiting_ = false;
+    idle_.fetch_sub(1, std::memory_order_relaxed);
+    return next;
+  }
+
+  // Moves the older half of a walker's stack to the shared one, for the
+  // walkers waiting in Take.
+  void Share(std::vector<WorkItem>* stack) {
+    const auto half = static_cast<std::ptrdiff_t>(stack->size() / 2);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_.load(std::memory_order_relaxed) == 0) return;  // taken care of meanwhile
+      shared_.insert(shared_.end(), std::make_move_iterator(stack->begin()),
+                     std::make_move_iterator(stack->begin() + half));
+    }
+    stack->erase(stack->begin(), stack->begin() + half);
+    cv_.notify_all();
   }
 
   // Streaming: hands a worker's matches over. A pool thread waits while the
@@ -247,13 +299,10 @@ class Walk : public std::enable_shared_from_this<Walk> {
         for (v1::FileEntry& e : *matches) pending_.push_back(std::move(e));
       }
       pending_count_.store(pending_.size(), std::memory_order_relaxed);
+      if (!caller && deliverer_waiting_) cv_.notify_all();
     }
     matches->clear();
-    if (caller) {
-      Deliver(/*force=*/false);
-    } else {
-      cv_.notify_all();
-    }
+    if (caller) Deliver(/*force=*/false);
   }
 
   // Streaming, on the caller's thread: the waiting matches to the callback,
@@ -284,15 +333,6 @@ class Walk : public std::enable_shared_from_this<Walk> {
       }
       Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
     }
-  }
-
-  void Push(std::vector<WorkItem>* children) {
-    std::lock_guard<std::mutex> lock(mu_);
-    --active_;
-    const bool added = !children->empty();
-    for (WorkItem& c : *children) stack_.push_back(std::move(c));
-    children->clear();
-    if (added || active_ == 0) cv_.notify_all();
   }
 
   void Stop(v1::TruncationReason reason) {
@@ -422,7 +462,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
           child.base = base;
           child.base_offset = item.base_offset;
         }
-        w.children.push_back(std::move(child));
+        w.stack.push_back(std::move(child));
       }
     }
     if (w.reader.error() != 0) ++w.skipped;
@@ -430,9 +470,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
   const SearchParams& params_;
   std::mutex mu_;
+  // Work in shared_, the walk over, or (for the deliverer) matches waiting.
   std::condition_variable cv_;
-  std::vector<WorkItem> stack_;
-  int active_ = 0;
+  std::vector<WorkItem> shared_;    // directories handed over (guarded by mu_)
+  std::atomic<int> idle_{0};        // walkers in Take (changed under mu_)
+  bool finished_ = false;           // every directory was read (guarded by mu_)
+  bool deliverer_waiting_ = false;  // the streaming caller waits in Take (guarded by mu_)
   std::atomic<bool> stopped_{false};
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
   std::atomic<uint64_t> match_count_{0};
