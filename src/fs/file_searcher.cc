@@ -33,9 +33,12 @@ using internal::UniqueFd;
 namespace {
 
 // A directory is opened by a path relative to a base directory that is still
-// open. Once that relative part grows past this many bytes, the walk re-bases
-// on the parent's fd, so depth is unlimited while few fds stay open.
+// open. While a walk holds fewer than kMaxHeldFds directory fds, that base is
+// its parent (one name for the kernel to resolve); past that, the relative
+// part grows until it is longer than kRebaseBytes, when the walk re-bases on
+// the parent's fd, so depth is unlimited while few fds stay open.
 constexpr size_t kRebaseBytes = 2048;
+constexpr int kMaxHeldFds = 64;
 // How many entries a worker scans between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
 // Streaming: a worker hands its matches over once it holds this many (and
@@ -362,10 +365,28 @@ class Walk : public std::enable_shared_from_this<Walk> {
     return false;
   }
 
+  // A directory fd counted in held_fds_ while it is open.
+  struct HeldFd {
+    HeldFd(int open_fd, std::atomic<int>* counter) : fd(open_fd), held(counter) {
+      counter->fetch_add(1, std::memory_order_relaxed);
+    }
+    ~HeldFd() { held->fetch_sub(1, std::memory_order_relaxed); }
+    HeldFd(const HeldFd&) = delete;
+    HeldFd& operator=(const HeldFd&) = delete;
+
+    const UniqueFd fd;
+    std::atomic<int>* const held;
+  };
+
+  std::shared_ptr<const UniqueFd> Hold(int fd) {
+    auto held = std::make_shared<const HeldFd>(fd, &held_fds_);
+    return std::shared_ptr<const UniqueFd>(held, &held->fd);
+  }
+
   void Process(WorkItem& item, Worker& w, bool caller) {
     if (ShouldStop()) return;
-    // Keep this directory's fd shareable: children past kRebaseBytes use it
-    // as their base.
+    // Keep this directory's fd shareable: children rebased on it (see
+    // kMaxHeldFds) use it as their base.
     std::shared_ptr<const UniqueFd> base = std::move(item.base);
     std::shared_ptr<const UniqueFd> self;
     int fd;
@@ -385,7 +406,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
         ++w.skipped;  // permission denied, or replaced by a link or file meanwhile
         return;
       }
-      self = std::make_shared<const UniqueFd>(fd);
+      self = Hold(fd);
       struct stat dir_stat;
       if (params_.one_file_system &&
           (::fstat(fd, &dir_stat) != 0 || dir_stat.st_dev != params_.start_device)) {
@@ -399,7 +420,8 @@ class Walk : public std::enable_shared_from_this<Walk> {
     const bool report_here = depth <= p.max_depth;
     const bool descend = depth < p.max_depth;
     const size_t dir_len = item.rel_path.size();
-    const bool rebase = dir_len - item.base_offset > kRebaseBytes;
+    const bool rebase = dir_len - item.base_offset > kRebaseBytes ||
+                        held_fds_.load(std::memory_order_relaxed) < kMaxHeldFds;
     std::string& path = w.path;
     path.assign(item.rel_path);
 
@@ -476,6 +498,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   std::atomic<int> idle_{0};        // walkers in Take (changed under mu_)
   bool finished_ = false;           // every directory was read (guarded by mu_)
   bool deliverer_waiting_ = false;  // the streaming caller waits in Take (guarded by mu_)
+  std::atomic<int> held_fds_{0};    // directory fds open (the start's not counted)
   std::atomic<bool> stopped_{false};
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
   std::atomic<uint64_t> match_count_{0};
