@@ -358,7 +358,8 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
   bool ShouldStop() {
     if (stopped_.load(std::memory_order_relaxed)) return true;
-    if (internal::SearchNow() >= params_.deadline) {
+    // No deadline, no clock to read (once per directory otherwise).
+    if (params_.deadline != absl::InfiniteFuture() && internal::SearchNow() >= params_.deadline) {
       Stop(v1::TRUNCATION_REASON_DEADLINE);
       return true;
     }
@@ -422,11 +423,20 @@ class Walk : public std::enable_shared_from_this<Walk> {
     const size_t dir_len = item.rel_path.size();
     const bool rebase = dir_len - item.base_offset > kRebaseBytes ||
                         held_fds_.load(std::memory_order_relaxed) < kMaxHeldFds;
+    internal::DirEntry e;
+    // path[0, prefix_len) + an entry's name is the entry's path, built only
+    // when needed: for a path pattern, a match or a directory to descend.
     std::string& path = w.path;
     path.assign(item.rel_path);
+    if (dir_len != 0) path += '/';
+    const size_t prefix_len = path.size();
+    const auto entry_path = [&path, prefix_len, &e]() -> const std::string& {
+      path.resize(prefix_len);
+      path.append(e.name);
+      return path;
+    };
 
     w.reader.Reset(fd);
-    internal::DirEntry e;
     while (w.reader.Next(&e)) {
       if (++w.scanned % kDeadlineCheckEvery == 0) {
         scanned_live_.fetch_add(kDeadlineCheckEvery, std::memory_order_relaxed);
@@ -438,9 +448,6 @@ class Walk : public std::enable_shared_from_this<Walk> {
         }
       }
       if (!p.include_hidden && e.name.front() == '.') continue;
-      path.resize(dir_len);
-      if (dir_len != 0) path += '/';
-      path.append(e.name);
 
       uint8_t type = e.type;
       struct stat st;
@@ -452,7 +459,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
       }
 
       if (report_here && TypeWanted(p.type, type) && (!p.size_filter || type == DT_REG) &&
-          p.matcher->Match(p.matcher->matches_path() ? std::string_view(path) : e.name)) {
+          p.matcher->Match(p.matcher->matches_path() ? std::string_view(entry_path()) : e.name)) {
         if (!have_stat && internal::StatAt(fd, e.name.data(), &st) == 0) have_stat = true;
         const auto size = static_cast<uint64_t>(st.st_size);
         if (have_stat && (!p.size_filter || (size >= p.min_size && size <= p.max_size))) {
@@ -461,7 +468,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
             return;
           }
           v1::FileEntry& entry = w.matches.emplace_back();
-          internal::FillEntry(fd, internal::JoinPath(p.prefix, path), e.name, st,
+          internal::FillEntry(fd, internal::JoinPath(p.prefix, entry_path()), e.name, st,
                               p.redact_outside_targets, &entry);
           const uint64_t bytes = internal::RepeatedFieldBytes(entry);
           if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
@@ -475,11 +482,11 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
       if (type == DT_DIR && descend) {
         WorkItem child;
-        child.rel_path = path;
+        child.rel_path = entry_path();
         child.depth = depth;
         if (rebase) {
           child.base = self;
-          child.base_offset = dir_len + (dir_len != 0 ? 1 : 0);
+          child.base_offset = prefix_len;
         } else {
           child.base = base;
           child.base_offset = item.base_offset;
