@@ -468,8 +468,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
             return;
           }
           v1::FileEntry& entry = w.matches.emplace_back();
-          internal::FillEntry(fd, internal::JoinPath(p.prefix, entry_path()), e.name, st,
-                              p.redact_outside_targets, &entry);
+          if (p.prefix.empty()) {  // the usual search from the root: no path to join
+            internal::FillEntry(fd, entry_path(), e.name, st, p.redact_outside_targets, &entry);
+          } else {
+            internal::FillEntry(fd, internal::JoinPath(p.prefix, entry_path()), e.name, st,
+                                p.redact_outside_targets, &entry);
+          }
           const uint64_t bytes = internal::RepeatedFieldBytes(entry);
           if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
             w.matches.pop_back();
