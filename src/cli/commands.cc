@@ -251,6 +251,18 @@ void PrintPath(const v1::FileEntry& entry, bool print0, std::FILE* out) {
   std::fputc(print0 ? '\0' : '\n', out);
 }
 
+// PrintPath for a batch of a streamed search (a few thousand at most), in
+// one write to `out`: stdio locks the stream for each call.
+void PrintPaths(const std::vector<v1::FileEntry>& entries, bool print0, std::string* text,
+                std::FILE* out) {
+  text->clear();
+  for (const v1::FileEntry& e : entries) {
+    text->append(ExactPath(e));
+    text->push_back(print0 ? '\0' : '\n');
+  }
+  std::fwrite(text->data(), 1, text->size(), out);
+}
+
 // A failure of remote mode: its one line, its exit code (130 when it was an
 // interrupt).
 int FailRemote(std::FILE* err, const absl::Status& status) {
@@ -542,6 +554,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   // --json), until the walk ends, the reader goes away or Ctrl-C.
   const bool collect = sort || json;
   std::vector<v1::FileEntry> collected;
+  std::string text;  // a batch's paths, reused
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
   int write_error = 0;
   absl::StatusOr<v1::SearchResponse> summary = searcher.SearchStream(
@@ -552,7 +565,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
           for (v1::FileEntry& e : batch.matches) collected.push_back(std::move(e));
         } else if (!batch.matches.empty()) {
           progress.Clear();
-          for (const v1::FileEntry& e : batch.matches) PrintPath(e, print0, out);
+          PrintPaths(batch.matches, print0, &text, out);
           if (std::fflush(out) != 0) {
             write_error = errno;
             return false;
