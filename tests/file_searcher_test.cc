@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "filemesh/names.hpp"
 #include "fs/beneath.h"
 #include "fs/clock.h"
@@ -617,6 +619,60 @@ TEST_F(FileSearcherStreamTest, ProgressComesWhileNothingMatches) {
   EXPECT_TRUE(std::is_sorted(streamed.scanned.begin(), streamed.scanned.end()));
   EXPECT_EQ(streamed.scanned.back(), summary->scanned_entries());
   EXPECT_GT(streamed.scanned.front(), 0u);
+}
+
+TEST_F(FileSearcherStreamTest, PathsOnlyStreamsTheSamePathsAndTypesWithoutMetadata) {
+  tree_.File("d0/big.txt", 5000);
+  tree_.Dir("d0/sub.txt");
+  tree_.Symlink("f0.txt", "d0/link.txt");
+  tree_.Fifo("d0/pipe.txt");
+  // Every match of the full stream, by path, as "type size mode link_target".
+  const auto collect = [&](const FileSearcher& searcher, const v1::SearchRequest& request) {
+    std::map<std::string, std::string> out;
+    EXPECT_TRUE(searcher
+                    .SearchStream(request,
+                                  [&](SearchBatch& batch) {
+                                    for (const v1::FileEntry& e : batch.matches) {
+                                      out[ExactPath(e)] =
+                                          absl::StrCat(e.type(), " ", e.size(), " ", e.mode(), " ",
+                                                       e.has_modified(), " ", e.symlink_target());
+                                    }
+                                    return true;
+                                  })
+                    .ok());
+    return out;
+  };
+  FileSearcherOptions options;
+  const std::map<std::string, std::string> full = collect(FileSearcher(tree_.root()), Txt());
+  options.stream_paths_only = true;
+  const FileSearcher paths_only(tree_.root(), options);
+  const std::map<std::string, std::string> bare = collect(paths_only, Txt());
+  ASSERT_EQ(bare.size(), 10004u);
+  ASSERT_EQ(full.size(), bare.size());
+  for (const auto& [path, fields] : full) {
+    SCOPED_TRACE(path);
+    ASSERT_EQ(bare.count(path), 1u);
+    // The same type, nothing else.
+    EXPECT_EQ(bare.at(path), absl::StrCat(fields.substr(0, fields.find(' ')), " 0 0 0 "));
+  }
+  EXPECT_EQ(full.at("d0/link.txt").substr(0, 2), "3 ");  // FILE_TYPE_SYMLINK
+  EXPECT_NE(full.at("d0/link.txt").find("f0.txt"), std::string::npos);
+
+  // A size bound needs the size: those matches are stat'ed.
+  v1::SearchRequest big = Txt();
+  big.set_min_size(1000);
+  const std::map<std::string, std::string> sized = collect(paths_only, big);
+  ASSERT_EQ(sized.size(), 1u);
+  EXPECT_EQ(sized.begin()->first, "d0/big.txt");
+  EXPECT_EQ(sized.begin()->second.substr(0, 7), "1 5000 ");
+
+  // Search (not streamed) ignores the option.
+  v1::SearchRequest one = Txt();
+  one.set_max_results(FileSearcher::kMaxResults);
+  absl::StatusOr<v1::SearchResponse> sorted = paths_only.Search(one);
+  ASSERT_TRUE(sorted.ok()) << sorted.status();
+  ASSERT_EQ(sorted->matches_size(), 10004);
+  for (const v1::FileEntry& e : sorted->matches()) ASSERT_TRUE(e.has_modified()) << e.path();
 }
 
 TEST_F(FileSearcherStreamTest, BadRequestsFailBeforeAnyBatch) {

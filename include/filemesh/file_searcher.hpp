@@ -55,6 +55,12 @@ struct FileSearcherOptions {
   // Withhold the target text of symlinks whose target leaves the root (see
   // FileEntry.symlink_target_redacted). For a searcher that serves others.
   bool redact_outside_targets = false;
+  // SearchStream only: matches carry their path, name and type (as the
+  // directory entry gives it) and nothing else of FileEntry (no size, mode,
+  // modified or symlink target), which spares an lstat per match, for
+  // callers that only show paths. Searches with a size bound still stat. A
+  // match removed between the directory read and its report is reported.
+  bool stream_paths_only = false;
 };
 
 // One delivery of FileSearcher::SearchStream.

@@ -546,6 +546,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
 
   FileSearcherOptions options;
   options.threads = static_cast<int>(threads.value_or(0));
+  options.stream_paths_only = !json;  // only --json shows more than the path
   FileSearcher searcher(root.empty() ? "." : root, options);
   const absl::Time deadline =
       timeout ? absl::Now() + absl::Seconds(*timeout) : absl::InfiniteFuture();

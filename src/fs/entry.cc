@@ -1,5 +1,6 @@
 #include "fs/entry.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -92,6 +93,17 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
           [&](std::string s) { entry->set_raw_symlink_target(std::move(s)); });
     }
   }
+}
+
+void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
+                   v1::FileEntry* entry) {
+  SetName(
+      path, [&](std::string s) { entry->set_path(std::move(s)); },
+      [&](std::string s) { entry->set_raw_path(std::move(s)); });
+  SetName(
+      name, [&](std::string s) { entry->set_name(std::move(s)); },
+      [&](std::string s) { entry->set_raw_name(std::move(s)); });
+  entry->set_type(FileTypeFromMode(DTTOIF(dtype)));
 }
 
 std::string JoinPath(std::string_view dir, std::string_view name) {

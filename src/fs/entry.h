@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "filemesh/v1/filemesh.pb.h"
@@ -31,6 +32,11 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
 // the link's directory, climb above the root. Lexical: the components are
 // not resolved (a target through another link is judged by its text).
 bool TargetLeavesRoot(std::string_view link_path, std::string_view target);
+
+// Fills only the path, name and type of `entry` (see FillEntry); `dtype` is
+// a DT_* value.
+void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
+                   v1::FileEntry* entry);
 
 // Bytes `entry` adds to a response as an element of a repeated field (field
 // numbers below 16): its tag, its length's varint and its own size.

@@ -60,6 +60,7 @@ struct SearchParams {
   uint32_t max_depth;
   bool include_hidden;
   bool size_filter;
+  bool paths_only;  // FileSearcherOptions::stream_paths_only, when streaming
   uint64_t min_size;
   uint64_t max_size;
   uint64_t max_results;
@@ -423,6 +424,8 @@ class Walk : public std::enable_shared_from_this<Walk> {
     const size_t dir_len = item.rel_path.size();
     const bool rebase = dir_len - item.base_offset > kRebaseBytes ||
                         held_fds_.load(std::memory_order_relaxed) < kMaxHeldFds;
+    // SearchStream for paths only, no size bound: no lstat per match.
+    const bool paths_only = p.paths_only && !p.size_filter;
     internal::DirEntry e;
     // path[0, prefix_len) + an entry's name is the entry's path, built only
     // when needed: for a path pattern, a match or a directory to descend.
@@ -460,19 +463,25 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
       if (report_here && TypeWanted(p.type, type) && (!p.size_filter || type == DT_REG) &&
           p.matcher->Match(p.matcher->matches_path() ? std::string_view(entry_path()) : e.name)) {
-        if (!have_stat && internal::StatAt(fd, e.name.data(), &st) == 0) have_stat = true;
+        if (!have_stat && !paths_only && internal::StatAt(fd, e.name.data(), &st) == 0) {
+          have_stat = true;
+        }
         const auto size = static_cast<uint64_t>(st.st_size);
-        if (have_stat && (!p.size_filter || (size >= p.min_size && size <= p.max_size))) {
+        if ((have_stat || paths_only) &&
+            (!p.size_filter || (size >= p.min_size && size <= p.max_size))) {
           if (match_count_.fetch_add(1) >= p.max_results) {
             Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
             return;
           }
           v1::FileEntry& entry = w.matches.emplace_back();
-          if (p.prefix.empty()) {  // the usual search from the root: no path to join
-            internal::FillEntry(fd, entry_path(), e.name, st, p.redact_outside_targets, &entry);
+          std::string joined;  // the usual search from the root has no path to join
+          const std::string_view match_path =
+              p.prefix.empty() ? std::string_view(entry_path())
+                               : (joined = internal::JoinPath(p.prefix, entry_path()));
+          if (paths_only) {
+            internal::FillPathEntry(match_path, e.name, type, &entry);
           } else {
-            internal::FillEntry(fd, internal::JoinPath(p.prefix, entry_path()), e.name, st,
-                                p.redact_outside_targets, &entry);
+            internal::FillEntry(fd, match_path, e.name, st, p.redact_outside_targets, &entry);
           }
           const uint64_t bytes = internal::RepeatedFieldBytes(entry);
           if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
@@ -637,6 +646,7 @@ absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl:
   params.max_depth =
       request.has_max_depth() ? request.max_depth() : std::numeric_limits<uint32_t>::max();
   params.include_hidden = request.include_hidden();
+  params.paths_only = streaming && options.stream_paths_only;
   params.size_filter = request.has_min_size() || request.has_max_size();
   params.min_size = request.has_min_size() ? request.min_size() : 0;
   params.max_size =
