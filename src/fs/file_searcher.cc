@@ -466,9 +466,10 @@ class Walk : public std::enable_shared_from_this<Walk> {
         if (!have_stat && !paths_only && internal::StatAt(fd, e.name.data(), &st) == 0) {
           have_stat = true;
         }
-        const auto size = static_cast<uint64_t>(st.st_size);
+        // With a size bound, st is read only when have_stat (paths_only is off).
         if ((have_stat || paths_only) &&
-            (!p.size_filter || (size >= p.min_size && size <= p.max_size))) {
+            (!p.size_filter || (static_cast<uint64_t>(st.st_size) >= p.min_size &&
+                                static_cast<uint64_t>(st.st_size) <= p.max_size))) {
           if (match_count_.fetch_add(1) >= p.max_results) {
             Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
             return;
