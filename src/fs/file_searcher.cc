@@ -38,7 +38,7 @@ namespace {
 // part grows until it is longer than kRebaseBytes, when the walk re-bases on
 // the parent's fd, so depth is unlimited while few fds stay open.
 constexpr size_t kRebaseBytes = 2048;
-constexpr int kMaxHeldFds = 64;
+constexpr int kMaxHeldFds = 16;
 // How many entries a worker scans between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
 // Streaming: a worker hands its matches over once it holds this many (and
