@@ -722,6 +722,9 @@ StarvedSearch SearchWithSpareDescriptors(const FileSearcher& searcher,
 }
 
 TEST_F(FileSearcherTest, OutOfDescriptorsAtTheStartIsResourceExhaustedOnBothResolvers) {
+  if (testing::kSanitizerNeedsDescriptors) {
+    GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own for its checks";
+  }
   FileSearcherOptions options;
   options.threads = 1;
   const FileSearcher searcher(tree_.root(), options);
@@ -737,6 +740,9 @@ TEST_F(FileSearcherTest, OutOfDescriptorsAtTheStartIsResourceExhaustedOnBothReso
 // Room for the start directory only: the walk begins, then cannot open the
 // first subdirectory. That fails the search; it is not a skipped directory.
 TEST_F(FileSearcherTest, OutOfDescriptorsMidWalkFailsTheSearchInsteadOfSkipping) {
+  if (testing::kSanitizerNeedsDescriptors) {
+    GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own for its checks";
+  }
   for (int threads : {1, 0}) {  // one walker, then the whole pool
     SCOPED_TRACE(threads);
     FileSearcherOptions options;

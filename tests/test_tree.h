@@ -78,6 +78,23 @@ class ScopedDescriptorLimit {
 // Descriptors the process has open now (entries of /proc/self/fd).
 int OpenDescriptorCount();
 
+// True in the ASan/UBSan build, whose runtime needs a free descriptor of its
+// own for some checks (UBSan's vptr check on a cache miss probes memory
+// through a pipe, and reports a false error when it cannot make one): tests
+// that call virtual functions with no descriptor left skip there.
+constexpr bool kSanitizerNeedsDescriptors =
+#if defined(__SANITIZE_ADDRESS__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
 // Sorted, exact paths of a list of entries (for comparisons).
 template <typename Entries>
 std::vector<std::string> Paths(const Entries& entries) {
