@@ -65,15 +65,20 @@ bool TargetLeavesRoot(std::string_view link_path, std::string_view target) {
   return false;
 }
 
-void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
-               bool redact_outside_targets, v1::FileEntry* entry) {
+void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
+                   v1::FileEntry* entry) {
   SetName(
       path, [&](std::string s) { entry->set_path(std::move(s)); },
       [&](std::string s) { entry->set_raw_path(std::move(s)); });
   SetName(
       name, [&](std::string s) { entry->set_name(std::move(s)); },
       [&](std::string s) { entry->set_raw_name(std::move(s)); });
-  entry->set_type(FileTypeFromMode(st.st_mode));
+  entry->set_type(FileTypeFromMode(DTTOIF(dtype)));
+}
+
+void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
+               bool redact_outside_targets, v1::FileEntry* entry) {
+  FillPathEntry(path, name, static_cast<uint8_t>(IFTODT(st.st_mode)), entry);
   entry->set_size(static_cast<uint64_t>(st.st_size));
   entry->set_mode(st.st_mode);
   entry->mutable_modified()->set_seconds(st.st_mtim.tv_sec);
@@ -93,17 +98,6 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
           [&](std::string s) { entry->set_raw_symlink_target(std::move(s)); });
     }
   }
-}
-
-void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
-                   v1::FileEntry* entry) {
-  SetName(
-      path, [&](std::string s) { entry->set_path(std::move(s)); },
-      [&](std::string s) { entry->set_raw_path(std::move(s)); });
-  SetName(
-      name, [&](std::string s) { entry->set_name(std::move(s)); },
-      [&](std::string s) { entry->set_raw_name(std::move(s)); });
-  entry->set_type(FileTypeFromMode(DTTOIF(dtype)));
 }
 
 std::string JoinPath(std::string_view dir, std::string_view name) {
