@@ -23,12 +23,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_service.hpp"
-#include "filemesh/process.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/process.hpp"
+#include "filemesh/rpc/service_host.hpp"
+#include "filemesh/service/process.hpp"
 #include "temp_tree.h"
 
 namespace {

@@ -4,10 +4,26 @@ include(CMakePackageConfigHelpers)
 
 set(FILEMESH_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/filemesh")
 
-install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/filemesh"
-  DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+# The headers of the components built, and no others: filemesh/*.hpp is fs,
+# each subfolder the component of its name.
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/filemesh/"
+  DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/filemesh"
   COMPONENT filemesh_development
-  FILES_MATCHING PATTERN "*.hpp")
+  FILES_MATCHING PATTERN "*.hpp"
+  REGEX "/(rpc|rest|service|testing)$" EXCLUDE)
+set(FILEMESH_HEADER_FOLDERS service)
+if(TARGET filemesh_rpc)
+  list(APPEND FILEMESH_HEADER_FOLDERS rpc testing)
+endif()
+if(TARGET filemesh_rest)
+  list(APPEND FILEMESH_HEADER_FOLDERS rest)
+endif()
+foreach(folder IN LISTS FILEMESH_HEADER_FOLDERS)
+  install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/filemesh/${folder}"
+    DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/filemesh"
+    COMPONENT filemesh_development
+    FILES_MATCHING PATTERN "*.hpp")
+endforeach()
 install(FILES "${PROJECT_BINARY_DIR}/include/filemesh/version.hpp"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/filemesh"
   COMPONENT filemesh_development)
@@ -21,32 +37,22 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/proto/filemesh"
   FILES_MATCHING PATTERN "*.proto")
 
 # One export set per component, so find_package(... COMPONENTS x) loads only
-# what was asked for.
-install(TARGETS filemesh_proto EXPORT filemesh-proto-targets
-  ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
-  LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
-install(TARGETS filemesh_fs EXPORT filemesh-fs-targets
-  ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
-  LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
+# what was asked for. proto and base are loaded always (base has no headers:
+# static builds link it).
 if(FILEMESH_BUILD_CLI)
   install(TARGETS filemesh_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
     COMPONENT filemesh_runtime)
 endif()
-
-set(FILEMESH_EXPORTED_COMPONENTS proto fs)
-if(TARGET filemesh_rpc)
-  install(TARGETS filemesh_rpc EXPORT filemesh-rpc-targets
-    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
-    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
-  list(APPEND FILEMESH_EXPORTED_COMPONENTS rpc)
-endif()
-if(TARGET filemesh_rest)
-  install(TARGETS filemesh_rest EXPORT filemesh-rest-targets
-    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
-    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
-  list(APPEND FILEMESH_EXPORTED_COMPONENTS rest)
-endif()
+set(FILEMESH_EXPORTED_COMPONENTS proto base fs service)
+foreach(component rpc testing rest)
+  if(TARGET filemesh_${component})
+    list(APPEND FILEMESH_EXPORTED_COMPONENTS ${component})
+  endif()
+endforeach()
 foreach(component IN LISTS FILEMESH_EXPORTED_COMPONENTS)
+  install(TARGETS filemesh_${component} EXPORT filemesh-${component}-targets
+    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_development
+    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT filemesh_runtime)
   install(EXPORT filemesh-${component}-targets
     NAMESPACE filemesh::
     FILE filemesh-${component}-targets.cmake
@@ -68,22 +74,50 @@ install(FILES
   DESTINATION "${FILEMESH_CMAKE_DIR}"
   COMPONENT filemesh_development)
 
-# rpc's process helpers (process.hpp) parse Abseil flags.
-set(FILEMESH_PC_RPC_REQUIRES
-  "grpc++ librabbitmq absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
-if(TARGET filemesh_rest)
-  set(FILEMESH_PC_LIBS "-lfilemesh_rest -lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
-  # Boost.Beast (the HTTP server) is header-only: nothing to link.
-  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES}")
-elseif(TARGET filemesh_rpc)
-  set(FILEMESH_PC_LIBS "-lfilemesh_rpc -lfilemesh_fs -lfilemesh_proto")
-  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_RPC_REQUIRES}")
-else()
-  set(FILEMESH_PC_LIBS "-lfilemesh_fs -lfilemesh_proto")
-  set(FILEMESH_PC_REQUIRES "")
-endif()
+# pkg-config: one module per component (filemesh-fs, filemesh-service,
+# filemesh-rpc, filemesh-rest), each requiring the modules below it, and
+# filemesh for every component built. The libraries are static by default, so
+# each module requires what its library links.
+# filemesh-base is internal: the library every component links.
+set(FILEMESH_PC_base_REQUIRES "absl_strings")
+set(FILEMESH_PC_base_SUMMARY "internal: what every component links")
+set(FILEMESH_PC_fs_REQUIRES
+  "filemesh-base protobuf re2 absl_status absl_statusor absl_time absl_strings")
+set(FILEMESH_PC_fs_SUMMARY "files: FileLister, FileSearcher")
+set(FILEMESH_PC_service_REQUIRES
+  "filemesh-base absl_strings absl_time absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
+set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals, metrics")
+set(FILEMESH_PC_rpc_REQUIRES
+  "filemesh-fs filemesh-service filemesh-base grpc++ librabbitmq absl_synchronization absl_random_random")
+set(FILEMESH_PC_rpc_SUMMARY "RPC: FailoverChannel, ServiceHost, clients")
+# Boost.Beast (the HTTP server) is header-only: nothing to link.
+set(FILEMESH_PC_rest_REQUIRES "filemesh-rpc filemesh-service filemesh-base protobuf")
+set(FILEMESH_PC_rest_SUMMARY "REST: HttpServer, RestGateway")
+set(FILEMESH_PC_ALL "")
+foreach(component base fs service rpc rest)
+  if(NOT TARGET filemesh_${component})
+    continue()
+  endif()
+  set(FILEMESH_PC_NAME "filemesh-${component}")
+  set(FILEMESH_PC_SUMMARY "${FILEMESH_PC_${component}_SUMMARY}")
+  set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_${component}_REQUIRES}")
+  set(FILEMESH_PC_LIBS "-lfilemesh_${component}")
+  if(component STREQUAL "fs")
+    string(APPEND FILEMESH_PC_LIBS " -lfilemesh_proto")
+  endif()
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/filemesh.pc.in"
+    "${PROJECT_BINARY_DIR}/pkgconfig/filemesh-${component}.pc" @ONLY)
+  if(NOT component STREQUAL "base")
+    string(APPEND FILEMESH_PC_ALL " filemesh-${component}")
+  endif()
+endforeach()
+set(FILEMESH_PC_NAME "filemesh")
+set(FILEMESH_PC_SUMMARY "every component built")
+set(FILEMESH_PC_REQUIRES "${FILEMESH_PC_ALL}")
+set(FILEMESH_PC_LIBS "")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/filemesh.pc.in"
-  "${PROJECT_BINARY_DIR}/filemesh.pc" @ONLY)
-install(FILES "${PROJECT_BINARY_DIR}/filemesh.pc"
+  "${PROJECT_BINARY_DIR}/pkgconfig/filemesh.pc" @ONLY)
+install(DIRECTORY "${PROJECT_BINARY_DIR}/pkgconfig/"
   DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
-  COMPONENT filemesh_development)
+  COMPONENT filemesh_development
+  FILES_MATCHING PATTERN "*.pc")

@@ -19,11 +19,14 @@ set(CPACK_COMPONENT_FILEMESH_DEVELOPMENT_DESCRIPTION
   "SDK for file listing and search services that keep answering when gRPC fails
 FileLister, FileSearcher, FailoverChannel, ServiceHost and RestGateway:
 headers, libraries, the CMake package (find_package(filemesh)) and the
-pkg-config file.")
+pkg-config modules.")
 # What a consumer's build needs to find and link the components.
 set(filemesh_dev_depends "libprotobuf-dev, protobuf-compiler, libabsl-dev, libre2-dev, pkg-config")
 if(FILEMESH_BUILD_RPC)
-  string(APPEND filemesh_dev_depends ", libgrpc++-dev, librabbitmq-dev, libboost-dev")
+  string(APPEND filemesh_dev_depends ", libgrpc++-dev, librabbitmq-dev")
+endif()
+if(FILEMESH_BUILD_REST)
+  string(APPEND filemesh_dev_depends ", libboost-dev")
 endif()
 set(CPACK_DEBIAN_FILEMESH_DEVELOPMENT_PACKAGE_DEPENDS "${filemesh_dev_depends}")
 # Debian's place for the license (installed with the SDK's headers).

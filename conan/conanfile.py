@@ -27,19 +27,21 @@ class FilemeshConan(ConanFile):
     topics = ("filesystem", "search", "grpc", "rabbitmq", "rest")
     package_type = "library"
     settings = "os", "arch", "compiler", "build_type"
-    # Components: fs is always built. rpc (gRPC + RabbitMQ) and rest (the REST
-    # gateway on Boost.Beast) come together: CMakeLists.txt builds rest
-    # whenever FILEMESH_BUILD_RPC is on and has no option of its own for it.
+    # Components (docs/architecture.md): fs and service are always built; rpc
+    # (gRPC + RabbitMQ, with the header-only testing) and rest (the REST
+    # gateway on Boost.Beast, which needs rpc) are options.
     options = {
         "shared": [True, False],
         "fPIC": [True, False],
-        "rpc": [True, False],  # FILEMESH_BUILD_RPC: filemesh::rpc and filemesh::rest
+        "rpc": [True, False],  # FILEMESH_BUILD_RPC: filemesh::rpc and filemesh::testing
+        "rest": [True, False],  # FILEMESH_BUILD_REST: filemesh::rest (needs rpc)
         "cli": [True, False],  # FILEMESH_BUILD_CLI: the filemesh command (bin/filemesh)
     }
     default_options = {
         "shared": False,
         "fPIC": True,
         "rpc": True,
+        "rest": True,
         "cli": True,
     }
 
@@ -62,7 +64,7 @@ class FilemeshConan(ConanFile):
         for folder in ("cmake", "include", "src", "proto"):
             copy(self, "*", src=os.path.join(root, folder),
                  dst=os.path.join(self.export_sources_folder, folder))
-        # Compiled into filemesh::rest (src/rest/rest.cmake).
+        # Compiled into filemesh::rest (src/rest/CMakeLists.txt).
         copy(self, "openapi.yaml", src=os.path.join(root, "docs"),
              dst=os.path.join(self.export_sources_folder, "docs"))
 
@@ -73,6 +75,9 @@ class FilemeshConan(ConanFile):
     def configure(self):
         if self.options.shared:
             self.options.rm_safe("fPIC")
+        if not self.options.rpc:
+            # rest is built on rpc.
+            self.options.rm_safe("rest")
 
     def layout(self):
         # Outside the cache (conan install/build conan) the sources are this
@@ -90,6 +95,7 @@ class FilemeshConan(ConanFile):
         if self.options.rpc:
             self.requires("grpc/1.51.1")
             self.requires("rabbitmq-c/0.11.0")
+        if self.options.get_safe("rest"):
             # filemesh::rest's HttpServer: Boost.Beast and Asio, headers only.
             self.requires("boost/1.74.0")
         if self.options.cli:
@@ -109,6 +115,7 @@ class FilemeshConan(ConanFile):
     def generate(self):
         tc = CMakeToolchain(self)
         tc.cache_variables["FILEMESH_BUILD_RPC"] = bool(self.options.rpc)
+        tc.cache_variables["FILEMESH_BUILD_REST"] = bool(self.options.get_safe("rest"))
         tc.cache_variables["FILEMESH_BUILD_CLI"] = bool(self.options.cli)
         tc.cache_variables["FILEMESH_BUILD_TESTS"] = False
         tc.cache_variables["FILEMESH_BUILD_BENCHMARKS"] = False
@@ -133,14 +140,17 @@ class FilemeshConan(ConanFile):
     def package_info(self):
         # Consumers use the CMake package filemesh installs itself
         # (lib/cmake/filemesh/filemeshConfig.cmake: find_package(filemesh
-        # CONFIG COMPONENTS fs rpc rest)), which finds the dependencies again.
+        # CONFIG COMPONENTS fs service rpc testing rest)), which finds the
+        # dependencies again.
         self.cpp_info.set_property("cmake_find_mode", "none")
         self.cpp_info.builddirs.append(os.path.join("lib", "cmake", "filemesh"))
 
         # For Conan's other generators (PkgConfigDeps...) and the link: the
         # libraries in link order. Every requirement is used by one of them.
-        libs = ["filemesh_fs", "filemesh_proto"]
+        libs = ["filemesh_service", "filemesh_fs", "filemesh_base", "filemesh_proto"]
         if self.options.rpc:
-            libs = ["filemesh_rest", "filemesh_rpc"] + libs
+            libs = ["filemesh_rpc"] + libs
+        if self.options.get_safe("rest"):
+            libs = ["filemesh_rest"] + libs
         self.cpp_info.libs = libs
         self.cpp_info.system_libs = ["pthread"]

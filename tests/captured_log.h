@@ -8,7 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "filemesh/log.hpp"
+#include "filemesh/service/log.hpp"
 
 namespace filemesh {
 

@@ -1,4 +1,4 @@
-#include "fs/cpus.h"
+#include "base/cpus.h"
 
 #include "gtest/gtest.h"
 

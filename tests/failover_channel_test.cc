@@ -1,12 +1,12 @@
 // FailoverChannel's policy over in-memory transports (no network): which
 // transport serves, when it fails over, the breaker, queued calls, counters.
 
-#include "filemesh/failover_channel.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
 
 #include <memory>
 #include <string>
 
-#include "filemesh/clients.hpp"
+#include "filemesh/rpc/clients.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #include "gtest/gtest.h"
 

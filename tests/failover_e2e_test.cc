@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/service_host.hpp"
 #include "gtest/gtest.h"
 #include "rabbitmq/amqp_admin.h"
 #include "rabbitmq/broker.h"

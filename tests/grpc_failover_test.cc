@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #include "gtest/gtest.h"
 #include "rpc/grpc_transport.h"

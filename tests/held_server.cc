@@ -9,8 +9,8 @@
 
 #include "absl/time/clock.h"
 #include "filemesh/file_service.hpp"
-#include "filemesh/process.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/service_host.hpp"
+#include "filemesh/service/process.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 2) {

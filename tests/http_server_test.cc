@@ -3,7 +3,7 @@
 // limit (sizes, counts, times, connections), asynchronous handlers, and a
 // shutdown that lets requests in flight finish and closes stalled ones.
 
-#include "filemesh/http_server.hpp"
+#include "filemesh/rest/http_server.hpp"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -28,8 +28,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "filemesh/log.hpp"
-#include "filemesh/process.hpp"
+#include "filemesh/service/log.hpp"
+#include "filemesh/service/process.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loopback_port.h"

@@ -1,7 +1,7 @@
-// The status mapping and problem documents of http.hpp: every code's HTTP
+// The status mapping and problem documents of filemesh/rest/http.hpp: every code's HTTP
 // status, and problem bodies that stay valid JSON whatever the detail holds.
 
-#include "filemesh/http.hpp"
+#include "filemesh/rest/http.hpp"
 
 #include <string>
 #include <utility>

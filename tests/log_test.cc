@@ -2,7 +2,7 @@
 // RedactUrl, the sink and the level filter, and the lines the rpc layer
 // writes (gRPC listening, calls with log_calls, breaker changes).
 
-#include "filemesh/log.hpp"
+#include "filemesh/service/log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -21,13 +21,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "captured_log.h"
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/service_host.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rpc/log_internal.h"
 #include "rpc_test_support.h"
+#include "service/log_internal.h"
 
 namespace filemesh {
 namespace {

@@ -2,7 +2,7 @@
 // escaping, cumulative histogram buckets, collected families, and counts
 // that add up under concurrent updates.
 
-#include "filemesh/metrics.hpp"
+#include "filemesh/service/metrics.hpp"
 
 #include <cstdlib>
 #include <limits>

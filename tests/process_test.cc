@@ -1,7 +1,7 @@
 // ParseFlags: FILEMESH_* variables set flags, the command line wins, bad
 // values stop the program with a clear message; TerminationSignals.
 
-#include "filemesh/process.hpp"
+#include "filemesh/service/process.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
-#include "filemesh/log.hpp"
+#include "filemesh/service/log.hpp"
 #include "gtest/gtest.h"
 
 ABSL_FLAG(int, test_threads, 4, "worker threads");

@@ -5,9 +5,8 @@ endif()
 # Tests of filemesh::rest: status mapping and problems, the metrics registry,
 # RestGateway over in-memory transports (included by tests/CMakeLists.txt).
 filemesh_add_test(http_test SOURCES http_test.cc LIBS filemesh::rest protobuf::libprotobuf)
-filemesh_add_test(metrics_test SOURCES metrics_test.cc LIBS filemesh::rest)
 filemesh_add_test(rest_gateway_test SOURCES rest_gateway_test.cc
-  LIBS filemesh::rest filemesh::rpc protobuf::libprotobuf)
+  LIBS filemesh::rest filemesh::rpc filemesh::testing protobuf::libprotobuf)
 # The page and the OpenAPI document are compared with the files they came from.
 target_compile_definitions(rest_gateway_test PRIVATE FILEMESH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 # A real HttpServer on loopback, driven by httplib's client.

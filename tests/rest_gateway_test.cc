@@ -3,7 +3,7 @@
 // mapping, authentication, request ids, queued operations, readiness,
 // metrics and the access log.
 
-#include "filemesh/rest_gateway.hpp"
+#include "filemesh/rest/rest_gateway.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -21,7 +21,7 @@
 #include "captured_log.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
-#include "filemesh/log.hpp"
+#include "filemesh/service/log.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"

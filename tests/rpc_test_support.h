@@ -8,7 +8,7 @@
 
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/service_host.hpp"
 #include "loopback_port.h"
 #include "test_tree.h"
 

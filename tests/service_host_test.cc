@@ -2,7 +2,7 @@
 // the limits it puts on calls (in flight, run time, message size), checked
 // through a real gRPC server on loopback.
 
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/service_host.hpp"
 
 #include <dirent.h>
 

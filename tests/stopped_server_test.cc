@@ -16,8 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "filemesh/failover_channel.hpp"
 #include "filemesh/file_service.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #include "gtest/gtest.h"
 #include "loopback_port.h"

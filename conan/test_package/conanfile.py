@@ -20,7 +20,7 @@ class FilemeshTestConan(ConanFile):
 
     def generate(self):
         tc = CMakeToolchain(self)
-        # With rpc on, the consumer also links filemesh::rpc and filemesh::rest.
+        # With rpc on, the consumer also links filemesh::rpc and filemesh::testing.
         tc.cache_variables["FILEMESH_TEST_RPC"] = bool(self.dependencies["filemesh"].options.rpc)
         tc.generate()
         CMakeDeps(self).generate()

@@ -11,9 +11,9 @@
 #include "filemesh/file_lister.hpp"
 #include "filemesh/version.hpp"
 #ifdef FILEMESH_TEST_RPC
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
-#include "filemesh/metrics.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/service/metrics.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #endif
 

@@ -5,7 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "filemesh/transport.hpp"
+#include "filemesh/rpc/transport.hpp"
 
 ABSL_FLAG(int64_t, queue_max_length, 10000,
           "requests waiting in a service queue at most; past it a call fails at once "

@@ -7,7 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/queue_flags.h"
-#include "filemesh/process.hpp"
+#include "filemesh/service/process.hpp"
 
 ABSL_FLAG(std::string, root, "", "directory to serve (required)");
 ABSL_FLAG(std::string, grpc_listen, "",

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/service_host.hpp"
 
 ABSL_DECLARE_FLAG(std::string, root);
 ABSL_DECLARE_FLAG(std::string, grpc_listen);

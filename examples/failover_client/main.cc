@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <string>
 
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
 #include "filemesh/file_lister.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/service_host.hpp"
 
 int main(int argc, char** argv) {
   if (argc < 2 || argc > 3) {

@@ -20,12 +20,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/queue_flags.h"
-#include "filemesh/clients.hpp"
-#include "filemesh/failover_channel.hpp"
-#include "filemesh/http_server.hpp"
-#include "filemesh/log.hpp"
-#include "filemesh/process.hpp"
-#include "filemesh/rest_gateway.hpp"
+#include "filemesh/rest/http_server.hpp"
+#include "filemesh/rest/rest_gateway.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/process.hpp"
+#include "filemesh/service/log.hpp"
+#include "filemesh/service/process.hpp"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP listen address HOST:PORT");
 ABSL_FLAG(std::string, lister_grpc, "",

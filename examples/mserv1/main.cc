@@ -9,8 +9,9 @@
 #include "absl/flags/flag.h"
 #include "common/service_flags.h"
 #include "filemesh/file_lister.hpp"
-#include "filemesh/process.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/process.hpp"
+#include "filemesh/rpc/service_host.hpp"
+#include "filemesh/service/process.hpp"
 
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts

@@ -9,8 +9,9 @@
 #include "absl/flags/flag.h"
 #include "common/service_flags.h"
 #include "filemesh/file_searcher.hpp"
-#include "filemesh/process.hpp"
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/process.hpp"
+#include "filemesh/rpc/service_host.hpp"
+#include "filemesh/service/process.hpp"
 
 ABSL_FLAG(bool, one_file_system, true,
           "searches that leave one_file_system unset stay on the filesystem of their start "

@@ -1,6 +1,7 @@
 // The two services as interfaces: FileLister and FileSearcher answer them
-// locally, FileListerClient and FileSearcherClient (clients.hpp) remotely, so
-// code written against an interface runs either way without change.
+// locally, FileListerClient and FileSearcherClient (filemesh/rpc/clients.hpp)
+// remotely, so code written against an interface runs either way without
+// change. Nothing here knows of a transport.
 
 #ifndef FILEMESH_FILE_SERVICE_HPP_
 #define FILEMESH_FILE_SERVICE_HPP_
@@ -9,28 +10,17 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/transport.hpp"
 #include "filemesh/v1/filemesh.pb.h"
 
 namespace filemesh {
 
-// Full method names of the two services, as gRPC and AMQP carry them.
-inline constexpr char kListMethod[] = "/filemesh.v1.FileLister/List";
-inline constexpr char kSearchMethod[] = "/filemesh.v1.FileSearcher/Search";
-
-// The byte budget of one List page or Search answer's entries for a
-// transport maximum of `max_message_bytes`: that less a sixteenth, at most
-// 1 MiB, of room for the rest of the message, so the largest answer still
-// travels. A page or search that reaches it ends early (a shorter page with
-// a next_page_token; a search truncated with TRUNCATION_REASON_MAX_BYTES).
-constexpr size_t ResponseBudget(size_t max_message_bytes) {
-  const size_t room =
-      max_message_bytes / 16 < (size_t{1} << 20) ? max_message_bytes / 16 : (size_t{1} << 20);
-  return max_message_bytes - room;
-}
-
-// ResponseBudget(kDefaultMaxMessageBytes): 15 MiB.
-inline constexpr size_t kDefaultMaxResponseBytes = ResponseBudget(kDefaultMaxMessageBytes);
+// The default byte budget of one List page's or Search answer's entries
+// (FileListerOptions and FileSearcherOptions::max_response_bytes): 15 MiB,
+// which leaves room for the rest of the message within the 16 MiB a filemesh
+// transport carries by default (filemesh/rpc/methods.hpp: ResponseBudget). A
+// page or search that reaches it ends early (a shorter page with a
+// next_page_token; a search truncated with TRUNCATION_REASON_MAX_BYTES).
+inline constexpr size_t kDefaultMaxResponseBytes = size_t{15} << 20;
 
 class FileListerInterface {
  public:

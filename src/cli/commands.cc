@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 #include "cli/remote.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"

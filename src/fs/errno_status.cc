@@ -6,7 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace filemesh::internal {
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/worker_pool.h"
 #include "filemesh/names.hpp"
 #include "fs/beneath.h"
 #include "fs/clock.h"
@@ -24,7 +25,6 @@
 #include "fs/entry.h"
 #include "fs/errno_status.h"
 #include "fs/matcher.h"
-#include "fs/worker_pool.h"
 
 namespace filemesh {
 

@@ -9,9 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
+#include "base/utf8.h"
 #include "filemesh/names.hpp"
-#include "fs/utf8.h"
 #include "re2/re2.h"
 
 namespace filemesh::internal {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/escaping.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace filemesh::internal {
 namespace {

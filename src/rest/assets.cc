@@ -1,7 +1,7 @@
 #include "rest/assets.h"
 
 #include "absl/strings/match.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace filemesh::internal {
 

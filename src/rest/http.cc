@@ -1,10 +1,10 @@
-#include "filemesh/http.hpp"
+#include "filemesh/rest/http.hpp"
 
 #include <atomic>
 #include <string>
 #include <utility>
 
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 #include "rest/json.h"
 #include "rest/problem.h"
 

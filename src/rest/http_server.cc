@@ -3,7 +3,7 @@
 // parser and timer owned by it, every step a completion on the
 // connection's strand. No thread waits on a connection or on a handler.
 
-#include "filemesh/http_server.hpp"
+#include "filemesh/rest/http_server.hpp"
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -35,10 +35,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
-#include "filemesh/log.hpp"
-#include "fs/cpus.h"
-#include "percent_decode.h"
+#include "base/absl_compat.h"
+#include "base/cpus.h"
+#include "base/percent_decode.h"
+#include "filemesh/service/log.hpp"
 #include "rest/problem.h"
 
 namespace filemesh {

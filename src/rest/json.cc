@@ -3,9 +3,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/quoted_escape.h"
 #include "filemesh/names.hpp"
 #include "google/protobuf/util/json_util.h"
-#include "quoted_escape.h"
 #include "rest/proto_json.h"
 
 namespace filemesh::internal {

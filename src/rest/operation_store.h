@@ -18,8 +18,8 @@
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "filemesh/http.hpp"
-#include "filemesh/transport.hpp"
+#include "filemesh/rest/http.hpp"
+#include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 

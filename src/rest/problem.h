@@ -1,5 +1,5 @@
 // Problem documents with an HTTP status that no absl::StatusCode maps to
-// (405 Method Not Allowed); ProblemResponse (http.hpp) is built on it.
+// (405 Method Not Allowed); ProblemResponse (filemesh/rest/http.hpp) is built on it.
 
 #ifndef FILEMESH_SRC_REST_PROBLEM_H_
 #define FILEMESH_SRC_REST_PROBLEM_H_
@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "filemesh/http.hpp"
+#include "filemesh/rest/http.hpp"
 
 namespace filemesh::internal {
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 #include "filemesh/names.hpp"
 
 namespace filemesh::internal {

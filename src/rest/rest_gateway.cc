@@ -1,4 +1,4 @@
-#include "filemesh/rest_gateway.hpp"
+#include "filemesh/rest/rest_gateway.hpp"
 
 #include <array>
 #include <atomic>
@@ -18,15 +18,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "absl_compat.h"
-#include "filemesh/log.hpp"
+#include "base/absl_compat.h"
+#include "base/blocking_wait.h"
 #include "filemesh/names.hpp"
+#include "filemesh/service/log.hpp"
 #include "rest/assets.h"
 #include "rest/json.h"
 #include "rest/operation_store.h"
 #include "rest/problem.h"
 #include "rest/query_params.h"
-#include "rpc/blocking_wait.h"
 
 namespace filemesh {
 namespace {

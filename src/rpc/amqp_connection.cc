@@ -14,8 +14,8 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
-#include "filemesh/log.hpp"
+#include "base/absl_compat.h"
+#include "filemesh/service/log.hpp"
 
 namespace filemesh::internal {
 namespace {

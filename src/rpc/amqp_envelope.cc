@@ -6,8 +6,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
-#include "filemesh/service_host.hpp"
+#include "base/absl_compat.h"
+#include "filemesh/rpc/methods.hpp"
 
 namespace filemesh::internal {
 

@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/queue_limits.hpp"
+#include "filemesh/rpc/queue_limits.hpp"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::internal {

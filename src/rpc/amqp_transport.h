@@ -18,8 +18,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/queue_limits.hpp"
-#include "filemesh/transport.hpp"
+#include "filemesh/rpc/queue_limits.hpp"
+#include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 

@@ -3,8 +3,8 @@
 #include <cctype>
 
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
-#include "percent_decode.h"
+#include "base/absl_compat.h"
+#include "base/percent_decode.h"
 
 namespace filemesh::internal {
 namespace {

@@ -5,7 +5,21 @@
 
 #include "absl/time/clock.h"
 
-namespace filemesh::internal {
+namespace filemesh {
+
+std::string_view BreakerStateName(BreakerState state) {
+  switch (state) {
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half-open";
+  }
+  return "closed";
+}
+
+namespace internal {
 
 CircuitBreaker::CircuitBreaker(const FailoverPolicy& policy, Clock clock)
     : policy_(policy),
@@ -100,4 +114,5 @@ absl::Duration CircuitBreaker::current_cooldown() const {
   return cooldown_;
 }
 
-}  // namespace filemesh::internal
+}  // namespace internal
+}  // namespace filemesh

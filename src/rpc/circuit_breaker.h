@@ -22,7 +22,7 @@
 #include <mutex>
 
 #include "absl/time/time.h"
-#include "filemesh/failover_channel.hpp"
+#include "filemesh/rpc/failover_policy.hpp"
 
 namespace filemesh::internal {
 

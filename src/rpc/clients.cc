@@ -1,4 +1,4 @@
-#include "filemesh/clients.hpp"
+#include "filemesh/rpc/clients.hpp"
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

@@ -1,43 +1,17 @@
-#include "filemesh/failover_channel.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
 
 #include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "filemesh/log.hpp"
-#include "rpc/blocking_wait.h"
+#include "base/blocking_wait.h"
+#include "filemesh/service/log.hpp"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/transport_factory.h"
 
 namespace filemesh {
-
-std::string_view TransportKindName(TransportKind kind) {
-  switch (kind) {
-    case TransportKind::kGrpc:
-      return "grpc";
-    case TransportKind::kAmqp:
-      return "amqp";
-    case TransportKind::kInMemory:
-      return "in-memory";
-    case TransportKind::kNone:
-      break;
-  }
-  return "none";
-}
-
-std::string_view BreakerStateName(BreakerState state) {
-  switch (state) {
-    case BreakerState::kClosed:
-      return "closed";
-    case BreakerState::kOpen:
-      return "open";
-    case BreakerState::kHalfOpen:
-      return "half-open";
-  }
-  return "closed";
-}
 
 namespace {
 
@@ -65,15 +39,6 @@ struct PendingCall {
 };
 
 }  // namespace
-
-TransportResult Transport::Call(const std::string& method, const std::string& request,
-                                absl::Time deadline) {
-  internal::BlockingWait<TransportResult> wait;
-  CallOptions options;
-  options.deadline = deadline;
-  CallAsync(method, request, options, wait.Callback());
-  return wait.Take();
-}
 
 struct FailoverChannel::Impl {
   Impl(std::unique_ptr<Transport> p, std::unique_ptr<Transport> f, FailoverPolicy pol)

@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "filemesh/log.hpp"
+#include "filemesh/service/log.hpp"
 #include "google/protobuf/io/coded_stream.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/status_convert.h"

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/transport.hpp"
+#include "filemesh/rpc/transport.hpp"
 #include "rpc/timer_queue.h"
 
 namespace grpc {

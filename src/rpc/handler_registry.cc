@@ -17,12 +17,4 @@ std::vector<std::string> HandlerRegistry::ServiceNames() const {
   return {names.begin(), names.end()};
 }
 
-std::vector<std::string> HandlerRegistry::MethodsOf(const std::string& service) const {
-  std::vector<std::string> out;
-  for (const auto& [method, handler] : handlers_) {
-    if (ServiceOfMethod(method) == service) out.push_back(method);
-  }
-  return out;
-}
-
 }  // namespace filemesh::internal

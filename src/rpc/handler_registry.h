@@ -13,13 +13,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/rpc/methods.hpp"
 
 namespace filemesh::internal {
 
 // Parses the request, runs the typed handler, serializes the response. Must
-// not throw (the typed wrapper turns exceptions into Internal).
-using RawHandler =
-    std::function<absl::StatusOr<std::string>(const std::string& request, absl::Time deadline)>;
+// not throw (MakeRawHandler turns exceptions into Internal).
+using RawHandler = RawMethodHandler;
 
 // Called exactly once with the outcome of a dispatched call, from any thread.
 using ReplyCallback = std::function<void(absl::StatusOr<std::string> response)>;
@@ -39,9 +39,6 @@ class HandlerRegistry {
 
   // "package.Service" of every registered method, each once, sorted.
   std::vector<std::string> ServiceNames() const;
-
-  // The methods of one service, "/package.Service/Method" each.
-  std::vector<std::string> MethodsOf(const std::string& service) const;
 
  private:
   std::map<std::string, RawHandler> handlers_;

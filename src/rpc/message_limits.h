@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace filemesh::internal {
 

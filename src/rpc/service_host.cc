@@ -1,4 +1,4 @@
-#include "filemesh/service_host.hpp"
+#include "filemesh/rpc/service_host.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -13,9 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "absl_compat.h"
-#include "filemesh/log.hpp"
-#include "fs/worker_pool.h"
+#include "base/absl_compat.h"
+#include "base/worker_pool.h"
+#include "filemesh/service/log.hpp"
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
 #include "rpc/handler_registry.h"
@@ -133,17 +133,11 @@ void ServiceHost::RegisterRaw(const std::string& method, RawMethodHandler handle
 }
 
 void ServiceHost::AddFileLister(const FileListerInterface& service) {
-  Register<v1::ListRequest, v1::ListResponse>(
-      kListMethod, [&service](const v1::ListRequest& request, absl::Time deadline) {
-        return service.List(request, deadline);
-      });
+  RegisterRaw(kListMethod, FileListerHandler(service));
 }
 
 void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
-  Register<v1::SearchRequest, v1::SearchResponse>(
-      kSearchMethod, [&service](const v1::SearchRequest& request, absl::Time deadline) {
-        return service.Search(request, deadline);
-      });
+  RegisterRaw(kSearchMethod, FileSearcherHandler(service));
 }
 
 absl::Status ServiceHost::Start() {

@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "filemesh/failover_channel.hpp"
-#include "filemesh/transport.hpp"
+#include "filemesh/rpc/failover_channel.hpp"
+#include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 

@@ -1,6 +1,7 @@
 // InMemoryTransport: a Transport that calls handlers in the same process, for
 // unit tests of code that uses FailoverChannel or the typed clients, with no
-// network and no broker.
+// network and no broker. Header-only (CMake target filemesh::testing): no
+// production library contains it.
 //
 //   auto transport = std::make_unique<filemesh::testing::InMemoryTransport>();
 //   transport->ServeFileLister(my_fake_lister);
@@ -9,7 +10,8 @@
 //   filemesh::FileListerClient client(channel);
 //
 // It can also play a failing or queueing transport, to exercise the caller's
-// handling of Unavailable and of queued operations.
+// handling of Unavailable and of queued operations. Handlers get the call's
+// deadline, as a server's would.
 //
 // Thread safety: all methods may be called concurrently.
 
@@ -17,49 +19,159 @@
 #define FILEMESH_TESTING_IN_MEMORY_TRANSPORT_HPP_
 
 #include <cstdint>
-#include <memory>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "filemesh/file_service.hpp"
-#include "filemesh/service_host.hpp"
-#include "filemesh/transport.hpp"
+#include "filemesh/rpc/methods.hpp"
+#include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::testing {
 
 class InMemoryTransport final : public Transport {
  public:
-  InMemoryTransport();
-  ~InMemoryTransport() override;
-
   // Serves `method` with `handler` (bytes in, bytes out).
-  void Register(const std::string& method, RawMethodHandler handler);
+  void Register(const std::string& method, RawMethodHandler handler) {
+    std::lock_guard<std::mutex> lock(mu_);
+    handlers_[method] = std::move(handler);
+  }
   // Serves List / Search with `service`, which must outlive the transport.
-  void ServeFileLister(const FileListerInterface& service);
-  void ServeFileSearcher(const FileSearcherInterface& service);
+  void ServeFileLister(const FileListerInterface& service) {
+    Register(kListMethod, FileListerHandler(service));
+  }
+  void ServeFileSearcher(const FileSearcherInterface& service) {
+    Register(kSearchMethod, FileSearcherHandler(service));
+  }
 
   // While set, every call fails with Unavailable and KnownUnavailable() is
   // true, as a transport whose peer is down.
-  void SetUnavailable(bool unavailable);
+  void SetUnavailable(bool unavailable) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unavailable_ = unavailable;
+  }
   // While set, calls are not answered: each returns DeadlineExceeded with a
   // queued_id, as a broker that accepted the request but has no consumer.
-  void SetQueueing(bool queueing);
+  void SetQueueing(bool queueing) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queueing_ = queueing;
+  }
   // Answers every queued call now (their replies become TakeLateReply's).
   void DeliverQueued();
 
   // Calls received so far.
-  uint64_t calls() const;
+  uint64_t calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
 
   TransportKind kind() const override { return TransportKind::kInMemory; }
   // Serves the call on the calling thread: `done` runs before it returns.
   void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
-                 TransportCallback done) override;
-  bool KnownUnavailable() const override;
+                 TransportCallback done) override {
+    done(Answer(method, request, options.deadline));
+  }
+  bool KnownUnavailable() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return unavailable_;
+  }
   LateReply TakeLateReply(const std::string& queued_id) override;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  struct Queued {
+    std::string method;
+    std::string request;
+    bool done = false;
+    absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  };
+
+  TransportResult Answer(const std::string& method, const std::string& request,
+                         absl::Time deadline);
+  absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
+                                    absl::Time deadline) const;
+
+  mutable std::mutex mu_;
+  std::map<std::string, RawMethodHandler> handlers_;  // guarded by mu_
+  bool unavailable_ = false;                          // guarded by mu_
+  bool queueing_ = false;                             // guarded by mu_
+  uint64_t calls_ = 0;                                // guarded by mu_
+  uint64_t next_id_ = 1;                              // guarded by mu_
+  std::map<std::string, Queued> queued_;              // guarded by mu_
 };
+
+inline void InMemoryTransport::DeliverQueued() {
+  std::map<std::string, Queued> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, q] : queued_) {
+      if (!q.done) pending.emplace(id, q);
+    }
+  }
+  for (auto& [id, q] : pending) {
+    absl::StatusOr<std::string> response = Serve(q.method, q.request, absl::InfiniteFuture());
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = queued_.find(id);
+    if (it == queued_.end()) continue;
+    it->second.done = true;
+    it->second.response = std::move(response);
+  }
+}
+
+inline LateReply InMemoryTransport::TakeLateReply(const std::string& queued_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = queued_.find(queued_id);
+  LateReply reply;
+  if (it == queued_.end()) return reply;
+  if (!it->second.done) {
+    reply.state = LateReply::State::kPending;
+    return reply;
+  }
+  reply.state = LateReply::State::kDone;
+  reply.response = std::move(it->second.response);
+  queued_.erase(it);
+  return reply;
+}
+
+inline TransportResult InMemoryTransport::Answer(const std::string& method,
+                                                 const std::string& request, absl::Time deadline) {
+  TransportResult result;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (unavailable_) {
+      result.response = absl::UnavailableError("in-memory transport set unavailable");
+      return result;
+    }
+    if (queueing_) {
+      const std::string id = absl::StrCat("in-memory-", next_id_++);
+      queued_[id] = Queued{method, request};
+      result.response = absl::DeadlineExceededError("queued; no reply yet");
+      result.queued_id = id;
+      return result;
+    }
+  }
+  result.accepted = true;
+  result.response = Serve(method, request, deadline);
+  return result;
+}
+
+inline absl::StatusOr<std::string> InMemoryTransport::Serve(const std::string& method,
+                                                            const std::string& request,
+                                                            absl::Time deadline) const {
+  RawMethodHandler handler;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = handlers_.find(method);
+    if (it == handlers_.end()) return absl::UnimplementedError("unknown method " + method);
+    handler = it->second;
+  }
+  return handler(request, deadline);
+}
 
 }  // namespace filemesh::testing
 

@@ -1,0 +1,126 @@
+// HttpServer: serves an HttpHandler or an AsyncHttpHandler (http.hpp) over
+// HTTP/1.1, event-driven: a few I/O threads carry every connection, none is
+// held by a connection, and an asynchronous handler's response is written
+// whenever it comes (from a backend call's completion, say).
+//
+//   filemesh::HttpServerOptions options;
+//   options.listen = "127.0.0.1:8080";
+//   filemesh::HttpServer server(options);
+//   absl::Status status = server.Start(
+//       [&](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
+//         gateway.HandleAsync(r, std::move(respond));
+//       });
+//   if (!status.ok()) { ... }
+//   ... wait for a signal ...
+//   server.Shutdown();
+//
+// Every request reaches the handler whatever its method and path, with the
+// path and query percent-decoded (a malformed escape is answered 400 without
+// calling it) and header names in lower case. Request bodies are read (up to
+// max_body_bytes, else 413) and dropped: handlers get none. HEAD is answered
+// with the handler's headers and no body.
+//
+// Limits, each answered with an `application/problem+json` and the
+// connection closed: a request head over max_head_bytes or with more than
+// max_header_fields fields is 431, a request target over max_target_bytes is
+// 414, a head not complete within head_timeout of its first byte is 408
+// (slow-loris), a body not complete within body_timeout is 408, a body over
+// max_body_bytes is 413, `Content-Length` together with `Transfer-Encoding`
+// (or a malformed or repeated `Content-Length`) is 400. Past max_connections
+// open connections a new one gets 503 and is closed at once. A keep-alive
+// connection idle for idle_timeout is closed, and so is one whose peer does
+// not take its response within write_timeout. A handler that throws is
+// answered 500. Logs `event=http_listening address=HOST:PORT` once bound.
+//
+// Thread safety: Start, Shutdown and Wait may be called from any thread;
+// handlers run on the I/O threads, many at once.
+
+#ifndef FILEMESH_REST_HTTP_SERVER_HPP_
+#define FILEMESH_REST_HTTP_SERVER_HPP_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "filemesh/rest/http.hpp"
+
+namespace filemesh {
+
+struct HttpServerOptions {
+  // "host:port" to listen on: "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80".
+  // Port 0 picks a free one (see HttpServer::port()).
+  std::string listen = "127.0.0.1:8080";
+  // Threads running the event loop; 0: one per CPU the process may use
+  // (affinity mask and cgroup CPU quota).
+  int io_threads = 0;
+  // Open connections at most; past it a new connection is answered 503 and
+  // closed. Each needs a file descriptor: see RaiseOpenFileLimit (process.hpp).
+  size_t max_connections = 10000;
+  // The request line and header fields together, in bytes (431 past it).
+  size_t max_head_bytes = size_t{16} * 1024;
+  // The request target (path and query), in bytes (414 past it).
+  size_t max_target_bytes = size_t{8} * 1024;
+  // Header fields per request (431 past it).
+  size_t max_header_fields = 100;
+  // Request bodies are read and dropped up to this many bytes (413 past it).
+  size_t max_body_bytes = size_t{1024} * 1024;
+  // From a request's first byte to the end of its head (408 past it).
+  absl::Duration head_timeout = absl::Seconds(10);
+  // From the end of the head to the end of the body (408 past it).
+  absl::Duration body_timeout = absl::Seconds(30);
+  // A keep-alive connection with no request coming is closed after this.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // A response the peer does not take within this is dropped with the
+  // connection.
+  absl::Duration write_timeout = absl::Seconds(30);
+  // Requests one connection may carry before the server closes it.
+  int keep_alive_max_requests = 10000;
+  // How long Shutdown waits for the responses of requests in flight before
+  // it closes their connections too.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(HttpServerOptions options);
+  // Shutdown(), then waits for it.
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving `handler` in the background. Errors:
+  // InvalidArgument (malformed or unresolvable listen address, bad option),
+  // Unavailable (the address cannot be bound, e.g. the port is in use),
+  // FailedPrecondition (called twice).
+  absl::Status Start(AsyncHttpHandler handler);
+  // The same for a handler that answers at once. It runs on an I/O thread,
+  // so it must not block: a handler that waits on a backend belongs in the
+  // asynchronous form.
+  absl::Status Start(HttpHandler handler);
+
+  // The bound port (after Start), 0 before.
+  int port() const;
+  // "host:port" with the bound port, as logged ("127.0.0.1:43121").
+  std::string address() const;
+  // Connections open now.
+  size_t connections() const;
+
+  // Stops accepting, closes idle connections and those still sending a
+  // request at once, lets the requests being handled be answered (for up to
+  // shutdown_grace, then closes their connections too), and returns once the
+  // I/O threads are done. Idempotent.
+  void Shutdown();
+
+  // Blocks until the server has stopped (after Shutdown()).
+  void Wait();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_REST_HTTP_SERVER_HPP_

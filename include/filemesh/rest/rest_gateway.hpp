@@ -1,0 +1,99 @@
+// RestGateway: the filemesh REST API (docs/rest.md) in front of a
+// FileListerClient and a FileSearcherClient, as a function from HttpRequest
+// to HttpResponse (HandleAsync: the response comes through an
+// HttpResponder). An HTTP server (HttpServer in http_server.hpp, or any
+// other) carries the messages; this class holds everything else:
+//
+//   GET /api/v1/files            a directory listing (v1::ListResponse as JSON)
+//   GET /api/v1/search           a search (v1::SearchResponse as JSON)
+//   GET /api/v1/operations/{id}  the answer of a call the broker queued (202)
+//   GET /healthz, /readyz        liveness; readiness per backend
+//   GET /metrics                 Prometheus text: requests, latency, channels
+//
+// Query parameters are checked strictly (unknown, repeated or malformed ones
+// are 400), errors are `application/problem+json` with the status mapping of
+// http.hpp, `/api/` routes can require a bearer key, every response carries
+// an `X-Request-Id`, and each request can be logged as one `http_request`
+// event (log.hpp).
+//
+//   auto gateway = std::make_shared<filemesh::RestGateway>(options, lister, searcher);
+//   server.Start([&](filemesh::HttpRequest r, filemesh::HttpResponder respond) {
+//     gateway->HandleAsync(r, std::move(respond));
+//   });
+//
+// Thread safety: Handle and HandleAsync may be called from any number of
+// threads at once. The destructor waits for the backend calls still in
+// flight (each ends within request_timeout).
+
+#ifndef FILEMESH_REST_REST_GATEWAY_HPP_
+#define FILEMESH_REST_REST_GATEWAY_HPP_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "filemesh/rest/http.hpp"
+#include "filemesh/rpc/clients.hpp"
+#include "filemesh/service/metrics.hpp"
+
+namespace filemesh {
+
+struct RestGatewayOptions {
+  // When non-empty, every `/api/` route needs `Authorization: Bearer
+  // <api_key>` (compared in constant time); /healthz, /readyz, /metrics and
+  // the page (/ and /ui/...) stay open.
+  std::string api_key;
+  // Deadline of the backend call a request makes. When it passes with the
+  // call queued on the broker, the answer is 202 and an operation.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // Most operations remembered at once; past it the oldest is forgotten (0
+  // is taken as 1).
+  size_t operation_capacity = 10000;
+  // How long an operation, and its answer once it came, is remembered after
+  // the 202. Keep it within the channel's late_reply_ttl.
+  absl::Duration operation_ttl = absl::Minutes(10);
+  // One LogEvent("http_request", ...) per request: request_id, method, route,
+  // path, status, served_by, duration_ms (never a header's value).
+  bool access_log = true;
+  // The browser page: `/` and its assets under `/ui/`, compiled into the
+  // library, using only the API above. Off: those paths answer 404.
+  // `/api/v1/openapi.yaml` (the API's OpenAPI 3.1 description) is served
+  // either way.
+  bool serve_ui = true;
+};
+
+class RestGateway {
+ public:
+  // Either client may be null: that backend's routes then answer 503.
+  RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerClient> lister,
+              std::shared_ptr<FileSearcherClient> searcher);
+  ~RestGateway();
+  RestGateway(const RestGateway&) = delete;
+  RestGateway& operator=(const RestGateway&) = delete;
+
+  // Answers `request` (any method, any path, any bytes) through `respond`,
+  // without waiting: the files and search routes call their backend
+  // asynchronously and respond from its completion (a transport's thread);
+  // the other routes respond before HandleAsync returns. Never throws.
+  void HandleAsync(const HttpRequest& request, HttpResponder respond);
+
+  // The blocking form: the response to `request`. For tests and servers
+  // that give each request a thread.
+  HttpResponse Handle(const HttpRequest& request);
+
+  // True when /readyz answers 200: at least one backend is configured and
+  // each configured one has a transport that can deliver now.
+  bool Ready() const;
+
+  // The registry /metrics renders; an application may add its own metrics.
+  MetricsRegistry& metrics();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_REST_REST_GATEWAY_HPP_
