@@ -65,8 +65,8 @@ Rig& GetRig() {
     r->amqp_url = url != nullptr ? url : "";
     filemesh::ServiceHostOptions options;
     options.grpc_listen = "127.0.0.1:0";
-    options.amqp_url = r->amqp_url;
-    options.queue_prefix = "bench.";
+    options.amqp.url = r->amqp_url;
+    options.amqp.queue_prefix = "bench.";
     if (const char* prefetch = std::getenv("FILEMESH_BENCH_PREFETCH")) {
       options.amqp_prefetch = std::atoi(prefetch);
     }
@@ -80,15 +80,15 @@ Rig& GetRig() {
         filemesh::FailoverChannel::Create(grpc).value());
     if (!r->amqp_url.empty()) {
       filemesh::FailoverChannelOptions amqp;
-      amqp.amqp_url = r->amqp_url;
-      amqp.queue_prefix = "bench.";
+      amqp.amqp.url = r->amqp_url;
+      amqp.amqp.queue_prefix = "bench.";
       r->amqp_client = std::make_shared<filemesh::FileListerClient>(
           filemesh::FailoverChannel::Create(amqp).value());
 
       filemesh::ServiceHostOptions mixed;
       mixed.grpc_listen = "127.0.0.1:0";
-      mixed.amqp_url = r->amqp_url;
-      mixed.queue_prefix = "bench.mixed.";
+      mixed.amqp.url = r->amqp_url;
+      mixed.amqp.queue_prefix = "bench.mixed.";
       mixed.threads = kMixedHostThreads;
       r->mixed_host = std::make_unique<filemesh::ServiceHost>(mixed);
       r->mixed_host->Register<filemesh::v1::ListRequest, filemesh::v1::ListResponse>(
@@ -104,8 +104,8 @@ Rig& GetRig() {
       if (!r->mixed_host->Start().ok()) std::abort();
       filemesh::FailoverChannelOptions both;
       both.grpc_target = absl::StrCat("127.0.0.1:", r->mixed_host->grpc_port());
-      both.amqp_url = r->amqp_url;
-      both.queue_prefix = "bench.mixed.";
+      both.amqp.url = r->amqp_url;
+      both.amqp.queue_prefix = "bench.mixed.";
       r->mixed = filemesh::FailoverChannel::Create(both).value();
     }
     return r;

@@ -60,8 +60,8 @@ class AmqpReconnectTest : public ::testing::Test {
 
   static AmqpServerOptions ServerOptions(EchoService& service) {
     AmqpServerOptions options;
-    options.url = node_->url();
-    options.heartbeat = absl::Seconds(2);
+    options.amqp.url = node_->url();
+    options.amqp.heartbeat = absl::Seconds(2);
     options.reconnect_backoff_min = absl::Milliseconds(50);
     options.reconnect_backoff_max = absl::Milliseconds(500);
     options.services = {kListerService};
@@ -71,8 +71,8 @@ class AmqpReconnectTest : public ::testing::Test {
 
   static AmqpClientOptions ClientOptions() {
     AmqpClientOptions options;
-    options.url = node_->url();
-    options.heartbeat = absl::Seconds(2);
+    options.amqp.url = node_->url();
+    options.amqp.heartbeat = absl::Seconds(2);
     options.reconnect_backoff_min = absl::Milliseconds(50);
     options.reconnect_backoff_max = absl::Milliseconds(500);
     return options;

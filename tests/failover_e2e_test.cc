@@ -39,8 +39,8 @@ class FailoverEndToEndTest : public ::testing::Test {
   std::unique_ptr<ServiceHost> Host(const std::string& grpc_listen, bool amqp) {
     ServiceHostOptions options;
     options.grpc_listen = grpc_listen;
-    options.amqp_url = amqp ? amqp_url_ : "";
-    options.queue_prefix = prefix_;
+    options.amqp.url = amqp ? amqp_url_ : "";
+    options.amqp.queue_prefix = prefix_;
     options.threads = 4;
     auto host = std::make_unique<ServiceHost>(options);
     host->AddFileLister(*service_.lister);
@@ -53,8 +53,8 @@ class FailoverEndToEndTest : public ::testing::Test {
                                            FailoverPolicy policy = {}) {
     FailoverChannelOptions options;
     options.grpc_target = grpc_target;
-    options.amqp_url = amqp ? amqp_url_ : "";
-    options.queue_prefix = prefix_;
+    options.amqp.url = amqp ? amqp_url_ : "";
+    options.amqp.queue_prefix = prefix_;
     options.reconnect_backoff_min = absl::Milliseconds(50);
     options.reconnect_backoff_max = absl::Milliseconds(500);
     options.policy = std::move(policy);
@@ -167,8 +167,8 @@ TEST_F(FailoverEndToEndTest, AFortyMegabyteResultIsTruncatedByBytesOnBothTranspo
   }
   ServiceHostOptions options;
   options.grpc_listen = testing::LoopbackListenAddress();
-  options.amqp_url = amqp_url_;
-  options.queue_prefix = prefix_;
+  options.amqp.url = amqp_url_;
+  options.amqp.queue_prefix = prefix_;
   options.threads = 2;
   ServiceHost host(options);
   host.AddFileSearcher(*service_.searcher);

@@ -80,6 +80,10 @@ TEST(HttpStatusTest, ReasonPhrases) {
   EXPECT_EQ(HttpReasonPhrase(416), "Range Not Satisfiable");
   EXPECT_EQ(HttpReasonPhrase(431), "Request Header Fields Too Large");
   EXPECT_EQ(HttpReasonPhrase(299), "Unknown");
+  EXPECT_EQ(HttpReasonPhrase(99), "Unknown");
+  EXPECT_EQ(HttpReasonPhrase(100), "Continue");
+  EXPECT_EQ(HttpReasonPhrase(422), "Unprocessable Content");
+  EXPECT_EQ(HttpReasonPhrase(499), "Client Closed Request");
 }
 
 TEST(HttpRequestTest, HeaderFindsTheFirstFieldOfThatName) {

@@ -262,9 +262,9 @@ TEST(LogTest, ServiceHostRedactsTheBrokerPassword) {
   CapturedLog log;
   ServiceHostOptions options;
   // Nothing listens there: the broker is retried in the background.
-  options.amqp_url =
+  options.amqp.url =
       absl::StrCat("amqp://svc:hunter2@127.0.0.1:", testing::UnusedLoopbackPort(), "/");
-  options.queue_prefix = "t.";
+  options.amqp.queue_prefix = "t.";
   options.reconnect_backoff_min = absl::Milliseconds(10);
   options.reconnect_backoff_max = absl::Milliseconds(20);
   ServiceHost host(options);

@@ -21,6 +21,7 @@
 #include "captured_log.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
+#include "filemesh/rpc/clients.hpp"
 #include "filemesh/service/log.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #include "gmock/gmock.h"
@@ -1150,6 +1151,53 @@ TEST_F(RestGatewayObservabilityTest, ConcurrentPollsOfOneOperationAllGetTheSameA
       EXPECT_EQ(r.body, first);
     }
   }
+}
+
+// A backend of the caller's own, with no FailoverChannel under it: the
+// gateway needs only the asynchronous interface.
+class DirectLister : public AsyncFileListerInterface {
+ public:
+  explicit DirectLister(const FileLister& lister) : lister_(lister) {}
+  void ListAsync(const v1::ListRequest& request, absl::Time deadline,
+                 ClientCallback<v1::ListResponse> done) const override {
+    CallInfo info;
+    info.served_by = TransportKind::kInMemory;
+    info.attempts = 1;
+    done(lister_.List(request, deadline), info);
+  }
+
+ private:
+  const FileLister& lister_;
+};
+
+TEST(RestGatewayOnInterfacesTest, ServesABackendThatHasNoFailoverChannel) {
+  testing::TestTree tree;
+  tree.File("only.txt", 4);
+  FileLister lister(tree.root());
+  RestGatewayOptions options;
+  options.access_log = false;
+  RestGateway gateway(options, std::make_shared<DirectLister>(lister), nullptr);
+
+  HttpRequest list;
+  list.method = "GET";
+  list.path = "/api/v1/files";
+  const HttpResponse files = gateway.Handle(list);
+  EXPECT_EQ(files.status, 200) << files.body;
+  EXPECT_THAT(files.body, HasSubstr("\"only.txt\""));
+  EXPECT_THAT(files.body, HasSubstr("\"served_by\":\"in-memory\""));
+
+  HttpRequest ready;
+  ready.method = "GET";
+  ready.path = "/readyz";
+  const HttpResponse readiness = gateway.Handle(ready);
+  EXPECT_EQ(readiness.status, 200) << readiness.body;
+  EXPECT_THAT(readiness.body, HasSubstr("\"lister\":{\"configured\":true,\"ready\":true}"));
+  EXPECT_THAT(readiness.body, HasSubstr("\"searcher\":{\"configured\":false}"));
+
+  HttpRequest operation;
+  operation.method = "GET";
+  operation.path = "/api/v1/operations/0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(gateway.Handle(operation).status, 404);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ std::unique_ptr<ServiceHost> StartHost(const SampleService& service, const std::
                                        const std::string& amqp_url) {
   ServiceHostOptions options;
   options.grpc_listen = listen;
-  options.amqp_url = amqp_url;
+  options.amqp.url = amqp_url;
   options.threads = 4;
   auto host = std::make_unique<ServiceHost>(options);
   host->AddFileLister(*service.lister);

@@ -9,7 +9,7 @@
 #include <cstddef>
 
 #include "absl/status/statusor.h"
-#include "filemesh/rpc/queue_limits.hpp"
+#include "filemesh/rpc/amqp_options.hpp"
 
 namespace filemesh_examples {
 

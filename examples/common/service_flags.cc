@@ -29,8 +29,8 @@ namespace filemesh_examples {
 absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   filemesh::ServiceHostOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
-  options.amqp_url = absl::GetFlag(FLAGS_amqp_url);
-  options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  options.amqp.url = absl::GetFlag(FLAGS_amqp_url);
+  options.amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.log_calls = absl::GetFlag(FLAGS_log_calls);
   const int max_inflight = absl::GetFlag(FLAGS_max_inflight);
@@ -49,11 +49,11 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   options.max_message_bytes = *max_message_bytes;
   absl::StatusOr<filemesh::QueueLimits> limits = QueueLimitsFromFlags();
   if (!limits.ok()) return limits.status();
-  options.queue_limits = *limits;
+  options.amqp.queue_limits = *limits;
   if (absl::GetFlag(FLAGS_root).empty()) {
     return absl::InvalidArgumentError("--root is required: the directory to serve");
   }
-  if (options.grpc_listen.empty() && options.amqp_url.empty()) {
+  if (options.grpc_listen.empty() && options.amqp.url.empty()) {
     return absl::InvalidArgumentError("set --grpc_listen, --amqp_url or both");
   }
   if (options.threads < 0) {

@@ -78,8 +78,8 @@ namespace {
 std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets) {
   filemesh::FailoverChannelOptions options;
   options.grpc_target = grpc_targets;
-  options.amqp_url = absl::GetFlag(FLAGS_amqp_url);
-  options.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  options.amqp.url = absl::GetFlag(FLAGS_amqp_url);
+  options.amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
   absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();
@@ -87,8 +87,8 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
   options.max_message_bytes = *max_message_bytes;
   absl::StatusOr<filemesh::QueueLimits> limits = filemesh_examples::QueueLimitsFromFlags();
   if (!limits.ok()) Exit(limits.status());
-  options.queue_limits = *limits;
-  if (options.grpc_target.empty() && options.amqp_url.empty()) return nullptr;
+  options.amqp.queue_limits = *limits;
+  if (options.grpc_target.empty() && options.amqp.url.empty()) return nullptr;
   auto channel = filemesh::FailoverChannel::Create(options);
   if (!channel.ok()) Exit(channel.status());
   return *channel;

@@ -114,10 +114,11 @@ class FileSearcher : public FileSearcherInterface {
   // into one sorted answer, so there is no byte budget and `max_results` 0
   // means no limit (any value is accepted). Same filters, same errors
   // (returned before the first batch), same deadline. `on_batch` runs on the
-  // calling thread only, with batches of at most a few hundred matches, and
-  // at least every `progress_interval` while the walk goes on (an empty
-  // batch when nothing matched meanwhile). Walkers wait while 4,096 matches
-  // are waiting for it: a slow consumer slows the walk, memory stays bounded.
+  // calling thread only, at least every `progress_interval` while the walk
+  // goes on (an empty batch when nothing matched meanwhile); a batch is every
+  // match waiting when it is taken. Walkers hand matches over 256 at a time
+  // and wait while 4,096 are waiting, so a batch holds at most 4,096 plus 256
+  // per walker thread: a slow consumer slows the walk, memory stays bounded.
   // Returns the summary: a SearchResponse without matches (truncated,
   // truncation_reason, scanned_entries, skipped_directories), or Cancelled
   // when `on_batch` returned false, or ResourceExhausted when the walk ran

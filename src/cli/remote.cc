@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
+#include "base/percent_encoding.h"
 #include "filemesh/version.hpp"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -32,24 +33,9 @@ absl::Status Failure(absl::StatusCode code, const std::string& line, int exit_co
   return status;
 }
 
-// Percent-encodes every byte but the unreserved ones: a path's exact bytes,
-// UTF-8 or not, reach the gateway as they are (docs/rest.md).
-std::string Encode(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '-' ||
-        b == '.' || b == '_' || b == '~' || b == '/') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[b >> 4];
-      out += kHex[b & 15];
-    }
-  }
-  return out;
-}
+// Percent-encodes every byte but the unreserved ones and '/': a path's exact
+// bytes, UTF-8 or not, reach the gateway as they are (docs/rest.md).
+std::string Encode(std::string_view bytes) { return internal::PercentEncode(bytes, "/"); }
 
 class Query {
  public:

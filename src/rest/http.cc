@@ -1,6 +1,7 @@
 #include "filemesh/rest/http.hpp"
 
 #include <atomic>
+#include <boost/beast/http/status.hpp>
 #include <string>
 #include <utility>
 
@@ -69,60 +70,22 @@ void HttpResponder::operator()(HttpResponse response) const {
 }
 
 std::string_view HttpReasonPhrase(int http_status) {
+  // RFC 9110 renamed 413 and 422 after Beast 1.74's table was written; 499
+  // is nginx's, which Beast does not know.
   switch (http_status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
     case 413:
       return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 416:
-      return "Range Not Satisfiable";
-    case 417:
-      return "Expectation Failed";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 429:
-      return "Too Many Requests";
+    case 422:
+      return "Unprocessable Content";
     case 499:
       return "Client Closed Request";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
     default:
-      return "Unknown";
+      break;
   }
+  if (http_status < 100 || http_status > 599) return "Unknown";
+  const std::string_view phrase =
+      boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(http_status));
+  return phrase == "<unknown-status>" ? "Unknown" : phrase;
 }
 
 HttpResponse ProblemResponse(const absl::Status& status, std::string_view instance) {

@@ -37,7 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "base/cpus.h"
-#include "base/percent_decode.h"
+#include "base/percent_encoding.h"
 #include "filemesh/service/log.hpp"
 #include "rest/problem.h"
 

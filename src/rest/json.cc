@@ -12,14 +12,11 @@ namespace filemesh::internal {
 namespace {
 
 void AppendEscaped(std::string_view utf8, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
   for (const char c : utf8) {
     const auto byte = static_cast<unsigned char>(c);
     if (AppendNamedEscape(c, out)) continue;
     if (byte < 0x20) {
-      out->append("\\u00");
-      out->push_back(kHex[byte >> 4]);
-      out->push_back(kHex[byte & 0xf]);
+      absl::StrAppend(out, "\\u", absl::Hex(byte, absl::kZeroPad4));
     } else {
       out->push_back(c);
     }

@@ -1,39 +1,11 @@
 #include "rest/operation_store.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <random>
 #include <utility>
 
-namespace filemesh::internal {
+#include "base/random_id.h"
 
-std::string RandomHexId() {
-  // The kernel's CSPRNG: operation ids must not be guessable from the
-  // request ids a client has seen.
-  unsigned char bytes[16];
-  size_t filled = 0;
-  while (filled < sizeof(bytes)) {
-    const ssize_t n = getrandom(bytes + filled, sizeof(bytes) - filled, 0);
-    if (n > 0) {
-      filled += static_cast<size_t>(n);
-    } else if (n < 0 && errno != EINTR) {
-      break;
-    }
-  }
-  if (filled < sizeof(bytes)) {
-    std::random_device device;
-    for (unsigned char& b : bytes) b = static_cast<unsigned char>(device());
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(2 * sizeof(bytes), '0');
-  for (size_t i = 0; i < sizeof(bytes); ++i) {
-    id[2 * i] = kHex[bytes[i] >> 4];
-    id[2 * i + 1] = kHex[bytes[i] & 0xf];
-  }
-  return id;
-}
+namespace filemesh::internal {
 
 OperationStore::OperationStore(size_t capacity, absl::Duration ttl)
     : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl) {}

@@ -23,9 +23,6 @@
 
 namespace filemesh::internal {
 
-// 32 lowercase hex digits: 128 bits from the kernel's random source.
-std::string RandomHexId();
-
 enum class OperationKind { kList, kSearch };
 
 struct OperationRecord {

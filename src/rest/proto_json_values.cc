@@ -7,7 +7,12 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <new>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "base/utf8.h"
 
 namespace filemesh::internal {
 namespace {
@@ -56,39 +61,6 @@ bool AppendNonFinite(double value, JsonBuffer* out) {
   return true;
 }
 
-// The length of the well-formed UTF-8 sequence at `s` (whose first byte is
-// >= 0x80, `size` bytes available) and its code point in `*code_point`; 0
-// when the bytes are not one (overlong forms, surrogates, > U+10FFFF, cut
-// short).
-size_t DecodeUtf8(const unsigned char* s, size_t size, uint32_t* code_point) {
-  const unsigned char lead = s[0];
-  size_t length = 0;
-  unsigned char low = 0x80;  // bounds of the second byte
-  unsigned char high = 0xbf;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-    *code_point = lead & 0x1fU;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    *code_point = lead & 0x0fU;
-    if (lead == 0xe0) low = 0xa0;
-    if (lead == 0xed) high = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    *code_point = lead & 0x07U;
-    if (lead == 0xf0) low = 0x90;
-    if (lead == 0xf4) high = 0x8f;
-  } else {
-    return 0;
-  }
-  if (size < length || s[1] < low || s[1] > high) return 0;
-  for (size_t i = 1; i < length; ++i) {
-    if (i > 1 && (s[i] < 0x80 || s[i] > 0xbf)) return 0;
-    *code_point = (*code_point << 6) | (s[i] & 0x3fU);
-  }
-  return length;
-}
-
 // Code points at or above U+0080 that protobuf writes as \u escapes: C1
 // controls and invisible format characters.
 bool EscapedAboveAscii(uint32_t cp) {
@@ -99,15 +71,13 @@ bool EscapedAboveAscii(uint32_t cp) {
          (cp >= 0x1d173 && cp <= 0x1d17a) || cp == 0xe0001 || (cp >= 0xe0020 && cp <= 0xe007f);
 }
 
-// \uXXXX (lowercase hex) at `p`; returns the end.
+// \uXXXX (lowercase hex) at `p`; returns the end. AlphaNum formats the
+// digits in a buffer of its own: no allocation on this path.
 char* U16Escape(char* p, uint32_t unit) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  const absl::AlphaNum digits(absl::Hex(unit, absl::kZeroPad4));
   p[0] = '\\';
   p[1] = 'u';
-  p[2] = kHex[(unit >> 12) & 0xf];
-  p[3] = kHex[(unit >> 8) & 0xf];
-  p[4] = kHex[(unit >> 4) & 0xf];
-  p[5] = kHex[unit & 0xf];
+  std::memcpy(p + 2, digits.data(), 4);
   return p + 6;
 }
 
@@ -211,9 +181,10 @@ bool AppendProtoJsonString(std::string_view text, JsonBuffer* out) {
     } else if (*s < 0x80) {
       p = AsciiEscape(p, *s++);
     } else {
-      uint32_t cp = 0;
-      const size_t length = DecodeUtf8(s, static_cast<size_t>(end - s), &cp);
+      const std::string_view rest(reinterpret_cast<const char*>(s), static_cast<size_t>(end - s));
+      const size_t length = Utf8SequenceLength(rest);
       if (length == 0) return false;
+      const uint32_t cp = DecodeUtf8(rest, length);
       if (!EscapedAboveAscii(cp)) {
         std::memcpy(p, s, length);
         p += length;

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
 #include "base/blocking_wait.h"
+#include "base/random_id.h"
 #include "filemesh/names.hpp"
 #include "filemesh/service/log.hpp"
 #include "rest/assets.h"
@@ -187,14 +188,16 @@ using Reply = std::function<void(HttpResponse)>;
 }  // namespace
 
 struct RestGateway::Impl {
-  Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
-       std::shared_ptr<FileSearcherClient> search_client);
+  Impl(RestGatewayOptions opts, std::shared_ptr<const AsyncFileListerInterface> list_client,
+       std::shared_ptr<const AsyncFileSearcherInterface> search_client);
 
   ~Impl();
 
   void Dispatch(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
                 const Reply& reply);
-  HttpResponse AnswerNow(const HttpRequest& request, Exchange* exchange);
+  // The answer to every request that needs no backend call; nullopt for the
+  // two that do (files and search, checked for method and key already).
+  std::optional<HttpResponse> AnswerNow(const HttpRequest& request, Exchange* exchange);
   void List(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
             const Reply& reply);
   void Search(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
@@ -213,8 +216,8 @@ struct RestGateway::Impl {
   void AddChannelMetrics();
 
   const RestGatewayOptions options;
-  const std::shared_ptr<FileListerClient> lister;
-  const std::shared_ptr<FileSearcherClient> searcher;
+  const std::shared_ptr<const AsyncFileListerInterface> lister;
+  const std::shared_ptr<const AsyncFileSearcherInterface> searcher;
   internal::OperationStore operations;
 
   MetricsRegistry registry;
@@ -243,8 +246,9 @@ void RestGateway::Impl::CallEnded() {
   if (--calls_in_flight == 0) calls_cv.notify_all();
 }
 
-RestGateway::Impl::Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClient> list_client,
-                        std::shared_ptr<FileSearcherClient> search_client)
+RestGateway::Impl::Impl(RestGatewayOptions opts,
+                        std::shared_ptr<const AsyncFileListerInterface> list_client,
+                        std::shared_ptr<const AsyncFileSearcherInterface> search_client)
     : options(std::move(opts)),
       lister(std::move(list_client)),
       searcher(std::move(search_client)),
@@ -271,12 +275,14 @@ RestGateway::Impl::Impl(RestGatewayOptions opts, std::shared_ptr<FileListerClien
 }
 
 void RestGateway::Impl::AddChannelMetrics() {
-  std::vector<std::pair<std::string, std::shared_ptr<FailoverChannel>>> backends;
-  if (lister != nullptr && lister->channel() != nullptr) {
-    backends.emplace_back("lister", lister->channel());
+  // The channels outlive the collectors: the backends that own them are
+  // held by this object, which owns the registry.
+  std::vector<std::pair<std::string, const FailoverChannel*>> backends;
+  if (lister != nullptr && lister->failover_channel() != nullptr) {
+    backends.emplace_back("lister", lister->failover_channel());
   }
-  if (searcher != nullptr && searcher->channel() != nullptr) {
-    backends.emplace_back("searcher", searcher->channel());
+  if (searcher != nullptr && searcher->failover_channel() != nullptr) {
+    backends.emplace_back("searcher", searcher->failover_channel());
   }
   struct Field {
     const char* name;
@@ -371,16 +377,15 @@ bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why)
 
 void RestGateway::Impl::Dispatch(const HttpRequest& request,
                                  const std::shared_ptr<Exchange>& exchange, const Reply& reply) {
-  HttpResponse response = AnswerNow(request, exchange.get());
-  // A status of 0 is the routes that answer later.
-  if (response.status != 0) return reply(std::move(response));
+  if (std::optional<HttpResponse> now = AnswerNow(request, exchange.get()); now.has_value()) {
+    return reply(*std::move(now));
+  }
   if (exchange->route == kFiles) return List(request, exchange, reply);
   Search(request, exchange, reply);
 }
 
-// The answer to every request that needs no backend call; a status of 0 for
-// the two that do (files and search, checked for method and key already).
-HttpResponse RestGateway::Impl::AnswerNow(const HttpRequest& request, Exchange* exchange) {
+std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& request,
+                                                         Exchange* exchange) {
   if (const std::string* given = request.Header("x-request-id"); given != nullptr) {
     if (!IsValidRequestId(*given)) {
       return ProblemResponse(
@@ -415,11 +420,8 @@ HttpResponse RestGateway::Impl::AnswerNow(const HttpRequest& request, Exchange* 
   }
   switch (exchange->route) {
     case kFiles:
-    case kSearch: {
-      HttpResponse later;
-      later.status = 0;
-      return later;
-    }
+    case kSearch:
+      return std::nullopt;  // answered by the backend call's completion
     case kOperation:
       return GetOperation(request, exchange);
     default:
@@ -668,12 +670,16 @@ HttpResponse RestGateway::Impl::Readiness(bool* ready) const {
   JsonObjectWriter backends;
   bool any_configured = false;
   bool all_ready = true;
-  auto describe = [&](std::string_view name, const FailoverChannel* channel) {
-    if (channel == nullptr) {
+  auto describe = [&](std::string_view name, const void* backend, const FailoverChannel* channel) {
+    if (backend == nullptr) {
       backends.Raw(name, JsonObjectWriter().Bool("configured", false).Finish());
       return;
     }
     any_configured = true;
+    if (channel == nullptr) {  // a backend of its own, not on a FailoverChannel
+      backends.Raw(name, JsonObjectWriter().Bool("configured", true).Bool("ready", true).Finish());
+      return;
+    }
     const bool primary = channel->primary_available();
     const bool fallback = channel->fallback_available();
     all_ready = all_ready && (primary || fallback);
@@ -691,8 +697,9 @@ HttpResponse RestGateway::Impl::Readiness(bool* ready) const {
                            .String("breaker", BreakerStateName(channel->breaker_state()))
                            .Finish());
   };
-  describe("lister", lister != nullptr ? lister->channel().get() : nullptr);
-  describe("searcher", searcher != nullptr ? searcher->channel().get() : nullptr);
+  describe("lister", lister.get(), lister != nullptr ? lister->failover_channel() : nullptr);
+  describe("searcher", searcher.get(),
+           searcher != nullptr ? searcher->failover_channel() : nullptr);
   *ready = any_configured && all_ready;
   return JsonResponse(*ready ? 200 : 503, JsonObjectWriter()
                                               .String("status", *ready ? "ready" : "unavailable")
@@ -700,8 +707,9 @@ HttpResponse RestGateway::Impl::Readiness(bool* ready) const {
                                               .Finish());
 }
 
-RestGateway::RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerClient> lister,
-                         std::shared_ptr<FileSearcherClient> searcher)
+RestGateway::RestGateway(RestGatewayOptions options,
+                         std::shared_ptr<const AsyncFileListerInterface> lister,
+                         std::shared_ptr<const AsyncFileSearcherInterface> searcher)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(lister), std::move(searcher))) {}
 
 RestGateway::~RestGateway() = default;

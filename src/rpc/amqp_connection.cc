@@ -383,19 +383,11 @@ absl::Status AmqpConnection::RpcStatus(std::string_view what, int channel) {
 }
 
 void AmqpConnection::FinishFirstAttempt() {
-  absl::MutexLock lock(&attempt_mu_);
-  first_attempt_done_ = true;
   first_attempt_ended_.store(true, std::memory_order_release);
 }
 
 bool AmqpConnection::FirstAttemptDone() const {
   return first_attempt_ended_.load(std::memory_order_acquire);
-}
-
-bool AmqpConnection::AwaitFirstAttempt(absl::Time deadline) {
-  absl::MutexLock lock(&attempt_mu_);
-  attempt_mu_.AwaitWithDeadline(absl::Condition(&first_attempt_done_), deadline);
-  return Connected();
 }
 
 void AmqpConnection::Run() {

@@ -31,7 +31,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "rpc/amqp_url.h"
 
@@ -92,16 +91,16 @@ struct AmqpConnectionOptions {
   std::string role = "client";
 };
 
-// The connection settings a client's or a server's options carry (heartbeat,
-// connect timeout, reconnect backoff), for `url`, named `name` in the
-// broker's tools and logging as `role`.
+// The connection settings a client's or a server's options carry (heartbeat
+// and connect timeout in `amqp`, reconnect backoff), for `url`, named `name`
+// in the broker's tools and logging as `role`.
 template <typename EndpointOptions>
 AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const AmqpUrl& url,
                                           std::string name, std::string role) {
   AmqpConnectionOptions out;
   out.url = url;
-  out.heartbeat = options.heartbeat;
-  out.connect_timeout = options.connect_timeout;
+  out.heartbeat = options.amqp.heartbeat;
+  out.connect_timeout = options.amqp.connect_timeout;
   out.reconnect_backoff_min = options.reconnect_backoff_min;
   out.reconnect_backoff_max = options.reconnect_backoff_max;
   out.connection_name = std::move(name);
@@ -152,10 +151,6 @@ class AmqpConnection {
   void Shutdown();
   // The connection is up and the session's OnConnected succeeded.
   bool Connected() const { return connected_.load(std::memory_order_acquire); }
-  // Waits until the first connection attempt has ended (or `deadline`), so
-  // calls made right after start-up find the broker connected instead of
-  // failing; later losses are not waited for. Returns Connected().
-  bool AwaitFirstAttempt(absl::Time deadline);
   // Whether the first connection attempt has ended (either way).
   bool FirstAttemptDone() const;
   // Makes the I/O thread call OnWake soon.
@@ -219,9 +214,7 @@ class AmqpConnection {
   std::atomic<bool> wake_pending_{false};
   int wake_fd_ = -1;
 
-  mutable absl::Mutex attempt_mu_;
-  bool first_attempt_done_ ABSL_GUARDED_BY(attempt_mu_) = false;
-  // The same, for readers that do not wait (and that TSan can see).
+  // Whether the first connection attempt has ended (either way).
   std::atomic<bool> first_attempt_ended_{false};
   void FinishFirstAttempt();
 

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/rpc/queue_limits.hpp"
+#include "filemesh/rpc/amqp_options.hpp"
 #include "rpc/amqp_connection.h"
 
 namespace filemesh::internal {

@@ -93,8 +93,9 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   consumer_services_.clear();
   consumers_cancelled_ = false;
   for (const std::string& service : options_.services) {
-    absl::Status status = DeclareServiceQueue(connection, options_.queue_prefix + service,
-                                              options_.quorum_queues, options_.queue_limits);
+    absl::Status status =
+        DeclareServiceQueue(connection, options_.amqp.queue_prefix + service,
+                            options_.amqp.quorum_queues, options_.amqp.queue_limits);
     if (!status.ok()) return status;
   }
   {
@@ -105,7 +106,7 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   if (!status.ok()) return status;
   for (const std::string& service : options_.services) {
     absl::StatusOr<std::string> tag =
-        connection.Consume(options_.queue_prefix + service, /*exclusive=*/false);
+        connection.Consume(options_.amqp.queue_prefix + service, /*exclusive=*/false);
     if (!tag.ok()) return tag.status();
     consumer_services_[*tag] = service;
   }
@@ -258,7 +259,7 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
 
 bool AmqpServer::Core::Redelivered(AmqpConnection& connection, const AmqpMessage& message) {
   // Quorum queues count deliveries themselves (x-delivery-limit).
-  if (options_.quorum_queues) return false;
+  if (options_.amqp.quorum_queues) return false;
   const AmqpProperties& p = message.properties;
   int64_t earlier = 0;
   auto it = p.headers.find(std::string(kRedeliveriesHeader));
@@ -267,7 +268,7 @@ bool AmqpServer::Core::Redelivered(AmqpConnection& connection, const AmqpMessage
   }
   // This delivery is here because the one before it ended without an answer.
   const int64_t unanswered = earlier + 1;
-  if (unanswered >= options_.queue_limits.max_deliveries) {
+  if (unanswered >= options_.amqp.queue_limits.max_deliveries) {
     Reply(connection, p.reply_to, p.correlation_id,
           absl::AbortedError(
               absl::StrCat("the request was delivered ", unanswered,
@@ -353,7 +354,7 @@ AmqpServer::AmqpServer(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 AmqpServer::~AmqpServer() { core_->Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerOptions& options) {
-  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.url);
+  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.amqp.url);
   if (!url.ok()) return url.status();
   if (options.services.empty()) return absl::InvalidArgumentError("no services to serve");
   for (const std::string& service : options.services) {
@@ -361,19 +362,20 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
       return absl::InvalidArgumentError(
           absl::StrCat("bad service name \"", service, "\": want \"package.Service\""));
     }
-    if (options.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
+    if (options.amqp.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
       return absl::InvalidArgumentError(
           absl::StrCat("queue name for \"", service, "\" too long for AMQP"));
     }
   }
   if (!options.dispatch) return absl::InvalidArgumentError("no dispatcher");
   if (options.prefetch == 0) return absl::InvalidArgumentError("prefetch must be at least 1");
-  if (absl::Status timing = CheckConnectionTiming(options.heartbeat, options.reconnect_backoff_min,
-                                                  options.reconnect_backoff_max);
+  if (absl::Status timing = CheckConnectionTiming(
+          options.amqp.heartbeat, options.reconnect_backoff_min, options.reconnect_backoff_max);
       !timing.ok()) {
     return timing;
   }
-  if (absl::Status limits = CheckQueueLimits(options.queue_limits); !limits.ok()) return limits;
+  if (absl::Status limits = CheckQueueLimits(options.amqp.queue_limits); !limits.ok())
+    return limits;
   auto core = std::make_shared<Core>(options, *std::move(url));
   return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));
 }

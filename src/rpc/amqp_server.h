@@ -23,29 +23,20 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/rpc/queue_limits.hpp"
+#include "filemesh/rpc/amqp_options.hpp"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::internal {
 
 struct AmqpServerOptions {
-  // "amqp://user:pass@host:port/vhost" (see ParseAmqpUrl).
-  std::string url;
-  // Prepended to every queue name (must match the clients').
-  std::string queue_prefix;
-  // Declare service queues as quorum queues (must match the clients').
-  bool quorum_queues = false;
-  // Bounds of the service queues (must match the clients').
-  QueueLimits queue_limits;
-  // AMQP heartbeat interval (zero disables heartbeats).
-  absl::Duration heartbeat = absl::Seconds(10);
+  // The broker, the queues' names and shape, heartbeat and connect timeout
+  // (the queue settings must match the clients').
+  AmqpOptions amqp;
   // Unacked requests the broker hands over at once, per service queue.
   uint16_t prefetch = 32;
   // Bounds of the jittered exponential backoff between reconnects.
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
-  // Bound of the TCP connect and of the AMQP handshake.
-  absl::Duration connect_timeout = absl::Seconds(5);
   // A handler's deadline for a request without an `expiration`.
   absl::Duration default_deadline = absl::Seconds(30);
   // Full service names to serve, e.g. "filemesh.v1.FileLister".

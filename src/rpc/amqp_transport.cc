@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "base/random_id.h"
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
@@ -26,14 +26,6 @@ namespace {
 
 // The shortest life of the reply queue once nobody consumes it.
 constexpr absl::Duration kMinReplyQueueExpiry = absl::Seconds(10);
-
-std::string RandomId() {
-  absl::BitGen gen;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 16; ++i) id.push_back(kHex[absl::Uniform(gen, 0, 16)]);
-  return id;
-}
 
 struct PendingCall {
   enum class State {
@@ -74,8 +66,8 @@ class AmqpTransport::Core : public AmqpSession {
   Core(const AmqpClientOptions& options, AmqpUrl url)
       : options_(options),
         url_(std::move(url)),
-        client_id_(RandomId()),
-        reply_queue_(absl::StrCat(options.queue_prefix, kReplyQueueInfix, client_id_)),
+        client_id_(RandomHexId()),
+        reply_queue_(absl::StrCat(options.amqp.queue_prefix, kReplyQueueInfix, client_id_)),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
         connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
                                         "client"),
@@ -265,7 +257,7 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
         absl::StrCat("malformed method name \"", method, "\": want \"/package.Service/Method\"")));
   }
   if (method.size() > kMaxShortString ||
-      options_.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
+      options_.amqp.queue_prefix.size() + service.size() > kMaxServiceQueueName) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)")));
   }
@@ -281,7 +273,7 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
 
   auto call = std::make_shared<PendingCall>();
   call->id = absl::StrCat(client_id_, "-", next_id_.fetch_add(1, std::memory_order_relaxed));
-  call->queue = options_.queue_prefix + service;
+  call->queue = options_.amqp.queue_prefix + service;
   call->method = method;
   call->request = request;
   call->deadline = deadline;
@@ -335,7 +327,8 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
   if (!tag.ok()) return tag.status();
   for (const std::string& queue : known_queues_) {
     // A refusal here is reported to the calls that use the queue.
-    if (DeclareServiceQueue(connection, queue, options_.quorum_queues, options_.queue_limits)
+    if (DeclareServiceQueue(connection, queue, options_.amqp.quorum_queues,
+                            options_.amqp.queue_limits)
             .ok()) {
       declared_.insert(queue);
     }
@@ -347,8 +340,8 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
 absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
                                                  const std::string& queue) {
   if (declared_.count(queue) != 0) return absl::OkStatus();
-  absl::Status status =
-      DeclareServiceQueue(connection, queue, options_.quorum_queues, options_.queue_limits);
+  absl::Status status = DeclareServiceQueue(connection, queue, options_.amqp.quorum_queues,
+                                            options_.amqp.queue_limits);
   if (!status.ok()) return status;
   declared_.insert(queue);
   known_queues_.insert(queue);
@@ -432,7 +425,7 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
         Finish(call, absl::ResourceExhaustedError(absl::StrCat(
                          "the broker refused the request to \"", call->queue,
                          "\" (basic.nack): the queue is full (queue_limits.max_length ",
-                         options_.queue_limits.max_length, ")")));
+                         options_.amqp.queue_limits.max_length, ")")));
       }
     }
     unconfirmed_.erase(first, last);
@@ -505,20 +498,21 @@ AmqpTransport::~AmqpTransport() = default;
 
 absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
     const AmqpClientOptions& options) {
-  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.url);
+  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.amqp.url);
   if (!url.ok()) return url.status();
-  if (options.queue_prefix.size() + sizeof(kReplyQueueInfix) + 16 > kMaxShortString) {
+  if (options.amqp.queue_prefix.size() + sizeof(kReplyQueueInfix) + 32 > kMaxShortString) {
     return absl::InvalidArgumentError("queue_prefix too long for AMQP queue names");
   }
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
-  if (absl::Status timing = CheckConnectionTiming(options.heartbeat, options.reconnect_backoff_min,
-                                                  options.reconnect_backoff_max);
+  if (absl::Status timing = CheckConnectionTiming(
+          options.amqp.heartbeat, options.reconnect_backoff_min, options.reconnect_backoff_max);
       !timing.ok()) {
     return timing;
   }
-  if (absl::Status limits = CheckQueueLimits(options.queue_limits); !limits.ok()) return limits;
+  if (absl::Status limits = CheckQueueLimits(options.amqp.queue_limits); !limits.ok())
+    return limits;
   if (absl::Status size = internal::CheckMaxMessageBytes(options.max_message_bytes); !size.ok()) {
     return size;
   }

@@ -18,22 +18,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/rpc/queue_limits.hpp"
+#include "filemesh/rpc/amqp_options.hpp"
 #include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 
 struct AmqpClientOptions {
-  // "amqp://user:pass@host:port/vhost" (see ParseAmqpUrl).
-  std::string url;
-  // Prepended to every queue name.
-  std::string queue_prefix;
-  // Declare service queues as quorum queues (must match the servers).
-  bool quorum_queues = false;
-  // Bounds of the service queues it declares (must match the servers').
-  QueueLimits queue_limits;
-  // AMQP heartbeat interval (zero disables heartbeats).
-  absl::Duration heartbeat = absl::Seconds(10);
+  // The broker, the queues' names and shape, heartbeat and connect timeout.
+  AmqpOptions amqp;
   // The request's `expiration` (how long it stays worth serving) and how long
   // a late reply is kept for TakeLateReply.
   absl::Duration late_reply_ttl = absl::Minutes(10);
@@ -42,8 +34,6 @@ struct AmqpClientOptions {
   // Bounds of the jittered exponential backoff between reconnects.
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
-  // Bound of the TCP connect and of the AMQP handshake.
-  absl::Duration connect_timeout = absl::Seconds(5);
   // Largest request sent and reply accepted (RESOURCE_EXHAUSTED past it);
   // 1 to 2^31 - 1, as on gRPC.
   size_t max_message_bytes = kDefaultMaxMessageBytes;

@@ -4,28 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
-#include "base/percent_decode.h"
+#include "base/percent_encoding.h"
+#include "filemesh/service/log.hpp"
 
 namespace filemesh::internal {
 namespace {
 
 constexpr std::string_view kScheme = "amqp://";
-
-std::string PercentEncode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
-    }
-  }
-  return out;
-}
 
 absl::Status Bad(std::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("invalid AMQP URL: ", AbslView(why)));
@@ -37,10 +22,10 @@ bool IsHostNameChar(char c) {
 
 }  // namespace
 
-std::string AmqpUrl::Redacted() const {
+std::string AmqpUrl::ToString() const {
   std::string out(kScheme);
   absl::StrAppend(&out, PercentEncode(user));
-  if (!password.empty()) absl::StrAppend(&out, ":***");
+  if (!password.empty()) absl::StrAppend(&out, ":", PercentEncode(password));
   absl::StrAppend(&out, "@");
   if (host.find(':') != std::string::npos) {
     absl::StrAppend(&out, "[", host, "]");
@@ -50,6 +35,8 @@ std::string AmqpUrl::Redacted() const {
   absl::StrAppend(&out, ":", port, "/", PercentEncode(vhost));
   return out;
 }
+
+std::string AmqpUrl::Redacted() const { return RedactUrl(ToString()); }
 
 absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
   if (url.substr(0, 8) == "amqps://") {

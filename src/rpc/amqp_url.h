@@ -17,8 +17,11 @@ struct AmqpUrl {
   int port = 5672;
   std::string vhost = "/";
 
-  // The URL with the password replaced by "***" (or left out when empty),
-  // for logs and error messages.
+  // The URL in full: "amqp://user[:password]@host:port/vhost", user,
+  // password and vhost percent-encoded, an IPv6 host in brackets.
+  std::string ToString() const;
+  // ToString() through RedactUrl (filemesh/service/log.hpp): the password
+  // replaced by "***" (or left out when empty), for logs and error messages.
   std::string Redacted() const;
 };
 

@@ -7,9 +7,9 @@
 #include "absl/time/clock.h"
 #include "base/blocking_wait.h"
 #include "filemesh/service/log.hpp"
+#include "rpc/amqp_transport.h"
 #include "rpc/circuit_breaker.h"
 #include "rpc/grpc_transport.h"
-#include "rpc/transport_factory.h"
 
 namespace filemesh {
 
@@ -94,32 +94,58 @@ struct FailoverChannel::Impl {
   std::atomic<bool> closing{false};
 };
 
+namespace {
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeGrpcTransport(
+    const FailoverChannelOptions& options) {
+  internal::GrpcTransportOptions grpc;
+  grpc.target = options.grpc_target;
+  grpc.max_message_bytes = options.max_message_bytes;
+  grpc.reconnect_backoff_min = options.reconnect_backoff_min;
+  // A breaker probe finds the server back only if gRPC has tried to
+  // reconnect since: never let its backoff outgrow the breaker's cooldown.
+  grpc.reconnect_backoff_max =
+      std::min(options.reconnect_backoff_max,
+               std::max(options.policy.breaker_cooldown, options.reconnect_backoff_min));
+  absl::StatusOr<std::unique_ptr<internal::GrpcTransport>> transport =
+      internal::GrpcTransport::Create(grpc);
+  if (!transport.ok()) return transport.status();
+  return std::unique_ptr<Transport>(*std::move(transport));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
+    const FailoverChannelOptions& options) {
+  internal::AmqpClientOptions amqp;
+  amqp.amqp = options.amqp;
+  amqp.late_reply_ttl = options.late_reply_ttl;
+  amqp.late_reply_capacity = options.late_reply_capacity;
+  amqp.reconnect_backoff_min = options.reconnect_backoff_min;
+  amqp.reconnect_backoff_max = options.reconnect_backoff_max;
+  amqp.max_message_bytes = options.max_message_bytes;
+  absl::StatusOr<std::unique_ptr<internal::AmqpTransport>> transport =
+      internal::AmqpTransport::Create(amqp);
+  if (!transport.ok()) return transport.status();
+  return std::unique_ptr<Transport>(*std::move(transport));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
     const FailoverChannelOptions& options) {
-  if (options.grpc_target.empty() && options.amqp_url.empty()) {
+  if (options.grpc_target.empty() && options.amqp.url.empty()) {
     return absl::InvalidArgumentError("a FailoverChannel needs a gRPC target or an AMQP URL");
   }
   std::unique_ptr<Transport> primary;
   std::unique_ptr<Transport> fallback;
   if (!options.grpc_target.empty()) {
-    internal::GrpcTransportOptions grpc;
-    grpc.target = options.grpc_target;
-    grpc.max_message_bytes = options.max_message_bytes;
-    grpc.reconnect_backoff_min = options.reconnect_backoff_min;
-    // A breaker probe finds the server back only if gRPC has tried to
-    // reconnect since: never let its backoff outgrow the breaker's cooldown.
-    grpc.reconnect_backoff_max =
-        std::min(options.reconnect_backoff_max,
-                 std::max(options.policy.breaker_cooldown, options.reconnect_backoff_min));
-    absl::StatusOr<std::unique_ptr<internal::GrpcTransport>> t =
-        internal::GrpcTransport::Create(grpc);
-    if (!t.ok()) return t.status();
-    primary = *std::move(t);
+    absl::StatusOr<std::unique_ptr<Transport>> transport = MakeGrpcTransport(options);
+    if (!transport.ok()) return transport.status();
+    primary = *std::move(transport);
   }
-  if (!options.amqp_url.empty()) {
-    absl::StatusOr<std::unique_ptr<Transport>> t = internal::MakeAmqpTransport(options);
-    if (!t.ok()) return t.status();
-    fallback = *std::move(t);
+  if (!options.amqp.url.empty()) {
+    absl::StatusOr<std::unique_ptr<Transport>> transport = MakeAmqpTransport(options);
+    if (!transport.ok()) return transport.status();
+    fallback = *std::move(transport);
   }
   auto channel =
       std::make_shared<FailoverChannel>(std::move(primary), std::move(fallback), options.policy);

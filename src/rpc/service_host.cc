@@ -55,6 +55,10 @@ struct ServiceHost::Impl {
   std::condition_variable done_cv;
   bool done = false;
 
+  absl::Status CreateAmqpServer();
+  void AbandonStart();
+  void LogStarted() const;
+
   // Runs a handler on the pool; every path calls `reply` exactly once.
   void Dispatch(const std::string& method, std::string request, absl::Time deadline,
                 std::string_view transport, internal::ReplyCallback reply) {
@@ -140,6 +144,63 @@ void ServiceHost::AddFileSearcher(const FileSearcherInterface& service) {
   RegisterRaw(kSearchMethod, FileSearcherHandler(service));
 }
 
+namespace {
+
+// What Start refuses before it touches the network.
+absl::Status CheckHostOptions(const ServiceHostOptions& o) {
+  if (o.grpc_listen.empty() && o.amqp.url.empty()) {
+    return absl::InvalidArgumentError("neither grpc_listen nor amqp.url is set");
+  }
+  if (o.max_inflight == 0) return absl::InvalidArgumentError("max_inflight must be at least 1");
+  if (o.max_call_time <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_call_time must be positive");
+  }
+  if (!o.amqp.url.empty() && (o.amqp_prefetch <= 0 || o.amqp_prefetch > 65535)) {
+    return absl::InvalidArgumentError("amqp_prefetch must be between 1 and 65535");
+  }
+  return internal::CheckMaxMessageBytes(o.max_message_bytes);
+}
+
+}  // namespace
+
+// Makes the AMQP server (not yet connected): its options are checked without
+// touching the network, so a bad URL fails Start before a gRPC port is bound.
+absl::Status ServiceHost::Impl::CreateAmqpServer() {
+  internal::AmqpServerOptions amqp_options;
+  amqp_options.amqp = options.amqp;
+  amqp_options.prefetch = static_cast<uint16_t>(options.amqp_prefetch);
+  amqp_options.reconnect_backoff_min = options.reconnect_backoff_min;
+  amqp_options.reconnect_backoff_max = options.reconnect_backoff_max;
+  amqp_options.services = registry.ServiceNames();
+  amqp_options.dispatch = MakeDispatcher("amqp");
+  absl::StatusOr<std::unique_ptr<internal::AmqpServer>> server =
+      internal::AmqpServer::Create(amqp_options);
+  if (!server.ok()) return server.status();
+  amqp = *std::move(server);
+  return absl::OkStatus();
+}
+
+// Undoes a Start that failed halfway.
+void ServiceHost::Impl::AbandonStart() {
+  if (grpc) grpc->Shutdown(absl::ZeroDuration());
+  grpc.reset();
+  amqp.reset();
+  pool.reset();
+}
+
+void ServiceHost::Impl::LogStarted() const {
+  std::vector<std::string> queues;
+  if (amqp) {
+    for (const std::string& service : registry.ServiceNames()) {
+      queues.push_back(options.amqp.queue_prefix + service);
+    }
+  }
+  LogEvent("service_host_started", {{"grpc", grpc ? grpc->address() : ""},
+                                    {"amqp_url", RedactUrl(options.amqp.url)},
+                                    {"queues", absl::StrJoin(queues, ",")},
+                                    {"threads", absl::StrCat(pool->threads())}});
+}
+
 absl::Status ServiceHost::Start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->started) return absl::FailedPreconditionError("the host was already started");
@@ -147,73 +208,22 @@ absl::Status ServiceHost::Start() {
   if (impl_->registry.ServiceNames().empty()) {
     return absl::InvalidArgumentError("no handler is registered");
   }
-  if (o.grpc_listen.empty() && o.amqp_url.empty()) {
-    return absl::InvalidArgumentError("neither grpc_listen nor amqp_url is set");
-  }
-  if (o.max_inflight == 0) return absl::InvalidArgumentError("max_inflight must be at least 1");
-  if (o.max_call_time <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("max_call_time must be positive");
-  }
-  if (absl::Status size = internal::CheckMaxMessageBytes(o.max_message_bytes); !size.ok()) {
-    return size;
-  }
+  if (absl::Status status = CheckHostOptions(o); !status.ok()) return status;
   impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_inflight);
-  // AMQP first: its options are checked without touching the network, so a
-  // bad URL fails Start before a gRPC port is bound.
-  if (!o.amqp_url.empty()) {
-    if (o.amqp_prefetch <= 0 || o.amqp_prefetch > 65535) {
-      impl_->pool.reset();
-      return absl::InvalidArgumentError("amqp_prefetch must be between 1 and 65535");
-    }
-    internal::AmqpServerOptions amqp;
-    amqp.url = o.amqp_url;
-    amqp.queue_prefix = o.queue_prefix;
-    amqp.quorum_queues = o.quorum_queues;
-    amqp.queue_limits = o.queue_limits;
-    amqp.heartbeat = o.heartbeat;
-    amqp.prefetch = static_cast<uint16_t>(o.amqp_prefetch);
-    amqp.reconnect_backoff_min = o.reconnect_backoff_min;
-    amqp.reconnect_backoff_max = o.reconnect_backoff_max;
-    amqp.services = impl_->registry.ServiceNames();
-    amqp.dispatch = impl_->MakeDispatcher("amqp");
-    absl::StatusOr<std::unique_ptr<internal::AmqpServer>> server =
-        internal::AmqpServer::Create(amqp);
-    if (!server.ok()) {
-      impl_->pool.reset();
-      return server.status();
-    }
-    impl_->amqp = *std::move(server);
-  }
-  if (!o.grpc_listen.empty()) {
+  absl::Status status = o.amqp.url.empty() ? absl::OkStatus() : impl_->CreateAmqpServer();
+  if (status.ok() && !o.grpc_listen.empty()) {
     absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc = internal::GrpcServer::Start(
         o.grpc_listen, impl_->registry, impl_->MakeDispatcher("grpc"), o.max_message_bytes);
-    if (!grpc.ok()) {
-      impl_->amqp.reset();
-      impl_->pool.reset();
-      return grpc.status();
-    }
-    impl_->grpc = *std::move(grpc);
+    status = grpc.status();
+    if (grpc.ok()) impl_->grpc = *std::move(grpc);
   }
-  if (impl_->amqp) {
-    if (absl::Status status = impl_->amqp->Start(); !status.ok()) {
-      if (impl_->grpc) impl_->grpc->Shutdown(absl::ZeroDuration());
-      impl_->grpc.reset();
-      impl_->amqp.reset();
-      impl_->pool.reset();
-      return status;
-    }
+  if (status.ok() && impl_->amqp) status = impl_->amqp->Start();
+  if (!status.ok()) {
+    impl_->AbandonStart();
+    return status;
   }
   impl_->started = true;
-  std::vector<std::string> queues;
-  if (impl_->amqp) {
-    for (const std::string& service : impl_->registry.ServiceNames()) {
-      queues.push_back(o.queue_prefix + service);
-    }
-  }
-  LogEvent("service_host_started", {{"grpc", impl_->grpc ? impl_->grpc->address() : ""},
-                                    {"amqp_url", RedactUrl(o.amqp_url)},
-                                    {"queues", absl::StrJoin(queues, ",")},
-                                    {"threads", absl::StrCat(impl_->pool->threads())}});
+  impl_->LogStarted();
   return absl::OkStatus();
 }
 

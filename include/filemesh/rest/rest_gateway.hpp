@@ -1,7 +1,8 @@
-// RestGateway: the filemesh REST API (docs/rest.md) in front of a
-// FileListerClient and a FileSearcherClient, as a function from HttpRequest
-// to HttpResponse (HandleAsync: the response comes through an
-// HttpResponder). An HTTP server (HttpServer in http_server.hpp, or any
+// RestGateway: the filemesh REST API (docs/rest.md) in front of an
+// asynchronous lister and searcher (filemesh/rpc/async_file_service.hpp:
+// FileListerClient and FileSearcherClient, or any other implementation), as
+// a function from HttpRequest to HttpResponse (HandleAsync: the response
+// comes through an HttpResponder). An HTTP server (HttpServer in http_server.hpp, or any
 // other) carries the messages; this class holds everything else:
 //
 //   GET /api/v1/files            a directory listing (v1::ListResponse as JSON)
@@ -34,7 +35,7 @@
 
 #include "absl/time/time.h"
 #include "filemesh/rest/http.hpp"
-#include "filemesh/rpc/clients.hpp"
+#include "filemesh/rpc/async_file_service.hpp"
 #include "filemesh/service/metrics.hpp"
 
 namespace filemesh {
@@ -65,9 +66,11 @@ struct RestGatewayOptions {
 
 class RestGateway {
  public:
-  // Either client may be null: that backend's routes then answer 503.
-  RestGateway(RestGatewayOptions options, std::shared_ptr<FileListerClient> lister,
-              std::shared_ptr<FileSearcherClient> searcher);
+  // Either backend may be null: its routes then answer 503. A backend with a
+  // FailoverChannel (failover_channel()) has its transports reported by
+  // /readyz and its channel counters exported by /metrics.
+  RestGateway(RestGatewayOptions options, std::shared_ptr<const AsyncFileListerInterface> lister,
+              std::shared_ptr<const AsyncFileSearcherInterface> searcher);
   ~RestGateway();
   RestGateway(const RestGateway&) = delete;
   RestGateway& operator=(const RestGateway&) = delete;

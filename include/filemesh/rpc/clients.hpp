@@ -1,7 +1,8 @@
 // Typed clients of the filemesh services over a FailoverChannel. They offer
 // the same List/Search as FileLister and FileSearcher (file_service.hpp), so
 // code can move between local and remote without change; the extra overloads
-// say which transport served a call and hand out queued operations.
+// say which transport served a call and hand out queued operations. They are
+// also the asynchronous interfaces of async_file_service.hpp.
 //
 //   auto channel = filemesh::FailoverChannel::Create(options).value();
 //   filemesh::FileListerClient lister(channel);
@@ -25,23 +26,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "filemesh/file_service.hpp"
+#include "filemesh/rpc/async_file_service.hpp"
 #include "filemesh/rpc/failover_channel.hpp"
 #include "filemesh/rpc/methods.hpp"
 
 namespace filemesh {
 
-// A queued call's typed reply.
-template <typename Response>
-struct Operation {
-  LateReply::State state = LateReply::State::kUnknown;
-  absl::StatusOr<Response> response = absl::UnknownError("no reply");
-};
-
-// The outcome of an asynchronous typed call.
-template <typename Response>
-using ClientCallback = std::function<void(absl::StatusOr<Response>, CallInfo)>;
-
-class FileListerClient : public FileListerInterface {
+class FileListerClient : public FileListerInterface, public AsyncFileListerInterface {
  public:
   // Calls without a deadline get now + `default_timeout`.
   explicit FileListerClient(std::shared_ptr<FailoverChannel> channel,
@@ -59,17 +50,18 @@ class FileListerClient : public FileListerInterface {
   // FailoverChannel::CallAsync for where and when). An infinite `deadline`
   // means now + the default timeout.
   void ListAsync(const v1::ListRequest& request, absl::Time deadline,
-                 ClientCallback<v1::ListResponse> done) const;
-  Operation<v1::ListResponse> TakeList(const std::string& operation_id) const;
+                 ClientCallback<v1::ListResponse> done) const override;
+  Operation<v1::ListResponse> TakeList(const std::string& operation_id) const override;
 
   const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }
+  const FailoverChannel* failover_channel() const override { return channel_.get(); }
 
  private:
   std::shared_ptr<FailoverChannel> channel_;
   absl::Duration default_timeout_;
 };
 
-class FileSearcherClient : public FileSearcherInterface {
+class FileSearcherClient : public FileSearcherInterface, public AsyncFileSearcherInterface {
  public:
   explicit FileSearcherClient(std::shared_ptr<FailoverChannel> channel,
                               absl::Duration default_timeout = absl::Seconds(5));
@@ -81,10 +73,11 @@ class FileSearcherClient : public FileSearcherInterface {
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request, absl::Time deadline,
                                             CallInfo* info) const;
   void SearchAsync(const v1::SearchRequest& request, absl::Time deadline,
-                   ClientCallback<v1::SearchResponse> done) const;
-  Operation<v1::SearchResponse> TakeSearch(const std::string& operation_id) const;
+                   ClientCallback<v1::SearchResponse> done) const override;
+  Operation<v1::SearchResponse> TakeSearch(const std::string& operation_id) const override;
 
   const std::shared_ptr<FailoverChannel>& channel() const { return channel_; }
+  const FailoverChannel* failover_channel() const override { return channel_.get(); }
 
  private:
   std::shared_ptr<FailoverChannel> channel_;

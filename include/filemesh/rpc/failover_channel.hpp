@@ -43,8 +43,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/rpc/amqp_options.hpp"
 #include "filemesh/rpc/failover_policy.hpp"
-#include "filemesh/rpc/queue_limits.hpp"
 #include "filemesh/rpc/transport.hpp"
 
 namespace filemesh {
@@ -53,16 +53,8 @@ struct FailoverChannelOptions {
   // gRPC target, e.g. "127.0.0.1:50051" or "ipv4:127.0.0.1:1,127.0.0.1:2"
   // (several targets are spread with round_robin). Empty: no gRPC.
   std::string grpc_target;
-  // AMQP URL, "amqp://user:pass@host:port/vhost". Empty: no AMQP.
-  std::string amqp_url;
-  // Prepended to every queue name (see docs/protocol.md).
-  std::string queue_prefix;
-  // Declare the service queues as quorum queues (for clusters).
-  bool quorum_queues = false;
-  // Bounds of the queues this side declares; the services' must match.
-  QueueLimits queue_limits;
-  // AMQP heartbeat interval.
-  absl::Duration heartbeat = absl::Seconds(10);
+  // The RabbitMQ side (amqp_options.hpp); an empty url: no AMQP.
+  AmqpOptions amqp;
   // How long a queued request stays worth serving (the AMQP `expiration`)
   // and how long a late reply is kept for TakeLateReply.
   absl::Duration late_reply_ttl = absl::Minutes(10);

@@ -4,7 +4,7 @@
 //   filemesh::FileLister lister("/srv/data");
 //   filemesh::ServiceHostOptions options;
 //   options.grpc_listen = "0.0.0.0:50051";
-//   options.amqp_url = "amqp://guest:guest@127.0.0.1:5672/";
+//   options.amqp.url = "amqp://guest:guest@127.0.0.1:5672/";
 //   filemesh::ServiceHost host(options);
 //   host.AddFileLister(lister);
 //   if (auto status = host.Start(); !status.ok()) { ... }
@@ -33,8 +33,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "filemesh/file_service.hpp"
+#include "filemesh/rpc/amqp_options.hpp"
 #include "filemesh/rpc/methods.hpp"
-#include "filemesh/rpc/queue_limits.hpp"
 
 namespace filemesh {
 
@@ -42,16 +42,11 @@ struct ServiceHostOptions {
   // "host:port" to listen on for gRPC ("127.0.0.1:0" picks a free port; see
   // grpc_port()). Empty: no gRPC.
   std::string grpc_listen;
-  // "amqp://user:pass@host:port/vhost". Empty: no AMQP.
-  std::string amqp_url;
-  // Prepended to every queue name; must match the clients'.
-  std::string queue_prefix;
-  bool quorum_queues = false;
-  // Bounds of the service queues (queue_limits.hpp); the clients' must match.
-  QueueLimits queue_limits;
-  // Unacknowledged AMQP deliveries at once.
+  // The RabbitMQ side (amqp_options.hpp); an empty url: no AMQP.
+  AmqpOptions amqp;
+  // Unacknowledged AMQP deliveries at once, per service queue.
   int amqp_prefetch = 32;
-  absl::Duration heartbeat = absl::Seconds(10);
+  // Bounds of the exponential, jittered backoff between broker reconnects.
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   // Handler threads; 0 means one per CPU the process may use (affinity mask

@@ -1,0 +1,56 @@
+// How a client (FailoverChannelOptions::amqp) or a service
+// (ServiceHostOptions::amqp) reaches RabbitMQ, and the bounds of the queues
+// it declares (docs/protocol.md).
+//
+// Clients and services declare the same queues with the same arguments, so
+// both sides must use the same queue_prefix, quorum_queues and queue_limits:
+// the broker refuses a declaration whose arguments differ from the queue's
+// (PRECONDITION_FAILED), and the side that declares second cannot use the
+// queue.
+
+#ifndef FILEMESH_RPC_AMQP_OPTIONS_HPP_
+#define FILEMESH_RPC_AMQP_OPTIONS_HPP_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace filemesh {
+
+struct QueueLimits {
+  // Requests waiting in a service queue at most (x-max-length). Past it the
+  // broker refuses new ones (x-overflow: reject-publish) and the call fails
+  // at once with RESOURCE_EXHAUSTED instead of being queued.
+  int64_t max_length = 10000;
+  // Deliveries of one request at most. A request whose delivery ends without
+  // an answer (its server crashed, was killed or cut off while holding it)
+  // goes back to the queue; after this many it is dead-lettered instead of
+  // going to the next replica, and its caller is answered ABORTED.
+  int max_deliveries = 3;
+  // How long a dead-lettered request is kept in "<queue>.dlq" (x-message-ttl).
+  absl::Duration dead_letter_ttl = absl::Hours(24 * 7);
+  // Dead-lettered requests kept at most; the oldest go first (x-max-length).
+  int64_t dead_letter_max_length = 10000;
+};
+
+struct AmqpOptions {
+  // "amqp://user:pass@host:port/vhost" (docs/protocol.md). Empty: no AMQP.
+  std::string url;
+  // Prepended to every queue name; the same on both sides.
+  std::string queue_prefix;
+  // Declare the service queues as quorum queues (for clusters); the same on
+  // both sides.
+  bool quorum_queues = false;
+  // Bounds of the service queues; the same on both sides.
+  QueueLimits queue_limits;
+  // Heartbeat interval asked of the broker (it may lower it); zero disables
+  // heartbeats.
+  absl::Duration heartbeat = absl::Seconds(10);
+  // Bound of the TCP connect and of the AMQP handshake of one attempt.
+  absl::Duration connect_timeout = absl::Seconds(5);
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_RPC_AMQP_OPTIONS_HPP_
