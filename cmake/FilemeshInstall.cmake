@@ -86,12 +86,13 @@ set(FILEMESH_PC_fs_REQUIRES
 set(FILEMESH_PC_fs_SUMMARY "files: FileLister, FileSearcher")
 set(FILEMESH_PC_service_REQUIRES
   "filemesh-base absl_strings absl_time absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
-set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals, metrics")
+set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals")
 set(FILEMESH_PC_rpc_REQUIRES
   "filemesh-fs filemesh-service filemesh-base grpc++ librabbitmq absl_synchronization absl_random_random")
 set(FILEMESH_PC_rpc_SUMMARY "RPC: FailoverChannel, ServiceHost, clients")
 # Boost.Beast (the HTTP server) is header-only: nothing to link.
-set(FILEMESH_PC_rest_REQUIRES "filemesh-rpc filemesh-service filemesh-base protobuf")
+set(FILEMESH_PC_rest_REQUIRES
+  "filemesh-rpc filemesh-service filemesh-base protobuf prometheus-cpp-core")
 set(FILEMESH_PC_rest_SUMMARY "REST: HttpServer, RestGateway")
 set(FILEMESH_PC_ALL "")
 foreach(component base fs service rpc rest)

@@ -98,6 +98,8 @@ class FilemeshConan(ConanFile):
         if self.options.get_safe("rest"):
             # filemesh::rest's HttpServer: Boost.Beast and Asio, headers only.
             self.requires("boost/1.74.0")
+            # RestGateway's metrics: its public header takes a prometheus::Registry.
+            self.requires("prometheus-cpp/1.0.1", transitive_headers=True, transitive_libs=True)
         if self.options.cli:
             # The command's remote mode (--gateway) is an HTTP client.
             self.requires("cpp-httplib/0.11.4")

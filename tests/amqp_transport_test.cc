@@ -670,6 +670,19 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
     EXPECT_EQ(AmqpTransport::Create(bounded).status().code(), absl::StatusCode::kInvalidArgument)
         << which;
   }
+  server.amqp.queue_limits = QueueLimits();
+
+  // The connect timeout bounds every attempt: it must be positive, on both sides.
+  for (const absl::Duration timeout : {absl::ZeroDuration(), absl::Seconds(-1)}) {
+    server.amqp.connect_timeout = timeout;
+    const absl::Status refused = AmqpServer::Create(server).status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.message().find("connect_timeout"), absl::string_view::npos) << refused;
+    AmqpClientOptions timed;
+    timed.amqp.url = "amqp://localhost";
+    timed.amqp.connect_timeout = timeout;
+    EXPECT_EQ(AmqpTransport::Create(timed).status().code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

@@ -28,6 +28,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "json_test_util.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 #include "test_tree.h"
 
 namespace filemesh {
@@ -960,6 +962,13 @@ double SampleValue(const std::string& text, const std::string& series) {
   return -1;
 }
 
+// filemesh_http_requests_total's series for one label set, its labels in
+// the order prometheus-cpp writes them (sorted by name).
+std::string RequestsSeries(const std::string& route, int code, const std::string& served_by) {
+  return absl::StrCat("filemesh_http_requests_total{code=\"", code, "\",route=\"", route,
+                      "\",served_by=\"", served_by, "\"}");
+}
+
 TEST_F(RestGatewayObservabilityTest, MetricsCountRequestsByRouteCodeAndTransport) {
   for (int i = 0; i < 3; ++i) Get("/api/v1/files");
   Get("/api/v1/files", {{"path", "missing"}});
@@ -974,34 +983,13 @@ TEST_F(RestGatewayObservabilityTest, MetricsCountRequestsByRouteCodeAndTransport
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; version=0.0.4");
   const std::string& text = r.body;
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"200\","
-                        "served_by=\"in-memory\"}"),
-            3);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"404\","
-                        "served_by=\"in-memory\"}"),
-            1);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"400\","
-                        "served_by=\"none\"}"),
-            1);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/search\",code=\"200\","
-                        "served_by=\"in-memory\"}"),
-            1);
-  EXPECT_EQ(
-      SampleValue(text,
-                  "filemesh_http_requests_total{route=\"other\",code=\"404\",served_by=\"none\"}"),
-      2);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/operations/{id}\","
-                        "code=\"404\",served_by=\"none\"}"),
-            1);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/healthz\",code=\"405\","
-                        "served_by=\"none\"}"),
-            1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/files", 200, "in-memory")), 3);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/files", 404, "in-memory")), 1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/files", 400, "none")), 1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/search", 200, "in-memory")), 1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("other", 404, "none")), 2);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/operations/{id}", 404, "none")), 1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/healthz", 405, "none")), 1);
   EXPECT_EQ(text.find("/nope"), std::string::npos);  // raw paths never become labels
   EXPECT_EQ(SampleValue(text,
                         "filemesh_http_request_duration_seconds_count{route=\"/api/v1/"
@@ -1043,14 +1031,16 @@ TEST_F(RestGatewayObservabilityTest, MetricsFollowFailoversQueuesAndTheBreaker) 
   EXPECT_EQ(
       SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"closed\"}"), 0);
   EXPECT_EQ(SampleValue(text, "filemesh_http_operations"), 1);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"202\","
-                        "served_by=\"in-memory\"}"),
-            1);
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/files", 202, "in-memory")), 1);
 }
 
 TEST_F(RestGatewayObservabilityTest, ApplicationsCanAddMetrics) {
-  gateway_->metrics().AddCounter("app_custom_total", "Custom.").WithLabels({}).Increment(7);
+  prometheus::BuildCounter()
+      .Name("app_custom_total")
+      .Help("Custom.")
+      .Register(gateway_->metrics())
+      .Add({})
+      .Increment(7);
   EXPECT_EQ(SampleValue(Get("/metrics").body, "app_custom_total"), 7);
 }
 
@@ -1114,13 +1104,9 @@ TEST_F(RestGatewayObservabilityTest, ConcurrentRequestsAreAllAnsweredAndCounted)
   for (std::thread& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], 0);
   const std::string text = Get("/metrics").body;
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/files\",code=\"200\","
-                        "served_by=\"in-memory\"}"),
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/files", 200, "in-memory")),
             kThreads / 2 * kPerThread);
-  EXPECT_EQ(SampleValue(text,
-                        "filemesh_http_requests_total{route=\"/api/v1/search\",code=\"200\","
-                        "served_by=\"in-memory\"}"),
+  EXPECT_EQ(SampleValue(text, RequestsSeries("/api/v1/search", 200, "in-memory")),
             kThreads / 2 * kPerThread);
 }
 

@@ -1,6 +1,6 @@
 // Lists a directory with filemesh::FileLister (fs) and, with the rpc
 // component, again through FailoverChannel and FileListerClient over the
-// in-process transport (rpc), counting the calls in a MetricsRegistry (rest).
+// in-process transport (rpc, testing), and logs it (service).
 //
 //   test_package DIR      (DIR must hold test_package.cc)
 
@@ -13,7 +13,7 @@
 #ifdef FILEMESH_TEST_RPC
 #include "filemesh/rpc/clients.hpp"
 #include "filemesh/rpc/failover_channel.hpp"
-#include "filemesh/service/metrics.hpp"
+#include "filemesh/service/log.hpp"
 #include "filemesh/testing/in_memory_transport.hpp"
 #endif
 
@@ -64,16 +64,8 @@ int main(int argc, char** argv) {
                  remote.ok() ? "a different listing" : remote.status().ToString().c_str());
     return 1;
   }
-  filemesh::MetricsRegistry registry;
-  registry.AddCounter("test_package_calls_total", "Calls made.", {"component"})
-      .WithLabels({"rpc"})
-      .Increment();
-  const std::string metrics = registry.Render();
-  if (metrics.find("test_package_calls_total{component=\"rpc\"} 1") == std::string::npos) {
-    std::fprintf(stderr, "rest: unexpected metrics:\n%s", metrics.c_str());
-    return 1;
-  }
-  std::printf("filemesh %s test_package: rpc listed %d entries, rest rendered metrics\n",
+  filemesh::LogEvent("test_package_listed", {{"entries", std::to_string(entries)}});
+  std::printf("filemesh %s test_package: rpc listed %d entries, service logged it\n",
               FILEMESH_VERSION_STRING, entries);
 #endif
   std::printf("filemesh test_package: OK\n");

@@ -1,12 +1,19 @@
 #include "common/queue_flags.h"
 
 #include <cstdint>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "filemesh/rpc/transport.hpp"
 
+ABSL_FLAG(std::string, amqp_url, "",
+          "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST; empty: no AMQP");
+ABSL_FLAG(std::string, queue_prefix, "",
+          "prepended to every queue name; the same on every service and gateway");
+ABSL_FLAG(absl::Duration, amqp_connect_timeout, absl::Seconds(5),
+          "bound of one attempt to connect to the broker (TCP connect and AMQP handshake)");
 ABSL_FLAG(int64_t, queue_max_length, 10000,
           "requests waiting in a service queue at most; past it a call fails at once "
           "(RESOURCE_EXHAUSTED); the same on every service and gateway");
@@ -32,6 +39,8 @@ absl::StatusOr<size_t> MaxMessageBytesFromFlags() {
   return static_cast<size_t>(bytes);
 }
 
+namespace {
+
 absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags() {
   filemesh::QueueLimits limits;
   limits.max_length = absl::GetFlag(FLAGS_queue_max_length);
@@ -55,6 +64,23 @@ absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags() {
         "--dead_letter_max_length must be 1 or more, not ", limits.dead_letter_max_length));
   }
   return limits;
+}
+
+}  // namespace
+
+absl::StatusOr<filemesh::AmqpOptions> AmqpOptionsFromFlags() {
+  filemesh::AmqpOptions amqp;
+  amqp.url = absl::GetFlag(FLAGS_amqp_url);
+  amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  amqp.connect_timeout = absl::GetFlag(FLAGS_amqp_connect_timeout);
+  if (amqp.connect_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--amqp_connect_timeout must be positive, not ",
+                                                   absl::FormatDuration(amqp.connect_timeout)));
+  }
+  absl::StatusOr<filemesh::QueueLimits> limits = QueueLimitsFromFlags();
+  if (!limits.ok()) return limits.status();
+  amqp.queue_limits = *limits;
+  return amqp;
 }
 
 }  // namespace filemesh_examples

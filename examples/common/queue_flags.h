@@ -1,7 +1,7 @@
-// The limits the services and the gateway must agree on, as flags shared by
-// them: the RabbitMQ queue bounds (filemesh::QueueLimits; every side declares
-// the same queues) and the largest message (--max_message_bytes). Each also
-// from FILEMESH_<NAME>.
+// What the services and the gateway must agree on, as flags shared by them:
+// the broker and its queues (filemesh::AmqpOptions: every side declares the
+// same queues with the same bounds) and the largest message
+// (--max_message_bytes). Each also from FILEMESH_<NAME>.
 
 #ifndef FILEMESH_EXAMPLES_COMMON_QUEUE_FLAGS_H_
 #define FILEMESH_EXAMPLES_COMMON_QUEUE_FLAGS_H_
@@ -13,10 +13,11 @@
 
 namespace filemesh_examples {
 
-// --queue_max_length, --max_deliveries, --dead_letter_ttl and
-// --dead_letter_max_length; InvalidArgument, naming the flag, for a value
-// that is not positive.
-absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags();
+// --amqp_url, --queue_prefix, --amqp_connect_timeout and the queue bounds
+// (--queue_max_length, --max_deliveries, --dead_letter_ttl,
+// --dead_letter_max_length); InvalidArgument, naming the flag, for a bound or
+// timeout that is not positive.
+absl::StatusOr<filemesh::AmqpOptions> AmqpOptionsFromFlags();
 
 // --max_message_bytes: InvalidArgument outside 4096 .. 2^31 - 1.
 absl::StatusOr<size_t> MaxMessageBytesFromFlags();

@@ -12,9 +12,6 @@
 ABSL_FLAG(std::string, root, "", "directory to serve (required)");
 ABSL_FLAG(std::string, grpc_listen, "",
           "gRPC listen address HOST:PORT (port 0 picks one); empty: no gRPC");
-ABSL_FLAG(std::string, amqp_url, "",
-          "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST; empty: no AMQP");
-ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the gateway's");
 ABSL_FLAG(int, threads, 0, "handler threads; 0: one per core");
 ABSL_FLAG(bool, log_calls, false, "log one event=call line per handled call");
 ABSL_FLAG(int, max_inflight, 1000,
@@ -29,8 +26,6 @@ namespace filemesh_examples {
 absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   filemesh::ServiceHostOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
-  options.amqp.url = absl::GetFlag(FLAGS_amqp_url);
-  options.amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.log_calls = absl::GetFlag(FLAGS_log_calls);
   const int max_inflight = absl::GetFlag(FLAGS_max_inflight);
@@ -47,9 +42,9 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   absl::StatusOr<size_t> max_message_bytes = MaxMessageBytesFromFlags();
   if (!max_message_bytes.ok()) return max_message_bytes.status();
   options.max_message_bytes = *max_message_bytes;
-  absl::StatusOr<filemesh::QueueLimits> limits = QueueLimitsFromFlags();
-  if (!limits.ok()) return limits.status();
-  options.amqp.queue_limits = *limits;
+  absl::StatusOr<filemesh::AmqpOptions> amqp = AmqpOptionsFromFlags();
+  if (!amqp.ok()) return amqp.status();
+  options.amqp = *std::move(amqp);
   if (absl::GetFlag(FLAGS_root).empty()) {
     return absl::InvalidArgumentError("--root is required: the directory to serve");
   }

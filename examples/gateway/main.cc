@@ -33,9 +33,6 @@ ABSL_FLAG(std::string, lister_grpc, "",
           "mserv1 gRPC targets, HOST:PORT[,HOST:PORT...] (spread round robin); empty: no gRPC");
 ABSL_FLAG(std::string, searcher_grpc, "",
           "mserv2 gRPC targets, HOST:PORT[,HOST:PORT...] (spread round robin); empty: no gRPC");
-ABSL_FLAG(std::string, amqp_url, "",
-          "RabbitMQ broker for the fallback, amqp://USER:PASS@HOST:PORT/VHOST; empty: none");
-ABSL_FLAG(std::string, queue_prefix, "", "prepended to every queue name; must match the services'");
 ABSL_FLAG(std::string, api_key, "",
           "when set, /api/ routes need 'Authorization: Bearer KEY' (prefer FILEMESH_API_KEY)");
 ABSL_FLAG(bool, ui, true,
@@ -75,19 +72,16 @@ namespace {
 }
 
 // A channel to `grpc_targets` (and the broker, if any); null when neither.
-std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets) {
+std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets,
+                                                     const filemesh::AmqpOptions& amqp) {
   filemesh::FailoverChannelOptions options;
   options.grpc_target = grpc_targets;
-  options.amqp.url = absl::GetFlag(FLAGS_amqp_url);
-  options.amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  options.amqp = amqp;
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
   absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();
   if (!max_message_bytes.ok()) Exit(max_message_bytes.status());
   options.max_message_bytes = *max_message_bytes;
-  absl::StatusOr<filemesh::QueueLimits> limits = filemesh_examples::QueueLimitsFromFlags();
-  if (!limits.ok()) Exit(limits.status());
-  options.amqp.queue_limits = *limits;
   if (options.grpc_target.empty() && options.amqp.url.empty()) return nullptr;
   auto channel = filemesh::FailoverChannel::Create(options);
   if (!channel.ok()) Exit(channel.status());
@@ -119,7 +113,9 @@ int main(int argc, char** argv) {
                        "[--searcher_grpc TARGETS] [--amqp_url URL]");
   const std::string lister_grpc = absl::GetFlag(FLAGS_lister_grpc);
   const std::string searcher_grpc = absl::GetFlag(FLAGS_searcher_grpc);
-  if (lister_grpc.empty() && searcher_grpc.empty() && absl::GetFlag(FLAGS_amqp_url).empty()) {
+  absl::StatusOr<filemesh::AmqpOptions> amqp = filemesh_examples::AmqpOptionsFromFlags();
+  if (!amqp.ok()) Exit(amqp.status());
+  if (lister_grpc.empty() && searcher_grpc.empty() && amqp->url.empty()) {
     Exit(absl::InvalidArgumentError("set --lister_grpc, --searcher_grpc and/or --amqp_url"));
   }
   CheckPositive("request_timeout", absl::GetFlag(FLAGS_request_timeout));
@@ -130,20 +126,19 @@ int main(int argc, char** argv) {
   options.api_key = absl::GetFlag(FLAGS_api_key);
   options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.serve_ui = absl::GetFlag(FLAGS_ui);
-  std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc);
-  std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc);
+  std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc, *amqp);
+  std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc, *amqp);
   filemesh::RestGateway gateway(
       options,
       lister ? std::make_shared<filemesh::FileListerClient>(lister, options.request_timeout)
              : nullptr,
       searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
                : nullptr);
-  filemesh::LogEvent("gateway_configured",
-                     {{"lister_grpc", lister_grpc},
-                      {"searcher_grpc", searcher_grpc},
-                      {"amqp_url", filemesh::RedactUrl(absl::GetFlag(FLAGS_amqp_url))},
-                      {"auth", options.api_key.empty() ? "none" : "bearer"},
-                      {"ui", options.serve_ui ? "on" : "off"}});
+  filemesh::LogEvent("gateway_configured", {{"lister_grpc", lister_grpc},
+                                            {"searcher_grpc", searcher_grpc},
+                                            {"amqp_url", filemesh::RedactUrl(amqp->url)},
+                                            {"auth", options.api_key.empty() ? "none" : "bearer"},
+                                            {"ui", options.serve_ui ? "on" : "off"}});
 
   filemesh::HttpServerOptions http;
   http.listen = absl::GetFlag(FLAGS_listen);

@@ -9,12 +9,12 @@
 #ifndef FILEMESH_SRC_BASE_BLOCKING_WAIT_H_
 #define FILEMESH_SRC_BASE_BLOCKING_WAIT_H_
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "filemesh/internal/mutex.hpp"
 
 namespace filemesh::internal {
 
@@ -26,16 +26,16 @@ class BlockingWait {
   // A callback that hands its argument to Take(). Call it once.
   std::function<void(T)> Callback() const {
     return [state = state_](T value) {
-      std::lock_guard<std::mutex> lock(state->mu);
+      MutexLock lock(&state->mu);
       state->value.emplace(std::move(value));
-      state->cv.notify_all();
+      state->cv.SignalAll();
     };
   }
 
   // Blocks until the callback has run, and returns what it was given.
   T Take() {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->cv.wait(lock, [this] { return state_->value.has_value(); });
+    MutexLock lock(&state_->mu);
+    while (!state_->value.has_value()) state_->cv.Wait();
     return *std::move(state_->value);
   }
 
@@ -43,9 +43,9 @@ class BlockingWait {
   // Shared with the callback, which may outlive the waiter by a moment (it
   // still holds the lock when Take returns).
   struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<T> value;
+    Mutex mu;
+    CondVar cv{&mu};
+    std::optional<T> value ABSL_GUARDED_BY(mu);
   };
   std::shared_ptr<State> state_;
 };

@@ -5,13 +5,13 @@
 #ifndef FILEMESH_SRC_BASE_WORKER_POOL_H_
 #define FILEMESH_SRC_BASE_WORKER_POOL_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "filemesh/internal/mutex.hpp"
 
 namespace filemesh::internal {
 
@@ -40,12 +40,11 @@ class WorkerPool {
   void Run();
 
   const size_t max_queued_;
-  // std::mutex rather than absl::Mutex: Debian's Abseil is not built for
-  // ThreadSanitizer, which then cannot see absl::Mutex synchronise.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Started by the constructor; joined by Stop.
   std::vector<std::thread> threads_;
 };
 

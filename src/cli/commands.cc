@@ -305,98 +305,119 @@ std::unique_ptr<GatewayClient> Connect(Args& args, const std::string& gateway,
   return *std::move(client);
 }
 
+struct LsFlags {
+  bool help = false, desc = false, hidden = false, json = false, print0 = false;
+  std::string root, sort = "name", page_size_text, page_token, gateway_flag, api_key;
+  std::vector<std::string> positionals;
+};
+
+// The ListRequest `flags` ask for and the page size when one was given;
+// nullopt after a usage message.
+std::optional<v1::ListRequest> LsRequest(Args& args, const LsFlags& flags,
+                                         std::optional<uint32_t>* page_size) {
+  if (flags.positionals.size() > 1) return args.Usage("takes at most one PATH"), std::nullopt;
+  if (!ParseNumber<uint32_t>(args, "--page-size", flags.page_size_text, 1, FileLister::kMaxPageSize,
+                             page_size)) {
+    return std::nullopt;
+  }
+  v1::ListRequest request;
+  if (!flags.positionals.empty()) request.set_path(flags.positionals[0]);
+  if (flags.sort == "name") {
+    request.set_sort(v1::SORT_FIELD_NAME);
+  } else if (flags.sort == "size") {
+    request.set_sort(v1::SORT_FIELD_SIZE);
+  } else if (flags.sort == "modified") {
+    request.set_sort(v1::SORT_FIELD_MODIFIED);
+  } else {
+    args.Usage(absl::StrCat("--sort takes name, size or modified, not \"", flags.sort, "\""));
+    return std::nullopt;
+  }
+  request.set_descending(flags.desc);
+  request.set_include_hidden(flags.hidden);
+  request.set_page_token(flags.page_token);
+  request.set_page_size(page_size->value_or(1000));
+  return request;
+}
+
+using ListFunction = std::function<absl::StatusOr<v1::ListResponse>(const v1::ListRequest&)>;
+
+// Prints the listing: one page when --page-size was given (and where the
+// next starts), else every page.
+int PrintListing(const ListFunction& list, v1::ListRequest request, bool one_page,
+                 const LsFlags& flags, const std::function<int(const absl::Status&)>& fail,
+                 std::FILE* out, std::FILE* err) {
+  v1::ListResponse all;
+  for (;;) {
+    absl::StatusOr<v1::ListResponse> page = list(request);
+    if (!page.ok()) return fail(page.status());
+    if (!flags.json) {
+      for (const v1::FileEntry& e : page->entries()) PrintPath(e, flags.print0, out);
+    }
+    if (one_page) {
+      if (flags.json) return PrintJson(*page, out, err);
+      if (!page->next_page_token().empty()) {
+        absl::FPrintF(err, "next page: --page-token %s\n", page->next_page_token());
+      }
+      return kExitOk;
+    }
+    if (flags.json) all.mutable_entries()->MergeFrom(page->entries());
+    if (page->next_page_token().empty()) break;
+    request.set_page_token(page->next_page_token());
+  }
+  return flags.json ? PrintJson(all, out, err) : kExitOk;
+}
+
 int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
           const RunOptions& run) {
   Args args("ls", err);
-  bool help = false, desc = false, hidden = false, json = false, print0 = false;
-  std::string root, sort = "name", page_size_text, page_token, gateway_flag, api_key;
-  args.Flag("--help", &help);
-  args.Flag("-h", &help);
-  args.Flag("--desc", &desc);
-  args.Flag("--hidden", &hidden);
-  args.Flag("--json", &json);
-  args.Flag("--print0", &print0);
-  args.Flag("-0", &print0);
-  args.Value("--root", &root);
-  args.Value("--sort", &sort);
-  args.Value("--page-size", &page_size_text);
-  args.Value("--page-token", &page_token);
-  args.Value("--gateway", &gateway_flag);
-  args.Value("--api-key", &api_key);
-  std::vector<std::string> positionals;
-  if (!args.Parse(argv, &positionals)) return kExitUsage;
-  if (help) {
+  LsFlags flags;
+  args.Flag("--help", &flags.help);
+  args.Flag("-h", &flags.help);
+  args.Flag("--desc", &flags.desc);
+  args.Flag("--hidden", &flags.hidden);
+  args.Flag("--json", &flags.json);
+  args.Flag("--print0", &flags.print0);
+  args.Flag("-0", &flags.print0);
+  args.Value("--root", &flags.root);
+  args.Value("--sort", &flags.sort);
+  args.Value("--page-size", &flags.page_size_text);
+  args.Value("--page-token", &flags.page_token);
+  args.Value("--gateway", &flags.gateway_flag);
+  args.Value("--api-key", &flags.api_key);
+  if (!args.Parse(argv, &flags.positionals)) return kExitUsage;
+  if (flags.help) {
     std::fputs(kLsHelp, out);
     return kExitOk;
   }
-  if (positionals.size() > 1) return args.Usage("takes at most one PATH"), kExitUsage;
   std::optional<uint32_t> page_size;
-  if (!ParseNumber<uint32_t>(args, "--page-size", page_size_text, 1, FileLister::kMaxPageSize,
-                             &page_size)) {
-    return kExitUsage;
-  }
-
-  v1::ListRequest request;
-  if (!positionals.empty()) request.set_path(positionals[0]);
-  if (sort == "name") {
-    request.set_sort(v1::SORT_FIELD_NAME);
-  } else if (sort == "size") {
-    request.set_sort(v1::SORT_FIELD_SIZE);
-  } else if (sort == "modified") {
-    request.set_sort(v1::SORT_FIELD_MODIFIED);
-  } else {
-    return args.Usage(absl::StrCat("--sort takes name, size or modified, not \"", sort, "\"")),
-           kExitUsage;
-  }
-  request.set_descending(desc);
-  request.set_include_hidden(hidden);
-  request.set_page_token(page_token);
-  request.set_page_size(page_size.value_or(1000));
+  std::optional<v1::ListRequest> request = LsRequest(args, flags, &page_size);
+  if (!request.has_value()) return kExitUsage;
 
   // Local: a FileLister on the root. Remote: the gateway's /api/v1/files.
-  std::function<absl::StatusOr<v1::ListResponse>(const v1::ListRequest&)> list;
+  ListFunction list;
   std::function<int(const absl::Status&)> fail = [err](const absl::Status& status) {
     return Fail(err, status);
   };
   std::unique_ptr<FileLister> lister;
   std::unique_ptr<GatewayClient> gateway;
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
-  if (const std::string url = FlagOrEnv(gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
-    if (!root.empty()) {
+  if (const std::string url = FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
+    if (!flags.root.empty()) {
       return args.Usage(
                  "--root and --gateway exclude each other (the gateway's services have "
                  "their own root)"),
              kExitUsage;
     }
     int code = kExitOk;
-    gateway = Connect(args, url, api_key, absl::InfiniteDuration(), run, &progress, &code);
+    gateway = Connect(args, url, flags.api_key, absl::InfiniteDuration(), run, &progress, &code);
     if (gateway == nullptr) return code;
     list = [&gateway](const v1::ListRequest& r) { return gateway->List(r); };
     fail = [err](const absl::Status& status) { return FailRemote(err, status); };
   } else {
-    lister = std::make_unique<FileLister>(root.empty() ? "." : root);
+    lister = std::make_unique<FileLister>(flags.root.empty() ? "." : flags.root);
     list = [&lister](const v1::ListRequest& r) { return lister->List(r); };
   }
-
-  v1::ListResponse all;
-  for (;;) {
-    absl::StatusOr<v1::ListResponse> page = list(request);
-    if (!page.ok()) return fail(page.status());
-    if (!json) {
-      for (const v1::FileEntry& e : page->entries()) PrintPath(e, print0, out);
-    }
-    if (page_size) {
-      if (json) return PrintJson(*page, out, err);
-      if (!page->next_page_token().empty()) {
-        absl::FPrintF(err, "next page: --page-token %s\n", page->next_page_token());
-      }
-      return kExitOk;
-    }
-    if (json) all.mutable_entries()->MergeFrom(page->entries());
-    if (page->next_page_token().empty()) break;
-    request.set_page_token(page->next_page_token());
-  }
-  return json ? PrintJson(all, out, err) : kExitOk;
+  return PrintListing(list, *std::move(request), page_size.has_value(), flags, fail, out, err);
 }
 
 // What a search's summary says on stderr: truncation, skipped directories,
@@ -450,110 +471,125 @@ int FindRemote(Args& args, const std::string& url, const std::string& api_key,
   return kExitOk;
 }
 
-int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
-            const RunOptions& run) {
-  const std::atomic<bool>* const interrupted = run.interrupted;
-  Args args("find", err);
+struct FindFlags {
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
        json = false, print0 = false, sort = false, one_file_system = false;
   std::string root, path, type, max_depth_text, min_size_text, max_size_text, max_results_text,
       timeout_text, threads_text, gateway_flag, api_key;
-  args.Flag("--help", &help);
-  args.Flag("-h", &help);
-  args.Flag("--glob", &glob);
-  args.Flag("--substring", &substring);
-  args.Flag("--regex", &regex);
-  args.Flag("-i", &icase);
-  args.Flag("--ignore-case", &icase);
-  args.Flag("--hidden", &hidden);
-  args.Flag("-x", &one_file_system);
-  args.Flag("--one-file-system", &one_file_system);
-  args.Flag("--json", &json);
-  args.Flag("--sort", &sort);
-  args.Flag("--print0", &print0);
-  args.Flag("-0", &print0);
-  args.Value("--root", &root);
-  args.Value("--path", &path);
-  args.Value("--type", &type);
-  args.Value("--max-depth", &max_depth_text);
-  args.Value("--min-size", &min_size_text);
-  args.Value("--max-size", &max_size_text);
-  args.Value("--max-results", &max_results_text);
-  args.Value("--timeout", &timeout_text);
-  args.Value("--threads", &threads_text);
-  args.Value("--gateway", &gateway_flag);
-  args.Value("--api-key", &api_key);
   std::vector<std::string> positionals;
-  if (!args.Parse(argv, &positionals)) return kExitUsage;
-  if (help) {
-    std::fputs(kFindHelp, out);
-    return kExitOk;
-  }
-  if (positionals.size() != 1) return args.Usage("takes exactly one PATTERN"), kExitUsage;
-  if (glob + substring + regex > 1) {
-    return args.Usage("--glob, --substring and --regex exclude each other"), kExitUsage;
-  }
+  // Parsed from the texts above by FindRequest.
+  std::optional<uint32_t> max_results, threads, timeout;
+};
 
+void DeclareFindFlags(Args& args, FindFlags* f) {
+  args.Flag("--help", &f->help);
+  args.Flag("-h", &f->help);
+  args.Flag("--glob", &f->glob);
+  args.Flag("--substring", &f->substring);
+  args.Flag("--regex", &f->regex);
+  args.Flag("-i", &f->icase);
+  args.Flag("--ignore-case", &f->icase);
+  args.Flag("--hidden", &f->hidden);
+  args.Flag("-x", &f->one_file_system);
+  args.Flag("--one-file-system", &f->one_file_system);
+  args.Flag("--json", &f->json);
+  args.Flag("--sort", &f->sort);
+  args.Flag("--print0", &f->print0);
+  args.Flag("-0", &f->print0);
+  args.Value("--root", &f->root);
+  args.Value("--path", &f->path);
+  args.Value("--type", &f->type);
+  args.Value("--max-depth", &f->max_depth_text);
+  args.Value("--min-size", &f->min_size_text);
+  args.Value("--max-size", &f->max_size_text);
+  args.Value("--max-results", &f->max_results_text);
+  args.Value("--timeout", &f->timeout_text);
+  args.Value("--threads", &f->threads_text);
+  args.Value("--gateway", &f->gateway_flag);
+  args.Value("--api-key", &f->api_key);
+}
+
+// The SearchRequest `flags` ask for (and their parsed numbers); nullopt
+// after a usage message.
+std::optional<v1::SearchRequest> FindRequest(Args& args, FindFlags* flags) {
+  if (flags->positionals.size() != 1) return args.Usage("takes exactly one PATTERN"), std::nullopt;
+  if (flags->glob + flags->substring + flags->regex > 1) {
+    return args.Usage("--glob, --substring and --regex exclude each other"), std::nullopt;
+  }
   v1::SearchRequest request;
-  request.set_path(path);
-  request.set_pattern(positionals[0]);
-  request.set_syntax(regex       ? v1::PATTERN_SYNTAX_REGEX
-                     : substring ? v1::PATTERN_SYNTAX_SUBSTRING
-                                 : v1::PATTERN_SYNTAX_GLOB);
-  request.set_case_insensitive(icase);
-  request.set_include_hidden(hidden);
-  if (one_file_system) request.set_one_file_system(true);
+  request.set_path(flags->path);
+  request.set_pattern(flags->positionals[0]);
+  request.set_syntax(flags->regex       ? v1::PATTERN_SYNTAX_REGEX
+                     : flags->substring ? v1::PATTERN_SYNTAX_SUBSTRING
+                                        : v1::PATTERN_SYNTAX_GLOB);
+  request.set_case_insensitive(flags->icase);
+  request.set_include_hidden(flags->hidden);
+  if (flags->one_file_system) request.set_one_file_system(true);
   static const std::map<std::string, v1::FileType> kTypes = {{"", v1::FILE_TYPE_UNSPECIFIED},
                                                              {"f", v1::FILE_TYPE_FILE},
                                                              {"d", v1::FILE_TYPE_DIRECTORY},
                                                              {"l", v1::FILE_TYPE_SYMLINK},
                                                              {"o", v1::FILE_TYPE_OTHER}};
-  const auto t = kTypes.find(type);
+  const auto t = kTypes.find(flags->type);
   if (t == kTypes.end()) {
-    return args.Usage(absl::StrCat("--type takes f, d, l or o, not \"", type, "\"")), kExitUsage;
+    args.Usage(absl::StrCat("--type takes f, d, l or o, not \"", flags->type, "\""));
+    return std::nullopt;
   }
   request.set_type(t->second);
-
   constexpr uint64_t kMax64 = std::numeric_limits<uint64_t>::max();
   constexpr uint32_t kMax32 = std::numeric_limits<uint32_t>::max();
-  std::optional<uint32_t> max_depth, max_results, threads, timeout;
+  std::optional<uint32_t> max_depth;
   std::optional<uint64_t> min_size, max_size;
-  if (!ParseNumber<uint32_t>(args, "--max-depth", max_depth_text, 1, kMax32, &max_depth) ||
-      !ParseNumber<uint64_t>(args, "--min-size", min_size_text, 0, kMax64, &min_size) ||
-      !ParseNumber<uint64_t>(args, "--max-size", max_size_text, 0, kMax64, &max_size) ||
-      !ParseNumber<uint32_t>(args, "--max-results", max_results_text, 1, kMax32, &max_results) ||
-      !ParseNumber<uint32_t>(args, "--timeout", timeout_text, 1, 86400, &timeout) ||
-      !ParseNumber<uint32_t>(args, "--threads", threads_text, 1, 256, &threads)) {
-    return kExitUsage;
+  if (!ParseNumber<uint32_t>(args, "--max-depth", flags->max_depth_text, 1, kMax32, &max_depth) ||
+      !ParseNumber<uint64_t>(args, "--min-size", flags->min_size_text, 0, kMax64, &min_size) ||
+      !ParseNumber<uint64_t>(args, "--max-size", flags->max_size_text, 0, kMax64, &max_size) ||
+      !ParseNumber<uint32_t>(args, "--max-results", flags->max_results_text, 1, kMax32,
+                             &flags->max_results) ||
+      !ParseNumber<uint32_t>(args, "--timeout", flags->timeout_text, 1, 86400, &flags->timeout) ||
+      !ParseNumber<uint32_t>(args, "--threads", flags->threads_text, 1, 256, &flags->threads)) {
+    return std::nullopt;
   }
   if (max_depth) request.set_max_depth(*max_depth);
   if (min_size) request.set_min_size(*min_size);
   if (max_size) request.set_max_size(*max_size);
-  if (max_results) request.set_max_results(*max_results);
+  if (flags->max_results) request.set_max_results(*flags->max_results);
+  return request;
+}
 
-  if (const std::string url = FlagOrEnv(gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
-    if (!root.empty() || threads) {
-      return args.Usage("--root and --threads apply to local searches, not with --gateway"),
-             kExitUsage;
+// Prints what a streamed search collected for --sort or --json, then the
+// summary.
+int PrintCollected(std::vector<v1::FileEntry> collected, v1::SearchResponse summary, bool collect,
+                   const FindFlags& flags, bool asked_one_file_system, std::FILE* out,
+                   std::FILE* err) {
+  uint64_t shown = 0;
+  if (collect) {
+    std::sort(
+        collected.begin(), collected.end(),
+        [](const v1::FileEntry& a, const v1::FileEntry& b) { return ExactPath(a) < ExactPath(b); });
+    shown = collected.size();
+    if (flags.json) {
+      summary.mutable_matches()->Reserve(static_cast<int>(collected.size()));
+      for (v1::FileEntry& e : collected) summary.add_matches()->Swap(&e);
+      return PrintJson(summary, out, err);
     }
-    if (max_results.value_or(0) > FileSearcher::kMaxResults) {
-      return args.Usage(absl::StrCat("with --gateway, --max-results takes at most ",
-                                     FileSearcher::kMaxResults)),
-             kExitUsage;
-    }
-    return FindRemote(args, url, api_key, timeout, request, json, print0, run, out, err);
+    for (const v1::FileEntry& e : collected) PrintPath(e, flags.print0, out);
   }
+  ReportSummary(summary, collect, shown, asked_one_file_system, err);
+  return kExitOk;
+}
 
+// `find` on this machine: each batch printed as it comes (or kept, for
+// --sort and --json), until the walk ends, the reader goes away or Ctrl-C.
+int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const RunOptions& run,
+              std::FILE* out, std::FILE* err) {
+  const std::atomic<bool>* const interrupted = run.interrupted;
   FileSearcherOptions options;
-  options.threads = static_cast<int>(threads.value_or(0));
-  options.stream_paths_only = !json;  // only --json shows more than the path
-  FileSearcher searcher(root.empty() ? "." : root, options);
+  options.threads = static_cast<int>(flags.threads.value_or(0));
+  options.stream_paths_only = !flags.json;  // only --json shows more than the path
+  FileSearcher searcher(flags.root.empty() ? "." : flags.root, options);
   const absl::Time deadline =
-      timeout ? absl::Now() + absl::Seconds(*timeout) : absl::InfiniteFuture();
-
-  // Streams each batch to `out` as it comes (or keeps it, for --sort and
-  // --json), until the walk ends, the reader goes away or Ctrl-C.
-  const bool collect = sort || json;
+      flags.timeout ? absl::Now() + absl::Seconds(*flags.timeout) : absl::InfiniteFuture();
+  const bool collect = flags.sort || flags.json;
   std::vector<v1::FileEntry> collected;
   std::string text;  // a batch's paths, reused
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
@@ -566,7 +602,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
           for (v1::FileEntry& e : batch.matches) collected.push_back(std::move(e));
         } else if (!batch.matches.empty()) {
           progress.Clear();
-          PrintPaths(batch.matches, print0, &text, out);
+          PrintPaths(batch.matches, flags.print0, &text, out);
           if (std::fflush(out) != 0) {
             write_error = errno;
             return false;
@@ -585,23 +621,35 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                          absl::StrCat("writing the results: ", std::strerror(write_error))));
   }
   if (!summary.ok()) return Fail(err, summary.status());
+  return PrintCollected(std::move(collected), *std::move(summary), collect, flags,
+                        request.has_one_file_system(), out, err);
+}
 
-  uint64_t shown = 0;
-  if (collect) {
-    std::sort(
-        collected.begin(), collected.end(),
-        [](const v1::FileEntry& a, const v1::FileEntry& b) { return ExactPath(a) < ExactPath(b); });
-    shown = collected.size();
-    if (json) {
-      v1::SearchResponse response = *std::move(summary);
-      response.mutable_matches()->Reserve(static_cast<int>(collected.size()));
-      for (v1::FileEntry& e : collected) response.add_matches()->Swap(&e);
-      return PrintJson(response, out, err);
-    }
-    for (const v1::FileEntry& e : collected) PrintPath(e, print0, out);
+int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
+            const RunOptions& run) {
+  Args args("find", err);
+  FindFlags flags;
+  DeclareFindFlags(args, &flags);
+  if (!args.Parse(argv, &flags.positionals)) return kExitUsage;
+  if (flags.help) {
+    std::fputs(kFindHelp, out);
+    return kExitOk;
   }
-  ReportSummary(*summary, collect, shown, request.has_one_file_system(), err);
-  return kExitOk;
+  std::optional<v1::SearchRequest> request = FindRequest(args, &flags);
+  if (!request.has_value()) return kExitUsage;
+  const std::string url = FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY");
+  if (url.empty()) return FindLocal(flags, *request, run, out, err);
+  if (!flags.root.empty() || flags.threads) {
+    return args.Usage("--root and --threads apply to local searches, not with --gateway"),
+           kExitUsage;
+  }
+  if (flags.max_results.value_or(0) > FileSearcher::kMaxResults) {
+    return args.Usage(absl::StrCat("with --gateway, --max-results takes at most ",
+                                   FileSearcher::kMaxResults)),
+           kExitUsage;
+  }
+  return FindRemote(args, url, flags.api_key, flags.timeout, *std::move(request), flags.json,
+                    flags.print0, run, out, err);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -76,6 +77,103 @@ uint64_t MtimeKey(const struct stat& st) {
   return static_cast<uint64_t>(ns) ^ (uint64_t{1} << 63);
 }
 
+// What a valid request asks for.
+struct ListPlan {
+  std::string path;  // cleaned, relative to the root
+  uint32_t page_size = 0;
+  v1::SortField sort = v1::SORT_FIELD_NAME;
+  bool descending = false;
+  bool include_hidden = false;
+  PageKey want;                  // the key of this listing, for the next token
+  std::optional<PageKey> after;  // from page_token: list what comes after it
+};
+
+// A directory's names in one arena (so a 100k-entry directory costs no
+// allocation per name), each NUL-terminated there so it can be passed to the
+// kernel in place.
+struct NameArena {
+  std::string bytes;
+  std::vector<std::pair<size_t, size_t>> spans;  // offset, length
+  uint64_t read = 0;                             // entries read, hidden ones included
+};
+
+absl::Status ReadNames(int dir_fd, const ListPlan& plan, absl::Time deadline, NameArena* names) {
+  internal::DirReader reader;
+  reader.Reset(dir_fd);
+  internal::DirEntry dirent;
+  while (reader.Next(&dirent)) {
+    if (++names->read % kDeadlineCheckEvery == 0 && absl::Now() >= deadline) {
+      return TooLate(plan.path, names->read);
+    }
+    if (!plan.include_hidden && dirent.name.front() == '.') continue;
+    names->spans.emplace_back(names->bytes.size(), dirent.name.size());
+    names->bytes.append(dirent.name);
+    names->bytes.push_back('\0');
+  }
+  if (reader.error() != 0) {
+    return internal::ErrnoToStatus(reader.error(), "read directory", plan.path);
+  }
+  return absl::OkStatus();
+}
+
+// Sorting by size or time needs every entry's stat: the one cost that grows
+// with the directory, so it is spread over the cores. An entry removed since
+// it was read is simply not listed.
+absl::Status StatCandidates(int dir_fd, const ListPlan& plan, absl::Time deadline, uint64_t read,
+                            std::vector<Candidate>* candidates) {
+  const bool by_size = plan.sort == v1::SORT_FIELD_SIZE;
+  std::atomic<bool> late{false};
+  ForEachChunk(candidates->size(), [&](size_t begin, size_t end) {
+    struct stat st;
+    for (size_t i = begin; i < end; ++i) {
+      if ((i - begin) % kDeadlineCheckEvery == kDeadlineCheckEvery - 1 &&
+          (late.load(std::memory_order_relaxed) || absl::Now() >= deadline)) {
+        late.store(true, std::memory_order_relaxed);
+        return;
+      }
+      Candidate& c = (*candidates)[i];
+      c.gone = internal::StatAt(dir_fd, c.name.data(), &st) != 0;
+      c.number = by_size ? static_cast<uint64_t>(st.st_size) : MtimeKey(st);
+    }
+  });
+  if (late.load()) return TooLate(plan.path, read);
+  candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
+                                   [](const Candidate& c) { return c.gone; }),
+                    candidates->end());
+  return absl::OkStatus();
+}
+
+// Keeps the page's candidates, in order: those after the token, the first
+// page_size of them. True when more follow.
+bool SelectPage(const ListPlan& plan, std::vector<Candidate>* candidates) {
+  // Strict order on (number, name); descending reverses both.
+  const bool desc = plan.descending;
+  const auto before = [desc](uint64_t an, std::string_view a, uint64_t bn, std::string_view b) {
+    if (an != bn) return desc ? an > bn : an < bn;
+    return desc ? a > b : a < b;
+  };
+  if (plan.after.has_value()) {
+    const std::string_view after_name = plan.after->name;
+    const uint64_t after_number = plan.after->number;
+    candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
+                                     [&](const Candidate& c) {
+                                       return !before(after_number, after_name, c.number, c.name);
+                                     }),
+                      candidates->end());
+  }
+  const auto order = [&](const Candidate& a, const Candidate& b) {
+    return before(a.number, a.name, b.number, b.name);
+  };
+  const bool more = candidates->size() > plan.page_size;
+  if (more) {
+    std::nth_element(candidates->begin(), candidates->begin() + plan.page_size, candidates->end(),
+                     order);
+    candidates->resize(plan.page_size);
+  }
+  std::sort(candidates->begin(), candidates->end(), order);
+  return more;
+}
+
 }  // namespace
 
 struct FileLister::Impl {
@@ -90,7 +188,81 @@ struct FileLister::Impl {
     root_fd.Reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root_fd.valid()) root_status = internal::ErrnoToStatus(errno, "open root", root);
   }
+
+  absl::StatusOr<ListPlan> Plan(const v1::ListRequest& request) const;
+  v1::ListResponse FillPage(int dir_fd, const ListPlan& plan,
+                            const std::vector<Candidate>& candidates, bool more) const;
 };
+
+absl::StatusOr<ListPlan> FileLister::Impl::Plan(const v1::ListRequest& request) const {
+  ListPlan plan;
+  const std::string& requested = request.raw_path().empty() ? request.path() : request.raw_path();
+  absl::StatusOr<std::string> path = internal::CleanRelativePath(requested);
+  if (!path.ok()) return path.status();
+  plan.path = *std::move(path);
+  plan.page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  if (plan.page_size > kMaxPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", request.page_size(), " is above the limit of ", kMaxPageSize));
+  }
+  plan.sort = request.sort() == v1::SORT_FIELD_UNSPECIFIED ? v1::SORT_FIELD_NAME : request.sort();
+  if (!v1::SortField_IsValid(plan.sort)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sort ", static_cast<int>(plan.sort), " is unknown"));
+  }
+  plan.descending = request.descending();
+  plan.include_hidden = request.include_hidden();
+  plan.want.sort = static_cast<uint8_t>(plan.sort);
+  plan.want.descending = plan.descending;
+  plan.want.include_hidden = plan.include_hidden;
+  plan.want.path_digest = tokens.PathDigest(plan.path);
+  if (request.page_token().empty()) return plan;
+  absl::StatusOr<PageKey> decoded = tokens.Decode(request.page_token());
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->sort != plan.want.sort || decoded->descending != plan.want.descending ||
+      decoded->include_hidden != plan.want.include_hidden ||
+      decoded->path_digest != plan.want.path_digest) {
+    return absl::InvalidArgumentError(
+        "page_token belongs to a different request: path, sort, descending and "
+        "include_hidden must stay the same while paging");
+  }
+  plan.after = *std::move(decoded);
+  return plan;
+}
+
+// The page's entries, ending early before the first that does not fit in the
+// byte budget (one entry always goes, so paging moves on), and the token of
+// the next page when there is one.
+v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
+                                            const std::vector<Candidate>& candidates,
+                                            bool more) const {
+  v1::ListResponse response;
+  response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
+  size_t bytes = 0;
+  size_t end = candidates.size();  // the page covers candidates [0, end)
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const Candidate& c = candidates[i];
+    struct stat st;
+    if (internal::StatAt(dir_fd, c.name.data(), &st) != 0) continue;
+    v1::FileEntry* entry = response.add_entries();
+    internal::FillEntry(dir_fd, internal::JoinPath(plan.path, c.name), c.name, st,
+                        options.redact_outside_targets, entry);
+    bytes += internal::RepeatedFieldBytes(*entry);
+    if (bytes > options.max_response_bytes && response.entries_size() > 1) {
+      response.mutable_entries()->RemoveLast();
+      end = i;
+      more = true;
+      break;
+    }
+  }
+  if (more && end > 0) {
+    PageKey next = plan.want;
+    next.number = candidates[end - 1].number;
+    next.name = std::string(candidates[end - 1].name);
+    response.set_next_page_token(tokens.Encode(next));
+  }
+  return response;
+}
 
 FileLister::FileLister(std::string root, FileListerOptions options)
     : impl_(std::make_unique<Impl>(std::move(root), std::move(options))) {}
@@ -107,148 +279,27 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
   if (absl::Now() >= deadline) {
     return absl::DeadlineExceededError("the deadline passed before the listing began");
   }
-
-  const std::string& requested = request.raw_path().empty() ? request.path() : request.raw_path();
-  absl::StatusOr<std::string> path = internal::CleanRelativePath(requested);
-  if (!path.ok()) return path.status();
-
-  const uint32_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
-  if (page_size > kMaxPageSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size ", request.page_size(), " is above the limit of ", kMaxPageSize));
-  }
-  v1::SortField sort = request.sort();
-  if (sort == v1::SORT_FIELD_UNSPECIFIED) sort = v1::SORT_FIELD_NAME;
-  if (!v1::SortField_IsValid(sort)) {
-    return absl::InvalidArgumentError(absl::StrCat("sort ", static_cast<int>(sort), " is unknown"));
-  }
-
-  PageKey want;
-  want.sort = static_cast<uint8_t>(sort);
-  want.descending = request.descending();
-  want.include_hidden = request.include_hidden();
-  want.path_digest = impl_->tokens.PathDigest(*path);
-
-  bool has_after = false;
-  PageKey after;
-  if (!request.page_token().empty()) {
-    absl::StatusOr<PageKey> decoded = impl_->tokens.Decode(request.page_token());
-    if (!decoded.ok()) return decoded.status();
-    if (decoded->sort != want.sort || decoded->descending != want.descending ||
-        decoded->include_hidden != want.include_hidden ||
-        decoded->path_digest != want.path_digest) {
-      return absl::InvalidArgumentError(
-          "page_token belongs to a different request: path, sort, descending and "
-          "include_hidden must stay the same while paging");
-    }
-    after = *std::move(decoded);
-    has_after = true;
-  }
-
-  absl::StatusOr<UniqueFd> dir = internal::OpenDirectoryBeneath(impl_->root_fd.get(), *path);
+  absl::StatusOr<ListPlan> plan = impl_->Plan(request);
+  if (!plan.ok()) return plan.status();
+  absl::StatusOr<UniqueFd> dir = internal::OpenDirectoryBeneath(impl_->root_fd.get(), plan->path);
   if (!dir.ok()) return dir.status();
 
-  // Gather names into one arena; the views are taken once it stops growing.
-  std::string arena;
-  std::vector<std::pair<size_t, size_t>> spans;
-  internal::DirReader reader;
-  reader.Reset(dir->get());
-  internal::DirEntry dirent;
-  uint64_t read = 0;
-  while (reader.Next(&dirent)) {
-    if (++read % kDeadlineCheckEvery == 0 && absl::Now() >= deadline) return TooLate(*path, read);
-    if (!request.include_hidden() && dirent.name.front() == '.') continue;
-    spans.emplace_back(arena.size(), dirent.name.size());
-    arena.append(dirent.name);
-    arena.push_back('\0');  // so each name can be passed to the kernel in place
+  NameArena names;
+  if (absl::Status status = ReadNames(dir->get(), *plan, deadline, &names); !status.ok()) {
+    return status;
   }
-  if (reader.error() != 0) return internal::ErrnoToStatus(reader.error(), "read directory", *path);
-
-  const bool by_name = sort == v1::SORT_FIELD_NAME;
-  const bool desc = request.descending();
-  std::vector<Candidate> candidates(spans.size());
-  for (size_t i = 0; i < spans.size(); ++i) {
-    candidates[i].name = std::string_view(arena).substr(spans[i].first, spans[i].second);
+  // The views are taken once the arena stops growing.
+  std::vector<Candidate> candidates(names.spans.size());
+  for (size_t i = 0; i < names.spans.size(); ++i) {
+    candidates[i].name =
+        std::string_view(names.bytes).substr(names.spans[i].first, names.spans[i].second);
   }
-  if (!by_name) {
-    // Sorting by size or time needs every entry's stat: the one cost that
-    // grows with the directory, so it is spread over the cores. An entry
-    // removed since it was read is simply not listed.
-    const bool by_size = sort == v1::SORT_FIELD_SIZE;
-    const int dir_fd = dir->get();
-    std::atomic<bool> late{false};
-    ForEachChunk(candidates.size(), [&](size_t begin, size_t end) {
-      struct stat st;
-      for (size_t i = begin; i < end; ++i) {
-        if ((i - begin) % kDeadlineCheckEvery == kDeadlineCheckEvery - 1 &&
-            (late.load(std::memory_order_relaxed) || absl::Now() >= deadline)) {
-          late.store(true, std::memory_order_relaxed);
-          return;
-        }
-        Candidate& c = candidates[i];
-        c.gone = internal::StatAt(dir_fd, c.name.data(), &st) != 0;
-        c.number = by_size ? static_cast<uint64_t>(st.st_size) : MtimeKey(st);
-      }
-    });
-    if (late.load()) return TooLate(*path, read);
-    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
-                                    [](const Candidate& c) { return c.gone; }),
-                     candidates.end());
+  if (plan->sort != v1::SORT_FIELD_NAME) {
+    absl::Status status = StatCandidates(dir->get(), *plan, deadline, names.read, &candidates);
+    if (!status.ok()) return status;
   }
-
-  // Strict order on (number, name); descending reverses both.
-  const auto before = [desc](uint64_t an, std::string_view a, uint64_t bn, std::string_view b) {
-    if (an != bn) return desc ? an > bn : an < bn;
-    return desc ? a > b : a < b;
-  };
-  if (has_after) {
-    const std::string_view after_name = after.name;
-    const uint64_t after_number = after.number;
-    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
-                                    [&](const Candidate& c) {
-                                      return !before(after_number, after_name, c.number, c.name);
-                                    }),
-                     candidates.end());
-  }
-  const auto order = [&](const Candidate& a, const Candidate& b) {
-    return before(a.number, a.name, b.number, b.name);
-  };
-  bool more = candidates.size() > page_size;
-  if (more) {
-    std::nth_element(candidates.begin(), candidates.begin() + page_size, candidates.end(), order);
-    candidates.resize(page_size);
-  }
-  std::sort(candidates.begin(), candidates.end(), order);
-
-  v1::ListResponse response;
-  response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
-  // The page ends early, before the first entry that does not fit in the
-  // byte budget (one entry always goes, so paging moves on).
-  const size_t budget = impl_->options.max_response_bytes;
-  size_t bytes = 0;
-  size_t end = candidates.size();  // the page covers candidates [0, end)
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const Candidate& c = candidates[i];
-    struct stat st;
-    if (internal::StatAt(dir->get(), c.name.data(), &st) != 0) continue;
-    v1::FileEntry* entry = response.add_entries();
-    internal::FillEntry(dir->get(), internal::JoinPath(*path, c.name), c.name, st,
-                        impl_->options.redact_outside_targets, entry);
-    bytes += internal::RepeatedFieldBytes(*entry);
-    if (bytes > budget && response.entries_size() > 1) {
-      response.mutable_entries()->RemoveLast();
-      end = i;
-      more = true;
-      break;
-    }
-  }
-  if (more && end > 0) {
-    PageKey next = want;
-    next.number = candidates[end - 1].number;
-    next.name = std::string(candidates[end - 1].name);
-    response.set_next_page_token(impl_->tokens.Encode(next));
-  }
-  return response;
+  const bool more = SelectPage(*plan, &candidates);
+  return impl_->FillPage(dir->get(), *plan, candidates, more);
 }
 
 }  // namespace filemesh

@@ -7,17 +7,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <iterator>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/worker_pool.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/names.hpp"
 #include "fs/beneath.h"
 #include "fs/clock.h"
@@ -102,6 +100,41 @@ internal::WorkerPool& WalkerPool() {
   return *pool;
 }
 
+// The descriptor policy of a walk: how many directory fds it holds, and so
+// whether a directory's children open relative to it (one name for the kernel
+// to resolve, while fewer than kMaxHeldFds are held) or to its own base (a
+// longer relative path, re-based past kRebaseBytes), so depth is unlimited
+// while few fds stay open.
+class DirectoryFds {
+ public:
+  // `fd` as a shareable base for children, counted while it is open.
+  std::shared_ptr<const UniqueFd> Hold(int fd) {
+    auto held = std::make_shared<const Held>(fd, &held_);
+    return std::shared_ptr<const UniqueFd>(held, &held->fd);
+  }
+
+  // Whether the children of a directory whose path relative to its base is
+  // `relative_bytes` long open relative to the directory itself.
+  bool ShouldRebase(size_t relative_bytes) const {
+    return relative_bytes > kRebaseBytes || held_.load(std::memory_order_relaxed) < kMaxHeldFds;
+  }
+
+ private:
+  struct Held {
+    Held(int open_fd, std::atomic<int>* counter) : fd(open_fd), count(counter) {
+      counter->fetch_add(1, std::memory_order_relaxed);
+    }
+    ~Held() { count->fetch_sub(1, std::memory_order_relaxed); }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+
+    const UniqueFd fd;
+    std::atomic<int>* const count;
+  };
+
+  std::atomic<int> held_{0};  // directory fds open (the start's not counted)
+};
+
 // One parallel walk. Each walker reads directories depth-first from a stack
 // of its own (no lock per directory) and moves the older half of it, the
 // directories nearest the top and so the largest subtrees, to the shared
@@ -115,9 +148,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
   explicit Walk(const SearchParams& params) : params_(params) {}
 
   void Run(std::shared_ptr<const UniqueFd> start, int helpers) {
-    WorkItem first;
-    first.base = std::move(start);
-    shared_.push_back(std::move(first));
+    {
+      WorkItem first;
+      first.base = std::move(start);
+      internal::MutexLock lock(&mu_);  // no other walker yet: never contended
+      shared_.push_back(std::move(first));
+    }
     internal::WorkerPool& pool = WalkerPool();
     helpers = std::min(helpers, static_cast<int>(pool.threads()));
     last_delivery_ = absl::Now();
@@ -126,9 +162,9 @@ class Walk : public std::enable_shared_from_this<Walk> {
     }
     Work(/*caller=*/true);
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       closed_ = true;
-      helpers_done_.wait(lock, [this] { return helpers_ == 0; });
+      while (helpers_ != 0) helpers_done_.Wait();
       // A stopped walk's unread directories: their fds close now, not when
       // the last queued helper lets go of the walk, after Search returned
       // (the walkers' own stacks went with them).
@@ -143,17 +179,18 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
   // SearchStream's callback returned false.
   bool cancelled() {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     return cancelled_;
   }
 
   // Why the walk failed (it ran out of descriptors), or OK.
   absl::Status error() {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     return error_;
   }
 
   v1::SearchResponse TakeResponse() {
+    internal::MutexLock lock(&mu_);  // every walker is done: never contended
     std::sort(matches_.begin(), matches_.end(), [](const v1::FileEntry& a, const v1::FileEntry& b) {
       return ExactPath(a) < ExactPath(b);
     });
@@ -187,13 +224,13 @@ class Walk : public std::enable_shared_from_this<Walk> {
   // A pool thread's turn: join the walk unless it is over.
   void Help() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       if (closed_ || finished_) return;
       ++helpers_;
     }
     Work(/*caller=*/false);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--helpers_ == 0) helpers_done_.notify_all();
+    internal::MutexLock lock(&mu_);
+    if (--helpers_ == 0) helpers_done_.SignalAll();
   }
 
   // `caller`: the thread that called Search or SearchStream, the only one
@@ -232,7 +269,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
       if (!w.matches.empty()) Publish(&w.matches, caller);
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     for (v1::FileEntry& e : w.matches) matches_.push_back(std::move(e));
   }
 
@@ -241,11 +278,10 @@ class Walk : public std::enable_shared_from_this<Walk> {
   // the shared stack empty. For a streaming caller, also a turn to hand
   // waiting matches (or progress, every progress_interval) to the callback.
   Next Take(std::vector<WorkItem>* stack, bool caller) {
-    std::unique_lock<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     const bool deliverer = caller && streaming();
-    const auto tick =
-        std::chrono::steady_clock::now() +
-        absl::ToChronoNanoseconds(std::max(params_.progress_interval, absl::Milliseconds(1)));
+    const absl::Time tick =
+        absl::Now() + std::max(params_.progress_interval, absl::Milliseconds(1));
     idle_.fetch_add(1, std::memory_order_relaxed);
     deliverer_waiting_ = deliverer;
     Next next = Next::kDone;
@@ -259,16 +295,16 @@ class Walk : public std::enable_shared_from_this<Walk> {
       }
       if (idle_.load(std::memory_order_relaxed) == 1 + helpers_) {
         finished_ = true;  // every walker is here: no directory is left
-        cv_.notify_all();
+        cv_.SignalAll();
         break;
       }
       if (deliverer) {
-        if (!pending_.empty() || cv_.wait_until(lock, tick) == std::cv_status::timeout) {
+        if (!pending_.empty() || cv_.WaitUntil(tick)) {
           next = Next::kDeliver;
           break;
         }
       } else {
-        cv_.wait(lock);
+        cv_.Wait();
       }
     }
     deliverer_waiting_ = false;
@@ -281,29 +317,28 @@ class Walk : public std::enable_shared_from_this<Walk> {
   void Share(std::vector<WorkItem>* stack) {
     const auto half = static_cast<std::ptrdiff_t>(stack->size() / 2);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       if (idle_.load(std::memory_order_relaxed) == 0) return;  // taken care of meanwhile
       shared_.insert(shared_.end(), std::make_move_iterator(stack->begin()),
                      std::make_move_iterator(stack->begin() + half));
     }
     stack->erase(stack->begin(), stack->begin() + half);
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
   // Streaming: hands a worker's matches over. A pool thread waits while the
   // caller has kMaxPendingMatches to deliver; the caller delivers at once.
   void Publish(std::vector<v1::FileEntry>* matches, bool caller) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       if (!caller) {
-        space_cv_.wait(lock,
-                       [this] { return stopped_.load() || pending_.size() < kMaxPendingMatches; });
+        while (!stopped_.load() && pending_.size() >= kMaxPendingMatches) space_cv_.Wait();
       }
       if (!cancelled_) {
         for (v1::FileEntry& e : *matches) pending_.push_back(std::move(e));
       }
       pending_count_.store(pending_.size(), std::memory_order_relaxed);
-      if (!caller && deliverer_waiting_) cv_.notify_all();
+      if (!caller && deliverer_waiting_) cv_.SignalAll();
     }
     matches->clear();
     if (caller) Deliver(/*force=*/false);
@@ -315,12 +350,12 @@ class Walk : public std::enable_shared_from_this<Walk> {
   void Deliver(bool force) {
     SearchBatch batch;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       if (cancelled_) return;
       batch.matches.swap(pending_);
       pending_count_.store(0, std::memory_order_relaxed);
     }
-    space_cv_.notify_all();
+    space_cv_.SignalAll();
     const absl::Time now = absl::Now();
     if (batch.matches.empty() && !force && now - last_delivery_ < params_.progress_interval) {
       return;
@@ -331,7 +366,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     batch.matches_so_far = delivered_;
     if (!(*params_.on_batch)(batch)) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        internal::MutexLock lock(&mu_);
         cancelled_ = true;
         pending_.clear();
       }
@@ -343,15 +378,15 @@ class Walk : public std::enable_shared_from_this<Walk> {
     int none = v1::TRUNCATION_REASON_UNSPECIFIED;
     truncation_.compare_exchange_strong(none, reason);
     stopped_.store(true);
-    std::lock_guard<std::mutex> lock(mu_);
-    cv_.notify_all();
-    space_cv_.notify_all();
+    internal::MutexLock lock(&mu_);
+    cv_.SignalAll();
+    space_cv_.SignalAll();
   }
 
   // Ends the walk with an error; the first one is kept.
   void Fail(absl::Status status) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       if (error_.ok()) error_ = std::move(status);
     }
     Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
@@ -367,177 +402,200 @@ class Walk : public std::enable_shared_from_this<Walk> {
     return false;
   }
 
-  // A directory fd counted in held_fds_ while it is open.
-  struct HeldFd {
-    HeldFd(int open_fd, std::atomic<int>* counter) : fd(open_fd), held(counter) {
-      counter->fetch_add(1, std::memory_order_relaxed);
+  // Opens `item`'s directory by its path relative to its base (see
+  // kMaxHeldFds). Null when it is not to be walked: gone or denied (counted
+  // as skipped), on another filesystem with one_file_system (counted), or
+  // the process is out of descriptors (the walk fails).
+  std::shared_ptr<const UniqueFd> OpenItem(const WorkItem& item, Worker& w) {
+    if (item.base_offset == item.rel_path.size()) return item.base;
+    const std::string rel = item.rel_path.substr(item.base_offset);
+    const int fd = internal::OpenSubdirectoryNoFollow(item.base->get(), rel);
+    if (fd == -EMFILE || fd == -ENFILE) {
+      // Not this directory's fault: skipping would quietly drop the rest.
+      Fail(internal::ErrnoToStatus(-fd, "open", internal::JoinPath(params_.prefix, item.rel_path)));
+      return nullptr;
     }
-    ~HeldFd() { held->fetch_sub(1, std::memory_order_relaxed); }
-    HeldFd(const HeldFd&) = delete;
-    HeldFd& operator=(const HeldFd&) = delete;
-
-    const UniqueFd fd;
-    std::atomic<int>* const held;
-  };
-
-  std::shared_ptr<const UniqueFd> Hold(int fd) {
-    auto held = std::make_shared<const HeldFd>(fd, &held_fds_);
-    return std::shared_ptr<const UniqueFd>(held, &held->fd);
+    if (fd < 0) {
+      ++w.skipped;  // permission denied, or replaced by a link or file meanwhile
+      return nullptr;
+    }
+    std::shared_ptr<const UniqueFd> self = fds_.Hold(fd);
+    struct stat dir_stat;
+    if (params_.one_file_system &&
+        (::fstat(fd, &dir_stat) != 0 || dir_stat.st_dev != params_.start_device)) {
+      ++w.other_filesystem;  // a mount point: reported as an entry, not walked
+      return nullptr;
+    }
+    return self;
   }
+
+  // One directory being read: its entries' paths are built in the worker's
+  // buffer, only when needed (a path pattern, a match, a directory to
+  // descend).
+  struct Directory {
+    const WorkItem& item;
+    std::shared_ptr<const UniqueFd> base;  // the item's base
+    std::shared_ptr<const UniqueFd> self;  // this directory
+    uint32_t depth;                        // of its entries
+    bool rebase;                           // children open relative to `self`
+    std::string* path;
+    size_t prefix_len;  // path[0, prefix_len) is the directory's path and '/'
+
+    const std::string& EntryPath(std::string_view name) const {
+      path->resize(prefix_len);
+      path->append(name);
+      return *path;
+    }
+  };
 
   void Process(WorkItem& item, Worker& w, bool caller) {
     if (ShouldStop()) return;
-    // Keep this directory's fd shareable: children rebased on it (see
-    // kMaxHeldFds) use it as their base.
-    std::shared_ptr<const UniqueFd> base = std::move(item.base);
-    std::shared_ptr<const UniqueFd> self;
-    int fd;
-    if (item.base_offset == item.rel_path.size()) {
-      self = base;
-      fd = self->get();
-    } else {
-      const std::string rel = item.rel_path.substr(item.base_offset);
-      fd = internal::OpenSubdirectoryNoFollow(base->get(), rel);
-      if (fd == -EMFILE || fd == -ENFILE) {
-        // Not this directory's fault: skipping would quietly drop the rest.
-        Fail(internal::ErrnoToStatus(-fd, "open",
-                                     internal::JoinPath(params_.prefix, item.rel_path)));
-        return;
-      }
-      if (fd < 0) {
-        ++w.skipped;  // permission denied, or replaced by a link or file meanwhile
-        return;
-      }
-      self = Hold(fd);
-      struct stat dir_stat;
-      if (params_.one_file_system &&
-          (::fstat(fd, &dir_stat) != 0 || dir_stat.st_dev != params_.start_device)) {
-        ++w.other_filesystem;  // a mount point: reported as an entry, not walked
-        return;
-      }
-    }
-
-    const SearchParams& p = params_;
-    const uint32_t depth = item.depth + 1;
-    const bool report_here = depth <= p.max_depth;
-    const bool descend = depth < p.max_depth;
+    std::shared_ptr<const UniqueFd> self = OpenItem(item, w);
+    if (self == nullptr) return;
     const size_t dir_len = item.rel_path.size();
-    const bool rebase = dir_len - item.base_offset > kRebaseBytes ||
-                        held_fds_.load(std::memory_order_relaxed) < kMaxHeldFds;
-    // SearchStream for paths only, no size bound: no lstat per match.
-    const bool paths_only = p.paths_only && !p.size_filter;
+    // Keep the base shareable: children not rebased on `self` use it.
+    Directory dir{item,
+                  std::move(item.base),
+                  self,
+                  item.depth + 1,
+                  fds_.ShouldRebase(dir_len - item.base_offset),
+                  &w.path,
+                  0};
+    w.path.assign(item.rel_path);
+    if (dir_len != 0) w.path += '/';
+    dir.prefix_len = w.path.size();
+
     internal::DirEntry e;
-    // path[0, prefix_len) + an entry's name is the entry's path, built only
-    // when needed: for a path pattern, a match or a directory to descend.
-    std::string& path = w.path;
-    path.assign(item.rel_path);
-    if (dir_len != 0) path += '/';
-    const size_t prefix_len = path.size();
-    const auto entry_path = [&path, prefix_len, &e]() -> const std::string& {
-      path.resize(prefix_len);
-      path.append(e.name);
-      return path;
-    };
-
-    w.reader.Reset(fd);
+    w.reader.Reset(self->get());
     while (w.reader.Next(&e)) {
-      if (++w.scanned % kDeadlineCheckEvery == 0) {
-        scanned_live_.fetch_add(kDeadlineCheckEvery, std::memory_order_relaxed);
-        if (ShouldStop()) return;
-        if (streaming() && caller &&
-            (pending_count_.load(std::memory_order_relaxed) > 0 ||
-             absl::Now() - last_delivery_ >= params_.progress_interval)) {
-          Deliver(/*force=*/false);
-        }
-      }
-      if (!p.include_hidden && e.name.front() == '.') continue;
-
-      uint8_t type = e.type;
-      struct stat st;
-      bool have_stat = false;
-      if (type == DT_UNKNOWN) {
-        if (internal::StatAt(fd, e.name.data(), &st) != 0) continue;  // gone meanwhile
-        have_stat = true;
-        type = internal::DirentTypeFromMode(st.st_mode);
-      }
-
-      if (report_here && TypeWanted(p.type, type) && (!p.size_filter || type == DT_REG) &&
-          p.matcher->Match(p.matcher->matches_path() ? std::string_view(entry_path()) : e.name)) {
-        if (!have_stat && !paths_only && internal::StatAt(fd, e.name.data(), &st) == 0) {
-          have_stat = true;
-        }
-        // With a size bound, st is read only when have_stat (paths_only is off).
-        if ((have_stat || paths_only) &&
-            (!p.size_filter || (static_cast<uint64_t>(st.st_size) >= p.min_size &&
-                                static_cast<uint64_t>(st.st_size) <= p.max_size))) {
-          if (match_count_.fetch_add(1) >= p.max_results) {
-            Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
-            return;
-          }
-          v1::FileEntry& entry = w.matches.emplace_back();
-          std::string joined;  // the usual search from the root has no path to join
-          const std::string_view match_path =
-              p.prefix.empty() ? std::string_view(entry_path())
-                               : (joined = internal::JoinPath(p.prefix, entry_path()));
-          if (paths_only) {
-            internal::FillPathEntry(match_path, e.name, type, &entry);
-          } else {
-            internal::FillEntry(fd, match_path, e.name, st, p.redact_outside_targets, &entry);
-          }
-          const uint64_t bytes = internal::RepeatedFieldBytes(entry);
-          if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
-            w.matches.pop_back();
-            Stop(v1::TRUNCATION_REASON_MAX_BYTES);
-            return;
-          }
-          if (streaming() && w.matches.size() >= kStreamBatch) Publish(&w.matches, caller);
-        }
-      }
-
-      if (type == DT_DIR && descend) {
-        WorkItem child;
-        child.rel_path = entry_path();
-        child.depth = depth;
-        if (rebase) {
-          child.base = self;
-          child.base_offset = prefix_len;
-        } else {
-          child.base = base;
-          child.base_offset = item.base_offset;
-        }
-        w.stack.push_back(std::move(child));
-      }
+      if (++w.scanned % kDeadlineCheckEvery == 0 && !Checkpoint(caller)) return;
+      if (!params_.include_hidden && e.name.front() == '.') continue;
+      if (!ProcessEntry(dir, e, w, caller)) return;
     }
     if (w.reader.error() != 0) ++w.skipped;
   }
 
+  // Every kDeadlineCheckEvery entries: progress, the deadline, and for the
+  // streaming caller a delivery turn. False when the walk is to stop.
+  bool Checkpoint(bool caller) {
+    scanned_live_.fetch_add(kDeadlineCheckEvery, std::memory_order_relaxed);
+    if (ShouldStop()) return false;
+    if (streaming() && caller &&
+        (pending_count_.load(std::memory_order_relaxed) > 0 ||
+         absl::Now() - last_delivery_ >= params_.progress_interval)) {
+      Deliver(/*force=*/false);
+    }
+    return true;
+  }
+
+  // One entry: reported if it matches, queued if it is a directory to walk.
+  // False when the walk is to stop (a cap was reached).
+  bool ProcessEntry(const Directory& dir, const internal::DirEntry& e, Worker& w, bool caller) {
+    const SearchParams& p = params_;
+    const int fd = dir.self->get();
+    uint8_t type = e.type;
+    struct stat st;
+    bool have_stat = false;
+    if (type == DT_UNKNOWN) {
+      if (internal::StatAt(fd, e.name.data(), &st) != 0) return true;  // gone meanwhile
+      have_stat = true;
+      type = internal::DirentTypeFromMode(st.st_mode);
+    }
+    if (dir.depth <= p.max_depth && TypeWanted(p.type, type) &&
+        (!p.size_filter || type == DT_REG) &&
+        p.matcher->Match(p.matcher->matches_path() ? std::string_view(dir.EntryPath(e.name))
+                                                   : e.name)) {
+      if (!ReportMatch(dir, e, type, have_stat ? &st : nullptr, w, caller)) return false;
+    }
+    if (type == DT_DIR && dir.depth < p.max_depth) {
+      WorkItem child;
+      child.rel_path = dir.EntryPath(e.name);
+      child.depth = dir.depth;
+      child.base = dir.rebase ? dir.self : dir.base;
+      child.base_offset = dir.rebase ? dir.prefix_len : dir.item.base_offset;
+      w.stack.push_back(std::move(child));
+    }
+    return true;
+  }
+
+  // A matching entry, `st` its lstat when already read: kept if it passes the
+  // size bound, within the caps. False when a cap stopped the walk.
+  bool ReportMatch(const Directory& dir, const internal::DirEntry& e, uint8_t type,
+                   const struct stat* st, Worker& w, bool caller) {
+    const SearchParams& p = params_;
+    const int fd = dir.self->get();
+    // SearchStream for paths only, no size bound: no lstat per match.
+    const bool paths_only = p.paths_only && !p.size_filter;
+    struct stat read;
+    if (st == nullptr && !paths_only && internal::StatAt(fd, e.name.data(), &read) == 0) {
+      st = &read;
+    }
+    if (st == nullptr && !paths_only) return true;  // gone meanwhile
+    if (p.size_filter && (static_cast<uint64_t>(st->st_size) < p.min_size ||
+                          static_cast<uint64_t>(st->st_size) > p.max_size)) {
+      return true;
+    }
+    if (match_count_.fetch_add(1) >= p.max_results) {
+      Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
+      return false;
+    }
+    v1::FileEntry& entry = w.matches.emplace_back();
+    std::string joined;  // the usual search from the root has no path to join
+    const std::string_view match_path =
+        p.prefix.empty() ? std::string_view(dir.EntryPath(e.name))
+                         : (joined = internal::JoinPath(p.prefix, dir.EntryPath(e.name)));
+    if (paths_only) {
+      internal::FillPathEntry(match_path, e.name, type, &entry);
+    } else {
+      internal::FillEntry(fd, match_path, e.name, *st, p.redact_outside_targets, &entry);
+    }
+    const uint64_t bytes = internal::RepeatedFieldBytes(entry);
+    if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
+      w.matches.pop_back();
+      Stop(v1::TRUNCATION_REASON_MAX_BYTES);
+      return false;
+    }
+    if (streaming() && w.matches.size() >= kStreamBatch) Publish(&w.matches, caller);
+    return true;
+  }
+
   const SearchParams& params_;
-  std::mutex mu_;
+  internal::Mutex mu_;
   // Work in shared_, the walk over, or (for the deliverer) matches waiting.
-  std::condition_variable cv_;
-  std::vector<WorkItem> shared_;    // directories handed over (guarded by mu_)
-  std::atomic<int> idle_{0};        // walkers in Take (changed under mu_)
-  bool finished_ = false;           // every directory was read (guarded by mu_)
-  bool deliverer_waiting_ = false;  // the streaming caller waits in Take (guarded by mu_)
-  std::atomic<int> held_fds_{0};    // directory fds open (the start's not counted)
+  internal::CondVar cv_{&mu_};
+  // Directories handed over.
+  std::vector<WorkItem> shared_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> idle_{0};  // walkers in Take (changed under mu_)
+  // Every directory was read.
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // The streaming caller waits in Take.
+  bool deliverer_waiting_ ABSL_GUARDED_BY(mu_) = false;
+  DirectoryFds fds_;
   std::atomic<bool> stopped_{false};
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
   std::atomic<uint64_t> match_count_{0};
   std::atomic<uint64_t> bytes_{0};  // serialized bytes of the matches kept
-  bool closed_ = false;             // Run is done with the walk (guarded by mu_)
-  int helpers_ = 0;                 // pool threads inside Work (guarded by mu_)
-  std::condition_variable helpers_done_;
+  // Run is done with the walk.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Pool threads inside Work.
+  int helpers_ ABSL_GUARDED_BY(mu_) = 0;
+  internal::CondVar helpers_done_{&mu_};
   std::atomic<uint64_t> scanned_{0};
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> other_filesystem_{0};
-  std::vector<v1::FileEntry> matches_;
-  absl::Status error_;  // the first error that ended the walk (guarded by mu_)
+  // Search only: every walker's matches, added as it ends.
+  std::vector<v1::FileEntry> matches_ ABSL_GUARDED_BY(mu_);
+  // The first error that ended the walk.
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
 
   // Streaming only.
-  std::vector<v1::FileEntry> pending_;     // found, not yet delivered (guarded by mu_)
-  std::atomic<size_t> pending_count_{0};   // pending_.size(), read without the lock
-  std::condition_variable space_cv_;       // pending_ has room, or the walk stopped
-  bool cancelled_ = false;                 // the callback said stop (guarded by mu_)
+  // Found, not yet delivered.
+  std::vector<v1::FileEntry> pending_ ABSL_GUARDED_BY(mu_);
+  std::atomic<size_t> pending_count_{0};  // pending_.size(), read without the lock
+  // pending_ has room, or the walk stopped.
+  internal::CondVar space_cv_{&mu_};
+  // The callback said stop.
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> scanned_live_{0};  // entries scanned, counted in steps, for progress
   // The caller's thread only:
   absl::Time last_delivery_;

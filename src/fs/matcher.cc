@@ -266,86 +266,39 @@ Matcher::Matcher(Matcher&&) noexcept = default;
 Matcher& Matcher::operator=(Matcher&&) noexcept = default;
 Matcher::~Matcher() = default;
 
-absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyntax syntax,
-                                        bool case_insensitive, const MatcherLimits& limits) {
-  if (pattern.empty()) return absl::InvalidArgumentError("pattern is empty");
-  if (pattern.size() > limits.max_pattern_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pattern is ", pattern.size(), " bytes long; the limit is ", limits.max_pattern_bytes));
+void Matcher::SetLiteral(Kind kind, std::string_view literal, bool case_insensitive) {
+  kind_ = kind;
+  fold_ascii_ = case_insensitive;
+  literal_ = case_insensitive ? absl::AsciiStrToLower(AbslView(literal)) : std::string(literal);
+}
+
+bool Matcher::TryLiteralGlob(std::string_view glob, bool case_insensitive) {
+  size_t lead = 0;
+  while (lead < glob.size() && glob[lead] == '*') ++lead;
+  size_t trail = 0;
+  while (trail < glob.size() - lead && glob[glob.size() - 1 - trail] == '*') ++trail;
+  const std::string_view core = glob.substr(lead, glob.size() - lead - trail);
+  if (HasGlobMeta(core)) return false;
+  if (core.empty()) {
+    kind_ = Kind::kAll;
+  } else if (lead && trail) {
+    SetLiteral(Kind::kContains, core, case_insensitive);
+  } else if (lead) {
+    SetLiteral(Kind::kSuffix, core, case_insensitive);
+  } else if (trail) {
+    SetLiteral(Kind::kPrefix, core, case_insensitive);
+  } else {
+    SetLiteral(Kind::kExact, core, case_insensitive);
   }
-  if (syntax == v1::PATTERN_SYNTAX_UNSPECIFIED) syntax = v1::PATTERN_SYNTAX_GLOB;
+  return true;
+}
 
-  Matcher m;
-  // Substrings: the literal fast path folds ASCII only, so a non-ASCII
-  // case-insensitive substring goes through RE2, which folds Unicode (as
-  // regular expressions do). Globs fold ASCII only, as git's wildmatch.
-  const bool literal_ok = !case_insensitive || IsAscii(pattern);
-  const auto set_literal = [&](Kind kind, std::string_view literal) {
-    m.kind_ = kind;
-    m.fold_ascii_ = case_insensitive;
-    m.literal_ = case_insensitive ? absl::AsciiStrToLower(AbslView(literal)) : std::string(literal);
-  };
-
-  std::string regex;
-  Kind regex_kind = Kind::kRegexPartial;
-  switch (syntax) {
-    case v1::PATTERN_SYNTAX_SUBSTRING:
-      if (literal_ok) {
-        set_literal(Kind::kContains, pattern);
-        return m;
-      }
-      regex = RE2::QuoteMeta(pattern);
-      regex_kind = Kind::kRegexPartial;
-      break;
-    case v1::PATTERN_SYNTAX_GLOB: {
-      m.matches_path_ = pattern.find('/') != std::string_view::npos;
-      if (m.matches_path_ && pattern.front() == '/') {
-        return absl::InvalidArgumentError(
-            "a glob must not start with '/': it is matched against paths relative to the "
-            "search path");
-      }
-      if (!m.matches_path_) {
-        size_t lead = 0;
-        while (lead < pattern.size() && pattern[lead] == '*') ++lead;
-        size_t trail = 0;
-        while (trail < pattern.size() - lead && pattern[pattern.size() - 1 - trail] == '*') {
-          ++trail;
-        }
-        const std::string_view core = pattern.substr(lead, pattern.size() - lead - trail);
-        if (!HasGlobMeta(core)) {
-          if (core.empty()) {
-            m.kind_ = Kind::kAll;
-          } else if (lead && trail) {
-            set_literal(Kind::kContains, core);
-          } else if (lead) {
-            set_literal(Kind::kSuffix, core);
-          } else if (trail) {
-            set_literal(Kind::kPrefix, core);
-          } else {
-            set_literal(Kind::kExact, core);
-          }
-          return m;
-        }
-      }
-      absl::StatusOr<std::string> translated =
-          GlobToRegex(pattern, m.matches_path_, case_insensitive);
-      if (!translated.ok()) return translated.status();
-      regex = *std::move(translated);
-      regex_kind = Kind::kGlob;
-      break;
-    }
-    case v1::PATTERN_SYNTAX_REGEX:
-      regex = std::string(pattern);
-      regex_kind = Kind::kRegexPartial;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("syntax ", static_cast<int>(syntax), " is unknown"));
-  }
-
+absl::Status Matcher::CompileRegex(const std::string& regex, Kind kind, std::string_view pattern,
+                                   v1::PatternSyntax syntax, bool case_insensitive,
+                                   const MatcherLimits& limits) {
   RE2::Options options;
   options.set_log_errors(false);
-  if (regex_kind == Kind::kGlob) {
+  if (kind == Kind::kGlob) {
     // Bytes, not characters; the translation folded case itself.
     options.set_encoding(RE2::Options::EncodingLatin1);
   } else {
@@ -360,8 +313,60 @@ absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyn
                      absl::CHexEscape(AbslView(pattern)), "\" ",
                      too_big ? "needs more memory than allowed" : "is invalid", ": ", re->error()));
   }
-  m.kind_ = regex_kind;
-  m.regex_ = std::move(re);
+  kind_ = kind;
+  regex_ = std::move(re);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyntax syntax,
+                                        bool case_insensitive, const MatcherLimits& limits) {
+  if (pattern.empty()) return absl::InvalidArgumentError("pattern is empty");
+  if (pattern.size() > limits.max_pattern_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pattern is ", pattern.size(), " bytes long; the limit is ", limits.max_pattern_bytes));
+  }
+  if (syntax == v1::PATTERN_SYNTAX_UNSPECIFIED) syntax = v1::PATTERN_SYNTAX_GLOB;
+
+  Matcher m;
+  std::string regex;
+  Kind regex_kind = Kind::kRegexPartial;
+  switch (syntax) {
+    case v1::PATTERN_SYNTAX_SUBSTRING:
+      // The literal fast path folds ASCII only, so a non-ASCII
+      // case-insensitive substring goes through RE2, which folds Unicode (as
+      // regular expressions do).
+      if (!case_insensitive || IsAscii(pattern)) {
+        m.SetLiteral(Kind::kContains, pattern, case_insensitive);
+        return m;
+      }
+      regex = RE2::QuoteMeta(pattern);
+      break;
+    case v1::PATTERN_SYNTAX_GLOB: {
+      // Globs fold ASCII only, as git's wildmatch.
+      m.matches_path_ = pattern.find('/') != std::string_view::npos;
+      if (m.matches_path_ && pattern.front() == '/') {
+        return absl::InvalidArgumentError(
+            "a glob must not start with '/': it is matched against paths relative to the "
+            "search path");
+      }
+      if (!m.matches_path_ && m.TryLiteralGlob(pattern, case_insensitive)) return m;
+      absl::StatusOr<std::string> translated =
+          GlobToRegex(pattern, m.matches_path_, case_insensitive);
+      if (!translated.ok()) return translated.status();
+      regex = *std::move(translated);
+      regex_kind = Kind::kGlob;
+      break;
+    }
+    case v1::PATTERN_SYNTAX_REGEX:
+      regex = std::string(pattern);
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("syntax ", static_cast<int>(syntax), " is unknown"));
+  }
+  absl::Status compiled =
+      m.CompileRegex(regex, regex_kind, pattern, syntax, case_insensitive, limits);
+  if (!compiled.ok()) return compiled;
   return m;
 }
 

@@ -50,6 +50,15 @@ class Matcher {
   enum class Kind { kAll, kExact, kPrefix, kSuffix, kContains, kGlob, kRegexPartial };
   Matcher() = default;
 
+  // Create's steps.
+  void SetLiteral(Kind kind, std::string_view literal, bool case_insensitive);
+  // A glob without '/' whose only metacharacters are leading or trailing
+  // stars becomes a literal comparison; true when it did.
+  bool TryLiteralGlob(std::string_view glob, bool case_insensitive);
+  absl::Status CompileRegex(const std::string& regex, Kind kind, std::string_view pattern,
+                            v1::PatternSyntax syntax, bool case_insensitive,
+                            const MatcherLimits& limits);
+
   Kind kind_ = Kind::kAll;
   bool matches_path_ = false;
   bool fold_ascii_ = false;  // literal kinds: compare ASCII case-insensitively

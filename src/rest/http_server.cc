@@ -16,13 +16,11 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +36,7 @@
 #include "base/absl_compat.h"
 #include "base/cpus.h"
 #include "base/percent_encoding.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/service/log.hpp"
 #include "rest/problem.h"
 
@@ -198,6 +197,8 @@ struct Core {
   // Closes every connection that is not waiting for its handler's answer
   // (all of them when `everything`); on the connections' strands.
   void CloseConnections(bool everything);
+  // Waits until no connection is open, or `deadline`.
+  void WaitForNoConnections(absl::Time deadline);
 
   const HttpServerOptions options;
   std::weak_ptr<Core> shared_self;
@@ -205,9 +206,10 @@ struct Core {
   std::atomic<bool> stopping{false};
   std::atomic<size_t> open{0};
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::unordered_set<Session*> sessions;  // guarded by mu
+  internal::Mutex mu;
+  // Signalled when `open` falls to 0.
+  internal::CondVar cv{&mu};
+  std::unordered_set<Session*> sessions ABSL_GUARDED_BY(mu);
 
   asio::io_context io;
 };
@@ -578,8 +580,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // The parser and the buffer stay: a read still pending on them ends
     // (operation_aborted) after this, and they go with the session.
     if (core_->open.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> lock(core_->mu);
-      core_->cv.notify_all();
+      internal::MutexLock lock(&core_->mu);
+      core_->cv.SignalAll();
     }
   }
 
@@ -603,19 +605,26 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Core::Register(Session* session) {
-  std::lock_guard<std::mutex> lock(mu);
+  internal::MutexLock lock(&mu);
   sessions.insert(session);
 }
 
 void Core::Unregister(Session* session) {
-  std::lock_guard<std::mutex> lock(mu);
+  internal::MutexLock lock(&mu);
   sessions.erase(session);
+}
+
+void Core::WaitForNoConnections(absl::Time deadline) {
+  internal::MutexLock lock(&mu);
+  while (open.load() != 0) {
+    if (cv.WaitUntil(deadline)) break;
+  }
 }
 
 void Core::CloseConnections(bool everything) {
   std::vector<std::shared_ptr<Session>> live;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    internal::MutexLock lock(&mu);
     live.reserve(sessions.size());
     for (Session* session : sessions) {
       // A session being destroyed (its count already zero) is skipped.
@@ -728,11 +737,12 @@ struct HttpServer::Impl {
   int port = 0;
   std::string address;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool started = false;
-  bool shutting_down = false;
-  bool shut_down = false;  // Shutdown() has finished
+  internal::Mutex mu;
+  internal::CondVar cv{&mu};
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool shutting_down ABSL_GUARDED_BY(mu) = false;
+  // Shutdown() has finished.
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
 };
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -769,7 +779,7 @@ absl::Status HttpServer::Start(HttpHandler handler) {
 }
 
 absl::Status HttpServer::Start(AsyncHttpHandler handler) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  internal::MutexLock lock(&impl_->mu);
   if (impl_->started) return absl::FailedPreconditionError("the HTTP server was already started");
   const HttpServerOptions& o = impl_->options;
   if (!handler) return absl::InvalidArgumentError("no HTTP handler");
@@ -843,31 +853,25 @@ size_t HttpServer::connections() const {
 }
 
 void HttpServer::Shutdown() {
-  std::unique_lock<std::mutex> lock(impl_->mu);
-  if (!impl_->started) return;
-  if (impl_->shutting_down) {
-    // Another caller does the work: wait for it.
-    impl_->cv.wait(lock, [this] { return impl_->shut_down; });
-    return;
+  {
+    internal::MutexLock lock(&impl_->mu);
+    if (!impl_->started) return;
+    if (impl_->shutting_down) {
+      // Another caller does the work: wait for it.
+      while (!impl_->shut_down) impl_->cv.Wait();
+      return;
+    }
+    impl_->shutting_down = true;
   }
-  impl_->shutting_down = true;
-  lock.unlock();
   const absl::Time start = absl::Now();
   Core& core = *impl_->core;
   core.stopping.store(true);
   impl_->acceptor->Stop();
   core.CloseConnections(/*everything=*/false);
-  {
-    std::unique_lock<std::mutex> wait(core.mu);
-    core.cv.wait_until(wait, absl::ToChronoTime(start + impl_->options.shutdown_grace),
-                       [&core] { return core.open.load() == 0; });
-  }
+  core.WaitForNoConnections(start + impl_->options.shutdown_grace);
   const size_t cut = core.open.load();
   core.CloseConnections(/*everything=*/true);
-  {
-    std::unique_lock<std::mutex> wait(core.mu);
-    core.cv.wait_for(wait, std::chrono::seconds(1), [&core] { return core.open.load() == 0; });
-  }
+  core.WaitForNoConnections(absl::Now() + absl::Seconds(1));
   core.io.stop();
   for (std::thread& thread : impl_->threads) thread.join();
   impl_->threads.clear();
@@ -876,15 +880,15 @@ void HttpServer::Shutdown() {
            {{"address", impl_->address},
             {"cut_connections", absl::StrCat(cut)},
             {"took_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
-  lock.lock();
+  internal::MutexLock lock(&impl_->mu);
   impl_->shut_down = true;
-  impl_->cv.notify_all();
+  impl_->cv.SignalAll();
 }
 
 void HttpServer::Wait() {
-  std::unique_lock<std::mutex> lock(impl_->mu);
+  internal::MutexLock lock(&impl_->mu);
   if (!impl_->started) return;
-  impl_->cv.wait(lock, [this] { return impl_->shut_down; });
+  while (!impl_->shut_down) impl_->cv.Wait();
 }
 
 }  // namespace filemesh

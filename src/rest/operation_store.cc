@@ -17,7 +17,7 @@ std::string OperationStore::Add(OperationKind kind, std::string channel_id, Tran
   record->channel_id = std::move(channel_id);
   record->served_by = served_by;
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::string id = RandomHexId();
   while (entries_.count(id) != 0) id = RandomHexId();
   oldest_first_.push_back(id);
@@ -27,7 +27,7 @@ std::string OperationStore::Add(OperationKind kind, std::string channel_id, Tran
 }
 
 std::shared_ptr<OperationRecord> OperationStore::Find(std::string_view id, absl::Time now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Purge(now);
   auto it = entries_.find(id);
   if (it == entries_.end()) return nullptr;
@@ -35,7 +35,7 @@ std::shared_ptr<OperationRecord> OperationStore::Find(std::string_view id, absl:
 }
 
 void OperationStore::Remove(std::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   oldest_first_.erase(it->second.order);
@@ -43,7 +43,7 @@ void OperationStore::Remove(std::string_view id) {
 }
 
 size_t OperationStore::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 

@@ -12,12 +12,12 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/rest/http.hpp"
 #include "filemesh/rpc/transport.hpp"
 
@@ -31,9 +31,9 @@ struct OperationRecord {
   std::string channel_id;
   TransportKind served_by = TransportKind::kNone;
 
-  std::mutex mu;
-  // The answer once the reply came (guarded by mu).
-  std::optional<HttpResponse> finished;
+  Mutex mu;
+  // The answer once the reply came.
+  std::optional<HttpResponse> finished ABSL_GUARDED_BY(mu);
 };
 
 class OperationStore {
@@ -58,14 +58,14 @@ class OperationStore {
     absl::Time expires;
     std::list<std::string>::iterator order;
   };
-  // Drops expired operations and the oldest past the capacity. Needs mu_.
-  void Purge(absl::Time now);
+  // Drops expired operations and the oldest past the capacity.
+  void Purge(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t capacity_;
   const absl::Duration ttl_;
-  mutable std::mutex mu_;
-  std::map<std::string, Entry, std::less<>> entries_;
-  std::list<std::string> oldest_first_;
+  mutable Mutex mu_;
+  std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
+  std::list<std::string> oldest_first_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace filemesh::internal

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -12,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "filemesh/internal/mutex.hpp"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -133,14 +133,14 @@ Kind KindOf(const FieldDescriptor* field) {
 class PlanRegistry {
  public:
   const MessagePlan* Find(const Descriptor* type) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const auto it = plans_.find(type);
     if (it != plans_.end()) return it->second.get();
     return Build(type);
   }
 
  private:
-  const MessagePlan* Build(const Descriptor* root) {
+  const MessagePlan* Build(const Descriptor* root) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // Every type reachable from `root` that has no plan yet.
     std::vector<const Descriptor*> fresh;
     std::unordered_set<const Descriptor*> seen = {root};
@@ -172,7 +172,7 @@ class PlanRegistry {
     return plans_[root].get();
   }
 
-  void Fill(const Descriptor* type, MessagePlan* plan) {
+  void Fill(const Descriptor* type, MessagePlan* plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (int i = 0; i < type->field_count(); ++i) {
       const FieldDescriptor* field = type->field(i);
       FieldPlan field_plan;
@@ -208,8 +208,8 @@ class PlanRegistry {
               });
   }
 
-  std::mutex mu_;
-  std::unordered_map<const Descriptor*, std::unique_ptr<MessagePlan>> plans_;
+  Mutex mu_;
+  std::unordered_map<const Descriptor*, std::unique_ptr<MessagePlan>> plans_ ABSL_GUARDED_BY(mu_);
 };
 
 PlanRegistry& Plans() {

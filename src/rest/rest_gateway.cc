@@ -3,7 +3,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -21,9 +20,11 @@
 #include "base/absl_compat.h"
 #include "base/blocking_wait.h"
 #include "base/random_id.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/names.hpp"
 #include "filemesh/service/log.hpp"
 #include "rest/assets.h"
+#include "rest/gateway_metrics.h"
 #include "rest/json.h"
 #include "rest/operation_store.h"
 #include "rest/problem.h"
@@ -157,19 +158,6 @@ HttpResponse JsonResponse(int status, std::string body) {
   return response;
 }
 
-// The statuses the gateway answers with: their request counters are resolved
-// once and kept, so counting a request is one atomic add.
-constexpr std::array<int, 14> kKnownStatuses = {200, 202, 400, 401, 403, 404, 405,
-                                                409, 429, 499, 500, 501, 503, 504};
-constexpr size_t kTransportKinds = 4;  // TransportKind's values
-
-int StatusSlot(int status) {
-  for (size_t i = 0; i < kKnownStatuses.size(); ++i) {
-    if (kKnownStatuses[i] == status) return static_cast<int>(i);
-  }
-  return -1;
-}
-
 std::string Millis(std::chrono::steady_clock::duration elapsed) {
   const int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
   return absl::StrCat(micros / 1000, ".", absl::Dec(micros % 1000, absl::kZeroPad3));
@@ -212,40 +200,63 @@ struct RestGateway::Impl {
   void CallStarted();
   void CallEnded();
   bool Authorized(const HttpRequest& request, std::string* why) const;
-  Counter& RequestCounter(Route route, TransportKind kind, int status);
-  void AddChannelMetrics();
 
   const RestGatewayOptions options;
   const std::shared_ptr<const AsyncFileListerInterface> lister;
   const std::shared_ptr<const AsyncFileSearcherInterface> searcher;
   internal::OperationStore operations;
 
-  MetricsRegistry registry;
-  CounterFamily& requests;
-  std::array<Histogram*, kRouteCount> durations{};
-  std::array<std::atomic<Counter*>, kRouteCount * kTransportKinds * kKnownStatuses.size()>
-      request_counters{};
+  const std::shared_ptr<prometheus::Registry> registry;
+  internal::GatewayMetrics metrics;
+  const internal::BackendCollector backend_metrics;
 
-  std::mutex calls_mu;
-  std::condition_variable calls_cv;
-  size_t calls_in_flight = 0;  // guarded by calls_mu
+  internal::Mutex calls_mu;
+  internal::CondVar calls_cv{&calls_mu};
+  size_t calls_in_flight ABSL_GUARDED_BY(calls_mu) = 0;
 };
 
 RestGateway::Impl::~Impl() {
-  std::unique_lock<std::mutex> lock(calls_mu);
-  calls_cv.wait(lock, [this] { return calls_in_flight == 0; });
+  internal::MutexLock lock(&calls_mu);
+  while (calls_in_flight != 0) calls_cv.Wait();
 }
 
 void RestGateway::Impl::CallStarted() {
-  std::lock_guard<std::mutex> lock(calls_mu);
+  internal::MutexLock lock(&calls_mu);
   ++calls_in_flight;
 }
 
 void RestGateway::Impl::CallEnded() {
-  std::lock_guard<std::mutex> lock(calls_mu);
-  if (--calls_in_flight == 0) calls_cv.notify_all();
+  internal::MutexLock lock(&calls_mu);
+  if (--calls_in_flight == 0) calls_cv.SignalAll();
 }
 
+namespace {
+
+std::vector<std::string> RouteLabels() {
+  std::vector<std::string> labels;
+  labels.reserve(kRouteCount);
+  for (int route = 0; route < kRouteCount; ++route) {
+    labels.emplace_back(RouteTemplate(static_cast<Route>(route)));
+  }
+  return labels;
+}
+
+std::vector<std::pair<std::string, const FailoverChannel*>> BackendChannels(
+    const AsyncFileListerInterface* lister, const AsyncFileSearcherInterface* searcher) {
+  std::vector<std::pair<std::string, const FailoverChannel*>> channels;
+  if (lister != nullptr && lister->failover_channel() != nullptr) {
+    channels.emplace_back("lister", lister->failover_channel());
+  }
+  if (searcher != nullptr && searcher->failover_channel() != nullptr) {
+    channels.emplace_back("searcher", searcher->failover_channel());
+  }
+  return channels;
+}
+
+}  // namespace
+
+// The channels and the operation store outlive the collector: this object
+// owns the store and holds the backends that own the channels.
 RestGateway::Impl::Impl(RestGatewayOptions opts,
                         std::shared_ptr<const AsyncFileListerInterface> list_client,
                         std::shared_ptr<const AsyncFileSearcherInterface> search_client)
@@ -253,106 +264,11 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       lister(std::move(list_client)),
       searcher(std::move(search_client)),
       operations(options.operation_capacity, options.operation_ttl),
-      requests(registry.AddCounter("filemesh_http_requests_total",
-                                   "HTTP requests answered, by route template, status code and "
-                                   "the transport that served the backend call.",
-                                   {"route", "code", "served_by"})) {
-  HistogramFamily& latency = registry.AddHistogram(
-      "filemesh_http_request_duration_seconds",
-      "Time from a request's arrival at the gateway to its response, by route template.",
-      {"route"});
-  for (int route = 0; route < kRouteCount; ++route) {
-    durations[route] = &latency.WithLabels({std::string(RouteTemplate(static_cast<Route>(route)))});
-  }
-  for (auto& counter : request_counters) counter.store(nullptr, std::memory_order_relaxed);
-  registry.AddCollected(
-      "filemesh_http_operations",
-      "Queued operations the gateway remembers (202 answers not yet expired).", MetricType::kGauge,
-      {}, [this] {
-        return std::vector<MetricSample>{{{}, static_cast<double>(operations.size())}};
-      });
-  AddChannelMetrics();
-}
-
-void RestGateway::Impl::AddChannelMetrics() {
-  // The channels outlive the collectors: the backends that own them are
-  // held by this object, which owns the registry.
-  std::vector<std::pair<std::string, const FailoverChannel*>> backends;
-  if (lister != nullptr && lister->failover_channel() != nullptr) {
-    backends.emplace_back("lister", lister->failover_channel());
-  }
-  if (searcher != nullptr && searcher->failover_channel() != nullptr) {
-    backends.emplace_back("searcher", searcher->failover_channel());
-  }
-  struct Field {
-    const char* name;
-    const char* help;
-    uint64_t ChannelStats::*member;
-  };
-  const Field fields[] = {
-      {"filemesh_channel_calls_total", "Calls made on the backend's FailoverChannel.",
-       &ChannelStats::calls},
-      {"filemesh_channel_served_by_primary_total", "Calls the primary (gRPC) transport served.",
-       &ChannelStats::served_by_primary},
-      {"filemesh_channel_served_by_fallback_total",
-       "Calls the fallback (AMQP) transport answered in time.", &ChannelStats::served_by_fallback},
-      {"filemesh_channel_failovers_total", "Calls that tried the primary, then the fallback.",
-       &ChannelStats::failovers},
-      {"filemesh_channel_queued_total",
-       "Calls that ended queued on the broker with no reply in time.", &ChannelStats::queued},
-      {"filemesh_channel_breaker_opened_total", "Times the primary's circuit breaker opened.",
-       &ChannelStats::breaker_opened},
-  };
-  for (const Field& field : fields) {
-    registry.AddCollected(
-        field.name, field.help, MetricType::kCounter, {"backend"},
-        [backends, member = field.member] {
-          std::vector<MetricSample> samples;
-          samples.reserve(backends.size());
-          for (const auto& [name, channel] : backends) {
-            samples.push_back({{name}, static_cast<double>(channel->stats().*member)});
-          }
-          return samples;
-        });
-  }
-  registry.AddCollected(
-      "filemesh_channel_breaker_state",
-      "State of the primary's circuit breaker: 1 for the current state, 0 for the others.",
-      MetricType::kGauge, {"backend", "state"}, [backends] {
-        std::vector<MetricSample> samples;
-        samples.reserve(backends.size() * 3);
-        for (const auto& [name, channel] : backends) {
-          const BreakerState now = channel->breaker_state();
-          for (const BreakerState state :
-               {BreakerState::kClosed, BreakerState::kOpen, BreakerState::kHalfOpen}) {
-            samples.push_back(
-                {{name, std::string(BreakerStateName(state))}, state == now ? 1.0 : 0.0});
-          }
-        }
-        return samples;
-      });
-}
-
-Counter& RestGateway::Impl::RequestCounter(Route route, TransportKind kind, int status) {
-  const int slot = StatusSlot(status);
-  const auto kind_index = static_cast<size_t>(kind);
-  auto resolve = [&]() -> Counter& {
-    return requests.WithLabels({std::string(RouteTemplate(route)), absl::StrCat(status),
-                                std::string(TransportKindName(kind))});
-  };
-  if (slot < 0 || kind_index >= kTransportKinds) return resolve();
-  std::atomic<Counter*>& cached =
-      request_counters[(static_cast<size_t>(route) * kTransportKinds + kind_index) *
-                           kKnownStatuses.size() +
-                       static_cast<size_t>(slot)];
-  Counter* counter = cached.load(std::memory_order_acquire);
-  if (counter == nullptr) {
-    // Two threads may both resolve it: WithLabels returns the same series.
-    counter = &resolve();
-    cached.store(counter, std::memory_order_release);
-  }
-  return *counter;
-}
+      registry(options.metrics_registry != nullptr ? options.metrics_registry
+                                                   : std::make_shared<prometheus::Registry>()),
+      metrics(*registry, RouteLabels()),
+      backend_metrics(BackendChannels(lister.get(), searcher.get()),
+                      [this] { return operations.size(); }) {}
 
 bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why) const {
   const std::string* header = request.Header("authorization");
@@ -439,7 +355,7 @@ std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& requ
     case kMetrics: {
       HttpResponse response;
       response.content_type = "text/plain; version=0.0.4";
-      response.body = registry.Render();
+      response.body = internal::RenderMetrics(*registry, backend_metrics);
       return response;
     }
     case kOpenApi:
@@ -624,7 +540,7 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
         request.path);
   }
 
-  std::lock_guard<std::mutex> lock(record->mu);
+  internal::MutexLock lock(&record->mu);
   exchange->served_by = record->served_by;
   if (record->finished.has_value()) return *record->finished;
 
@@ -730,8 +646,8 @@ void RestGateway::HandleAsync(const HttpRequest& request, HttpResponder respond)
       response.headers.emplace_back(std::string(name), std::string(value));
     }
     const auto elapsed = std::chrono::steady_clock::now() - start;
-    impl->durations[exchange->route]->Observe(std::chrono::duration<double>(elapsed).count());
-    impl->RequestCounter(exchange->route, exchange->served_by, response.status).Increment();
+    impl->metrics.CountRequest(exchange->route, exchange->served_by, response.status,
+                               std::chrono::duration<double>(elapsed).count());
     if (impl->options.access_log) {
       const std::string status = absl::StrCat(response.status);
       const std::string duration_ms = Millis(elapsed);
@@ -767,6 +683,6 @@ bool RestGateway::Ready() const {
   return ready;
 }
 
-MetricsRegistry& RestGateway::metrics() { return impl_->registry; }
+prometheus::Registry& RestGateway::metrics() { return *impl_->registry; }
 
 }  // namespace filemesh

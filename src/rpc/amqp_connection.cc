@@ -177,12 +177,13 @@ absl::Status AmqpConnection::Start() {
   if (wake_fd_ < 0) {
     return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
+  MutexLock lock(&shutdown_mu_);
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
 
 void AmqpConnection::Shutdown() {
-  std::lock_guard<std::mutex> lock(shutdown_mu_);  // one joiner at a time
+  MutexLock lock(&shutdown_mu_);  // one joiner at a time
   if (!started_.load()) return;
   if (!stop_.exchange(true)) {
     const uint64_t one = 1;
@@ -199,12 +200,12 @@ void AmqpConnection::Wake() {
 }
 
 std::string AmqpConnection::LastError() const {
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(&error_mu_);
   return last_error_;
 }
 
 void AmqpConnection::SetLastError(const absl::Status& status) {
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(&error_mu_);
   last_error_ = status.ToString();
 }
 
@@ -390,86 +391,98 @@ bool AmqpConnection::FirstAttemptDone() const {
   return first_attempt_ended_.load(std::memory_order_acquire);
 }
 
+// Connects when there is no connection and the backoff is over. True when
+// the connection is up; false when the loop should go round again.
+bool AmqpConnection::EnsureConnected(absl::Time* next_attempt) {
+  if (conn_ != nullptr) return true;
+  session_->OnWake(*this);  // fails work queued while down
+  const absl::Time now = absl::Now();
+  if (now < *next_attempt) {
+    WaitForWake(*next_attempt - now);
+    return false;
+  }
+  absl::Status status = absl::OkStatus();
+  bool session_connected = false;  // OnConnected ran: OnDisconnected must follow
+  if (!Connect()) {
+    status = broken_;
+  } else {
+    ++generation_;
+    session_connected = true;
+    status = session_->OnConnected(*this);
+    if (status.ok() && !broken_.ok()) status = broken_;
+  }
+  if (!status.ok()) {
+    SetLastError(status);
+    Disconnect(false);
+    if (session_connected) session_->OnDisconnected(status);
+    FinishFirstAttempt();
+    const absl::Duration backoff = NextBackoff();
+    LogConnectFailed(status, backoff);
+    *next_attempt = absl::Now() + backoff;
+    return false;
+  }
+  connected_at_ = absl::Now();
+  read_socket_ = true;
+  connected_.store(true, std::memory_order_release);
+  // For a server this means its queues are being consumed.
+  LogEvent("amqp_connected", {{"role", options_.role}, {"url", options_.url.Redacted()}});
+  FinishFirstAttempt();
+  return true;
+}
+
+// The connection broke: tells the session, and schedules the next attempt.
+void AmqpConnection::HandleBroken(absl::Time* next_attempt) {
+  const absl::Status why = broken_;
+  SetLastError(why);
+  connected_.store(false, std::memory_order_release);
+  const bool lived = absl::Now() - connected_at_ >= options_.reconnect_backoff_max;
+  Disconnect(false);
+  session_->OnDisconnected(why);
+  if (lived) backoff_attempt_ = 0;
+  const absl::Duration backoff = NextBackoff();
+  LogEvent(LogLevel::kWarning, "amqp_connection_lost",
+           {{"role", options_.role},
+            {"url", options_.url.Redacted()},
+            {"error", StdView(why.message())},
+            {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff))}});
+  *next_attempt = absl::Now() + backoff;
+}
+
+// Waits for the socket, a wake-up or half a heartbeat, whichever is first.
+void AmqpConnection::PollSocket() {
+  amqp_connection_state_t conn = State(conn_);
+  int timeout_ms = heartbeat_seconds_ > 0 ? heartbeat_seconds_ * 500 : 1000;
+  if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn)) {
+    timeout_ms = 0;
+  } else {
+    amqp_maybe_release_buffers(conn);
+  }
+  pollfd fds[2] = {{amqp_get_sockfd(conn), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  const int ready = poll(fds, 2, timeout_ms);
+  if (ready > 0 && (fds[1].revents & POLLIN)) ConsumeWake();
+  // Read the socket when it has something, and at least every half
+  // heartbeat, when rabbitmq-c sends our heartbeat and checks the broker's.
+  const absl::Time now = absl::Now();
+  if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0 ||
+      now - last_socket_read_ >= absl::Milliseconds(timeout_ms)) {
+    read_socket_ = true;
+  }
+}
+
 void AmqpConnection::Run() {
   absl::Time next_attempt = absl::Now();
   while (!stop_.load()) {
-    if (conn_ == nullptr) {
-      session_->OnWake(*this);  // fails work queued while down
-      const absl::Time now = absl::Now();
-      if (now < next_attempt) {
-        WaitForWake(next_attempt - now);
-        continue;
-      }
-      if (!Connect()) {
-        SetLastError(broken_);
-        Disconnect(false);
-        FinishFirstAttempt();
-        const absl::Duration backoff = NextBackoff();
-        LogConnectFailed(broken_, backoff);
-        next_attempt = absl::Now() + backoff;
-        continue;
-      }
-      ++generation_;
-      absl::Status status = session_->OnConnected(*this);
-      if (status.ok() && !broken_.ok()) status = broken_;
-      if (!status.ok()) {
-        SetLastError(status);
-        Disconnect(false);
-        session_->OnDisconnected(status);
-        FinishFirstAttempt();
-        const absl::Duration backoff = NextBackoff();
-        LogConnectFailed(status, backoff);
-        next_attempt = absl::Now() + backoff;
-        continue;
-      }
-      connected_at_ = absl::Now();
-      read_socket_ = true;
-      connected_.store(true, std::memory_order_release);
-      // For a server this means its queues are being consumed.
-      LogEvent("amqp_connected", {{"role", options_.role}, {"url", options_.url.Redacted()}});
-      FinishFirstAttempt();
-    }
-
+    if (!EnsureConnected(&next_attempt)) continue;
     DrainFrames();
     if (broken_.ok()) session_->OnWake(*this);
     // Publishes may have read frames (rabbitmq-c's heartbeat check).
     if (broken_.ok()) DrainFrames();
     if (broken_.ok()) session_->OnIdle(*this);
     if (!broken_.ok()) {
-      const absl::Status why = broken_;
-      SetLastError(why);
-      connected_.store(false, std::memory_order_release);
-      const bool lived = absl::Now() - connected_at_ >= options_.reconnect_backoff_max;
-      Disconnect(false);
-      session_->OnDisconnected(why);
-      if (lived) backoff_attempt_ = 0;
-      const absl::Duration backoff = NextBackoff();
-      LogEvent(LogLevel::kWarning, "amqp_connection_lost",
-               {{"role", options_.role},
-                {"url", options_.url.Redacted()},
-                {"error", StdView(why.message())},
-                {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff))}});
-      next_attempt = absl::Now() + backoff;
+      HandleBroken(&next_attempt);
       continue;
     }
-
-    amqp_connection_state_t conn = State(conn_);
-    int timeout_ms = heartbeat_seconds_ > 0 ? heartbeat_seconds_ * 500 : 1000;
-    if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn)) {
-      timeout_ms = 0;
-    } else {
-      amqp_maybe_release_buffers(conn);
-    }
-    pollfd fds[2] = {{amqp_get_sockfd(conn), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int ready = poll(fds, 2, timeout_ms);
-    if (ready > 0 && (fds[1].revents & POLLIN)) ConsumeWake();
-    // Read the socket when it has something, and at least every half
-    // heartbeat, when rabbitmq-c sends our heartbeat and checks the broker's.
-    const absl::Time now = absl::Now();
-    if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0 ||
-        now - last_socket_read_ >= absl::Milliseconds(timeout_ms)) {
-      read_socket_ = true;
-    }
+    PollSocket();
   }
   connected_.store(false, std::memory_order_release);
   if (conn_ != nullptr) {
@@ -511,120 +524,135 @@ void AmqpConnection::DrainFrames() {
   }
 }
 
+void AmqpConnection::ProtocolError(std::string_view what) {
+  MarkBroken(absl::UnavailableError(absl::StrCat("AMQP protocol error: ", AbslView(what))));
+}
+
+// The message being assembled is whole: to the session.
+void AmqpConnection::CompleteInbound() {
+  Inbound& in = *inbound_;
+  AmqpMessage message = std::move(in.message);
+  const bool is_return = in.is_return;
+  in = Inbound();
+  if (is_return) {
+    session_->OnReturn(*this, std::move(message));
+  } else {
+    session_->OnDelivery(*this, std::move(message));
+  }
+}
+
 void AmqpConnection::HandleFrame(const void* raw) {
   const auto& frame = *static_cast<const amqp_frame_t*>(raw);
-  amqp_connection_state_t conn = State(conn_);
-  Inbound& in = *inbound_;
-  auto protocol_error = [this](std::string_view what) {
-    MarkBroken(absl::UnavailableError(absl::StrCat("AMQP protocol error: ", AbslView(what))));
-  };
-  auto complete = [&] {
-    AmqpMessage message = std::move(in.message);
-    const bool is_return = in.is_return;
-    in = Inbound();
-    if (is_return) {
-      session_->OnReturn(*this, std::move(message));
-    } else {
-      session_->OnDelivery(*this, std::move(message));
-    }
-  };
-
   switch (frame.frame_type) {
-    case AMQP_FRAME_METHOD: {
-      const amqp_method_t& method = frame.payload.method;
-      if (frame.channel == 0) {
-        if (method.id == AMQP_CONNECTION_CLOSE_METHOD) {
-          const auto* m = static_cast<const amqp_connection_close_t*>(method.decoded);
-          absl::Status status = absl::UnavailableError(absl::StrCat(
-              "broker closed the connection: ", m->reply_code, " ", String(m->reply_text)));
-          amqp_connection_close_ok_t ok;
-          amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-          MarkBroken(std::move(status));
-        }
-        return;  // connection.blocked and the like: nothing to do
-      }
-      if (method.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        const auto* m = static_cast<const amqp_channel_close_t*>(method.decoded);
-        absl::Status status =
-            absl::UnavailableError(absl::StrCat("broker closed channel ", frame.channel, ": ",
-                                                m->reply_code, " ", String(m->reply_text)));
-        amqp_channel_close_ok_t ok;
-        amqp_send_method(conn, frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-        MarkBroken(std::move(status));
-        return;
-      }
-      if (frame.channel != kMainChannel) return;
-      switch (method.id) {
-        case AMQP_BASIC_DELIVER_METHOD: {
-          if (in.active) return protocol_error("basic.deliver inside a content");
-          const auto* m = static_cast<const amqp_basic_deliver_t*>(method.decoded);
-          in.active = true;
-          in.message.delivery_tag = m->delivery_tag;
-          in.message.redelivered = m->redelivered != 0;
-          in.message.consumer_tag = String(m->consumer_tag);
-          in.message.exchange = String(m->exchange);
-          in.message.routing_key = String(m->routing_key);
-          return;
-        }
-        case AMQP_BASIC_RETURN_METHOD: {
-          if (in.active) return protocol_error("basic.return inside a content");
-          const auto* m = static_cast<const amqp_basic_return_t*>(method.decoded);
-          in.active = true;
-          in.is_return = true;
-          in.message.reply_code = m->reply_code;
-          in.message.reply_text = String(m->reply_text);
-          in.message.exchange = String(m->exchange);
-          in.message.routing_key = String(m->routing_key);
-          return;
-        }
-        case AMQP_BASIC_ACK_METHOD: {
-          const auto* m = static_cast<const amqp_basic_ack_t*>(method.decoded);
-          session_->OnConfirm(*this, m->delivery_tag, m->multiple != 0, true);
-          return;
-        }
-        case AMQP_BASIC_NACK_METHOD: {
-          const auto* m = static_cast<const amqp_basic_nack_t*>(method.decoded);
-          session_->OnConfirm(*this, m->delivery_tag, m->multiple != 0, false);
-          return;
-        }
-        case AMQP_BASIC_CANCEL_METHOD: {
-          // The broker cancelled a consumer (its queue was deleted): start
-          // over, which declares the queue again and consumes it.
-          const auto* m = static_cast<const amqp_basic_cancel_t*>(method.decoded);
-          MarkBroken(absl::UnavailableError(absl::StrCat(
-              "broker cancelled consumer ", String(m->consumer_tag), " (queue deleted?)")));
-          return;
-        }
-        default:
-          return;
-      }
-    }
-    case AMQP_FRAME_HEADER: {
-      if (frame.channel != kMainChannel) return;
-      if (!in.active || in.have_header) return protocol_error("unexpected content header");
-      in.have_header = true;
-      in.body_size = frame.payload.properties.body_size;
-      in.message.properties = DecodeProperties(
-          *static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded));
-      if (in.body_size > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
-        return protocol_error("message body too large");
-      }
-      in.message.body.reserve(in.body_size);
-      if (in.body_size == 0) complete();
+    case AMQP_FRAME_METHOD:
+      if (frame.channel == 0) return HandleConnectionMethod(raw);
+      if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) return HandleChannelClose(raw);
+      if (frame.channel == kMainChannel) HandleMainChannelMethod(raw);
+      return;
+    case AMQP_FRAME_HEADER:
+      if (frame.channel == kMainChannel) HandleContentHeader(raw);
+      return;
+    case AMQP_FRAME_BODY:
+      if (frame.channel == kMainChannel) HandleContentBody(raw);
+      return;
+    default:
+      return;
+  }
+}
+
+void AmqpConnection::HandleConnectionMethod(const void* raw) {
+  const auto& frame = *static_cast<const amqp_frame_t*>(raw);
+  const amqp_method_t& method = frame.payload.method;
+  if (method.id != AMQP_CONNECTION_CLOSE_METHOD) return;  // connection.blocked and the like
+  const auto* m = static_cast<const amqp_connection_close_t*>(method.decoded);
+  absl::Status status = absl::UnavailableError(
+      absl::StrCat("broker closed the connection: ", m->reply_code, " ", String(m->reply_text)));
+  amqp_connection_close_ok_t ok;
+  amqp_send_method(State(conn_), 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+  MarkBroken(std::move(status));
+}
+
+void AmqpConnection::HandleChannelClose(const void* raw) {
+  const auto& frame = *static_cast<const amqp_frame_t*>(raw);
+  const auto* m = static_cast<const amqp_channel_close_t*>(frame.payload.method.decoded);
+  absl::Status status = absl::UnavailableError(absl::StrCat(
+      "broker closed channel ", frame.channel, ": ", m->reply_code, " ", String(m->reply_text)));
+  amqp_channel_close_ok_t ok;
+  amqp_send_method(State(conn_), frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  MarkBroken(std::move(status));
+}
+
+void AmqpConnection::HandleMainChannelMethod(const void* raw) {
+  const amqp_method_t& method = static_cast<const amqp_frame_t*>(raw)->payload.method;
+  Inbound& in = *inbound_;
+  switch (method.id) {
+    case AMQP_BASIC_DELIVER_METHOD: {
+      if (in.active) return ProtocolError("basic.deliver inside a content");
+      const auto* m = static_cast<const amqp_basic_deliver_t*>(method.decoded);
+      in.active = true;
+      in.message.delivery_tag = m->delivery_tag;
+      in.message.redelivered = m->redelivered != 0;
+      in.message.consumer_tag = String(m->consumer_tag);
+      in.message.exchange = String(m->exchange);
+      in.message.routing_key = String(m->routing_key);
       return;
     }
-    case AMQP_FRAME_BODY: {
-      if (frame.channel != kMainChannel) return;
-      if (!in.active || !in.have_header) return protocol_error("unexpected content body");
-      const amqp_bytes_t& fragment = frame.payload.body_fragment;
-      in.message.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
-      if (in.message.body.size() > in.body_size) return protocol_error("body exceeds its size");
-      if (in.message.body.size() == in.body_size) complete();
+    case AMQP_BASIC_RETURN_METHOD: {
+      if (in.active) return ProtocolError("basic.return inside a content");
+      const auto* m = static_cast<const amqp_basic_return_t*>(method.decoded);
+      in.active = true;
+      in.is_return = true;
+      in.message.reply_code = m->reply_code;
+      in.message.reply_text = String(m->reply_text);
+      in.message.exchange = String(m->exchange);
+      in.message.routing_key = String(m->routing_key);
+      return;
+    }
+    case AMQP_BASIC_ACK_METHOD: {
+      const auto* m = static_cast<const amqp_basic_ack_t*>(method.decoded);
+      session_->OnConfirm(*this, m->delivery_tag, m->multiple != 0, true);
+      return;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+      const auto* m = static_cast<const amqp_basic_nack_t*>(method.decoded);
+      session_->OnConfirm(*this, m->delivery_tag, m->multiple != 0, false);
+      return;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {
+      // The broker cancelled a consumer (its queue was deleted): start
+      // over, which declares the queue again and consumes it.
+      const auto* m = static_cast<const amqp_basic_cancel_t*>(method.decoded);
+      MarkBroken(absl::UnavailableError(absl::StrCat(
+          "broker cancelled consumer ", String(m->consumer_tag), " (queue deleted?)")));
       return;
     }
     default:
       return;
   }
+}
+
+void AmqpConnection::HandleContentHeader(const void* raw) {
+  const auto& frame = *static_cast<const amqp_frame_t*>(raw);
+  Inbound& in = *inbound_;
+  if (!in.active || in.have_header) return ProtocolError("unexpected content header");
+  in.have_header = true;
+  in.body_size = frame.payload.properties.body_size;
+  in.message.properties = DecodeProperties(
+      *static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded));
+  if (in.body_size > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+    return ProtocolError("message body too large");
+  }
+  in.message.body.reserve(in.body_size);
+  if (in.body_size == 0) CompleteInbound();
+}
+
+void AmqpConnection::HandleContentBody(const void* raw) {
+  const amqp_bytes_t& fragment = static_cast<const amqp_frame_t*>(raw)->payload.body_fragment;
+  Inbound& in = *inbound_;
+  if (!in.active || !in.have_header) return ProtocolError("unexpected content body");
+  in.message.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
+  if (in.message.body.size() > in.body_size) return ProtocolError("body exceeds its size");
+  if (in.message.body.size() == in.body_size) CompleteInbound();
 }
 
 absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,

@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -32,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/internal/mutex.hpp"
 #include "rpc/amqp_url.h"
 
 namespace filemesh::internal {
@@ -194,7 +194,20 @@ class AmqpConnection {
   void Disconnect(bool polite);
   void MarkBroken(absl::Status status);
   void DrainFrames();
+  // One frame read (an amqp_frame_t*; rabbitmq-c stays out of this header),
+  // by kind.
   void HandleFrame(const void* frame);
+  void HandleConnectionMethod(const void* frame);
+  void HandleChannelClose(const void* frame);
+  void HandleMainChannelMethod(const void* frame);
+  void HandleContentHeader(const void* frame);
+  void HandleContentBody(const void* frame);
+  void CompleteInbound();
+  void ProtocolError(std::string_view what);
+  // Run's steps.
+  bool EnsureConnected(absl::Time* next_attempt);
+  void HandleBroken(absl::Time* next_attempt);
+  void PollSocket();
   absl::Status RpcStatus(std::string_view what, int channel);
   void WaitForWake(absl::Duration timeout);
   void ConsumeWake();
@@ -206,8 +219,8 @@ class AmqpConnection {
   const AmqpConnectionOptions options_;
   AmqpSession* const session_;
 
-  std::mutex shutdown_mu_;
-  std::thread thread_;
+  Mutex shutdown_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(shutdown_mu_);
   std::atomic<bool> started_{false};
   std::atomic<bool> stop_{false};
   std::atomic<bool> connected_{false};
@@ -218,8 +231,8 @@ class AmqpConnection {
   std::atomic<bool> first_attempt_ended_{false};
   void FinishFirstAttempt();
 
-  mutable std::mutex error_mu_;
-  std::string last_error_;
+  mutable Mutex error_mu_;
+  std::string last_error_ ABSL_GUARDED_BY(error_mu_);
 
   // I/O thread state.
   void* conn_ = nullptr;  // amqp_connection_state_t

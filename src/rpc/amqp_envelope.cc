@@ -104,16 +104,19 @@ std::string ExpirationMillis(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
-absl::Status CheckConnectionTiming(absl::Duration heartbeat, absl::Duration backoff_min,
-                                   absl::Duration backoff_max) {
-  if (heartbeat < absl::ZeroDuration()) {
+absl::Status CheckEndpointOptions(const AmqpOptions& amqp, absl::Duration backoff_min,
+                                  absl::Duration backoff_max) {
+  if (amqp.heartbeat < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("heartbeat must not be negative");
+  }
+  if (amqp.connect_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("connect_timeout must be positive");
   }
   if (backoff_min <= absl::ZeroDuration() || backoff_max < backoff_min) {
     return absl::InvalidArgumentError(
         "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
   }
-  return absl::OkStatus();
+  return CheckQueueLimits(amqp.queue_limits);
 }
 
 bool ParseTimeoutHeader(const AmqpTable& headers, absl::Duration* out) {

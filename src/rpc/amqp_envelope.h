@@ -72,10 +72,11 @@ bool ParseExpiration(std::string_view expiration, absl::Duration* out);
 // integer of any AMQP integer type); false if absent or malformed.
 bool ParseTimeoutHeader(const AmqpTable& headers, absl::Duration* out);
 
-// The connection timing options that client and server share: a heartbeat
-// that is not negative, and 0 < reconnect_backoff_min <= reconnect_backoff_max.
-absl::Status CheckConnectionTiming(absl::Duration heartbeat, absl::Duration backoff_min,
-                                   absl::Duration backoff_max);
+// The options that client and server share: a heartbeat that is not
+// negative, a positive connect timeout, 0 < reconnect_backoff_min <=
+// reconnect_backoff_max, and positive queue limits.
+absl::Status CheckEndpointOptions(const AmqpOptions& amqp, absl::Duration backoff_min,
+                                  absl::Duration backoff_max);
 
 }  // namespace filemesh::internal
 

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <utility>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "filemesh/internal/mutex.hpp"
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
@@ -75,11 +75,12 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
 
   const AmqpServerOptions options_;
 
-  std::mutex mu_;
-  std::condition_variable settled_cv_;
-  std::vector<Completion> completions_;
-  bool stopping_ = false;
-  int64_t unsettled_ = 0;  // dispatched or answered, not yet acked
+  Mutex mu_;
+  CondVar settled_cv_{&mu_};
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Dispatched or answered, not yet acked.
+  int64_t unsettled_ ABSL_GUARDED_BY(mu_) = 0;
 
   // I/O thread only.
   std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
@@ -99,7 +100,7 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
     if (!status.ok()) return status;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return absl::OkStatus();  // shutting down: do not consume
   }
   absl::Status status = connection.Qos(options_.prefetch);
@@ -117,7 +118,7 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
   const uint64_t tag = message.delivery_tag;
   const AmqpProperties& p = message.properties;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) {
       // Consumers are being cancelled: give it back for another server.
       (void)connection.Reject(tag, /*requeue=*/true);
@@ -196,7 +197,7 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
 
 void AmqpServer::Core::Complete(Completion completion) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     completions_.push_back(std::move(completion));
   }
   connection_.Wake();
@@ -206,7 +207,7 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
   bool stopping;
   std::vector<Completion> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping = stopping_;
     batch.swap(completions_);
   }
@@ -314,11 +315,11 @@ void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, 
 
 void AmqpServer::Core::Settled(int64_t count) {
   if (count == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   unsettled_ -= count;
   if (unsettled_ <= 0) {
     unsettled_ = 0;
-    settled_cv_.notify_all();
+    settled_cv_.SignalAll();
   }
 }
 
@@ -326,25 +327,26 @@ void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
   (void)why;
   consumer_services_.clear();
   requeued_.clear();  // their originals go back to the queue with the connection
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Every unacked delivery of that connection goes back to its queue.
   unsettled_ = 0;
-  settled_cv_.notify_all();
+  settled_cv_.SignalAll();
 }
 
 void AmqpServer::Core::Shutdown(absl::Duration grace) {
+  bool first = false;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!stopping_) {
-      stopping_ = true;
-      lock.unlock();
-      connection_.Wake();
-      lock.lock();
+    MutexLock lock(&mu_);
+    first = !stopping_;
+    stopping_ = true;
+  }
+  if (first) connection_.Wake();
+  {
+    const absl::Time deadline = absl::Now() + std::max(grace, absl::ZeroDuration());
+    MutexLock lock(&mu_);
+    while (unsettled_ != 0) {
+      if (settled_cv_.WaitUntil(deadline)) break;  // the grace is over
     }
-    const auto deadline =
-        std::chrono::steady_clock::now() +
-        std::chrono::milliseconds(std::max<int64_t>(0, absl::ToInt64Milliseconds(grace)));
-    settled_cv_.wait_until(lock, deadline, [this] { return unsettled_ == 0; });
   }
   connection_.Shutdown();
 }
@@ -369,13 +371,11 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
   }
   if (!options.dispatch) return absl::InvalidArgumentError("no dispatcher");
   if (options.prefetch == 0) return absl::InvalidArgumentError("prefetch must be at least 1");
-  if (absl::Status timing = CheckConnectionTiming(
-          options.amqp.heartbeat, options.reconnect_backoff_min, options.reconnect_backoff_max);
-      !timing.ok()) {
-    return timing;
+  if (absl::Status checked = CheckEndpointOptions(options.amqp, options.reconnect_backoff_min,
+                                                  options.reconnect_backoff_max);
+      !checked.ok()) {
+    return checked;
   }
-  if (absl::Status limits = CheckQueueLimits(options.amqp.queue_limits); !limits.ok())
-    return limits;
   auto core = std::make_shared<Core>(options, *std::move(url));
   return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));
 }

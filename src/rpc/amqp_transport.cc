@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/random_id.h"
+#include "filemesh/internal/mutex.hpp"
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
@@ -77,7 +77,7 @@ class AmqpTransport::Core : public AmqpSession {
     connection_.Shutdown();
     timers_.reset();  // no deadline runs from here on
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       std::vector<CallPtr> all;
       for (auto& [id, call] : calls_) all.push_back(call);
       for (CallPtr& call : all) Finish(call, absl::UnavailableError("AMQP transport shut down"));
@@ -111,11 +111,12 @@ class AmqpTransport::Core : public AmqpSession {
 
   // Makes `call` final and answers its caller (or files it for
   // TakeLateReply). The answer waits in ready_ for DeliverReady().
-  void Finish(const CallPtr& call, absl::StatusOr<std::string> result);  // mu_ held
-  void RememberLate(const CallPtr& call);                                // mu_ held
-  void SweepLate(absl::Time now);                                        // mu_ held
+  void Finish(const CallPtr& call, absl::StatusOr<std::string> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RememberLate(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SweepLate(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers the caller of a call whose deadline came first.
-  void Expire(const CallPtr& call);  // mu_ held
+  void Expire(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the answers Finish and Expire left, without the lock.
   void DeliverReady();
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
@@ -127,12 +128,14 @@ class AmqpTransport::Core : public AmqpSession {
   const std::string expiration_;
   std::atomic<uint64_t> next_id_{0};
 
-  std::mutex mu_;
-  std::unordered_map<std::string, CallPtr> calls_;  // waiting and late calls
-  std::vector<CallPtr> outbox_;
-  std::deque<std::pair<absl::Time, std::string>> late_order_;  // by expiry
-  size_t late_count_ = 0;
-  std::vector<Delivery> ready_;
+  Mutex mu_;
+  // Waiting and late calls.
+  std::unordered_map<std::string, CallPtr> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<CallPtr> outbox_ ABSL_GUARDED_BY(mu_);
+  // Late calls by expiry.
+  std::deque<std::pair<absl::Time, std::string>> late_order_ ABSL_GUARDED_BY(mu_);
+  size_t late_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Delivery> ready_ ABSL_GUARDED_BY(mu_);
   // The deadlines of calls whose caller waits; reset first by ~Core.
   std::unique_ptr<TimerQueue> timers_ = std::make_unique<TimerQueue>();
 
@@ -199,7 +202,7 @@ void AmqpTransport::Core::Expire(const CallPtr& call) {
 void AmqpTransport::Core::DeliverReady() {
   std::vector<Delivery> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     batch.swap(ready_);
   }
   for (auto& [done, result] : batch) done(std::move(result));
@@ -214,7 +217,8 @@ void AmqpTransport::Core::RememberLate(const CallPtr& call) {
 }
 
 void AmqpTransport::Core::SweepLate(absl::Time now) {
-  auto live = [this](const std::pair<absl::Time, std::string>& record) -> PendingCall* {
+  auto live = [this](const std::pair<absl::Time, std::string>& record)
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> PendingCall* {
     auto it = calls_.find(record.second);
     if (it == calls_.end() || !it->second->late || it->second->expires != record.first) {
       return nullptr;  // a stale record: taken, or its expiry moved
@@ -279,14 +283,14 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
   call->deadline = deadline;
   call->done = std::move(done);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     calls_.emplace(call->id, call);
     outbox_.push_back(call);
     // A deadline more than a year away is taken as none.
     if (deadline - absl::Now() <= absl::Hours(24 * 365)) {
       call->deadline_timer = timers_->Schedule(deadline, [this, call] {
         {
-          std::lock_guard<std::mutex> expire_lock(mu_);
+          MutexLock expire_lock(&mu_);
           call->deadline_timer = 0;
           Expire(call);
         }
@@ -299,7 +303,7 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
 
 LateReply AmqpTransport::Core::TakeLateReply(const std::string& id) {
   LateReply out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   SweepLate(absl::Now());
   auto it = calls_.find(id);
   if (it == calls_.end() || !it->second->late) return out;  // kUnknown
@@ -351,7 +355,7 @@ absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
 void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
   std::vector<CallPtr> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (outbox_.empty()) return;
     // Calls made before the first attempt ended wait for its outcome.
     if (!connection.usable() && !connection.FirstAttemptDone()) return;
@@ -401,7 +405,7 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
   }
   if (failed.empty()) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [call, status] : failed) Finish(call, std::move(status));
   }
   DeliverReady();
@@ -414,7 +418,7 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
   if (first == unconfirmed_.end()) return;
   auto last = multiple ? unconfirmed_.upper_bound(sequence) : std::next(first);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto it = first; it != last; ++it) {
       const CallPtr& call = it->second;
       if (call->state != PendingCall::State::kInFlight) continue;  // returned or answered
@@ -438,7 +442,7 @@ void AmqpTransport::Core::OnReturn(AmqpConnection& connection, AmqpMessage messa
   // The queue is gone (it was cached as declared): declare it again next time.
   declared_.erase(message.routing_key);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = calls_.find(message.properties.correlation_id);
     if (it == calls_.end()) return;
     Finish(it->second, absl::UnavailableError(
@@ -452,7 +456,7 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
   (void)connection;
   reply_tag_seen_ = std::max(reply_tag_seen_, message.delivery_tag);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = calls_.find(message.properties.correlation_id);
     if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
     if (it->second->state == PendingCall::State::kDone) return;  // a duplicate
@@ -482,7 +486,7 @@ void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
   std::map<uint64_t, CallPtr> lost;
   lost.swap(unconfirmed_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [sequence, call] : lost) {
       if (call->state != PendingCall::State::kInFlight) continue;
       Finish(call, absl::UnavailableError(absl::StrCat(
@@ -506,13 +510,11 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
-  if (absl::Status timing = CheckConnectionTiming(
-          options.amqp.heartbeat, options.reconnect_backoff_min, options.reconnect_backoff_max);
-      !timing.ok()) {
-    return timing;
+  if (absl::Status checked = CheckEndpointOptions(options.amqp, options.reconnect_backoff_min,
+                                                  options.reconnect_backoff_max);
+      !checked.ok()) {
+    return checked;
   }
-  if (absl::Status limits = CheckQueueLimits(options.amqp.queue_limits); !limits.ok())
-    return limits;
   if (absl::Status size = internal::CheckMaxMessageBytes(options.max_message_bytes); !size.ok()) {
     return size;
   }

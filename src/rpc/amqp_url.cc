@@ -38,6 +38,112 @@ std::string AmqpUrl::ToString() const {
 
 std::string AmqpUrl::Redacted() const { return RedactUrl(ToString()); }
 
+namespace {
+
+// "user[:password]" into `out`.
+absl::Status ParseUserInfo(std::string_view userinfo, AmqpUrl* out) {
+  const size_t colon = userinfo.find(':');
+  if (!PercentDecode(userinfo.substr(0, colon), /*plus_is_space=*/false, &out->user)) {
+    return Bad("malformed %-escape in the user name");
+  }
+  if (out->user.empty()) return Bad("empty user name before '@'");
+  if (colon == std::string_view::npos) {
+    out->password.clear();
+  } else if (!PercentDecode(userinfo.substr(colon + 1), /*plus_is_space=*/false, &out->password)) {
+    // Never echo any part of the password.
+    return Bad("malformed %-escape in the password");
+  }
+  return absl::OkStatus();
+}
+
+// "[v6]" or "[v6]:port" into out->host and `*port_text`.
+absl::Status ParseBracketedHost(std::string_view authority, AmqpUrl* out,
+                                std::string_view* port_text) {
+  const size_t close = authority.find(']');
+  if (close == std::string_view::npos) return Bad("unclosed '[' in the host");
+  out->host = std::string(authority.substr(1, close - 1));
+  if (out->host.empty()) return Bad("empty IPv6 address");
+  for (char c : out->host) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') {
+      return Bad(absl::StrCat("bad IPv6 address \"", out->host, "\""));
+    }
+  }
+  std::string_view after = authority.substr(close + 1);
+  if (!after.empty()) {
+    if (after[0] != ':') return Bad("unexpected text after the IPv6 address");
+    *port_text = after.substr(1);
+    if (port_text->empty()) return Bad("empty port after ':'");
+  }
+  return absl::OkStatus();
+}
+
+// "host" or "host:port" (a name or an IPv4 address) into out->host and
+// `*port_text`.
+absl::Status ParseNamedHost(std::string_view authority, AmqpUrl* out, std::string_view* port_text) {
+  const size_t colon = authority.find(':');
+  out->host = std::string(authority.substr(0, colon));
+  if (colon != std::string_view::npos) {
+    *port_text = authority.substr(colon + 1);
+    if (port_text->empty()) return Bad("empty port after ':'");
+  }
+  if (out->host.empty()) return Bad("missing host");
+  for (char c : out->host) {
+    if (!IsHostNameChar(c)) return Bad(absl::StrCat("bad character in host \"", out->host, "\""));
+  }
+  return absl::OkStatus();
+}
+
+// 1..65535, digits only.
+absl::Status ParsePort(std::string_view text, int* port) {
+  int value = 0;
+  bool digits = true;
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c)) || value > 65535) {
+      digits = false;
+      break;
+    }
+    value = value * 10 + (c - '0');
+  }
+  if (!digits || value < 1 || value > 65535) {
+    return Bad(absl::StrCat("port \"", AbslView(text), "\" is not a number in 1..65535"));
+  }
+  *port = value;
+  return absl::OkStatus();
+}
+
+// "userinfo@host:port" into `out`.
+absl::Status ParseAuthority(std::string_view authority, AmqpUrl* out) {
+  const size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    if (absl::Status status = ParseUserInfo(authority.substr(0, at), out); !status.ok()) {
+      return status;
+    }
+    authority = authority.substr(at + 1);
+  }
+  std::string_view port_text;
+  absl::Status host = !authority.empty() && authority[0] == '['
+                          ? ParseBracketedHost(authority, out, &port_text)
+                          : ParseNamedHost(authority, out, &port_text);
+  if (!host.ok()) return host;
+  return port_text.empty() ? absl::OkStatus() : ParsePort(port_text, &out->port);
+}
+
+// The path after the authority's '/': the vhost. "", "/" and no path all
+// mean the default vhost.
+absl::Status ParseVhost(std::string_view path, AmqpUrl* out) {
+  if (path.empty()) return absl::OkStatus();
+  if (path.find('/') != std::string_view::npos) {
+    return Bad("the vhost may not contain '/' (write it as %2F)");
+  }
+  if (!PercentDecode(path, /*plus_is_space=*/false, &out->vhost)) {
+    return Bad("malformed %-escape in the vhost");
+  }
+  if (out->vhost.empty()) out->vhost = "/";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
   if (url.substr(0, 8) == "amqps://") {
     return Bad("amqps (TLS) is not supported; use amqp://");
@@ -54,83 +160,13 @@ absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
       return Bad("contains a space or a control character");
     }
   }
-
   AmqpUrl out;
-  // Authority and path.
   const size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  const bool has_path = slash != std::string_view::npos;
-  std::string_view path = has_path ? rest.substr(slash + 1) : std::string_view();
-
-  const size_t at = authority.rfind('@');
-  if (at != std::string_view::npos) {
-    std::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    const size_t colon = userinfo.find(':');
-    std::string_view user = userinfo.substr(0, colon);
-    if (!PercentDecode(user, /*plus_is_space=*/false, &out.user))
-      return Bad("malformed %-escape in the user name");
-    if (out.user.empty()) return Bad("empty user name before '@'");
-    if (colon == std::string_view::npos) {
-      out.password.clear();
-    } else if (!PercentDecode(userinfo.substr(colon + 1), /*plus_is_space=*/false, &out.password)) {
-      // Never echo any part of the password.
-      return Bad("malformed %-escape in the password");
-    }
+  if (absl::Status status = ParseAuthority(rest.substr(0, slash), &out); !status.ok()) {
+    return status;
   }
-
-  // Host, then port.
-  std::string_view port_text;
-  if (!authority.empty() && authority[0] == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return Bad("unclosed '[' in the host");
-    out.host = std::string(authority.substr(1, close - 1));
-    if (out.host.empty()) return Bad("empty IPv6 address");
-    for (char c : out.host) {
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') {
-        return Bad(absl::StrCat("bad IPv6 address \"", out.host, "\""));
-      }
-    }
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return Bad("unexpected text after the IPv6 address");
-      port_text = after.substr(1);
-      if (port_text.empty()) return Bad("empty port after ':'");
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return Bad("empty port after ':'");
-    }
-    if (out.host.empty()) return Bad("missing host");
-    for (char c : out.host) {
-      if (!IsHostNameChar(c)) return Bad(absl::StrCat("bad character in host \"", out.host, "\""));
-    }
-  }
-  if (!port_text.empty()) {
-    int port = 0;
-    for (char c : port_text) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) || port > 65535) {
-        return Bad(absl::StrCat("port \"", AbslView(port_text), "\" is not a number in 1..65535"));
-      }
-      port = port * 10 + (c - '0');
-    }
-    if (port < 1 || port > 65535) {
-      return Bad(absl::StrCat("port \"", AbslView(port_text), "\" is not a number in 1..65535"));
-    }
-    out.port = port;
-  }
-
-  // Vhost: "", "/" and no path all mean the default vhost.
-  if (has_path && !path.empty()) {
-    if (path.find('/') != std::string_view::npos) {
-      return Bad("the vhost may not contain '/' (write it as %2F)");
-    }
-    if (!PercentDecode(path, /*plus_is_space=*/false, &out.vhost))
-      return Bad("malformed %-escape in the vhost");
-    if (out.vhost.empty()) out.vhost = "/";
+  if (slash != std::string_view::npos) {
+    if (absl::Status status = ParseVhost(rest.substr(slash + 1), &out); !status.ok()) return status;
   }
   return out;
 }

@@ -44,7 +44,7 @@ void CircuitBreaker::MoveTo(BreakerState next) {
 }
 
 CircuitBreaker::Ticket CircuitBreaker::AllowPrimary() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Refresh();
   Ticket ticket;
   ticket.epoch = epoch_;
@@ -65,7 +65,7 @@ CircuitBreaker::Ticket CircuitBreaker::AllowPrimary() {
 }
 
 void CircuitBreaker::RecordSuccess(const Ticket& ticket) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Refresh();
   if (!ticket.allowed || ticket.epoch != epoch_) return;  // from an earlier state
   if (state_ == BreakerState::kHalfOpen && !ticket.probe) return;
@@ -76,7 +76,7 @@ void CircuitBreaker::RecordSuccess(const Ticket& ticket) {
 }
 
 void CircuitBreaker::RecordFailure(const Ticket& ticket) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Refresh();
   if (!ticket.allowed || ticket.epoch != epoch_) return;  // from an earlier state
   if (state_ == BreakerState::kHalfOpen && !ticket.probe) return;
@@ -98,19 +98,19 @@ void CircuitBreaker::RecordFailure(const Ticket& ticket) {
 }
 
 BreakerState CircuitBreaker::state() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // What AllowPrimary would see; the transition itself happens there.
   if (state_ == BreakerState::kOpen && clock_() >= open_until_) return BreakerState::kHalfOpen;
   return state_;
 }
 
 uint64_t CircuitBreaker::times_opened() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return times_opened_;
 }
 
 absl::Duration CircuitBreaker::current_cooldown() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return cooldown_;
 }
 

@@ -19,9 +19,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 
 #include "absl/time/time.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/rpc/failover_policy.hpp"
 
 namespace filemesh::internal {
@@ -56,20 +56,20 @@ class CircuitBreaker {
   absl::Duration current_cooldown() const;
 
  private:
-  // Applies open -> half-open when the cooldown is over. Callers hold mu_.
-  void Refresh();
-  void MoveTo(BreakerState next);
+  // Applies open -> half-open when the cooldown is over.
+  void Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MoveTo(BreakerState next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const FailoverPolicy policy_;
   const Clock clock_;
-  mutable std::mutex mu_;
-  BreakerState state_ = BreakerState::kClosed;
-  int consecutive_failures_ = 0;
-  absl::Duration cooldown_;
-  absl::Time open_until_;
-  bool probe_in_flight_ = false;
-  uint64_t epoch_ = 0;  // counted up at every state change
-  uint64_t times_opened_ = 0;
+  mutable Mutex mu_;
+  BreakerState state_ ABSL_GUARDED_BY(mu_) = BreakerState::kClosed;
+  int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration cooldown_ ABSL_GUARDED_BY(mu_);
+  absl::Time open_until_ ABSL_GUARDED_BY(mu_);
+  bool probe_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // counted up at every state change
+  uint64_t times_opened_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace filemesh::internal

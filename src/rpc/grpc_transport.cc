@@ -153,18 +153,19 @@ GrpcTransport::GrpcTransport(std::shared_ptr<grpc::Channel> channel)
 // is only checked now and then, so calls never share their poller with this.
 void GrpcTransport::KeepConnecting() {
   constexpr absl::Duration kWatchSlice = absl::Milliseconds(50);
-  constexpr auto kReadyCheckInterval = std::chrono::milliseconds(200);
-  std::unique_lock<std::mutex> lock(keeper_mu_);
+  constexpr absl::Duration kReadyCheckInterval = absl::Milliseconds(200);
+  keeper_mu_.Lock();
   while (!stopping_) {
     const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
     if (state == GRPC_CHANNEL_READY) {
-      keeper_cv_.wait_for(lock, kReadyCheckInterval);
+      keeper_cv_.WaitUntil(absl::Now() + kReadyCheckInterval);
       continue;
     }
-    lock.unlock();
+    keeper_mu_.Unlock();
     channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + kWatchSlice));
-    lock.lock();
+    keeper_mu_.Lock();
   }
+  keeper_mu_.Unlock();
 }
 
 // One call: a unary reactor of gRPC's callback API, alive from CallAsync
@@ -231,16 +232,16 @@ GrpcTransport::~GrpcTransport() {
   {
     // Every call in flight ends now (CANCELLED, seen as Unavailable) and its
     // callback runs before the transport goes.
-    std::unique_lock<std::mutex> lock(calls_mu_);
+    MutexLock lock(&calls_mu_);
     closing_ = true;
     for (PendingCall* call : calls_) call->context.TryCancel();
-    calls_cv_.wait(lock, [this] { return active_ == 0; });
+    while (active_ != 0) calls_cv_.Wait();
   }
   {
-    std::lock_guard<std::mutex> lock(keeper_mu_);
+    MutexLock lock(&keeper_mu_);
     stopping_ = true;
   }
-  keeper_cv_.notify_all();
+  keeper_cv_.SignalAll();
   keeper_.join();
 }
 
@@ -252,7 +253,7 @@ void GrpcTransport::CallAsync(const std::string& method, const std::string& requ
   call->request = StringToByteBuffer(request);
   call->done = std::move(done);
   {
-    std::lock_guard<std::mutex> lock(calls_mu_);
+    MutexLock lock(&calls_mu_);
     if (closing_) {
       TransportResult result;
       result.response = absl::UnavailableError("the gRPC transport is shutting down");
@@ -278,7 +279,7 @@ void GrpcTransport::CallAsync(const std::string& method, const std::string& requ
 
 void GrpcTransport::Finish(PendingCall* call, const grpc::Status& status) {
   {
-    std::lock_guard<std::mutex> lock(calls_mu_);
+    MutexLock lock(&calls_mu_);
     calls_.erase(call);
   }
   TransportResult result;
@@ -297,8 +298,8 @@ void GrpcTransport::Finish(PendingCall* call, const grpc::Status& status) {
 }
 
 void GrpcTransport::CallDestroyed() {
-  std::lock_guard<std::mutex> lock(calls_mu_);
-  if (--active_ == 0 && closing_) calls_cv_.notify_all();
+  MutexLock lock(&calls_mu_);
+  if (--active_ == 0 && closing_) calls_cv_.SignalAll();
 }
 
 bool GrpcTransport::KnownUnavailable() const {

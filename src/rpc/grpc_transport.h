@@ -5,15 +5,14 @@
 #ifndef FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 #define FILEMESH_SRC_RPC_GRPC_TRANSPORT_H_
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_set>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/rpc/transport.hpp"
 #include "rpc/timer_queue.h"
 
@@ -84,15 +83,16 @@ class GrpcTransport final : public Transport {
   TimerQueue timers_;
 
   // Calls in flight, cancelled and waited for by the destructor.
-  std::mutex calls_mu_;
-  std::condition_variable calls_cv_;
-  std::unordered_set<PendingCall*> calls_;  // guarded by calls_mu_
-  size_t active_ = 0;                       // calls not yet destroyed
-  bool closing_ = false;                    // guarded by calls_mu_
+  Mutex calls_mu_;
+  CondVar calls_cv_{&calls_mu_};
+  std::unordered_set<PendingCall*> calls_ ABSL_GUARDED_BY(calls_mu_);
+  // Calls not yet destroyed.
+  size_t active_ ABSL_GUARDED_BY(calls_mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(calls_mu_) = false;
 
-  std::mutex keeper_mu_;
-  std::condition_variable keeper_cv_;
-  bool stopping_ = false;  // guarded by keeper_mu_
+  Mutex keeper_mu_;
+  CondVar keeper_cv_{&keeper_mu_};
+  bool stopping_ ABSL_GUARDED_BY(keeper_mu_) = false;
   std::thread keeper_;
 };
 

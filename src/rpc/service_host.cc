@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
 #include "base/worker_pool.h"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/service/log.hpp"
 #include "rpc/amqp_server.h"
 #include "rpc/grpc_server.h"
@@ -46,14 +45,16 @@ struct ServiceHost::Impl {
   ServiceHostOptions options;
   std::atomic<size_t> inflight{0};
   internal::HandlerRegistry registry;
+  // Set by Start, under `mu`, before any call can use them; read without
+  // the lock afterwards.
   std::unique_ptr<internal::WorkerPool> pool;
   std::unique_ptr<internal::GrpcServer> grpc;
   std::unique_ptr<internal::AmqpServer> amqp;
-  std::mutex mu;
-  bool started = false;
-  bool shut_down = false;
-  std::condition_variable done_cv;
-  bool done = false;
+  internal::Mutex mu;
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+  internal::CondVar done_cv{&mu};
+  bool done ABSL_GUARDED_BY(mu) = false;
 
   absl::Status CreateAmqpServer();
   void AbandonStart();
@@ -202,7 +203,7 @@ void ServiceHost::Impl::LogStarted() const {
 }
 
 absl::Status ServiceHost::Start() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  internal::MutexLock lock(&impl_->mu);
   if (impl_->started) return absl::FailedPreconditionError("the host was already started");
   const ServiceHostOptions& o = impl_->options;
   if (impl_->registry.ServiceNames().empty()) {
@@ -233,7 +234,7 @@ bool ServiceHost::amqp_connected() const { return impl_->amqp && impl_->amqp->Co
 
 void ServiceHost::Shutdown(absl::Duration grace) {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    internal::MutexLock lock(&impl_->mu);
     if (!impl_->started || impl_->shut_down) return;
     impl_->shut_down = true;
   }
@@ -248,16 +249,16 @@ void ServiceHost::Shutdown(absl::Duration grace) {
   LogEvent("service_host_stopped",
            {{"took_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    internal::MutexLock lock(&impl_->mu);
     impl_->done = true;
   }
-  impl_->done_cv.notify_all();
+  impl_->done_cv.SignalAll();
 }
 
 void ServiceHost::Wait() {
-  std::unique_lock<std::mutex> lock(impl_->mu);
+  internal::MutexLock lock(&impl_->mu);
   if (!impl_->started) return;
-  impl_->done_cv.wait(lock, [this] { return impl_->done; });
+  while (!impl_->done) impl_->done_cv.Wait();
 }
 
 }  // namespace filemesh

@@ -10,24 +10,24 @@ TimerQueue::TimerQueue() : thread_([this] { Run(); }) {}
 
 TimerQueue::~TimerQueue() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
 }
 
 uint64_t TimerQueue::Schedule(absl::Time when, std::function<void()> callback) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   const bool earliest = queue_.empty() || when < queue_.begin()->first;
   ids_.emplace(id, queue_.emplace(when, std::make_pair(id, std::move(callback))));
-  if (earliest) cv_.notify_all();
+  if (earliest) cv_.SignalAll();
   return id;
 }
 
 bool TimerQueue::Cancel(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = ids_.find(id);
   if (it == ids_.end()) return false;
   queue_.erase(it->second);
@@ -36,30 +36,31 @@ bool TimerQueue::Cancel(uint64_t id) {
 }
 
 size_t TimerQueue::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return queue_.size();
 }
 
 void TimerQueue::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (!stopping_) {
     if (queue_.empty()) {
-      cv_.wait(lock);
+      cv_.Wait();
       continue;
     }
     const absl::Time due = queue_.begin()->first;
     if (absl::Now() < due) {
       // Wakes early for a new earliest timer or for the destructor.
-      cv_.wait_until(lock, absl::ToChronoTime(due));
+      cv_.WaitUntil(due);
       continue;
     }
     std::function<void()> callback = std::move(queue_.begin()->second.second);
     ids_.erase(queue_.begin()->second.first);
     queue_.erase(queue_.begin());
-    lock.unlock();
+    mu_.Unlock();
     callback();
-    lock.lock();
+    mu_.Lock();
   }
+  mu_.Unlock();
 }
 
 }  // namespace filemesh::internal

@@ -14,15 +14,14 @@
 #ifndef FILEMESH_SRC_RPC_TIMER_QUEUE_H_
 #define FILEMESH_SRC_RPC_TIMER_QUEUE_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "absl/time/time.h"
+#include "filemesh/internal/mutex.hpp"
 
 namespace filemesh::internal {
 
@@ -49,13 +48,13 @@ class TimerQueue {
 
   using Queue = std::multimap<absl::Time, std::pair<uint64_t, std::function<void()>>>;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  Queue queue_;                                        // guarded by mu_
-  std::unordered_map<uint64_t, Queue::iterator> ids_;  // guarded by mu_
-  uint64_t next_id_ = 1;                               // guarded by mu_
-  bool stopping_ = false;                              // guarded by mu_
-  std::thread thread_;                                 // last: uses the above
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};
+  Queue queue_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, Queue::iterator> ids_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: uses the above
 };
 
 }  // namespace filemesh::internal

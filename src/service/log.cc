@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <limits>
-#include <mutex>
 #include <string>
 #include <utility>
 
@@ -16,6 +15,7 @@
 #include "absl/time/time.h"
 #include "base/quoted_escape.h"
 #include "base/utf8.h"
+#include "filemesh/internal/mutex.hpp"
 #include "service/log_internal.h"
 
 namespace filemesh {
@@ -23,15 +23,15 @@ namespace {
 
 std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
 
-// Serializes whole lines and guards the sink.
-std::mutex& SinkMutex() {
-  static auto* mu = new std::mutex;
-  return *mu;
-}
+// Where lines go; its lock also keeps whole lines from interleaving.
+struct Output {
+  internal::Mutex mu;
+  std::function<void(std::string_view)> sink ABSL_GUARDED_BY(mu);
+};
 
-std::function<void(std::string_view)>& Sink() {
-  static auto* sink = new std::function<void(std::string_view)>;
-  return *sink;
+Output& TheOutput() {
+  static auto* output = new Output;
+  return *output;
 }
 
 std::string_view LevelName(LogLevel level) {
@@ -167,9 +167,10 @@ void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogF
     line.push_back('=');
     AppendValue(field.second, &line);
   }
-  std::lock_guard<std::mutex> lock(SinkMutex());
-  if (Sink()) {
-    Sink()(line);
+  Output& output = TheOutput();
+  internal::MutexLock lock(&output.mu);
+  if (output.sink) {
+    output.sink(line);
     return;
   }
   line.push_back('\n');
@@ -185,8 +186,9 @@ bool LogEnabled(LogLevel level) {
 }
 
 void SetLogSink(std::function<void(std::string_view line)> sink) {
-  std::lock_guard<std::mutex> lock(SinkMutex());
-  Sink() = std::move(sink);
+  Output& output = TheOutput();
+  internal::MutexLock lock(&output.mu);
+  output.sink = std::move(sink);
 }
 
 std::string RedactUrl(std::string_view url) {

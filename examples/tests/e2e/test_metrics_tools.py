@@ -58,7 +58,7 @@ class MetricsToolsTest(harness.ProcessTestCase):
 
     def test_a_live_scrape_passes_promtool_check_metrics(self):
         text = self.scrape()
-        self.assertIn('filemesh_http_requests_total{route="/api/v1/files",code="404"', text)
+        self.assertIn('filemesh_http_requests_total{code="404",route="/api/v1/files"', text)
         checked = promtool("check", "metrics", stdin=text)
         self.assertEqual((checked.returncode, checked.stdout + checked.stderr), (0, ""))
         # A name against the conventions is caught (the check can fail).

@@ -36,7 +36,7 @@
 #include "absl/time/time.h"
 #include "filemesh/rest/http.hpp"
 #include "filemesh/rpc/async_file_service.hpp"
-#include "filemesh/service/metrics.hpp"
+#include "prometheus/registry.h"
 
 namespace filemesh {
 
@@ -62,6 +62,11 @@ struct RestGatewayOptions {
   // `/api/v1/openapi.yaml` (the API's OpenAPI 3.1 description) is served
   // either way.
   bool serve_ui = true;
+  // Where the gateway's request metrics go (filemesh_http_requests_total,
+  // filemesh_http_request_duration_seconds), as libraries on prometheus-cpp
+  // do: the application's own registry, which /metrics then serves whole.
+  // Null: the gateway makes one of its own (see metrics()).
+  std::shared_ptr<prometheus::Registry> metrics_registry;
 };
 
 class RestGateway {
@@ -89,8 +94,11 @@ class RestGateway {
   // each configured one has a transport that can deliver now.
   bool Ready() const;
 
-  // The registry /metrics renders; an application may add its own metrics.
-  MetricsRegistry& metrics();
+  // The registry /metrics renders (options.metrics_registry, or the
+  // gateway's own); an application may add its families to it. /metrics also
+  // serves, computed at each request, the backends' channel counters
+  // (filemesh_channel_*) and filemesh_http_operations.
+  prometheus::Registry& metrics();
 
  private:
   struct Impl;

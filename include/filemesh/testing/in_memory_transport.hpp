@@ -20,15 +20,16 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "filemesh/file_service.hpp"
+#include "filemesh/internal/mutex.hpp"
 #include "filemesh/rpc/methods.hpp"
 #include "filemesh/rpc/transport.hpp"
 
@@ -38,7 +39,7 @@ class InMemoryTransport final : public Transport {
  public:
   // Serves `method` with `handler` (bytes in, bytes out).
   void Register(const std::string& method, RawMethodHandler handler) {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     handlers_[method] = std::move(handler);
   }
   // Serves List / Search with `service`, which must outlive the transport.
@@ -52,13 +53,13 @@ class InMemoryTransport final : public Transport {
   // While set, every call fails with Unavailable and KnownUnavailable() is
   // true, as a transport whose peer is down.
   void SetUnavailable(bool unavailable) {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     unavailable_ = unavailable;
   }
   // While set, calls are not answered: each returns DeadlineExceeded with a
   // queued_id, as a broker that accepted the request but has no consumer.
   void SetQueueing(bool queueing) {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     queueing_ = queueing;
   }
   // Answers every queued call now (their replies become TakeLateReply's).
@@ -66,7 +67,7 @@ class InMemoryTransport final : public Transport {
 
   // Calls received so far.
   uint64_t calls() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     return calls_;
   }
 
@@ -77,7 +78,7 @@ class InMemoryTransport final : public Transport {
     done(Answer(method, request, options.deadline));
   }
   bool KnownUnavailable() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     return unavailable_;
   }
   LateReply TakeLateReply(const std::string& queued_id) override;
@@ -95,26 +96,26 @@ class InMemoryTransport final : public Transport {
   absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
                                     absl::Time deadline) const;
 
-  mutable std::mutex mu_;
-  std::map<std::string, RawMethodHandler> handlers_;  // guarded by mu_
-  bool unavailable_ = false;                          // guarded by mu_
-  bool queueing_ = false;                             // guarded by mu_
-  uint64_t calls_ = 0;                                // guarded by mu_
-  uint64_t next_id_ = 1;                              // guarded by mu_
-  std::map<std::string, Queued> queued_;              // guarded by mu_
+  mutable internal::Mutex mu_;
+  std::map<std::string, RawMethodHandler> handlers_ ABSL_GUARDED_BY(mu_);
+  bool unavailable_ ABSL_GUARDED_BY(mu_) = false;
+  bool queueing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, Queued> queued_ ABSL_GUARDED_BY(mu_);
 };
 
 inline void InMemoryTransport::DeliverQueued() {
   std::map<std::string, Queued> pending;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     for (const auto& [id, q] : queued_) {
       if (!q.done) pending.emplace(id, q);
     }
   }
   for (auto& [id, q] : pending) {
     absl::StatusOr<std::string> response = Serve(q.method, q.request, absl::InfiniteFuture());
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     auto it = queued_.find(id);
     if (it == queued_.end()) continue;
     it->second.done = true;
@@ -123,7 +124,7 @@ inline void InMemoryTransport::DeliverQueued() {
 }
 
 inline LateReply InMemoryTransport::TakeLateReply(const std::string& queued_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::MutexLock lock(&mu_);
   auto it = queued_.find(queued_id);
   LateReply reply;
   if (it == queued_.end()) return reply;
@@ -141,7 +142,7 @@ inline TransportResult InMemoryTransport::Answer(const std::string& method,
                                                  const std::string& request, absl::Time deadline) {
   TransportResult result;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     ++calls_;
     if (unavailable_) {
       result.response = absl::UnavailableError("in-memory transport set unavailable");
@@ -165,7 +166,7 @@ inline absl::StatusOr<std::string> InMemoryTransport::Serve(const std::string& m
                                                             absl::Time deadline) const {
   RawMethodHandler handler;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    internal::MutexLock lock(&mu_);
     auto it = handlers_.find(method);
     if (it == handlers_.end()) return absl::UnimplementedError("unknown method " + method);
     handler = it->second;
