@@ -16,7 +16,7 @@
 # once (and fd's shown); the exit status is 1 if they differ.
 #
 # Environment:
-#   FILEMESH_BUILD_DIR   build directory holding src/filemesh,
+#   FILEMESH_BUILD_DIR   build directory holding src/cli/filemesh,
 #                        bench/filemesh_floor and bench/filemesh_parallel_floor
 #                        (default: <repo>/build/release)
 #   FILEMESH_BENCH_RUNS  timed runs per command (default 5)
@@ -32,7 +32,7 @@ runs=${FILEMESH_BENCH_RUNS:-5}
 usr_root=${FILEMESH_BENCH_ROOT:-/usr}
 pattern='*.h'
 
-filemesh=$build/src/filemesh
+filemesh=$build/src/cli/filemesh
 floor=$build/bench/filemesh_floor
 pfloor=$build/bench/filemesh_parallel_floor
 for bin in "$filemesh" "$floor" "$pfloor"; do

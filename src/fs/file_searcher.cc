@@ -20,9 +20,12 @@
 #include "fs/beneath.h"
 #include "fs/clock.h"
 #include "fs/dir_reader.h"
+#include "fs/directory_fds.h"
 #include "fs/entry.h"
 #include "fs/errno_status.h"
+#include "fs/match_stream.h"
 #include "fs/matcher.h"
+#include "fs/walk_scheduler.h"
 
 namespace filemesh {
 
@@ -30,26 +33,13 @@ using internal::UniqueFd;
 
 namespace {
 
-// A directory is opened by a path relative to a base directory that is still
-// open. While a walk holds fewer than kMaxHeldFds directory fds, that base is
-// its parent (one name for the kernel to resolve); past that, the relative
-// part grows until it is longer than kRebaseBytes, when the walk re-bases on
-// the parent's fd, so depth is unlimited while few fds stay open.
-constexpr size_t kRebaseBytes = 2048;
-constexpr int kMaxHeldFds = 16;
+using internal::DirectoryFds;
+using internal::MatchStream;
+using internal::WalkScheduler;
+using internal::WorkItem;
+
 // How many entries a worker scans between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
-// Streaming: a worker hands its matches over once it holds this many (and
-// after each directory); walkers wait while this many wait for the caller.
-constexpr size_t kStreamBatch = 256;
-constexpr size_t kMaxPendingMatches = 4096;
-
-struct WorkItem {
-  std::shared_ptr<const UniqueFd> base;
-  std::string rel_path;    // exact bytes, relative to the search start ("" is the start)
-  size_t base_offset = 0;  // rel_path.substr(base_offset) is relative to `base`
-  uint32_t depth = 0;      // the start directory is depth 0
-};
 
 struct SearchParams {
   const internal::Matcher* matcher;
@@ -100,88 +90,40 @@ internal::WorkerPool& WalkerPool() {
   return *pool;
 }
 
-// The descriptor policy of a walk: how many directory fds it holds, and so
-// whether a directory's children open relative to it (one name for the kernel
-// to resolve, while fewer than kMaxHeldFds are held) or to its own base (a
-// longer relative path, re-based past kRebaseBytes), so depth is unlimited
-// while few fds stay open.
-class DirectoryFds {
- public:
-  // `fd` as a shareable base for children, counted while it is open.
-  std::shared_ptr<const UniqueFd> Hold(int fd) {
-    auto held = std::make_shared<const Held>(fd, &held_);
-    return std::shared_ptr<const UniqueFd>(held, &held->fd);
-  }
-
-  // Whether the children of a directory whose path relative to its base is
-  // `relative_bytes` long open relative to the directory itself.
-  bool ShouldRebase(size_t relative_bytes) const {
-    return relative_bytes > kRebaseBytes || held_.load(std::memory_order_relaxed) < kMaxHeldFds;
-  }
-
- private:
-  struct Held {
-    Held(int open_fd, std::atomic<int>* counter) : fd(open_fd), count(counter) {
-      counter->fetch_add(1, std::memory_order_relaxed);
-    }
-    ~Held() { count->fetch_sub(1, std::memory_order_relaxed); }
-    Held(const Held&) = delete;
-    Held& operator=(const Held&) = delete;
-
-    const UniqueFd fd;
-    std::atomic<int>* const count;
-  };
-
-  std::atomic<int> held_{0};  // directory fds open (the start's not counted)
-};
-
-// One parallel walk. Each walker reads directories depth-first from a stack
-// of its own (no lock per directory) and moves the older half of it, the
-// directories nearest the top and so the largest subtrees, to the shared
-// stack when another walker waits for work. Per-worker buffers, and a stop
-// flag for the caps. The calling thread walks; threads of the process's
-// WalkerPool join it when they are free. A helper that comes after the walk
+// One parallel walk: its walkers (the calling thread, and threads of the
+// process's WalkerPool that join it when they are free) share directories
+// through a WalkScheduler, open them under a DirectoryFds policy and, for
+// SearchStream, hand matches to the caller through a MatchStream. Per-worker
+// buffers, and a stop flag for the caps. A helper that comes after the walk
 // ended only drops its reference (the walk is shared for that); none touches
 // `params` after Run.
 class Walk : public std::enable_shared_from_this<Walk> {
  public:
-  explicit Walk(const SearchParams& params) : params_(params) {}
-
-  void Run(std::shared_ptr<const UniqueFd> start, int helpers) {
-    {
-      WorkItem first;
-      first.base = std::move(start);
-      internal::MutexLock lock(&mu_);  // no other walker yet: never contended
-      shared_.push_back(std::move(first));
+  Walk(const SearchParams& params, std::shared_ptr<const UniqueFd> start)
+      : params_(params), scheduler_(FirstItem(std::move(start)), &stopped_) {
+    if (params_.on_batch != nullptr) {
+      stream_.emplace(params_.on_batch, params_.progress_interval,
+                      [this] { scheduler_.MatchesPending(); });
     }
+  }
+
+  void Run(int helpers) {
     internal::WorkerPool& pool = WalkerPool();
     helpers = std::min(helpers, static_cast<int>(pool.threads()));
-    last_delivery_ = absl::Now();
     for (int i = 0; i < helpers; ++i) {
       if (!pool.Submit([self = shared_from_this()] { self->Help(); })) break;
     }
     Work(/*caller=*/true);
-    {
-      internal::MutexLock lock(&mu_);
-      closed_ = true;
-      while (helpers_ != 0) helpers_done_.Wait();
-      // A stopped walk's unread directories: their fds close now, not when
-      // the last queued helper lets go of the walk, after Search returned
-      // (the walkers' own stacks went with them).
-      shared_.clear();
-    }
-    if (streaming()) {
+    scheduler_.Close();
+    if (stream_.has_value()) {
       // Every walker is done: the count is exact now.
       scanned_live_.store(scanned_.load());
-      Deliver(/*force=*/true);
+      stream_->Deliver(/*force=*/true, scanned_live_.load());
     }
   }
 
   // SearchStream's callback returned false.
-  bool cancelled() {
-    internal::MutexLock lock(&mu_);
-    return cancelled_;
-  }
+  bool cancelled() { return stream_.has_value() && stream_->cancelled(); }
 
   // Why the walk failed (it ran out of descriptors), or OK.
   absl::Status error() {
@@ -217,35 +159,48 @@ class Walk : public std::enable_shared_from_this<Walk> {
     uint64_t other_filesystem = 0;
   };
 
-  enum class Next { kItem, kDeliver, kDone };
+  static WorkItem FirstItem(std::shared_ptr<const UniqueFd> start) {
+    WorkItem first;
+    first.base = std::move(start);
+    return first;
+  }
 
-  bool streaming() const { return params_.on_batch != nullptr; }
+  bool streaming() const { return stream_.has_value(); }
 
   // A pool thread's turn: join the walk unless it is over.
   void Help() {
-    {
-      internal::MutexLock lock(&mu_);
-      if (closed_ || finished_) return;
-      ++helpers_;
-    }
+    if (!scheduler_.Join()) return;
     Work(/*caller=*/false);
-    internal::MutexLock lock(&mu_);
-    if (--helpers_ == 0) helpers_done_.SignalAll();
+    scheduler_.Leave();
+  }
+
+  // The streaming caller's turn to hand matches (or progress) over.
+  void Deliver(bool force) {
+    if (!stream_->Deliver(force, scanned_live_.load(std::memory_order_relaxed))) {
+      Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
+    }
+  }
+
+  // A worker's matches to the stream; the caller delivers them at once.
+  void Publish(Worker& w, bool caller) {
+    stream_->Publish(&w.matches, caller);
+    if (caller) Deliver(/*force=*/false);
   }
 
   // `caller`: the thread that called Search or SearchStream, the only one
   // that runs the stream's callback.
   void Work(bool caller) {
     Worker w;
+    const bool deliverer = caller && streaming();
     for (;;) {
       if (stopped_.load(std::memory_order_relaxed)) {
         w.stack.clear();
         break;
       }
       if (w.stack.empty()) {
-        const Next next = Take(&w.stack, caller);
-        if (next == Next::kDone) break;
-        if (next == Next::kDeliver) {
+        const WalkScheduler::Next next = TakeWork(&w.stack, deliverer);
+        if (next == WalkScheduler::Next::kDone) break;
+        if (next == WalkScheduler::Next::kDeliver) {
           Deliver(/*force=*/false);
           continue;
         }
@@ -255,132 +210,43 @@ class Walk : public std::enable_shared_from_this<Walk> {
       Process(item, w, caller);
       if (streaming()) {
         if (!w.matches.empty()) {
-          Publish(&w.matches, caller);
-        } else if (caller && pending_count_.load(std::memory_order_relaxed) > 0) {
+          Publish(w, caller);
+        } else if (deliverer && stream_->pending_count().load(std::memory_order_relaxed) > 0) {
           Deliver(/*force=*/false);
         }
       }
-      if (w.stack.size() > 1 && idle_.load(std::memory_order_relaxed) > 0) Share(&w.stack);
+      if (w.stack.size() > 1 && scheduler_.SomeoneWaits()) scheduler_.Share(&w.stack);
     }
+    Finish(w, caller);
+  }
+
+  WalkScheduler::Next TakeWork(std::vector<WorkItem>* stack, bool deliverer) {
+    if (!deliverer) return scheduler_.Take(stack, nullptr, absl::InfiniteFuture());
+    const absl::Time tick =
+        absl::Now() + std::max(params_.progress_interval, absl::Milliseconds(1));
+    return scheduler_.Take(stack, &stream_->pending_count(), tick);
+  }
+
+  // A worker is done: its counts to the walk, its matches to the stream or
+  // to the answer.
+  void Finish(Worker& w, bool caller) {
     scanned_ += w.scanned;
     skipped_ += w.skipped;
     other_filesystem_ += w.other_filesystem;
     if (streaming()) {
-      if (!w.matches.empty()) Publish(&w.matches, caller);
+      if (!w.matches.empty()) Publish(w, caller);
       return;
     }
     internal::MutexLock lock(&mu_);
     for (v1::FileEntry& e : w.matches) matches_.push_back(std::move(e));
   }
 
-  // A walker with nothing left of its own: a directory from the shared stack
-  // onto `stack`, or the end of the walk once every walker waits here with
-  // the shared stack empty. For a streaming caller, also a turn to hand
-  // waiting matches (or progress, every progress_interval) to the callback.
-  Next Take(std::vector<WorkItem>* stack, bool caller) {
-    internal::MutexLock lock(&mu_);
-    const bool deliverer = caller && streaming();
-    const absl::Time tick =
-        absl::Now() + std::max(params_.progress_interval, absl::Milliseconds(1));
-    idle_.fetch_add(1, std::memory_order_relaxed);
-    deliverer_waiting_ = deliverer;
-    Next next = Next::kDone;
-    for (;;) {
-      if (stopped_.load() || finished_) break;
-      if (!shared_.empty()) {
-        stack->push_back(std::move(shared_.back()));
-        shared_.pop_back();
-        next = Next::kItem;
-        break;
-      }
-      if (idle_.load(std::memory_order_relaxed) == 1 + helpers_) {
-        finished_ = true;  // every walker is here: no directory is left
-        cv_.SignalAll();
-        break;
-      }
-      if (deliverer) {
-        if (!pending_.empty() || cv_.WaitUntil(tick)) {
-          next = Next::kDeliver;
-          break;
-        }
-      } else {
-        cv_.Wait();
-      }
-    }
-    deliverer_waiting_ = false;
-    idle_.fetch_sub(1, std::memory_order_relaxed);
-    return next;
-  }
-
-  // Moves the older half of a walker's stack to the shared one, for the
-  // walkers waiting in Take.
-  void Share(std::vector<WorkItem>* stack) {
-    const auto half = static_cast<std::ptrdiff_t>(stack->size() / 2);
-    {
-      internal::MutexLock lock(&mu_);
-      if (idle_.load(std::memory_order_relaxed) == 0) return;  // taken care of meanwhile
-      shared_.insert(shared_.end(), std::make_move_iterator(stack->begin()),
-                     std::make_move_iterator(stack->begin() + half));
-    }
-    stack->erase(stack->begin(), stack->begin() + half);
-    cv_.SignalAll();
-  }
-
-  // Streaming: hands a worker's matches over. A pool thread waits while the
-  // caller has kMaxPendingMatches to deliver; the caller delivers at once.
-  void Publish(std::vector<v1::FileEntry>* matches, bool caller) {
-    {
-      internal::MutexLock lock(&mu_);
-      if (!caller) {
-        while (!stopped_.load() && pending_.size() >= kMaxPendingMatches) space_cv_.Wait();
-      }
-      if (!cancelled_) {
-        for (v1::FileEntry& e : *matches) pending_.push_back(std::move(e));
-      }
-      pending_count_.store(pending_.size(), std::memory_order_relaxed);
-      if (!caller && deliverer_waiting_) cv_.SignalAll();
-    }
-    matches->clear();
-    if (caller) Deliver(/*force=*/false);
-  }
-
-  // Streaming, on the caller's thread: the waiting matches to the callback,
-  // or only progress when none wait and progress_interval has passed (or
-  // `force`, at the end).
-  void Deliver(bool force) {
-    SearchBatch batch;
-    {
-      internal::MutexLock lock(&mu_);
-      if (cancelled_) return;
-      batch.matches.swap(pending_);
-      pending_count_.store(0, std::memory_order_relaxed);
-    }
-    space_cv_.SignalAll();
-    const absl::Time now = absl::Now();
-    if (batch.matches.empty() && !force && now - last_delivery_ < params_.progress_interval) {
-      return;
-    }
-    last_delivery_ = now;
-    delivered_ += batch.matches.size();
-    batch.scanned_entries = scanned_live_.load(std::memory_order_relaxed);
-    batch.matches_so_far = delivered_;
-    if (!(*params_.on_batch)(batch)) {
-      {
-        internal::MutexLock lock(&mu_);
-        cancelled_ = true;
-        pending_.clear();
-      }
-      Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
-    }
-  }
-
   void Stop(v1::TruncationReason reason) {
     int none = v1::TRUNCATION_REASON_UNSPECIFIED;
     truncation_.compare_exchange_strong(none, reason);
     stopped_.store(true);
-    internal::MutexLock lock(&mu_);
-    cv_.SignalAll();
-    space_cv_.SignalAll();
+    scheduler_.Wake();
+    if (stream_.has_value()) stream_->Stop();
   }
 
   // Ends the walk with an error; the first one is kept.
@@ -403,7 +269,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   }
 
   // Opens `item`'s directory by its path relative to its base (see
-  // kMaxHeldFds). Null when it is not to be walked: gone or denied (counted
+  // DirectoryFds). Null when it is not to be walked: gone or denied (counted
   // as skipped), on another filesystem with one_file_system (counted), or
   // the process is out of descriptors (the walk fails).
   std::shared_ptr<const UniqueFd> OpenItem(const WorkItem& item, Worker& w) {
@@ -480,11 +346,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   bool Checkpoint(bool caller) {
     scanned_live_.fetch_add(kDeadlineCheckEvery, std::memory_order_relaxed);
     if (ShouldStop()) return false;
-    if (streaming() && caller &&
-        (pending_count_.load(std::memory_order_relaxed) > 0 ||
-         absl::Now() - last_delivery_ >= params_.progress_interval)) {
-      Deliver(/*force=*/false);
-    }
+    if (streaming() && caller && stream_->Due()) Deliver(/*force=*/false);
     return true;
   }
 
@@ -555,51 +417,28 @@ class Walk : public std::enable_shared_from_this<Walk> {
       Stop(v1::TRUNCATION_REASON_MAX_BYTES);
       return false;
     }
-    if (streaming() && w.matches.size() >= kStreamBatch) Publish(&w.matches, caller);
+    if (streaming() && w.matches.size() >= MatchStream::kBatch) Publish(w, caller);
     return true;
   }
 
   const SearchParams& params_;
-  internal::Mutex mu_;
-  // Work in shared_, the walk over, or (for the deliverer) matches waiting.
-  internal::CondVar cv_{&mu_};
-  // Directories handed over.
-  std::vector<WorkItem> shared_ ABSL_GUARDED_BY(mu_);
-  std::atomic<int> idle_{0};  // walkers in Take (changed under mu_)
-  // Every directory was read.
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // The streaming caller waits in Take.
-  bool deliverer_waiting_ ABSL_GUARDED_BY(mu_) = false;
-  DirectoryFds fds_;
   std::atomic<bool> stopped_{false};
+  WalkScheduler scheduler_;            // after stopped_, which it reads
+  std::optional<MatchStream> stream_;  // SearchStream only
+  DirectoryFds fds_;
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
   std::atomic<uint64_t> match_count_{0};
   std::atomic<uint64_t> bytes_{0};  // serialized bytes of the matches kept
-  // Run is done with the walk.
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  // Pool threads inside Work.
-  int helpers_ ABSL_GUARDED_BY(mu_) = 0;
-  internal::CondVar helpers_done_{&mu_};
   std::atomic<uint64_t> scanned_{0};
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> other_filesystem_{0};
+  // Entries scanned, counted in steps while the walk goes on, for progress.
+  std::atomic<uint64_t> scanned_live_{0};
+  internal::Mutex mu_;
   // Search only: every walker's matches, added as it ends.
   std::vector<v1::FileEntry> matches_ ABSL_GUARDED_BY(mu_);
   // The first error that ended the walk.
   absl::Status error_ ABSL_GUARDED_BY(mu_);
-
-  // Streaming only.
-  // Found, not yet delivered.
-  std::vector<v1::FileEntry> pending_ ABSL_GUARDED_BY(mu_);
-  std::atomic<size_t> pending_count_{0};  // pending_.size(), read without the lock
-  // pending_ has room, or the walk stopped.
-  internal::CondVar space_cv_{&mu_};
-  // The callback said stop.
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::atomic<uint64_t> scanned_live_{0};  // entries scanned, counted in steps, for progress
-  // The caller's thread only:
-  absl::Time last_delivery_;
-  uint64_t delivered_ = 0;
 };
 
 std::atomic<internal::NowFunction> search_clock{nullptr};
@@ -739,8 +578,9 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
       !status.ok()) {
     return status;
   }
-  auto walk = std::make_shared<Walk>(prepared.params);
-  walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
+  auto walk = std::make_shared<Walk>(prepared.params,
+                                     std::make_shared<const UniqueFd>(std::move(prepared.start)));
+  walk->Run(impl_->Helpers());
   if (absl::Status error = walk->error(); !error.ok()) return error;
   return walk->TakeResponse();
 }
@@ -756,8 +596,9 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::SearchStream(
   }
   prepared.params.on_batch = &on_batch;
   prepared.params.progress_interval = progress_interval;
-  auto walk = std::make_shared<Walk>(prepared.params);
-  walk->Run(std::make_shared<const UniqueFd>(std::move(prepared.start)), impl_->Helpers());
+  auto walk = std::make_shared<Walk>(prepared.params,
+                                     std::make_shared<const UniqueFd>(std::move(prepared.start)));
+  walk->Run(impl_->Helpers());
   if (walk->cancelled()) return absl::CancelledError("the search was stopped by its caller");
   if (absl::Status error = walk->error(); !error.ok()) return error;
   return walk->TakeResponse();
