@@ -42,6 +42,9 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/proto/filemesh"
 if(FILEMESH_BUILD_CLI)
   install(TARGETS filemesh_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
     COMPONENT filemesh_runtime)
+  # Remote mode's helper, run by `filemesh` (src/cli/handoff.h).
+  install(TARGETS filemesh_cli_remote RUNTIME DESTINATION "${CMAKE_INSTALL_LIBEXECDIR}/filemesh"
+    COMPONENT filemesh_runtime)
 endif()
 set(FILEMESH_EXPORTED_COMPONENTS proto base fs service)
 foreach(component rpc testing rest)

@@ -274,4 +274,48 @@ TEST_F(CliTest, ProgressOnlyWhenStdoutAndStderrAreTerminals) {
 }
 
 }  // namespace
+// Remote mode goes through RunOptions::connect_gateway: a program without
+// one refuses --gateway as a usage error, and one with it gets the options
+// the command line gave.
+class FakeGateway : public RemoteGateway {
+ public:
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request) override {
+    v1::ListResponse response;
+    response.add_entries()->set_path("remote/" + request.path());
+    return response;
+  }
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest&) override {
+    return absl::UnavailableError("not in this test");
+  }
+};
+
+TEST(CliRemoteModeTest, GatewayNeedsAConnectorAndGetsTheCommandLinesOptions) {
+  const Result refused = RunCli({"ls", "--gateway", "http://127.0.0.1:1", "dir"});
+  EXPECT_EQ(refused.code, kExitUsage);
+  EXPECT_NE(refused.err.find("--gateway is not available"), std::string::npos) << refused.err;
+
+  GatewayOptions seen;
+  RunOptions options;
+  options.connect_gateway =
+      [&seen](GatewayOptions o) -> absl::StatusOr<std::unique_ptr<RemoteGateway>> {
+    seen = std::move(o);
+    return std::make_unique<FakeGateway>();
+  };
+  const Result listed =
+      RunCli({"ls", "--gateway", "http://127.0.0.1:1", "--api-key", "k", "dir"}, options);
+  EXPECT_EQ(listed.code, kExitOk) << listed.err;
+  EXPECT_EQ(listed.out, "remote/dir\n");
+  EXPECT_EQ(seen.url, "http://127.0.0.1:1");
+  EXPECT_EQ(seen.api_key, "k");
+
+  // A connector that cannot start remote mode (the helper missing) is a
+  // failure, not a usage error.
+  options.connect_gateway = [](GatewayOptions) -> absl::StatusOr<std::unique_ptr<RemoteGateway>> {
+    return absl::UnavailableError("no helper");
+  };
+  const Result failed = RunCli({"ls", "--gateway", "http://127.0.0.1:1"}, options);
+  EXPECT_EQ(failed.code, kExitFailure);
+  EXPECT_NE(failed.err.find("no helper"), std::string::npos) << failed.err;
+}
+
 }  // namespace filemesh::cli

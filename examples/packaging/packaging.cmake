@@ -10,6 +10,9 @@
 # The command comes from the SDK this project was built against.
 get_filename_component(filemesh_prefix "${filemesh_DIR}/../../.." ABSOLUTE)
 find_program(FILEMESH_CLI filemesh PATHS "${filemesh_prefix}/bin" NO_DEFAULT_PATH)
+# Its remote mode's helper (`filemesh --gateway` runs it).
+find_program(FILEMESH_CLI_REMOTE filemesh-remote PATHS "${filemesh_prefix}/libexec/filemesh"
+  NO_DEFAULT_PATH)
 
 foreach(service mserv1 mserv2 gateway)
   install(PROGRAMS "$<TARGET_FILE:${service}>" DESTINATION bin RENAME filemesh-${service})
@@ -21,8 +24,9 @@ foreach(service mserv1 mserv2 gateway)
     DESTINATION /etc/default RENAME filemesh-${service}
     PERMISSIONS OWNER_READ OWNER_WRITE)
 endforeach()
-if(FILEMESH_CLI)
+if(FILEMESH_CLI AND FILEMESH_CLI_REMOTE)
   install(PROGRAMS "${FILEMESH_CLI}" DESTINATION bin)
+  install(PROGRAMS "${FILEMESH_CLI_REMOTE}" DESTINATION libexec/filemesh)
 else()
   message(WARNING "no filemesh command under ${filemesh_prefix}/bin: the package leaves it out")
 endif()

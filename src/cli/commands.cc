@@ -19,7 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
-#include "cli/remote.h"
+#include "cli/remote_failure.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/names.hpp"
@@ -155,6 +155,8 @@ class Args {
     return false;
   }
 
+  std::FILE* err() const { return err_; }
+
  private:
   std::string command_;
   std::FILE* err_;
@@ -279,12 +281,18 @@ std::string FlagOrEnv(const std::string& flag, const char* variable) {
   return value != nullptr ? value : "";
 }
 
-// The client for remote mode; null (and `*exit_code` set) on a bad URL.
-std::unique_ptr<GatewayClient> Connect(Args& args, const std::string& gateway,
+// The client for remote mode; null (and `*exit_code` set) on a bad URL or
+// when this program has no remote mode.
+std::unique_ptr<RemoteGateway> Connect(Args& args, const std::string& gateway,
                                        const std::string& api_key, absl::Duration timeout,
                                        const RunOptions& run, ProgressLine* progress,
                                        int* exit_code) {
-  GatewayClient::Options options;
+  if (!run.connect_gateway) {
+    args.Usage("--gateway is not available in this program");
+    *exit_code = kExitUsage;
+    return nullptr;
+  }
+  GatewayOptions options;
   options.url = gateway;
   options.api_key = FlagOrEnv(api_key, "FILEMESH_API_KEY");
   options.timeout = timeout;
@@ -296,8 +304,14 @@ std::unique_ptr<GatewayClient> Connect(Args& args, const std::string& gateway,
       progress->Waiting(waited);
     }
   };
-  absl::StatusOr<std::unique_ptr<GatewayClient>> client = GatewayClient::Create(std::move(options));
+  absl::StatusOr<std::unique_ptr<RemoteGateway>> client = run.connect_gateway(std::move(options));
   if (!client.ok()) {
+    // A malformed URL is a usage error; a remote mode that could not start
+    // (the helper missing) is not.
+    if (client.status().code() != absl::StatusCode::kInvalidArgument) {
+      *exit_code = Fail(args.err(), client.status());
+      return nullptr;
+    }
     args.Usage(internal::StdView(client.status().message()));
     *exit_code = kExitUsage;
     return nullptr;
@@ -399,7 +413,7 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
     return Fail(err, status);
   };
   std::unique_ptr<FileLister> lister;
-  std::unique_ptr<GatewayClient> gateway;
+  std::unique_ptr<RemoteGateway> gateway;
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
   if (const std::string url = FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY"); !url.empty()) {
     if (!flags.root.empty()) {
@@ -457,7 +471,7 @@ int FindRemote(Args& args, const std::string& url, const std::string& api_key,
   if (request.max_results() == 0) request.set_max_results(FileSearcher::kMaxResults);
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
   int code = kExitOk;
-  std::unique_ptr<GatewayClient> gateway =
+  std::unique_ptr<RemoteGateway> gateway =
       Connect(args, url, api_key, timeout ? absl::Seconds(*timeout) : absl::InfiniteDuration(), run,
               &progress, &code);
   if (gateway == nullptr) return code;

@@ -1,40 +1,10 @@
-#include <signal.h>
+// `filemesh`: local `ls` and `find`; remote mode (--gateway) is handed over to
+// the filemesh-remote helper.
 
-#include <atomic>
-#include <cerrno>
-#include <cstdio>
-#include <string>
-#include <vector>
-
-#include "cli/commands.h"
-
-namespace {
-
-std::atomic<bool> interrupted{false};
-
-void OnInterrupt(int /*signal*/) { interrupted.store(true); }
-
-}  // namespace
+#include "cli/handoff.h"
+#include "cli/program.h"
 
 int main(int argc, char** argv) {
-  // Ctrl-C (and SIGTERM) stop a search cleanly: the walk ends, the progress
-  // line is cleared, the exit code is 130.
-  struct sigaction action = {};
-  action.sa_handler = OnInterrupt;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  // A reader that went away (`| head`) shows up as a failed write (EPIPE),
-  // which ends the command quietly with 0, as ls and fd do.
-  signal(SIGPIPE, SIG_IGN);
-  // Results can be large: write them in big blocks (flushed after each batch
-  // of matches, so they still come as they are found).
-  static char buffer[1 << 16];
-  std::setvbuf(stdout, buffer, _IOFBF, sizeof(buffer));
-  const std::vector<std::string> args(argv + 1, argv + argc);
-  filemesh::cli::RunOptions options;
-  options.interrupted = &interrupted;
-  const int code = filemesh::cli::Run(args, stdout, stderr, options);
-  if (std::fflush(stdout) != 0 && errno != EPIPE) return filemesh::cli::kExitFailure;
-  return code;
+  filemesh::cli::SetHandOffArguments(argv);
+  return filemesh::cli::RunProgram(argc, argv, filemesh::cli::HandOffToRemote);
 }

@@ -6,7 +6,6 @@
 #include <string_view>
 #include <utility>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -20,7 +19,6 @@
 namespace filemesh::cli {
 namespace {
 
-constexpr char kExitPayload[] = "type.filemesh.dev/cli.exit";
 constexpr std::string_view kOperationsPrefix = "/api/v1/operations/";
 // One HTTP exchange never takes longer than this: the gateway answers within
 // its request timeout (a 202 when the call waits on the broker).
@@ -28,9 +26,7 @@ constexpr absl::Duration kMaxExchange = absl::Seconds(60);
 constexpr absl::Duration kPollEvery = absl::Seconds(1);
 
 absl::Status Failure(absl::StatusCode code, const std::string& line, int exit_code) {
-  absl::Status status(code, line);
-  status.SetPayload(kExitPayload, absl::Cord(absl::StrCat(exit_code)));
-  return status;
+  return RemoteFailureStatus(code, line, exit_code);
 }
 
 // Percent-encodes every byte but the unreserved ones and '/': a path's exact
@@ -70,16 +66,6 @@ absl::StatusOr<google::protobuf::Struct> ParseObject(const std::string& json) {
 }
 
 }  // namespace
-
-RemoteFailure RemoteFailureOf(const absl::Status& status) {
-  RemoteFailure failure;
-  failure.line = std::string(status.message());
-  if (const auto payload = status.GetPayload(kExitPayload); payload.has_value()) {
-    int code = 1;
-    if (absl::SimpleAtoi(std::string(*payload), &code)) failure.exit_code = code;
-  }
-  return failure;
-}
 
 struct GatewayClient::Impl {
   Options options;
@@ -249,6 +235,12 @@ absl::StatusOr<std::unique_ptr<GatewayClient>> GatewayClient::Create(Options opt
   options.url = url;
   impl->options = std::move(options);
   return std::unique_ptr<GatewayClient>(new GatewayClient(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<RemoteGateway>> GatewayClient::Connect(Options options) {
+  absl::StatusOr<std::unique_ptr<GatewayClient>> client = Create(std::move(options));
+  if (!client.ok()) return client.status();
+  return std::unique_ptr<RemoteGateway>(*std::move(client));
 }
 
 absl::StatusOr<v1::ListResponse> GatewayClient::List(const v1::ListRequest& request) {

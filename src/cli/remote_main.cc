@@ -1,0 +1,9 @@
+// `filemesh-remote`: the `filemesh` command with remote mode, run by it for
+// --gateway (installed in libexec/filemesh/, beside nothing a user calls).
+
+#include "cli/program.h"
+#include "cli/remote.h"
+
+int main(int argc, char** argv) {
+  return filemesh::cli::RunProgram(argc, argv, filemesh::cli::GatewayClient::Connect);
+}
