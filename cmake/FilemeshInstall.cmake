@@ -43,7 +43,9 @@ if(FILEMESH_BUILD_CLI)
   install(TARGETS filemesh_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
     COMPONENT filemesh_runtime)
   # Remote mode's helper, run by `filemesh` (src/cli/handoff.h).
-  install(TARGETS filemesh_cli_remote RUNTIME DESTINATION "${CMAKE_INSTALL_LIBEXECDIR}/filemesh"
+  # No folder of its own: where libexec is bin/ (Conan), bin/filemesh is the
+  # command itself.
+  install(TARGETS filemesh_cli_remote RUNTIME DESTINATION "${CMAKE_INSTALL_LIBEXECDIR}"
     COMPONENT filemesh_runtime)
 endif()
 set(FILEMESH_EXPORTED_COMPONENTS proto base fs service)

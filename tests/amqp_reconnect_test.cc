@@ -69,8 +69,8 @@ class AmqpReconnectTest : public ::testing::Test {
     return options;
   }
 
-  static AmqpClientOptions ClientOptions() {
-    AmqpClientOptions options;
+  static FailoverChannelOptions ClientOptions() {
+    FailoverChannelOptions options;
     options.amqp.url = node_->url();
     options.amqp.heartbeat = absl::Seconds(2);
     options.reconnect_backoff_min = absl::Milliseconds(50);

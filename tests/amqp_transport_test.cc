@@ -51,8 +51,8 @@ class AmqpTransportTest : public ::testing::Test {
     queue_ = prefix_ + kListerService;
   }
 
-  AmqpClientOptions ClientOptions() const {
-    AmqpClientOptions options;
+  FailoverChannelOptions ClientOptions() const {
+    FailoverChannelOptions options;
     options.amqp.url = SharedBroker()->url();
     options.amqp.queue_prefix = prefix_;
     options.amqp.heartbeat = absl::Seconds(5);
@@ -74,7 +74,7 @@ class AmqpTransportTest : public ::testing::Test {
     return options;
   }
 
-  static std::unique_ptr<AmqpTransport> Connect(const AmqpClientOptions& options) {
+  static std::unique_ptr<AmqpTransport> Connect(const FailoverChannelOptions& options) {
     auto client = AmqpTransport::Create(options);
     EXPECT_TRUE(client.ok()) << client.status();
     if (!client.ok()) return nullptr;
@@ -124,7 +124,7 @@ TEST_F(AmqpTransportTest, RoundTripCarriesTheServiceResponse) {
 TEST_F(AmqpTransportTest, TheServerRunsACallForTheCallersTimeNotTheQueueTtl) {
   EchoService service;
   auto server = Serve(ServerOptions(service));
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.late_reply_ttl = absl::Minutes(10);  // the request's `expiration`
   auto client = Connect(options);
   ASSERT_TRUE(server && client);
@@ -153,7 +153,7 @@ TEST_F(AmqpTransportTest, TheServerRunsACallForTheCallersTimeNotTheQueueTtl) {
 TEST_F(AmqpTransportTest, MessagesAboveTheLimitAreResourceExhausted) {
   EchoService service;
   auto server = Serve(ServerOptions(service));
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.max_message_bytes = 64;
   auto client = Connect(options);
   ASSERT_TRUE(server && client);
@@ -173,7 +173,7 @@ TEST_F(AmqpTransportTest, MessagesAboveTheLimitAreResourceExhausted) {
 
 TEST_F(AmqpTransportTest, AFullQueueRefusesACallAtOnce) {
   // No server: requests wait in the queue, which holds two.
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.amqp.queue_limits.max_length = 2;
   auto client = Connect(options);
   ASSERT_TRUE(client);
@@ -196,7 +196,7 @@ TEST_F(AmqpTransportTest, AFullQueueRefusesACallAtOnce) {
 }
 
 TEST_F(AmqpTransportTest, DeadLetterQueuesAreBoundedInLengthAndTime) {
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.amqp.queue_limits.dead_letter_max_length = 2;
   options.amqp.queue_limits.dead_letter_ttl = absl::Milliseconds(300);
   auto client = Connect(options);
@@ -216,7 +216,7 @@ TEST_F(AmqpTransportTest, DeadLetterQueuesAreBoundedInLengthAndTime) {
 }
 
 TEST_F(AmqpTransportTest, ARequestWhoseServersKeepDyingIsDeadLetteredAfterMaxDeliveries) {
-  AmqpClientOptions client_options = ClientOptions();
+  FailoverChannelOptions client_options = ClientOptions();
   client_options.amqp.queue_limits.max_deliveries = 3;
   auto client = Connect(client_options);
   ASSERT_TRUE(client);
@@ -380,7 +380,7 @@ TEST_F(AmqpTransportTest, MalformedEnvelopesAreAnsweredAndDeadLettered) {
 }
 
 TEST_F(AmqpTransportTest, ExpiredRequestsAreDeadLettered) {
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.late_reply_ttl = absl::Milliseconds(300);
   auto client = Connect(options);
   auto admin = Admin();
@@ -454,7 +454,7 @@ TEST_F(AmqpTransportTest, QueuedCallIsServedWhenAServerComes) {
 }
 
 TEST_F(AmqpTransportTest, LateRepliesAreBoundedByCapacity) {
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.late_reply_capacity = 2;
   auto client = Connect(options);
   ASSERT_TRUE(client);
@@ -531,7 +531,7 @@ TEST_F(AmqpTransportTest, IdleConnectionsSurviveOnHeartbeats) {
   EchoService service;
   AmqpServerOptions server_options = ServerOptions(service);
   server_options.amqp.heartbeat = absl::Seconds(1);
-  AmqpClientOptions client_options = ClientOptions();
+  FailoverChannelOptions client_options = ClientOptions();
   client_options.amqp.heartbeat = absl::Seconds(1);
   auto server = Serve(server_options);
   auto client = Connect(client_options);
@@ -574,7 +574,7 @@ TEST_F(AmqpTransportTest, QuorumQueuesWork) {
   EchoService service;
   AmqpServerOptions server_options = ServerOptions(service);
   server_options.amqp.quorum_queues = true;
-  AmqpClientOptions client_options = ClientOptions();
+  FailoverChannelOptions client_options = ClientOptions();
   client_options.amqp.quorum_queues = true;
   auto server = Serve(server_options);
   auto client = Connect(client_options);
@@ -589,7 +589,7 @@ TEST_F(AmqpTransportTest, MismatchedQueueTypeIsReportedNotHung) {
   auto classic = Connect(ClientOptions());
   ASSERT_TRUE(classic);
   classic->Call(kListMethod, ListRequestBytes("x"), In(absl::Milliseconds(300)));
-  AmqpClientOptions options = ClientOptions();
+  FailoverChannelOptions options = ClientOptions();
   options.amqp.quorum_queues = true;
   auto quorum = Connect(options);
   ASSERT_TRUE(quorum);
@@ -611,7 +611,7 @@ TEST(AmqpTransportNoBrokerTest, UnreachableBrokerIsKnownAndFailsFast) {
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   close(fd);
 
-  AmqpClientOptions options;
+  FailoverChannelOptions options;
   options.amqp.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
   auto client = AmqpTransport::Create(options);
   ASSERT_TRUE(client.ok()) << client.status();  // not a Create error
@@ -625,7 +625,7 @@ TEST(AmqpTransportNoBrokerTest, UnreachableBrokerIsKnownAndFailsFast) {
 }
 
 TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
-  AmqpClientOptions client;
+  FailoverChannelOptions client;
   client.amqp.url = "amqp://u:secret@h:notaport/";
   auto transport = AmqpTransport::Create(client);
   EXPECT_EQ(transport.status().code(), absl::StatusCode::kInvalidArgument);
@@ -664,7 +664,7 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
     server.amqp.queue_limits = limits;
     EXPECT_EQ(AmqpServer::Create(server).status().code(), absl::StatusCode::kInvalidArgument)
         << which;
-    AmqpClientOptions bounded;
+    FailoverChannelOptions bounded;
     bounded.amqp.url = "amqp://localhost";
     bounded.amqp.queue_limits = limits;
     EXPECT_EQ(AmqpTransport::Create(bounded).status().code(), absl::StatusCode::kInvalidArgument)
@@ -678,7 +678,7 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
     const absl::Status refused = AmqpServer::Create(server).status();
     EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(refused.message().find("connect_timeout"), absl::string_view::npos) << refused;
-    AmqpClientOptions timed;
+    FailoverChannelOptions timed;
     timed.amqp.url = "amqp://localhost";
     timed.amqp.connect_timeout = timeout;
     EXPECT_EQ(AmqpTransport::Create(timed).status().code(), absl::StatusCode::kInvalidArgument);

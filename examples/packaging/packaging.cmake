@@ -11,8 +11,7 @@
 get_filename_component(filemesh_prefix "${filemesh_DIR}/../../.." ABSOLUTE)
 find_program(FILEMESH_CLI filemesh PATHS "${filemesh_prefix}/bin" NO_DEFAULT_PATH)
 # Its remote mode's helper (`filemesh --gateway` runs it).
-find_program(FILEMESH_CLI_REMOTE filemesh-remote PATHS "${filemesh_prefix}/libexec/filemesh"
-  NO_DEFAULT_PATH)
+find_program(FILEMESH_CLI_REMOTE filemesh-remote PATHS "${filemesh_prefix}/libexec" NO_DEFAULT_PATH)
 
 foreach(service mserv1 mserv2 gateway)
   install(PROGRAMS "$<TARGET_FILE:${service}>" DESTINATION bin RENAME filemesh-${service})
@@ -26,7 +25,7 @@ foreach(service mserv1 mserv2 gateway)
 endforeach()
 if(FILEMESH_CLI AND FILEMESH_CLI_REMOTE)
   install(PROGRAMS "${FILEMESH_CLI}" DESTINATION bin)
-  install(PROGRAMS "${FILEMESH_CLI_REMOTE}" DESTINATION libexec/filemesh)
+  install(PROGRAMS "${FILEMESH_CLI_REMOTE}" DESTINATION libexec)
 else()
   message(WARNING "no filemesh command under ${filemesh_prefix}/bin: the package leaves it out")
 endif()

@@ -33,8 +33,11 @@ void SetHandOffArguments(char** argv) { hand_off_argv = argv; }
 std::string RemoteHelperPath() {
   const std::string dir = ProgramDirectory();
   if (dir.empty()) return "";
-  for (const std::string& candidate : {absl::StrCat(dir, "/", kHelperName),
-                                       absl::StrCat(dir, "/../libexec/filemesh/", kHelperName)}) {
+  // FILEMESH_LIBEXEC_FROM_BIN: where `cmake --install` puts the helper,
+  // relative to where it puts this program (src/cli/CMakeLists.txt).
+  for (const std::string& candidate :
+       {absl::StrCat(dir, "/", kHelperName),
+        absl::StrCat(dir, "/", FILEMESH_LIBEXEC_FROM_BIN, "/", kHelperName)}) {
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
@@ -43,9 +46,9 @@ std::string RemoteHelperPath() {
 absl::StatusOr<std::unique_ptr<RemoteGateway>> HandOffToRemote(const GatewayOptions& /*options*/) {
   const std::string helper = RemoteHelperPath();
   if (helper.empty() || hand_off_argv == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("remote mode needs the ", kHelperName,
-                     " helper beside this program or in ../libexec/filemesh/, and there is none"));
+    return absl::UnavailableError(absl::StrCat("remote mode needs the ", kHelperName,
+                                               " helper beside this program or in ",
+                                               FILEMESH_LIBEXEC_FROM_BIN, "/, and there is none"));
   }
   std::fflush(stdout);
   std::fflush(stderr);

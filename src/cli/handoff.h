@@ -16,8 +16,9 @@ namespace filemesh::cli {
 // Remembers the program's command line (main's argv, which must stay valid).
 void SetHandOffArguments(char** argv);
 
-// Where the helper is: beside this program (a build tree), else in
-// ../libexec/filemesh/ (an installed prefix). Empty when neither exists.
+// Where the helper is: beside this program (a build tree), else in the
+// prefix's libexec directory (../libexec from bin/ with the usual layout).
+// Empty when neither exists.
 std::string RemoteHelperPath();
 
 // A GatewayConnector that replaces this process with the helper, run with the

@@ -1,5 +1,5 @@
 // `filemesh-remote`: the `filemesh` command with remote mode, run by it for
-// --gateway (installed in libexec/filemesh/, beside nothing a user calls).
+// --gateway (installed in the prefix's libexec directory, out of PATH).
 
 #include "cli/program.h"
 #include "cli/remote.h"

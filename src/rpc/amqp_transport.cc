@@ -63,7 +63,7 @@ using Delivery = std::pair<TransportCallback, TransportResult>;
 
 class AmqpTransport::Core : public AmqpSession {
  public:
-  Core(const AmqpClientOptions& options, AmqpUrl url)
+  Core(const FailoverChannelOptions& options, AmqpUrl url)
       : options_(options),
         url_(std::move(url)),
         client_id_(RandomHexId()),
@@ -121,7 +121,7 @@ class AmqpTransport::Core : public AmqpSession {
   void DeliverReady();
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
-  const AmqpClientOptions options_;
+  const FailoverChannelOptions options_;
   const AmqpUrl url_;
   const std::string client_id_;
   const std::string reply_queue_;
@@ -501,7 +501,7 @@ AmqpTransport::AmqpTransport(std::unique_ptr<Core> core) : core_(std::move(core)
 AmqpTransport::~AmqpTransport() = default;
 
 absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
-    const AmqpClientOptions& options) {
+    const FailoverChannelOptions& options) {
   absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.amqp.url);
   if (!url.ok()) return url.status();
   if (options.amqp.queue_prefix.size() + sizeof(kReplyQueueInfix) + 32 > kMaxShortString) {

@@ -18,32 +18,19 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/rpc/amqp_options.hpp"
+#include "filemesh/rpc/channel_options.hpp"
 #include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 
-struct AmqpClientOptions {
-  // The broker, the queues' names and shape, heartbeat and connect timeout.
-  AmqpOptions amqp;
-  // The request's `expiration` (how long it stays worth serving) and how long
-  // a late reply is kept for TakeLateReply.
-  absl::Duration late_reply_ttl = absl::Minutes(10);
-  // Most queued calls remembered at once; the oldest is forgotten past it.
-  size_t late_reply_capacity = 10000;
-  // Bounds of the jittered exponential backoff between reconnects.
-  absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
-  absl::Duration reconnect_backoff_max = absl::Seconds(5);
-  // Largest request sent and reply accepted (RESOURCE_EXHAUSTED past it);
-  // 1 to 2^31 - 1, as on gRPC.
-  size_t max_message_bytes = kDefaultMaxMessageBytes;
-};
-
 class AmqpTransport : public Transport {
  public:
-  // InvalidArgument for a malformed URL or option. The broker is connected
-  // in the background: an unreachable broker is not an error here.
-  static absl::StatusOr<std::unique_ptr<AmqpTransport>> Create(const AmqpClientOptions& options);
+  // From a channel's options: `amqp` (an empty url is InvalidArgument here),
+  // the late replies' TTL and capacity, the reconnect backoff and the message
+  // size. InvalidArgument for a malformed URL or option. The broker is
+  // connected in the background: an unreachable broker is not an error here.
+  static absl::StatusOr<std::unique_ptr<AmqpTransport>> Create(
+      const FailoverChannelOptions& options);
   ~AmqpTransport() override;
 
   TransportKind kind() const override { return TransportKind::kAmqp; }

@@ -113,21 +113,6 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeGrpcTransport(
   return std::unique_ptr<Transport>(*std::move(transport));
 }
 
-absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
-    const FailoverChannelOptions& options) {
-  internal::AmqpClientOptions amqp;
-  amqp.amqp = options.amqp;
-  amqp.late_reply_ttl = options.late_reply_ttl;
-  amqp.late_reply_capacity = options.late_reply_capacity;
-  amqp.reconnect_backoff_min = options.reconnect_backoff_min;
-  amqp.reconnect_backoff_max = options.reconnect_backoff_max;
-  amqp.max_message_bytes = options.max_message_bytes;
-  absl::StatusOr<std::unique_ptr<internal::AmqpTransport>> transport =
-      internal::AmqpTransport::Create(amqp);
-  if (!transport.ok()) return transport.status();
-  return std::unique_ptr<Transport>(*std::move(transport));
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
@@ -143,7 +128,8 @@ absl::StatusOr<std::shared_ptr<FailoverChannel>> FailoverChannel::Create(
     primary = *std::move(transport);
   }
   if (!options.amqp.url.empty()) {
-    absl::StatusOr<std::unique_ptr<Transport>> transport = MakeAmqpTransport(options);
+    absl::StatusOr<std::unique_ptr<internal::AmqpTransport>> transport =
+        internal::AmqpTransport::Create(options);
     if (!transport.ok()) return transport.status();
     fallback = *std::move(transport);
   }

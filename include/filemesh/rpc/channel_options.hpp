@@ -1,0 +1,43 @@
+// FailoverChannelOptions: what FailoverChannel::Create builds its transports
+// from (failover_channel.hpp). A header of its own so that the transports
+// take these options without the channel.
+
+#ifndef FILEMESH_RPC_CHANNEL_OPTIONS_HPP_
+#define FILEMESH_RPC_CHANNEL_OPTIONS_HPP_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/time/time.h"
+#include "filemesh/rpc/amqp_options.hpp"
+#include "filemesh/rpc/failover_policy.hpp"
+#include "filemesh/rpc/transport.hpp"
+
+namespace filemesh {
+
+struct FailoverChannelOptions {
+  // gRPC target, e.g. "127.0.0.1:50051" or "ipv4:127.0.0.1:1,127.0.0.1:2"
+  // (several targets are spread with round_robin). Empty: no gRPC.
+  std::string grpc_target;
+  // The RabbitMQ side (amqp_options.hpp); an empty url: no AMQP.
+  AmqpOptions amqp;
+  // How long a queued request stays worth serving (the AMQP `expiration`)
+  // and how long a late reply is kept for TakeLateReply.
+  absl::Duration late_reply_ttl = absl::Minutes(10);
+  // Most late replies kept at once; the oldest is dropped past it.
+  size_t late_reply_capacity = 10000;
+  // Bounds of the exponential, jittered backoff between broker reconnects
+  // and of gRPC's own reconnect backoff (which is also kept at or below the
+  // breaker cooldown, so a probe finds a server that came back).
+  absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Largest request and response message, serialized, on both transports; a
+  // larger one is RESOURCE_EXHAUSTED (never a failover). Match the services'.
+  // 1 to 2^31 - 1.
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
+  FailoverPolicy policy;
+};
+
+}  // namespace filemesh
+
+#endif  // FILEMESH_RPC_CHANNEL_OPTIONS_HPP_
