@@ -125,10 +125,16 @@ class Walk : public std::enable_shared_from_this<Walk> {
   // SearchStream's callback returned false.
   bool cancelled() { return stream_.has_value() && stream_->cancelled(); }
 
-  // Why the walk failed (it ran out of descriptors), or OK.
+  // Why the walk failed (it ran out of descriptors), or OK. A copy of its
+  // own, not one sharing error_'s reference-counted rep: the last reference
+  // to the Walk may be dropped by a helper thread after the caller is done,
+  // and absl::Status counts its references inside Debian's uninstrumented
+  // libabsl_status, so ThreadSanitizer would see the helper free the message
+  // the caller read without seeing the order between them.
   absl::Status error() {
     internal::MutexLock lock(&mu_);
-    return error_;
+    if (error_.ok()) return absl::OkStatus();
+    return absl::Status(error_.code(), error_.message());
   }
 
   v1::SearchResponse TakeResponse() {
