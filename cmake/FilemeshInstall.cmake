@@ -90,8 +90,8 @@ set(FILEMESH_PC_fs_REQUIRES
   "filemesh-base protobuf re2 absl_status absl_statusor absl_time absl_strings")
 set(FILEMESH_PC_fs_SUMMARY "files: FileLister, FileSearcher")
 set(FILEMESH_PC_service_REQUIRES
-  "filemesh-base absl_strings absl_time absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage")
-set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals")
+  "filemesh-base absl_strings absl_time absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage libssl libcrypto")
+set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals, TLS options")
 set(FILEMESH_PC_rpc_REQUIRES
   "filemesh-fs filemesh-service filemesh-base grpc++ librabbitmq absl_synchronization absl_random_random")
 set(FILEMESH_PC_rpc_SUMMARY "RPC: FailoverChannel, ServiceHost, clients")

@@ -92,6 +92,8 @@ class FilemeshConan(ConanFile):
         self.requires("abseil/20220623.1", transitive_headers=True, transitive_libs=True)
         # filemesh::fs's matcher; found through pkg-config (re2.pc).
         self.requires("re2/20220601")
+        # filemesh::service checks the PEM files of TLS options.
+        self.requires("openssl/[>=3 <4]")
         if self.options.rpc:
             self.requires("grpc/1.51.1")
             self.requires("rabbitmq-c/0.11.0")

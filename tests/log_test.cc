@@ -249,7 +249,7 @@ TEST(LogTest, ServiceHostLogsListeningAddressStartAndStop) {
   auto host = testing::StartHost(service, testing::LoopbackListenAddress());
   const std::string address = absl::StrCat("127.0.0.1:", host->grpc_port());
   EXPECT_THAT(log.Events("grpc_listening"),
-              ::testing::ElementsAre(::testing::EndsWith(" address=" + address)));
+              ::testing::ElementsAre(::testing::EndsWith(" address=" + address + " tls=off")));
   ASSERT_EQ(log.Events("service_host_started").size(), 1u);
   EXPECT_THAT(log.Events("service_host_started")[0], HasSubstr(" grpc=" + address + " "));
   host->Shutdown(absl::Seconds(1));
@@ -313,7 +313,7 @@ TEST(LogTest, LogCallsWritesOneLinePerCallBeforeTheReply) {
   }
   for (const std::string& line : log.Events("call")) {
     EXPECT_THAT(line, ContainsRegex(" event=call method=/filemesh\\.v1\\.FileLister/List "
-                                    "transport=grpc code=OK duration_ms=[0-9.e-]+$"));
+                                    "transport=grpc code=OK duration_ms=[0-9.e-]+ peer=-$"));
   }
 }
 

@@ -25,3 +25,10 @@ filemesh_add_test(stopped_server_test SOURCES stopped_server_test.cc
 target_compile_definitions(stopped_server_test PRIVATE
   HELD_SERVER_PATH="$<TARGET_FILE:held_server>")
 add_dependencies(stopped_server_test held_server)
+
+# TLS and mutual TLS on gRPC, with certificates made by tests/tls/make_certs.sh
+# (the openssl command); gRPC directly for peers that present bad ones.
+filemesh_add_test(grpc_tls_test SOURCES grpc_tls_test.cc
+  LIBS filemesh_rpc_test_support gRPC::grpc++)
+target_compile_definitions(grpc_tls_test PRIVATE
+  FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -20,12 +22,43 @@ ABSL_FLAG(absl::Duration, max_call_time, absl::Seconds(30),
           "longest a call may run, whatever deadline its caller gave");
 ABSL_FLAG(bool, redact_outside_targets, true,
           "withhold the target text of symlinks that point outside --root");
+ABSL_FLAG(std::string, tls_cert, "",
+          "gRPC over TLS: this service's certificate chain (PEM), re-read when it changes");
+ABSL_FLAG(std::string, tls_key, "", "gRPC over TLS: the private key of --tls_cert (PEM)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "mutual TLS: callers must present a certificate this CA file (PEM) signed");
+ABSL_FLAG(bool, require_client_cert, true,
+          "with --tls_ca: refuse callers without a client certificate (false: verify one if "
+          "given)");
+ABSL_FLAG(std::vector<std::string>, allowed_peers, {},
+          "with --tls_ca: names (SAN or CN) of which a caller's certificate must carry one, "
+          "comma-separated; empty: any certificate --tls_ca signed");
+ABSL_FLAG(bool, insecure, false,
+          "allow plain-text gRPC on an address other than loopback (anyone who reaches the port "
+          "may list and search --root)");
+ABSL_FLAG(bool, grpc_reflection, false,
+          "serve gRPC server reflection (for grpcurl and similar tools)");
+ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
+          "longest a client's gRPC connection is kept before it is asked to reconnect (how long "
+          "a rotated certificate can stay in use); at least 100ms");
 
 namespace filemesh_examples {
 
 absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   filemesh::ServiceHostOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options.grpc_tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.grpc_tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.grpc_tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.grpc_tls.require_peer_certificate = absl::GetFlag(FLAGS_require_client_cert);
+  options.grpc_tls.allowed_peers = absl::GetFlag(FLAGS_allowed_peers);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
+  if (options.grpc_max_connection_age < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc_max_connection_age must be 100ms or more, not ",
+                     absl::FormatDuration(options.grpc_max_connection_age)));
+  }
   options.threads = absl::GetFlag(FLAGS_threads);
   options.log_calls = absl::GetFlag(FLAGS_log_calls);
   const int max_inflight = absl::GetFlag(FLAGS_max_inflight);

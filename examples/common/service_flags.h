@@ -22,6 +22,7 @@ ABSL_DECLARE_FLAG(bool, log_calls);
 ABSL_DECLARE_FLAG(int, max_inflight);
 ABSL_DECLARE_FLAG(absl::Duration, max_call_time);
 ABSL_DECLARE_FLAG(bool, redact_outside_targets);
+ABSL_DECLARE_FLAG(bool, grpc_reflection);
 
 namespace filemesh_examples {
 

@@ -63,6 +63,14 @@ ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
           "a client that does not take its response within this is dropped");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long requests in flight may take to be answered");
+ABSL_FLAG(std::string, backend_ca, "",
+          "gRPC to mserv1/mserv2 over TLS: the CA file (PEM) their certificates must lead to");
+ABSL_FLAG(std::string, backend_tls_cert, "",
+          "the gateway's client certificate (PEM) toward mserv1/mserv2, for mutual TLS");
+ABSL_FLAG(std::string, backend_tls_key, "", "the private key of --backend_tls_cert (PEM)");
+ABSL_FLAG(std::string, backend_server_name, "",
+          "the name the services' certificates must carry when it is not the host of "
+          "--lister_grpc/--searcher_grpc (e.g. those are IP addresses)");
 
 namespace {
 
@@ -76,6 +84,10 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
                                                      const filemesh::AmqpOptions& amqp) {
   filemesh::FailoverChannelOptions options;
   options.grpc_target = grpc_targets;
+  options.grpc_tls.ca_file = absl::GetFlag(FLAGS_backend_ca);
+  options.grpc_tls.cert_file = absl::GetFlag(FLAGS_backend_tls_cert);
+  options.grpc_tls.key_file = absl::GetFlag(FLAGS_backend_tls_key);
+  options.grpc_tls.server_name = absl::GetFlag(FLAGS_backend_server_name);
   options.amqp = amqp;
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);

@@ -16,10 +16,10 @@
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
   filemesh::TuneProcessForRpc();
-  filemesh::EnableGrpcReflection();
   filemesh::ParseFlags(argc, argv,
                        "mserv1: lists directories under --root over gRPC and/or RabbitMQ.\n\n"
                        "  mserv1 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");
+  if (absl::GetFlag(FLAGS_grpc_reflection)) filemesh::EnableGrpcReflection();
   auto options = filemesh_examples::ServiceHostOptionsFromFlags();
   if (!options.ok()) filemesh_examples::Exit("mserv1", options.status());
 

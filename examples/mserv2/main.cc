@@ -20,10 +20,10 @@ ABSL_FLAG(bool, one_file_system, true,
 int main(int argc, char** argv) {
   filemesh::TerminationSignals::Block();  // before any thread starts
   filemesh::TuneProcessForRpc();
-  filemesh::EnableGrpcReflection();
   filemesh::ParseFlags(argc, argv,
                        "mserv2: searches the tree under --root over gRPC and/or RabbitMQ.\n\n"
                        "  mserv2 --root DIR [--grpc_listen HOST:PORT] [--amqp_url URL]");
+  if (absl::GetFlag(FLAGS_grpc_reflection)) filemesh::EnableGrpcReflection();
   auto options = filemesh_examples::ServiceHostOptionsFromFlags();
   if (!options.ok()) filemesh_examples::Exit("mserv2", options.status());
 

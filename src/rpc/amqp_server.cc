@@ -187,7 +187,10 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
     self->Complete(std::move(base));
   };
   try {
-    options_.dispatch(p.type, std::move(message.body), deadline, done);
+    IncomingCall call;
+    call.method = p.type;
+    call.deadline = deadline;
+    options_.dispatch(std::move(call), std::move(message.body), done);
   } catch (const std::exception& e) {
     done(absl::InternalError(absl::StrCat("dispatch failed: ", e.what())));
   } catch (...) {

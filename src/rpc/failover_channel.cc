@@ -101,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeGrpcTransport(
   internal::GrpcTransportOptions grpc;
   grpc.target = options.grpc_target;
   grpc.max_message_bytes = options.max_message_bytes;
+  grpc.tls = options.grpc_tls;
   grpc.reconnect_backoff_min = options.reconnect_backoff_min;
   // A breaker probe finds the server back only if gRPC has tried to
   // reconnect since: never let its backoff outgrow the breaker's cooldown.
@@ -160,8 +161,10 @@ void FailoverChannel::CallAsync(const std::string& method, const std::string& re
     call->ticket = d.breaker.AllowPrimary();
     if (!call->ticket.allowed) {
       call->breaker_refused = true;
-    } else if (d.primary->KnownUnavailable()) {
+    } else if (d.fallback != nullptr && d.primary->KnownUnavailable()) {
       // The channel already knows it cannot connect: fail over at once.
+      // (Without a fallback the call is still made: it fails at once too,
+      // but with the transport's reason, e.g. a refused certificate.)
       d.breaker.RecordFailure(call->ticket);
       call->result.response = absl::UnavailableError("the primary transport cannot connect");
     } else {

@@ -3,8 +3,10 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <set>
 #include <utility>
 
@@ -13,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "filemesh/service/log.hpp"
 #include "google/protobuf/io/coded_stream.h"
+#include "rpc/grpc_tls.h"
 #include "rpc/grpc_transport.h"
 #include "rpc/status_convert.h"
 
@@ -90,6 +93,20 @@ struct GrpcServer::Impl {
 
 namespace {
 
+// The names of the caller's verified client certificate (its subject
+// alternative names, else its common name), comma-separated; empty without
+// one.
+std::string PeerIdentity(const grpc::ServerContextBase& context) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::string names;
+  for (const grpc::string_ref& name : auth->GetPeerIdentity()) {
+    if (!names.empty()) names += ',';
+    names.append(name.data(), name.size());
+  }
+  return names;
+}
+
 // One call, whatever its method, through gRPC's generic callback API (public)
 // used as a unary call: one request message in, one response (or a status)
 // out. The call is acknowledged at once (initial metadata): the client then
@@ -136,13 +153,16 @@ class Call final : public grpc::ServerGenericBidiReactor {
       Reply(server_->HealthCheck(request));
       return;
     }
+    IncomingCall call;
+    call.method = method;
     const auto client_deadline = context_->deadline();
-    const absl::Time deadline = client_deadline == std::chrono::system_clock::time_point::max()
-                                    ? absl::InfiniteFuture()
-                                    : absl::FromChrono(client_deadline);
+    call.deadline = client_deadline == std::chrono::system_clock::time_point::max()
+                        ? absl::InfiniteFuture()
+                        : absl::FromChrono(client_deadline);
+    call.peer = PeerIdentity(*context_);
     // The dispatcher answers exactly once, from any thread; the reactor
     // lives until OnDone, which comes after that answer is finished.
-    server_->dispatch(method, std::move(request), deadline,
+    server_->dispatch(std::move(call), std::move(request),
                       [this](absl::StatusOr<std::string> result) { Reply(std::move(result)); });
   }
 
@@ -190,21 +210,24 @@ GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
 
-absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& listen,
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options,
                                                               const HandlerRegistry& registry,
-                                                              Dispatcher dispatch,
-                                                              size_t max_message_bytes) {
+                                                              Dispatcher dispatch) {
+  const std::string& listen = options.listen;
   if (listen.empty() || listen.find(':') == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("gRPC listen address \"", listen, "\" is not host:port"));
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      GrpcServerCredentials(listen, options.tls, options.insecure);
+  if (!credentials.ok()) return credentials.status();
   auto impl = std::make_unique<Impl>();
   impl->dispatch = std::move(dispatch);
   for (const std::string& service : registry.ServiceNames()) impl->services.insert(service);
   impl->generic = std::make_unique<GenericService>(impl.get());
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(listen, *credentials, &impl->port);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
   // port in use (and take half its connections) instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -213,8 +236,16 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveInterval) / 2));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(max_message_bytes));
+  if (options.max_connection_age < absl::InfiniteDuration()) {
+    const auto ms = [](absl::Duration d) {
+      return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
+    };
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(options.connection_age_grace));
+  }
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   // Every method, health checks included, goes to the one generic service.
   builder.RegisterCallbackGenericService(impl->generic.get());
   impl->server = builder.BuildAndStart();
@@ -225,7 +256,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   impl->address = absl::StartsWith(listen, "unix:")
                       ? listen
                       : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl->port);
-  LogEvent("grpc_listening", {{"address", impl->address}});
+  LogEvent("grpc_listening",
+           {{"address", impl->address}, {"tls", options.tls.enabled() ? "on" : "off"}});
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
 }
 

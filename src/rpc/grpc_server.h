@@ -6,25 +6,44 @@
 #ifndef FILEMESH_SRC_RPC_GRPC_SERVER_H_
 #define FILEMESH_SRC_RPC_GRPC_SERVER_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "filemesh/rpc/transport.hpp"
+#include "filemesh/service/tls.hpp"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::internal {
 
+struct GrpcServerOptions {
+  // "host:port" or "unix:PATH".
+  std::string listen;
+  // Messages above it are refused both ways (RESOURCE_EXHAUSTED).
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // TLS (grpc_tls.h). Without it, plain text on loopback only, unless
+  // `insecure`.
+  TlsOptions tls;
+  bool insecure = false;
+  // Connections older than this are asked to go away (GOAWAY), after
+  // `connection_age_grace` for the calls on them.
+  absl::Duration max_connection_age = absl::InfiniteDuration();
+  absl::Duration connection_age_grace = absl::Seconds(30);
+};
+
 class GrpcServer {
  public:
-  // Binds `listen` and starts serving the registry's methods through
-  // `dispatch`; logs `event=grpc_listening address=HOST:PORT`. InvalidArgument
-  // for a malformed address, Unavailable when it cannot be bound. Messages
-  // above `max_message_bytes` are refused both ways (RESOURCE_EXHAUSTED).
-  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const std::string& listen,
+  // Binds options.listen and starts serving the registry's methods through
+  // `dispatch`; logs `event=grpc_listening address=HOST:PORT tls=on|off`.
+  // InvalidArgument for a malformed address, for plain text beyond loopback
+  // without `insecure`, and for TLS files that cannot be used
+  // (FailedPrecondition: a certificate out of date); Unavailable when the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
                                                            const HandlerRegistry& registry,
-                                                           Dispatcher dispatch,
-                                                           size_t max_message_bytes);
+                                                           Dispatcher dispatch);
   ~GrpcServer();
 
   int port() const;

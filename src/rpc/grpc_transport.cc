@@ -10,11 +10,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "rpc/grpc_tls.h"
 #include "rpc/message_limits.h"
 #include "rpc/status_convert.h"
 
@@ -98,6 +100,26 @@ absl::StatusOr<ResolvedTarget> ResolveGrpcTarget(const std::string& target) {
                         true};
 }
 
+namespace {
+
+// gRPC says only "Socket closed" when a server ends the connection during
+// the handshake: what a TLS server does to a plain-text caller, and (TLS 1.3)
+// to a client certificate it refuses. Say so, since the client cannot tell
+// which; the server's log names the reason.
+absl::Status ExplainConnectFailure(absl::Status status) {
+  if (status.code() != absl::StatusCode::kUnavailable ||
+      !absl::StrContains(status.message(), "failed to connect") ||
+      !absl::StrContains(status.message(), "Socket closed")) {
+    return status;
+  }
+  return absl::UnavailableError(absl::StrCat(
+      status.message(),
+      " (the server closed the connection while connecting: it may require TLS, or refuse this "
+      "client's certificate; its log says why)"));
+}
+
+}  // namespace
+
 // Least time one connection attempt may take (see GRPC_ARG_MIN_RECONNECT_BACKOFF_MS below).
 constexpr absl::Duration kMinConnectTimeout = absl::Seconds(5);
 
@@ -130,7 +152,11 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   }
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  auto channel = grpc::CreateCustomChannel(target->uri, grpc::InsecureChannelCredentials(), args);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      GrpcChannelCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (!options.tls.server_name.empty()) args.SetSslTargetNameOverride(options.tls.server_name);
+  auto channel = grpc::CreateCustomChannel(target->uri, *credentials, args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot make a gRPC channel to \"", options.target, "\""));
@@ -292,7 +318,7 @@ void GrpcTransport::Finish(PendingCall* call, const grpc::Status& status) {
     result.response = absl::UnavailableError(
         "the server did not acknowledge the call within the attempt timeout");
   } else {
-    result.response = FromGrpcStatus(status);
+    result.response = ExplainConnectFailure(FromGrpcStatus(status));
   }
   call->done(std::move(result));
 }

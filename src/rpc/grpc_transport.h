@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "filemesh/internal/mutex.hpp"
 #include "filemesh/rpc/transport.hpp"
+#include "filemesh/service/tls.hpp"
 #include "rpc/timer_queue.h"
 
 namespace grpc {
@@ -40,6 +41,8 @@ struct GrpcTransportOptions {
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
   // Largest request sent and response received (RESOURCE_EXHAUSTED past it).
   size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // TLS toward the server (grpc_tls.h); not enabled(): plain text.
+  TlsOptions tls;
 };
 
 // The gRPC target URI and load-balancing policy for a --*_grpc flag value.

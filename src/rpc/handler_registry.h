@@ -44,11 +44,19 @@ class HandlerRegistry {
   std::map<std::string, RawHandler> handlers_;
 };
 
+// What a transport knows of a call besides its request bytes.
+struct IncomingCall {
+  std::string method;  // "/package.Service/Method"
+  absl::Time deadline = absl::InfiniteFuture();
+  // Who called, as the transport vouches for it: the names of a client
+  // certificate gRPC verified, comma-separated; empty when unknown.
+  std::string peer;
+};
+
 // Runs handlers off the transport threads. Implemented by ServiceHost's
 // worker pool; `done` gets the handler's result (or Unimplemented for an
 // unknown method, ResourceExhausted when shutting down).
-using Dispatcher = std::function<void(const std::string& method, std::string request,
-                                      absl::Time deadline, ReplyCallback done)>;
+using Dispatcher = std::function<void(IncomingCall call, std::string request, ReplyCallback done)>;
 
 // The deadline a handler gets for a call that arrived at `arrival` with the
 // caller's `caller_deadline`: that less a reply margin (a tenth of the time

@@ -61,9 +61,11 @@ struct ServiceHost::Impl {
   void LogStarted() const;
 
   // Runs a handler on the pool; every path calls `reply` exactly once.
-  void Dispatch(const std::string& method, std::string request, absl::Time deadline,
-                std::string_view transport, internal::ReplyCallback reply) {
-    if (options.log_calls) reply = WithCallLog(method, transport, std::move(reply));
+  void Dispatch(const internal::IncomingCall& call, std::string request, std::string_view transport,
+                internal::ReplyCallback reply) {
+    const std::string& method = call.method;
+    absl::Time deadline = call.deadline;
+    if (options.log_calls) reply = WithCallLog(call, transport, std::move(reply));
     const internal::RawHandler* handler = registry.Find(method);
     if (handler == nullptr) {
       reply(absl::UnimplementedError("unknown method " + method));
@@ -105,24 +107,26 @@ struct ServiceHost::Impl {
   // `reply`, logging the call's outcome and how long it took from dispatch.
   // The line is written before the reply goes out, so a client that got its
   // answer finds the call in the log.
-  static internal::ReplyCallback WithCallLog(const std::string& method, std::string_view transport,
+  static internal::ReplyCallback WithCallLog(const internal::IncomingCall& call,
+                                             std::string_view transport,
                                              internal::ReplyCallback reply) {
-    return [method, transport, start = absl::Now(),
+    return [method = call.method, peer = call.peer, transport, start = absl::Now(),
             reply = std::move(reply)](absl::StatusOr<std::string> response) {
       const absl::Duration took = absl::Now() - start;
       LogEvent("call",
                {{"method", method},
                 {"transport", transport},
                 {"code", internal::StdView(absl::StatusCodeToString(response.status().code()))},
-                {"duration_ms", absl::StrCat(absl::FDivDuration(took, absl::Milliseconds(1)))}});
+                {"duration_ms", absl::StrCat(absl::FDivDuration(took, absl::Milliseconds(1)))},
+                {"peer", peer.empty() ? "-" : std::string_view(peer)}});
       reply(std::move(response));
     };
   }
 
   internal::Dispatcher MakeDispatcher(std::string_view transport) {
-    return [this, transport](const std::string& method, std::string request, absl::Time deadline,
+    return [this, transport](internal::IncomingCall call, std::string request,
                              internal::ReplyCallback reply) {
-      Dispatch(method, std::move(request), deadline, transport, std::move(reply));
+      Dispatch(call, std::move(request), transport, std::move(reply));
     };
   }
 };
@@ -155,6 +159,9 @@ absl::Status CheckHostOptions(const ServiceHostOptions& o) {
   if (o.max_inflight == 0) return absl::InvalidArgumentError("max_inflight must be at least 1");
   if (o.max_call_time <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_call_time must be positive");
+  }
+  if (o.grpc_max_connection_age < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("grpc_max_connection_age must be 100ms or more");
   }
   if (!o.amqp.url.empty() && (o.amqp_prefetch <= 0 || o.amqp_prefetch > 65535)) {
     return absl::InvalidArgumentError("amqp_prefetch must be between 1 and 65535");
@@ -213,8 +220,15 @@ absl::Status ServiceHost::Start() {
   impl_->pool = std::make_unique<internal::WorkerPool>(o.threads, o.max_inflight);
   absl::Status status = o.amqp.url.empty() ? absl::OkStatus() : impl_->CreateAmqpServer();
   if (status.ok() && !o.grpc_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc = internal::GrpcServer::Start(
-        o.grpc_listen, impl_->registry, impl_->MakeDispatcher("grpc"), o.max_message_bytes);
+    internal::GrpcServerOptions server;
+    server.listen = o.grpc_listen;
+    server.max_message_bytes = o.max_message_bytes;
+    server.tls = o.grpc_tls;
+    server.insecure = o.insecure;
+    server.max_connection_age = o.grpc_max_connection_age;
+    server.connection_age_grace = o.max_call_time + absl::Seconds(1);
+    absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
+        internal::GrpcServer::Start(server, impl_->registry, impl_->MakeDispatcher("grpc"));
     status = grpc.status();
     if (grpc.ok()) impl_->grpc = *std::move(grpc);
   }

@@ -53,11 +53,11 @@ absl::StatusOr<std::string> EchoService::List(const std::string& bytes) {
 }
 
 internal::Dispatcher EchoService::dispatcher() {
-  return [this](const std::string& method, std::string request, absl::Time deadline,
-                internal::ReplyCallback done) {
-    const internal::RawHandler* handler = registry_.Find(method);
+  return [this](internal::IncomingCall call, std::string request, internal::ReplyCallback done) {
+    const absl::Time deadline = call.deadline;
+    const internal::RawHandler* handler = registry_.Find(call.method);
     if (handler == nullptr) {
-      done(absl::UnimplementedError("unknown method " + method));
+      done(absl::UnimplementedError("unknown method " + call.method));
       return;
     }
     {

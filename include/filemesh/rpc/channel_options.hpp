@@ -12,6 +12,7 @@
 #include "filemesh/rpc/amqp_options.hpp"
 #include "filemesh/rpc/failover_policy.hpp"
 #include "filemesh/rpc/transport.hpp"
+#include "filemesh/service/tls.hpp"
 
 namespace filemesh {
 
@@ -19,6 +20,11 @@ struct FailoverChannelOptions {
   // gRPC target, e.g. "127.0.0.1:50051" or "ipv4:127.0.0.1:1,127.0.0.1:2"
   // (several targets are spread with round_robin). Empty: no gRPC.
   std::string grpc_target;
+  // TLS toward the gRPC servers (filemesh/service/tls.hpp): ca_file to verify
+  // them (empty: the system's CAs), cert_file and key_file when they ask for
+  // a client certificate, server_name when their certificates do not name
+  // the target's host. Not enabled(): plain text.
+  TlsOptions grpc_tls;
   // The RabbitMQ side (amqp_options.hpp); an empty url: no AMQP.
   AmqpOptions amqp;
   // How long a queued request stays worth serving (the AMQP `expiration`)

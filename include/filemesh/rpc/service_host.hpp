@@ -35,6 +35,7 @@
 #include "filemesh/file_service.hpp"
 #include "filemesh/rpc/amqp_options.hpp"
 #include "filemesh/rpc/methods.hpp"
+#include "filemesh/service/tls.hpp"
 
 namespace filemesh {
 
@@ -42,6 +43,21 @@ struct ServiceHostOptions {
   // "host:port" to listen on for gRPC ("127.0.0.1:0" picks a free port; see
   // grpc_port()). Empty: no gRPC.
   std::string grpc_listen;
+  // TLS on the gRPC port (filemesh/service/tls.hpp): a certificate and key,
+  // and with a CA file mutual TLS (callers must present a certificate it
+  // signed, optionally naming one of allowed_peers). Files are re-read when
+  // they change.
+  TlsOptions grpc_tls;
+  // Without grpc_tls the host serves plain text, and only on a loopback
+  // address or a unix socket: any other address is refused at Start unless
+  // this is set (then a warning is logged), since anyone who reaches the port
+  // could list and search the whole root.
+  bool insecure = false;
+  // Longest a client's gRPC connection is kept: past it the host asks the
+  // client to reconnect (HTTP/2 GOAWAY; calls in flight get max_call_time to
+  // finish, new calls go to the new connection and none fails). Bounds how
+  // long a rotated or withdrawn certificate stays in use on a connection.
+  absl::Duration grpc_max_connection_age = absl::Minutes(30);
   // The RabbitMQ side (amqp_options.hpp); an empty url: no AMQP.
   AmqpOptions amqp;
   // Unacknowledged AMQP deliveries at once, per service queue.
@@ -93,9 +109,11 @@ class ServiceHost {
   void RegisterRaw(const std::string& method, RawMethodHandler handler);
 
   // Starts serving. Errors: InvalidArgument (bad listen address or AMQP URL,
-  // nothing registered, no transport), Unavailable (the gRPC port cannot be
-  // bound). The broker is connected in the background: an unreachable broker
-  // is retried, not an error.
+  // nothing registered, no transport, plain-text gRPC beyond loopback without
+  // `insecure`, TLS files that cannot be read, parsed or matched),
+  // FailedPrecondition (a certificate expired or not valid yet), Unavailable
+  // (the gRPC port cannot be bound). The broker is connected in the
+  // background: an unreachable broker is retried, not an error.
   absl::Status Start();
 
   // The bound gRPC port (after Start), 0 without gRPC.
