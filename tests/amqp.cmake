@@ -39,3 +39,9 @@ filemesh_add_amqp_test(amqp_reconnect_test BROKER)
 # The whole path: clients, FailoverChannel, gRPC and RabbitMQ, ServiceHost.
 filemesh_add_amqp_test(failover_e2e_test BROKER)
 target_link_libraries(failover_e2e_test PRIVATE filemesh_rpc_test_support)
+
+# AMQP over TLS against nodes with a TLS listener only (tests/tls/make_certs.sh).
+filemesh_add_amqp_test(amqp_tls_test BROKER)
+target_link_libraries(amqp_tls_test PRIVATE filemesh_rpc_test_support)
+target_compile_definitions(amqp_tls_test PRIVATE
+  FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")

@@ -44,7 +44,9 @@ TEST(AmqpUrlTest, RejectsMalformedUrlsNamingThePart) {
   const std::pair<std::string, std::string> cases[] = {
       {"", "amqp://"},
       {"http://h", "amqp://"},
-      {"amqps://h", "TLS"},
+      {"amqps:/h", "amqps://"},
+      {"amqp://h?auth_mechanism=external", "needs amqps"},
+      {"amqps://h?auth_mechanism=amqplain", "auth_mechanism"},
       {"amqp://", "host"},
       {"amqp://:5672", "host"},
       {"amqp://u:p@", "host"},
@@ -63,7 +65,7 @@ TEST(AmqpUrlTest, RejectsMalformedUrlsNamingThePart) {
       {"amqp://%zz@h", "user"},
       {"amqp://@h", "user"},
       {"amqp://h?heartbeat=5", "query"},
-      {"amqp://h#x", "query"},
+      {"amqp://h#x", "fragments"},
       {"amqp://h st", "space"},
       {"amqp://h$t", "host"},
   };
@@ -74,6 +76,30 @@ TEST(AmqpUrlTest, RejectsMalformedUrlsNamingThePart) {
     EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(url.status().message().find(part), absl::string_view::npos) << url.status();
   }
+}
+
+TEST(AmqpUrlTest, AmqpsIsTlsOnPort5671AndMayAskForExternalAuth) {
+  auto url = ParseAmqpUrl("amqps://u:p@broker.example/v");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->tls);
+  EXPECT_FALSE(url->external_auth);
+  EXPECT_EQ(url->port, 5671);
+  EXPECT_EQ(url->Redacted(), "amqps://u:***@broker.example:5671/v");
+
+  auto external = ParseAmqpUrl("amqps://broker.example:5679/v?auth_mechanism=external");
+  ASSERT_TRUE(external.ok()) << external.status();
+  EXPECT_TRUE(external->external_auth);
+  EXPECT_EQ(external->port, 5679);
+  EXPECT_EQ(external->vhost, "v");
+  auto again = ParseAmqpUrl(external->ToString());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->tls);
+  EXPECT_TRUE(again->external_auth);
+
+  auto plain = ParseAmqpUrl("amqp://h?auth_mechanism=plain");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->tls);
+  EXPECT_EQ(plain->port, 5672);
 }
 
 TEST(AmqpUrlTest, ErrorsNeverShowThePassword) {

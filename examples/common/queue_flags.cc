@@ -9,7 +9,14 @@
 #include "filemesh/rpc/transport.hpp"
 
 ABSL_FLAG(std::string, amqp_url, "",
-          "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST; empty: no AMQP");
+          "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST, or amqps:// for TLS "
+          "(?auth_mechanism=external to log in with --amqp_tls_cert); empty: no AMQP");
+ABSL_FLAG(std::string, amqp_ca, "",
+          "amqps: the CA file (PEM) the broker's certificate must lead to (empty: the system's "
+          "CAs); the certificate must name the URL's host");
+ABSL_FLAG(std::string, amqp_tls_cert, "",
+          "amqps: a client certificate (PEM) for brokers that ask for one or map it to a user");
+ABSL_FLAG(std::string, amqp_tls_key, "", "amqps: the private key of --amqp_tls_cert (PEM)");
 ABSL_FLAG(std::string, queue_prefix, "",
           "prepended to every queue name; the same on every service and gateway");
 ABSL_FLAG(absl::Duration, amqp_connect_timeout, absl::Seconds(5),
@@ -71,6 +78,9 @@ absl::StatusOr<filemesh::QueueLimits> QueueLimitsFromFlags() {
 absl::StatusOr<filemesh::AmqpOptions> AmqpOptionsFromFlags() {
   filemesh::AmqpOptions amqp;
   amqp.url = absl::GetFlag(FLAGS_amqp_url);
+  amqp.tls.ca_file = absl::GetFlag(FLAGS_amqp_ca);
+  amqp.tls.cert_file = absl::GetFlag(FLAGS_amqp_tls_cert);
+  amqp.tls.key_file = absl::GetFlag(FLAGS_amqp_tls_key);
   amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
   amqp.connect_timeout = absl::GetFlag(FLAGS_amqp_connect_timeout);
   if (amqp.connect_timeout <= absl::ZeroDuration()) {

@@ -13,7 +13,8 @@
 
 namespace filemesh_examples {
 
-// --amqp_url, --queue_prefix, --amqp_connect_timeout and the queue bounds
+// --amqp_url, --amqp_ca, --amqp_tls_cert, --amqp_tls_key (AmqpOptions::tls),
+// --queue_prefix, --amqp_connect_timeout and the queue bounds
 // (--queue_max_length, --max_deliveries, --dead_letter_ttl,
 // --dead_letter_max_length); InvalidArgument, naming the flag, for a bound or
 // timeout that is not positive.

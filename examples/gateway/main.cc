@@ -17,6 +17,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/queue_flags.h"
@@ -127,6 +128,15 @@ int main(int argc, char** argv) {
   const std::string searcher_grpc = absl::GetFlag(FLAGS_searcher_grpc);
   absl::StatusOr<filemesh::AmqpOptions> amqp = filemesh_examples::AmqpOptionsFromFlags();
   if (!amqp.ok()) Exit(amqp.status());
+  // The gateway's identity and trust toward the broker are its --backend_*
+  // files unless --amqp_* ones are given (for a broker with a CA of its own).
+  if (absl::StartsWith(amqp->url, "amqps://")) {
+    if (amqp->tls.ca_file.empty()) amqp->tls.ca_file = absl::GetFlag(FLAGS_backend_ca);
+    if (amqp->tls.cert_file.empty() && amqp->tls.key_file.empty()) {
+      amqp->tls.cert_file = absl::GetFlag(FLAGS_backend_tls_cert);
+      amqp->tls.key_file = absl::GetFlag(FLAGS_backend_tls_key);
+    }
+  }
   if (lister_grpc.empty() && searcher_grpc.empty() && amqp->url.empty()) {
     Exit(absl::InvalidArgumentError("set --lister_grpc, --searcher_grpc and/or --amqp_url"));
   }

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "filemesh/internal/mutex.hpp"
+#include "filemesh/service/tls.hpp"
 #include "rpc/amqp_url.h"
 
 namespace filemesh::internal {
@@ -76,6 +77,9 @@ struct AmqpQueueSpec {
 
 struct AmqpConnectionOptions {
   AmqpUrl url;
+  // With url.tls: the CA, and the client certificate if any (checked by
+  // CheckEndpointOptions; read by rabbitmq-c at every connection).
+  TlsOptions tls;
   // Requested heartbeat (the broker may lower it); zero disables them.
   absl::Duration heartbeat = absl::Seconds(10);
   // TCP connect, and then the AMQP handshake, each bounded by this.
@@ -99,6 +103,7 @@ AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const 
                                           std::string name, std::string role) {
   AmqpConnectionOptions out;
   out.url = url;
+  out.tls = options.amqp.tls;
   out.heartbeat = options.amqp.heartbeat;
   out.connect_timeout = options.amqp.connect_timeout;
   out.reconnect_backoff_min = options.reconnect_backoff_min;

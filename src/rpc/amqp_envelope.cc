@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "filemesh/rpc/methods.hpp"
+#include "rpc/amqp_url.h"
+#include "service/tls_files.h"
 
 namespace filemesh::internal {
 
@@ -104,6 +106,33 @@ std::string ExpirationMillis(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
+namespace {
+
+// The TLS options against the URL's scheme and auth mechanism, then the
+// files themselves.
+absl::Status CheckAmqpTls(const AmqpOptions& amqp) {
+  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(amqp.url);
+  if (!url.ok()) return url.status();
+  if (!url->tls) {
+    if (amqp.tls.enabled()) {
+      return absl::InvalidArgumentError(
+          "TLS files are given for a plain amqp:// URL: use amqps:// to connect over TLS");
+    }
+    return absl::OkStatus();
+  }
+  if (url->external_auth && amqp.tls.cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "auth_mechanism=external logs in with the client certificate: give one (and its key)");
+  }
+  if (!amqp.tls.allowed_peers.empty()) {
+    return absl::InvalidArgumentError(
+        "allowed peers are for servers; the broker is checked by its CA and host name");
+  }
+  return CheckTlsOptions(amqp.tls, TlsRole::kClient);
+}
+
+}  // namespace
+
 absl::Status CheckEndpointOptions(const AmqpOptions& amqp, absl::Duration backoff_min,
                                   absl::Duration backoff_max) {
   if (amqp.heartbeat < absl::ZeroDuration()) {
@@ -116,6 +145,7 @@ absl::Status CheckEndpointOptions(const AmqpOptions& amqp, absl::Duration backof
     return absl::InvalidArgumentError(
         "reconnect backoff: want 0 < reconnect_backoff_min <= reconnect_backoff_max");
   }
+  if (absl::Status tls = CheckAmqpTls(amqp); !tls.ok()) return tls;
   return CheckQueueLimits(amqp.queue_limits);
 }
 

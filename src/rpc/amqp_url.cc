@@ -11,6 +11,7 @@ namespace filemesh::internal {
 namespace {
 
 constexpr std::string_view kScheme = "amqp://";
+constexpr std::string_view kTlsScheme = "amqps://";
 
 absl::Status Bad(std::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("invalid AMQP URL: ", AbslView(why)));
@@ -23,16 +24,19 @@ bool IsHostNameChar(char c) {
 }  // namespace
 
 std::string AmqpUrl::ToString() const {
-  std::string out(kScheme);
-  absl::StrAppend(&out, PercentEncode(user));
-  if (!password.empty()) absl::StrAppend(&out, ":", PercentEncode(password));
-  absl::StrAppend(&out, "@");
+  std::string out(tls ? kTlsScheme : kScheme);
+  if (!external_auth) {  // EXTERNAL: the user is the client certificate's
+    absl::StrAppend(&out, PercentEncode(user));
+    if (!password.empty()) absl::StrAppend(&out, ":", PercentEncode(password));
+    absl::StrAppend(&out, "@");
+  }
   if (host.find(':') != std::string::npos) {
     absl::StrAppend(&out, "[", host, "]");
   } else {
     absl::StrAppend(&out, host);
   }
   absl::StrAppend(&out, ":", port, "/", PercentEncode(vhost));
+  if (external_auth) absl::StrAppend(&out, "?auth_mechanism=external");
   return out;
 }
 
@@ -142,25 +146,43 @@ absl::Status ParseVhost(std::string_view path, AmqpUrl* out) {
   return absl::OkStatus();
 }
 
+// The query after '?': RabbitMQ's auth_mechanism parameter only.
+absl::Status ParseQuery(std::string_view query, AmqpUrl* out) {
+  if (query == "auth_mechanism=external") {
+    if (!out->tls) return Bad("auth_mechanism=external needs amqps:// (a client certificate)");
+    out->external_auth = true;
+    return absl::OkStatus();
+  }
+  if (query == "auth_mechanism=plain") return absl::OkStatus();
+  return Bad("the only query parameter taken is auth_mechanism=external or =plain");
+}
+
 }  // namespace
 
 absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
-  if (url.substr(0, 8) == "amqps://") {
-    return Bad("amqps (TLS) is not supported; use amqp://");
+  AmqpUrl out;
+  std::string_view rest;
+  if (url.substr(0, kTlsScheme.size()) == kTlsScheme) {
+    out.tls = true;
+    out.port = 5671;
+    rest = url.substr(kTlsScheme.size());
+  } else if (url.substr(0, kScheme.size()) == kScheme) {
+    rest = url.substr(kScheme.size());
+  } else {
+    return Bad("must start with \"amqp://\" or \"amqps://\"");
   }
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return Bad("must start with \"amqp://\"");
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  if (rest.find_first_of("?#") != std::string_view::npos) {
-    return Bad("query strings and fragments are not supported");
-  }
+  if (rest.find('#') != std::string_view::npos) return Bad("fragments are not supported");
   for (char c : rest) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
       return Bad("contains a space or a control character");
     }
   }
-  AmqpUrl out;
+  if (const size_t question = rest.find('?'); question != std::string_view::npos) {
+    if (absl::Status query = ParseQuery(rest.substr(question + 1), &out); !query.ok()) {
+      return query;
+    }
+    rest = rest.substr(0, question);
+  }
   const size_t slash = rest.find('/');
   if (absl::Status status = ParseAuthority(rest.substr(0, slash), &out); !status.ok()) {
     return status;

@@ -1,4 +1,5 @@
-// AMQP URLs: "amqp://user:pass@host:port/vhost", parsed once, printed safely.
+// AMQP URLs: "amqp[s]://user:pass@host:port/vhost[?auth_mechanism=external]",
+// parsed once, printed safely.
 
 #ifndef FILEMESH_SRC_RPC_AMQP_URL_H_
 #define FILEMESH_SRC_RPC_AMQP_URL_H_
@@ -11,30 +12,38 @@
 namespace filemesh::internal {
 
 struct AmqpUrl {
+  // amqps: TLS (default port 5671).
+  bool tls = false;
+  // ?auth_mechanism=external (amqps only): log in with the SASL EXTERNAL
+  // mechanism, the broker taking the user from the client certificate.
+  bool external_auth = false;
   std::string user = "guest";
   std::string password = "guest";
   std::string host = "localhost";  // without brackets for IPv6
   int port = 5672;
   std::string vhost = "/";
 
-  // The URL in full: "amqp://user[:password]@host:port/vhost", user,
-  // password and vhost percent-encoded, an IPv6 host in brackets.
+  // The URL in full: "amqp[s]://user[:password]@host:port/vhost[?...]",
+  // user, password and vhost percent-encoded, an IPv6 host in brackets.
   std::string ToString() const;
   // ToString() through RedactUrl (filemesh/service/log.hpp): the password
   // replaced by "***" (or left out when empty), for logs and error messages.
   std::string Redacted() const;
 };
 
-// Parses `url` as "amqp://[user[:password]@]host[:port][/vhost]".
+// Parses `url` as "amqp[s]://[user[:password]@]host[:port][/vhost][?query]".
+//  - amqps is AMQP over TLS.
 //  - user, password and vhost are percent-decoded; user and password default
 //    to guest/guest (RabbitMQ's loopback-only default user).
 //  - host is a name, an IPv4 address or a bracketed IPv6 address ("[::1]").
-//  - port defaults to 5672 and must be 1..65535.
+//  - port defaults to 5672 (amqps: 5671) and must be 1..65535.
 //  - no path, or "/", is the default vhost "/"; "/%2f" is "/" too; a vhost
 //    may not hold an unencoded "/".
+//  - the query may only be "auth_mechanism=external" or
+//    "auth_mechanism=plain" (RabbitMQ's URI query parameter; external needs
+//    amqps).
 // InvalidArgument (naming the part at fault, never the password) for
-// anything else, including "amqps" (TLS is not supported), query strings and
-// fragments.
+// anything else, including other query parameters and fragments.
 absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url);
 
 }  // namespace filemesh::internal

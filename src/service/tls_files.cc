@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -163,6 +164,15 @@ absl::Status CheckTlsOptions(const TlsOptions& options, TlsRole role) {
 unsigned ReloadSeconds(const TlsOptions& options) {
   const int64_t seconds = absl::ToInt64Seconds(options.reload_interval);
   return seconds < 1 ? 1u : static_cast<unsigned>(std::min<int64_t>(seconds, 86400));
+}
+
+std::string CertificateCommonName(const std::string& pem_file) {
+  absl::StatusOr<Certificate> cert = ReadCertificate("certificate", pem_file);
+  if (!cert.ok()) return "";
+  char buffer[256];
+  const int length = X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName,
+                                               buffer, sizeof(buffer));
+  return length > 0 ? std::string(buffer, static_cast<size_t>(length)) : "";
 }
 
 std::string DescribeCertificate(const std::string& pem_file) {

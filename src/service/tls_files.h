@@ -28,6 +28,10 @@ absl::Status CheckTlsOptions(const TlsOptions& options, TlsRole role);
 // The reload interval in whole seconds, at least one.
 unsigned ReloadSeconds(const TlsOptions& options);
 
+// The subject's common name of the first certificate in `pem_file`; empty
+// when it has none or cannot be read.
+std::string CertificateCommonName(const std::string& pem_file);
+
 // The subject and the validity of the first certificate in `pem_file`, for
 // logs: "CN=mserv1 valid until 2027-12-06T10:00:00Z". Empty when it cannot be
 // read.

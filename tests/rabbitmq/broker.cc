@@ -60,8 +60,9 @@ std::string Tail(const std::string& path) {
 
 }  // namespace
 
-RabbitNode::RabbitNode(std::string dir, int port) : dir_(std::move(dir)), port_(port) {
-  url_ = "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/";
+RabbitNode::RabbitNode(std::string dir, int port, bool tls)
+    : dir_(std::move(dir)), port_(port), tls_(tls) {
+  url_ = UrlFor("guest", "guest");
   if (dir_.empty()) return;  // external: nothing to watch
   // The watchdog: stops the node and removes its directory when this process
   // dies without saying goodbye (its end of the pipe then reads EOF).
@@ -103,7 +104,7 @@ RabbitNode::RabbitNode(std::string dir, int port) : dir_(std::move(dir)), port_(
 }
 
 std::unique_ptr<RabbitNode> RabbitNode::External(std::string url) {
-  std::unique_ptr<RabbitNode> node(new RabbitNode("", 0));
+  std::unique_ptr<RabbitNode> node(new RabbitNode("", 0, false));
   node->url_ = std::move(url);
   return node;
 }
@@ -139,7 +140,23 @@ bool RabbitNode::Report(const std::string& action, bool ok) {
   return ok;
 }
 
-std::unique_ptr<RabbitNode> RabbitNode::Start(std::string* error) {
+std::string RabbitNode::UrlFor(const std::string& user, const std::string& password) const {
+  // The test certificates name localhost (rabbitmq-c checks DNS names).
+  return (tls_ ? "amqps://" : "amqp://") + user + ":" + password + "@" +
+         (tls_ ? "localhost:" : "127.0.0.1:") + std::to_string(port_) + "/";
+}
+
+bool RabbitNode::Ctl(const std::string& args) {
+  const std::string log = dir_ + "/ctl.log";
+  const std::string command = std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " ctl '" + dir_ + "' " +
+                              std::to_string(port_) + " " + args + " >>'" + log + "' 2>&1";
+  if (std::system(command.c_str()) == 0) return true;
+  ADD_FAILURE() << "rabbitmqctl " << args << " failed:\n" << Tail(log);
+  return false;
+}
+
+std::unique_ptr<RabbitNode> RabbitNode::Start(std::string* error, const std::string& tls_dir,
+                                              const std::string& server_cert) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     char dir[] = "/tmp/filemesh-rabbitmq-XXXXXX";  // the rabbitmq user must reach it
     if (mkdtemp(dir) == nullptr) {
@@ -152,7 +169,18 @@ std::unique_ptr<RabbitNode> RabbitNode::Start(std::string* error) {
       *error = "no free ports";
       return nullptr;
     }
-    std::unique_ptr<RabbitNode> node(new RabbitNode(dir, port));
+    std::unique_ptr<RabbitNode> node(new RabbitNode(dir, port, !tls_dir.empty()));
+    if (!tls_dir.empty()) {
+      const std::string copy = "mkdir '" + std::string(dir) + "/tls' && cp '" + tls_dir +
+                               "/ca.pem' '" + std::string(dir) + "/tls/ca.pem' && cp '" + tls_dir +
+                               "/" + server_cert + ".pem' '" + std::string(dir) +
+                               "/tls/server.pem' && cp '" + tls_dir + "/" + server_cert +
+                               ".key' '" + std::string(dir) + "/tls/server.key'";
+      if (std::system(copy.c_str()) != 0) {
+        *error = "cannot copy the certificates from " + tls_dir;
+        return nullptr;
+      }
+    }
     if (node->Run("start")) return node;
     *error = node->last_failure_;
   }

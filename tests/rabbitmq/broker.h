@@ -20,8 +20,12 @@ namespace filemesh::testing {
 class RabbitNode {
  public:
   // Starts a node (retrying on another port if one was taken meanwhile).
-  // Null, with `error` set, if it would not start.
-  static std::unique_ptr<RabbitNode> Start(std::string* error);
+  // Null, with `error` set, if it would not start. With `tls_dir` (a
+  // tests/tls/make_certs.sh directory) the node listens with TLS only,
+  // presenting `server_cert` (NAME.pem and NAME.key of that directory) and
+  // verifying client certificates against its ca.pem (rabbitmq_node.sh).
+  static std::unique_ptr<RabbitNode> Start(std::string* error, const std::string& tls_dir = "",
+                                           const std::string& server_cert = "server");
   // A broker that runs already (not started, stopped or restarted here).
   static std::unique_ptr<RabbitNode> External(std::string url);
   ~RabbitNode();
@@ -29,8 +33,14 @@ class RabbitNode {
   RabbitNode(const RabbitNode&) = delete;
   RabbitNode& operator=(const RabbitNode&) = delete;
 
-  // "amqp://guest:guest@127.0.0.1:PORT/".
+  // "amqp://guest:guest@127.0.0.1:PORT/", or with TLS
+  // "amqps://guest:guest@localhost:PORT/".
   const std::string& url() const { return url_; }
+  // The URL for `user` and `password` instead of guest's.
+  std::string UrlFor(const std::string& user, const std::string& password) const;
+  // Runs rabbitmqctl ARGS against the node (add_user, set_permissions...);
+  // false (and a test failure) if it fails.
+  bool Ctl(const std::string& args);
   int port() const { return port_; }
 
   // Stops the node (its durable state stays), starts it again on the same
@@ -41,7 +51,7 @@ class RabbitNode {
   bool Restart();
 
  private:
-  RabbitNode(std::string dir, int port);
+  RabbitNode(std::string dir, int port, bool tls);
   // Runs the node script; false (see last_failure_) if it failed.
   bool Run(const std::string& action);
   // Records a test failure for a failed `action`; returns `ok`.
@@ -49,6 +59,7 @@ class RabbitNode {
 
   std::string dir_;
   int port_;
+  bool tls_ = false;
   std::string url_;
   std::string last_failure_;
   int watchdog_fd_ = -1;  // closing it without a 'q' sets the watchdog off

@@ -3,6 +3,7 @@
 # epmd, on loopback.
 #
 #   rabbitmq_node.sh start|stop|restart DIR PORT
+#   rabbitmq_node.sh ctl DIR PORT ARGS...     rabbitmqctl ARGS for that node
 #   rabbitmq_node.sh free-port
 #
 # DIR holds the node's state (mnesia, logs, pid, plugins file, cookie) and is
@@ -16,10 +17,19 @@
 # for `start`: PORT, PORT+1 and PORT+2 free on 127.0.0.1, between 20000 and
 # 32000, below Linux's ephemeral range (where a port free now can be taken by
 # any outgoing connection before the node binds it).
+#
+# TLS: when DIR/tls holds ca.pem, server.pem and server.key (as made by
+# tests/tls/make_certs.sh), the node listens with TLS only (no plain-text
+# listener) on PORT, verifies client certificates against ca.pem when given
+# (not required), and also offers the EXTERNAL mechanism (the user is the
+# client certificate's CN; plugin rabbitmq_auth_mechanism_ssl). The URL
+# printed is then amqps://guest:guest@localhost:PORT/ (the certificate names
+# localhost).
 set -euo pipefail
 
 usage() {
   echo "usage: $0 start|stop|restart DIR PORT" >&2
+  echo "       $0 ctl DIR PORT ARGS..." >&2
   echo "       $0 free-port" >&2
   exit 2
 }
@@ -44,10 +54,12 @@ sys.exit(1)
 EOF
 fi
 
-[[ $# -eq 3 ]] || usage
+[[ $# -ge 3 ]] || usage
 action=$1
 dir=$2
 port=$3
+shift 3
+[[ $action == ctl || $# -eq 0 ]] || usage
 if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65533)); then
   echo "$0: bad port '$port'" >&2
   exit 2
@@ -59,10 +71,17 @@ node="filemesh-test-${port}@localhost"
 dist_port=$((port + 1))
 epmd_port=$((port + 2))
 
+tls_only() { [[ -f $dir/tls/server.pem ]]; }
+
 node_env() {
   export RABBITMQ_NODENAME="$node"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT="$port"
+  if tls_only; then
+    # The listeners come from rabbitmq.conf (write_tls_config).
+    export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+  else
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_NODE_PORT="$port"
+  fi
   export RABBITMQ_DIST_PORT="$dist_port"
   export ERL_EPMD_PORT="$epmd_port"
   export ERL_EPMD_ADDRESS=127.0.0.1
@@ -99,9 +118,29 @@ beam_pid() {
   return 0
 }
 
+write_tls_config() {
+  cat >"$dir/rabbitmq.conf" <<CONF
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:$port
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
+CONF
+  echo '[rabbitmq_auth_mechanism_ssl].' >"$dir/plugins"
+}
+
 start() {
   mkdir -p "$dir/mnesia" "$dir/log"
   echo '[].' >"$dir/plugins"
+  if tls_only; then write_tls_config; fi
   chown -R rabbitmq:rabbitmq "$dir"
   node_env
   local p
@@ -140,7 +179,11 @@ start() {
     exit 1
   fi
   cp "$dir/pid" "$dir/beam.pid"
-  echo "amqp://guest:guest@127.0.0.1:${port}/"
+  if tls_only; then
+    echo "amqps://guest:guest@localhost:${port}/"
+  else
+    echo "amqp://guest:guest@127.0.0.1:${port}/"
+  fi
 }
 
 stop_node() {
@@ -164,6 +207,10 @@ stop_node() {
 case $action in
   start) start ;;
   stop) stop_node ;;
+  ctl)
+    node_env
+    ctl "$@"
+    ;;
   restart)
     stop_node
     start

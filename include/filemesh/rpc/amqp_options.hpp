@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "filemesh/service/tls.hpp"
 
 namespace filemesh {
 
@@ -35,8 +36,16 @@ struct QueueLimits {
 };
 
 struct AmqpOptions {
-  // "amqp://user:pass@host:port/vhost" (docs/protocol.md). Empty: no AMQP.
+  // "amqp://user:pass@host:port/vhost", or amqps:// for TLS (port 5671 by
+  // default; "?auth_mechanism=external" to log in with the client
+  // certificate). docs/protocol.md. Empty: no AMQP.
   std::string url;
+  // With an amqps:// url (filemesh/service/tls.hpp): ca_file verifies the
+  // broker's certificate, which must name the url's host (empty: the
+  // system's CAs, /etc/ssl/certs/ca-certificates.crt); cert_file and
+  // key_file are the client certificate, when the broker asks for one or the
+  // url says auth_mechanism=external. Read anew at every (re)connection.
+  TlsOptions tls;
   // Prepended to every queue name; the same on both sides.
   std::string queue_prefix;
   // Declare the service queues as quorum queues (for clusters); the same on
