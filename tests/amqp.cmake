@@ -45,3 +45,7 @@ filemesh_add_amqp_test(amqp_tls_test BROKER)
 target_link_libraries(amqp_tls_test PRIVATE filemesh_rpc_test_support)
 target_compile_definitions(amqp_tls_test PRIVATE
   FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")
+
+# Replies a client can believe: service users, user_id, the reply namespace.
+filemesh_add_amqp_test(amqp_trust_test BROKER)
+target_link_libraries(amqp_trust_test PRIVATE filemesh_rpc_test_support)

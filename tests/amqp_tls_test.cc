@@ -136,7 +136,8 @@ TEST_F(AmqpTlsTest, ExternalLogsInAsTheCertificatesCommonName) {
   ASSERT_TRUE(node_->Ctl("set_permissions -p / gateway '.*' '.*' '.*'"));
   const std::string external =
       absl::StrCat("amqps://localhost:", node_->port(), "/?auth_mechanism=external");
-  const AmqpOptions gateway = Amqp(external, TestCertificates::Client("ca", "client"));
+  AmqpOptions gateway = Amqp(external, TestCertificates::Client("ca", "client"));
+  gateway.service_users = {"guest"};  // the service logs in as guest
   auto host = Host(Amqp(node_->url(), TestCertificates::Client("ca", "")));
   auto channel = Channel(gateway);
   ASSERT_TRUE(channel.ok()) << channel.status();

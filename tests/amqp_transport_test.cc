@@ -132,7 +132,7 @@ TEST_F(AmqpTransportTest, TheServerRunsACallForTheCallersTimeNotTheQueueTtl) {
   // A request from a client that sends no run-time header: its expiration.
   auto admin = Admin();
   ASSERT_NE(admin, nullptr);
-  const std::string replies = prefix_ + "test.replies";
+  const std::string replies = prefix_ + "filemesh.reply.test";
   ASSERT_TRUE(admin->DeclareQueue(replies));
   RawMessage raw;
   raw.content_type = "application/x-protobuf";
@@ -319,7 +319,7 @@ TEST_F(AmqpTransportTest, MalformedEnvelopesAreAnsweredAndDeadLettered) {
   auto server = Serve(ServerOptions(service));
   auto admin = Admin();
   ASSERT_TRUE(server && admin);
-  const std::string replies = prefix_ + "test.replies";
+  const std::string replies = prefix_ + "filemesh.reply.test";
   ASSERT_TRUE(admin->DeclareQueue(replies));
 
   RawMessage wrong_type;  // not protobuf: answered INVALID_ARGUMENT, dead-lettered

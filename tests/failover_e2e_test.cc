@@ -211,7 +211,7 @@ TEST_F(FailoverEndToEndTest, AnUnparseableRequestIsAnsweredAndDeadLettered) {
   auto admin = testing::AmqpAdmin::Connect(amqp_url_, &error);
   ASSERT_NE(admin, nullptr) << error;
   const std::string queue = prefix_ + "filemesh.v1.FileLister";
-  const std::string replies = prefix_ + "test.replies";
+  const std::string replies = prefix_ + "filemesh.reply.test";
   ASSERT_TRUE(admin->DeclareQueue(replies));
   testing::RawMessage poison;
   poison.content_type = "application/x-protobuf";

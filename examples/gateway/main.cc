@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
@@ -64,6 +65,9 @@ ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
           "a client that does not take its response within this is dropped");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long requests in flight may take to be answered");
+ABSL_FLAG(std::vector<std::string>, amqp_service_users, {},
+          "broker users whose AMQP replies are believed (the services'), comma-separated; "
+          "empty: the gateway's own broker user");
 ABSL_FLAG(std::string, backend_ca, "",
           "gRPC to mserv1/mserv2 over TLS: the CA file (PEM) their certificates must lead to");
 ABSL_FLAG(std::string, backend_tls_cert, "",
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
   const std::string searcher_grpc = absl::GetFlag(FLAGS_searcher_grpc);
   absl::StatusOr<filemesh::AmqpOptions> amqp = filemesh_examples::AmqpOptionsFromFlags();
   if (!amqp.ok()) Exit(amqp.status());
+  amqp->service_users = absl::GetFlag(FLAGS_amqp_service_users);
   // The gateway's identity and trust toward the broker are its --backend_*
   // files unless --amqp_* ones are given (for a broker with a CA of its own).
   if (absl::StartsWith(amqp->url, "amqps://")) {

@@ -60,6 +60,9 @@ constexpr ChannelCounter kChannelCounters[] = {
      "Calls that ended queued on the broker with no reply in time.", &ChannelStats::queued},
     {"filemesh_channel_breaker_opened_total", "Times the primary's circuit breaker opened.",
      &ChannelStats::breaker_opened},
+    {"filemesh_channel_replies_refused_total",
+     "Replies dropped because their sender was not a service user (forged or misdirected).",
+     &ChannelStats::replies_refused},
 };
 
 }  // namespace

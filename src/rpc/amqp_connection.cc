@@ -130,6 +130,7 @@ AmqpProperties DecodeProperties(const amqp_basic_properties_t& p) {
   if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) out.correlation_id = String(p.correlation_id);
   if (p._flags & AMQP_BASIC_REPLY_TO_FLAG) out.reply_to = String(p.reply_to);
   if (p._flags & AMQP_BASIC_EXPIRATION_FLAG) out.expiration = String(p.expiration);
+  if (p._flags & AMQP_BASIC_USER_ID_FLAG) out.user_id = String(p.user_id);
   if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) out.delivery_mode = p.delivery_mode;
   if (p._flags & AMQP_BASIC_HEADERS_FLAG) out.headers = DecodeTable(p.headers);
   return out;
@@ -279,6 +280,11 @@ void AmqpConnection::WaitForWake(absl::Duration timeout) {
   if (poll(&fd, 1, static_cast<int>(ms)) > 0 && (fd.revents & POLLIN)) ConsumeWake();
 }
 
+std::string BrokerUser(const AmqpConnectionOptions& options) {
+  return options.url.external_auth ? CertificateCommonName(options.tls.cert_file)
+                                   : options.url.user;
+}
+
 bool AmqpConnection::Connect() {
   broken_ = absl::OkStatus();
   *inbound_ = Inbound();
@@ -329,8 +335,8 @@ bool AmqpConnection::Connect() {
   // RabbitMQ ignores the identity sent with it; rabbitmq-c 0.11 cannot send
   // an empty one (it fails with "could not allocate memory"), so it is the
   // certificate's common name.
-  const std::string identity =
-      options_.url.external_auth ? CertificateCommonName(options_.tls.cert_file) : "";
+  user_ = BrokerUser(options_);
+  const std::string& identity = user_;
   amqp_rpc_reply_t login =
       options_.url.external_auth
           ? amqp_login_with_properties(conn, options_.url.vhost.c_str(), 0, kFrameMax,
@@ -724,6 +730,7 @@ absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,
   set(AMQP_BASIC_CORRELATION_ID_FLAG, &p.correlation_id, properties.correlation_id);
   set(AMQP_BASIC_REPLY_TO_FLAG, &p.reply_to, properties.reply_to);
   set(AMQP_BASIC_EXPIRATION_FLAG, &p.expiration, properties.expiration);
+  set(AMQP_BASIC_USER_ID_FLAG, &p.user_id, properties.user_id);
   if (properties.delivery_mode != 0) {
     p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
     p.delivery_mode = properties.delivery_mode;

@@ -49,6 +49,9 @@ struct AmqpProperties {
   std::string correlation_id;
   std::string reply_to;
   std::string expiration;
+  // The publisher's broker user; RabbitMQ refuses a message whose user_id is
+  // not the user of the connection that publishes it, so it can be believed.
+  std::string user_id;
   uint8_t delivery_mode = 0;  // 0 = absent, 2 = persistent
   AmqpTable headers;
 };
@@ -94,6 +97,11 @@ struct AmqpConnectionOptions {
   // "client" or "server": the `role` of this connection's log lines.
   std::string role = "client";
 };
+
+// The broker user a connection with `options` logs in as: the URL's user, or
+// with EXTERNAL the client certificate's common name (the broker must map
+// certificates to users by common name: ssl_cert_login_from = common_name).
+std::string BrokerUser(const AmqpConnectionOptions& options);
 
 // The connection settings a client's or a server's options carry (heartbeat
 // and connect timeout in `amqp`, reconnect backoff), for `url`, named `name`
@@ -169,6 +177,8 @@ class AmqpConnection {
   uint64_t generation() const { return generation_; }
   // Connected and not broken in this round.
   bool usable() const { return conn_ != nullptr && broken_.ok(); }
+  // The broker user this connection logged in as (BrokerUser).
+  const std::string& user() const { return user_; }
 
   // Publishes on channel 1; returns the publisher-confirm sequence number.
   absl::StatusOr<uint64_t> Publish(std::string_view exchange, std::string_view routing_key,
@@ -245,6 +255,7 @@ class AmqpConnection {
   uint64_t generation_ = 0;
   uint64_t publish_seq_ = 0;
   int heartbeat_seconds_ = 0;
+  std::string user_;  // BrokerUser(options_), set by Connect
   int backoff_attempt_ = 0;
   absl::Time connected_at_;
   bool read_socket_ = true;  // the socket may have data rabbitmq-c has not read

@@ -7,9 +7,11 @@
 #include <utility>
 #include <variant>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "filemesh/internal/mutex.hpp"
+#include "filemesh/service/log.hpp"
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
@@ -65,6 +67,9 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   // it past max_deliveries, else puts a copy counting it back in the queue.
   // False when the request is to run here after all (no count applies).
   bool Redelivered(AmqpConnection& connection, const AmqpMessage& message);
+  // Answers or dead-letters a delivery that is no request this server may
+  // run; true when it did.
+  bool Refused(AmqpConnection& connection, const AmqpMessage& message);
 
   // A request put back in its queue (Redelivered), awaiting the broker's
   // confirm of the copy before the original is settled.
@@ -86,6 +91,7 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
   bool consumers_cancelled_ = false;
   std::map<uint64_t, Requeued> requeued_;  // publish sequence of the copy -> original
+  uint64_t refused_reply_to_ = 0;          // requests whose reply_to was outside the namespace
 
   AmqpConnection connection_;  // last: its thread uses everything above
 };
@@ -114,24 +120,26 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   return absl::OkStatus();
 }
 
-void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
+bool AmqpServer::Core::Refused(AmqpConnection& connection, const AmqpMessage& message) {
   const uint64_t tag = message.delivery_tag;
   const AmqpProperties& p = message.properties;
-  {
-    MutexLock lock(&mu_);
-    if (stopping_) {
-      // Consumers are being cancelled: give it back for another server.
-      (void)connection.Reject(tag, /*requeue=*/true);
-      return;
+  const std::string reply_namespace = absl::StrCat(options_.amqp.queue_prefix, kReplyQueueInfix);
+  if (p.reply_to.size() <= reply_namespace.size() ||
+      !absl::StartsWith(p.reply_to, reply_namespace)) {
+    // Nobody to answer, or an answer to a queue outside the clients' reply
+    // namespace: anyone who may publish a request could otherwise have the
+    // service write into any queue. Running it would be wasted work whose
+    // outcome is lost; dead-letter it so an operator can see it.
+    if (!p.reply_to.empty() && (++refused_reply_to_ == 1 || refused_reply_to_ % 100 == 0)) {
+      LogEvent(LogLevel::kWarning, "amqp_request_refused",
+               {{"queue", message.routing_key},
+                {"reply_to", p.reply_to},
+                {"reason", "reply_to outside the reply namespace"},
+                {"count", absl::StrCat(refused_reply_to_)}});
     }
-    ++unsettled_;
-  }
-  if (p.reply_to.empty()) {
-    // Nobody to answer: running it would be wasted work whose outcome is
-    // lost. Dead-letter it so an operator can see it.
     (void)connection.Reject(tag, /*requeue=*/false);
     Settled(1);
-    return;
+    return true;
   }
   std::string problem;
   if (p.type.empty()) {
@@ -145,7 +153,7 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
     Reply(connection, p.reply_to, p.correlation_id,
           absl::InvalidArgumentError(absl::StrCat("not a filemesh request: ", problem)), tag,
           Settle::kReject);
-    return;
+    return true;
   }
   auto consumer = consumer_services_.find(message.consumer_tag);
   const std::string queue_service =
@@ -155,8 +163,24 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
           absl::UnimplementedError(absl::StrCat("method \"", p.type, "\" is not served on queue \"",
                                                 message.routing_key, "\"")),
           tag, Settle::kAck);
-    return;
+    return true;
   }
+  return false;
+}
+
+void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
+  const uint64_t tag = message.delivery_tag;
+  const AmqpProperties& p = message.properties;
+  {
+    MutexLock lock(&mu_);
+    if (stopping_) {
+      // Consumers are being cancelled: give it back for another server.
+      (void)connection.Reject(tag, /*requeue=*/true);
+      return;
+    }
+    ++unsettled_;
+  }
+  if (Refused(connection, message)) return;
 
   // How long it may run: the caller's run-time header; from a client that
   // sends none (older ones), its `expiration`; else the default. The host
@@ -190,6 +214,7 @@ void AmqpServer::Core::OnDelivery(AmqpConnection& connection, AmqpMessage messag
     IncomingCall call;
     call.method = p.type;
     call.deadline = deadline;
+    call.peer = p.user_id;  // vouched for by the broker
     options_.dispatch(std::move(call), std::move(message.body), done);
   } catch (const std::exception& e) {
     done(absl::InternalError(absl::StrCat("dispatch failed: ", e.what())));
@@ -239,6 +264,9 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
   AmqpProperties properties;
   properties.content_type = std::string(kContentType);
   properties.correlation_id = correlation_id;
+  // The broker checks it against this connection's user: clients believe
+  // replies from service users only (AmqpOptions::service_users).
+  properties.user_id = connection.user();
   properties.delivery_mode = 2;
   properties.headers = StatusHeaders(result.status());
   const std::string_view body = result.ok() ? std::string_view(*result) : std::string_view();

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/random_id.h"
 #include "filemesh/internal/mutex.hpp"
+#include "filemesh/service/log.hpp"
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
@@ -59,6 +61,15 @@ using CallPtr = std::shared_ptr<PendingCall>;
 // A callback and what to give it, run once no lock is held.
 using Delivery = std::pair<TransportCallback, TransportResult>;
 
+// AmqpOptions::service_users, or the client's own broker user.
+std::vector<std::string> ServiceUsers(const FailoverChannelOptions& options, const AmqpUrl& url) {
+  if (!options.amqp.service_users.empty()) return options.amqp.service_users;
+  AmqpConnectionOptions connection;
+  connection.url = url;
+  connection.tls = options.amqp.tls;
+  return {BrokerUser(connection)};
+}
+
 }  // namespace
 
 class AmqpTransport::Core : public AmqpSession {
@@ -69,6 +80,7 @@ class AmqpTransport::Core : public AmqpSession {
         client_id_(RandomHexId()),
         reply_queue_(absl::StrCat(options.amqp.queue_prefix, kReplyQueueInfix, client_id_)),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
+        service_users_(ServiceUsers(options, url_)),
         connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
                                         "client"),
                     this) {}
@@ -88,6 +100,7 @@ class AmqpTransport::Core : public AmqpSession {
   absl::Status Start() { return connection_.Start(); }
   bool Connected() const { return connection_.Connected(); }
   const std::string& reply_queue() const { return reply_queue_; }
+  uint64_t replies_refused() const { return replies_refused_.load(); }
 
   void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
                  TransportCallback done);
@@ -103,6 +116,25 @@ class AmqpTransport::Core : public AmqpSession {
   void OnDisconnected(const absl::Status& why) override;
 
  private:
+  // Whether a reply's user_id (checked by the broker against the publishing
+  // connection's user) is a service user's; counts and logs those that are
+  // not (the first, then every 100th: a flood must not flood the log).
+  bool Believed(const AmqpMessage& message) {
+    const std::string& user = message.properties.user_id;
+    if (std::find(service_users_.begin(), service_users_.end(), user) != service_users_.end()) {
+      return true;
+    }
+    const uint64_t refused = ++replies_refused_;
+    if (refused == 1 || refused % 100 == 0) {
+      LogEvent(LogLevel::kWarning, "amqp_reply_refused",
+               {{"queue", reply_queue_},
+                {"user_id", user.empty() ? std::string_view("(none)") : std::string_view(user)},
+                {"reason", "not from a service user"},
+                {"count", absl::StrCat(refused)}});
+    }
+    return false;
+  }
+
   absl::Status NotConnected() const {
     std::string why = connection_.LastError();
     return absl::UnavailableError(absl::StrCat("AMQP broker ", url_.Redacted(), " not connected",
@@ -126,7 +158,9 @@ class AmqpTransport::Core : public AmqpSession {
   const std::string client_id_;
   const std::string reply_queue_;
   const std::string expiration_;
-  std::atomic<uint64_t> next_id_{0};
+  // The broker users whose replies are believed (their user_id).
+  const std::vector<std::string> service_users_;
+  std::atomic<uint64_t> replies_refused_{0};
 
   Mutex mu_;
   // Waiting and late calls.
@@ -276,7 +310,8 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
   }
 
   auto call = std::make_shared<PendingCall>();
-  call->id = absl::StrCat(client_id_, "-", next_id_.fetch_add(1, std::memory_order_relaxed));
+  // 128 random bits: a publisher cannot guess the id of another's call.
+  call->id = RandomHexId();
   call->queue = options_.amqp.queue_prefix + service;
   call->method = method;
   call->request = request;
@@ -372,6 +407,8 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
   AmqpProperties properties;
   properties.content_type = std::string(kContentType);
   properties.reply_to = reply_queue_;
+  // Checked by the broker: the service learns who called (IncomingCall::peer).
+  properties.user_id = connection.user();
   properties.expiration = expiration_;
   properties.delivery_mode = 2;
   for (CallPtr& call : batch) {
@@ -455,6 +492,7 @@ void AmqpTransport::Core::OnReturn(AmqpConnection& connection, AmqpMessage messa
 void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage message) {
   (void)connection;
   reply_tag_seen_ = std::max(reply_tag_seen_, message.delivery_tag);
+  if (!Believed(message)) return;  // dropped (and acked)
   {
     MutexLock lock(&mu_);
     auto it = calls_.find(message.properties.correlation_id);
@@ -530,6 +568,8 @@ void AmqpTransport::CallAsync(const std::string& method, const std::string& requ
 }
 
 bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }
+
+uint64_t AmqpTransport::replies_refused() const { return core_->replies_refused(); }
 
 LateReply AmqpTransport::TakeLateReply(const std::string& queued_id) {
   return core_->TakeLateReply(queued_id);

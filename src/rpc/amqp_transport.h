@@ -52,6 +52,10 @@ class AmqpTransport : public Transport {
 
   LateReply TakeLateReply(const std::string& queued_id) override;
 
+  // Replies dropped because their user_id is not a service user's
+  // (AmqpOptions::service_users): forged or misdirected.
+  uint64_t replies_refused() const override;
+
   // Whether the connection is up (the opposite of KnownUnavailable).
   bool Connected() const;
   // This transport's reply queue (prefix + "filemesh.reply." + random id).

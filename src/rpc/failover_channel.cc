@@ -276,6 +276,9 @@ ChannelStats FailoverChannel::stats() const {
   s.failovers = impl_->failovers.load();
   s.queued = impl_->queued.load();
   s.breaker_opened = impl_->breaker.times_opened();
+  for (const Transport* transport : {impl_->primary.get(), impl_->fallback.get()}) {
+    if (transport != nullptr) s.replies_refused += transport->replies_refused();
+  }
   s.breaker = impl_->breaker.state();
   return s;
 }

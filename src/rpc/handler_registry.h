@@ -49,7 +49,8 @@ struct IncomingCall {
   std::string method;  // "/package.Service/Method"
   absl::Time deadline = absl::InfiniteFuture();
   // Who called, as the transport vouches for it: the names of a client
-  // certificate gRPC verified, comma-separated; empty when unknown.
+  // certificate gRPC verified, comma-separated; over AMQP the publisher's
+  // user_id, which the broker checked; empty when unknown.
   std::string peer;
 };
 

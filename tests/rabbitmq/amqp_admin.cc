@@ -35,6 +35,7 @@ RawMessage Decode(const amqp_message_t& m) {
   if (p._flags & AMQP_BASIC_TYPE_FLAG) out.type = String(p.type);
   if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) out.correlation_id = String(p.correlation_id);
   if (p._flags & AMQP_BASIC_REPLY_TO_FLAG) out.reply_to = String(p.reply_to);
+  if (p._flags & AMQP_BASIC_USER_ID_FLAG) out.user_id = String(p.user_id);
   if (p._flags & AMQP_BASIC_EXPIRATION_FLAG) out.expiration = String(p.expiration);
   if (p._flags & AMQP_BASIC_HEADERS_FLAG) {
     for (int i = 0; i < p.headers.num_entries; ++i) {
@@ -136,7 +137,28 @@ bool AmqpAdmin::Publish(const std::string& routing_key, const RawMessage& messag
   set(AMQP_BASIC_TYPE_FLAG, &p.type, message.type);
   set(AMQP_BASIC_CORRELATION_ID_FLAG, &p.correlation_id, message.correlation_id);
   set(AMQP_BASIC_REPLY_TO_FLAG, &p.reply_to, message.reply_to);
+  set(AMQP_BASIC_USER_ID_FLAG, &p.user_id, message.user_id);
   set(AMQP_BASIC_EXPIRATION_FLAG, &p.expiration, message.expiration);
+  std::vector<amqp_table_entry_t> headers;
+  for (const auto& [key, value] : message.int_headers) {
+    amqp_table_entry_t entry;
+    entry.key = Bytes(key);
+    entry.value.kind = AMQP_FIELD_KIND_I64;
+    entry.value.value.i64 = value;
+    headers.push_back(entry);
+  }
+  for (const auto& [key, value] : message.string_headers) {
+    amqp_table_entry_t entry;
+    entry.key = Bytes(key);
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = Bytes(value);
+    headers.push_back(entry);
+  }
+  if (!headers.empty()) {
+    p._flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers.num_entries = static_cast<int>(headers.size());
+    p.headers.entries = headers.data();
+  }
   amqp_connection_state_t conn = State(conn_);
   if (amqp_basic_publish(conn, kPublishChannel, amqp_empty_bytes, Bytes(routing_key), 0, 0, &p,
                          Bytes(message.body)) != AMQP_STATUS_OK) {

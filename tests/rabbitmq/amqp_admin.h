@@ -20,6 +20,7 @@ struct RawMessage {
   std::string correlation_id;
   std::string reply_to;
   std::string expiration;
+  std::string user_id;
   std::map<std::string, int64_t> int_headers;
   std::map<std::string, std::string> string_headers;
   std::string body;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "filemesh/service/tls.hpp"
@@ -46,6 +47,13 @@ struct AmqpOptions {
   // key_file are the client certificate, when the broker asks for one or the
   // url says auth_mechanism=external. Read anew at every (re)connection.
   TlsOptions tls;
+  // Clients: the broker users whose replies are believed. Services stamp each
+  // reply with their user (the AMQP user_id property, which RabbitMQ checks
+  // against the publishing connection's user), and a reply from anyone else
+  // is dropped and counted (ChannelStats::replies_refused). Empty: the
+  // client's own user (the url's, or with EXTERNAL its certificate's CN), as
+  // when one user serves everything.
+  std::vector<std::string> service_users;
   // Prepended to every queue name; the same on both sides.
   std::string queue_prefix;
   // Declare the service queues as quorum queues (for clusters); the same on

@@ -76,6 +76,9 @@ struct ChannelStats {
   uint64_t failovers = 0;  // calls that tried the primary, then the fallback
   uint64_t queued = 0;
   uint64_t breaker_opened = 0;
+  // Replies dropped because their sender could not be believed (AMQP: not a
+  // service user's; AmqpOptions::service_users).
+  uint64_t replies_refused = 0;
   BreakerState breaker = BreakerState::kClosed;
 };
 

@@ -105,6 +105,10 @@ class Transport {
   // not wait for a deadline to learn it.
   virtual bool KnownUnavailable() const { return false; }
 
+  // Answers dropped because the transport could not believe their sender
+  // (AMQP: a reply whose user_id is not a service user's).
+  virtual uint64_t replies_refused() const { return 0; }
+
   // The reply to a call that returned a `queued_id`, if it has arrived.
   virtual LateReply TakeLateReply(const std::string& queued_id) {
     (void)queued_id;
