@@ -25,6 +25,7 @@
 #include "filemesh/rpc/clients.hpp"
 #include "filemesh/rpc/failover_channel.hpp"
 #include "filemesh/rpc/service_host.hpp"
+#include "filemesh/service/address.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rpc_test_support.h"
@@ -270,15 +271,15 @@ TEST_F(GrpcTlsTest, AClientRefusesAServerPresentingAnExpiredCertificate) {
 }
 
 TEST(GrpcTlsAddressTest, PlainTextBeyondLoopbackNeedsInsecure) {
-  EXPECT_TRUE(internal::IsLoopbackListenAddress("127.0.0.1:1"));
-  EXPECT_TRUE(internal::IsLoopbackListenAddress("127.1.2.3:1"));
-  EXPECT_TRUE(internal::IsLoopbackListenAddress("[::1]:1"));
-  EXPECT_TRUE(internal::IsLoopbackListenAddress("localhost:1"));
-  EXPECT_TRUE(internal::IsLoopbackListenAddress("unix:/run/filemesh.sock"));
-  EXPECT_FALSE(internal::IsLoopbackListenAddress("0.0.0.0:1"));
-  EXPECT_FALSE(internal::IsLoopbackListenAddress("[::]:1"));
-  EXPECT_FALSE(internal::IsLoopbackListenAddress("10.1.2.3:1"));
-  EXPECT_FALSE(internal::IsLoopbackListenAddress("mserv1.example:1"));
+  EXPECT_TRUE(IsLoopbackListenAddress("127.0.0.1:1"));
+  EXPECT_TRUE(IsLoopbackListenAddress("127.1.2.3:1"));
+  EXPECT_TRUE(IsLoopbackListenAddress("[::1]:1"));
+  EXPECT_TRUE(IsLoopbackListenAddress("localhost:1"));
+  EXPECT_TRUE(IsLoopbackListenAddress("unix:/run/filemesh.sock"));
+  EXPECT_FALSE(IsLoopbackListenAddress("0.0.0.0:1"));
+  EXPECT_FALSE(IsLoopbackListenAddress("[::]:1"));
+  EXPECT_FALSE(IsLoopbackListenAddress("10.1.2.3:1"));
+  EXPECT_FALSE(IsLoopbackListenAddress("mserv1.example:1"));
 
   testing::SampleService service;
   ServiceHostOptions options;

@@ -472,6 +472,46 @@ TEST_F(RestGatewayTest, TransportAndHandlerStatusesMapToo) {
   EXPECT_EQ(StatusAndCode(Get("/api/v1/files")), std::make_pair(503, std::string("UNAVAILABLE")));
 }
 
+// A client is told what failed in words it can act on, with the request id;
+// peer addresses and broker details go to the log only. A service's own
+// answer goes out as it is.
+TEST_F(RestGatewayTest, BackendFailuresKeepTransportInternalsOutOfTheProblem) {
+  const std::string internals =
+      "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:10.1.2.3:50051: "
+      "Socket closed; AMQP broker amqp://mserv1:***@broker.internal:5672/prod not connected";
+  auto serve = [](absl::Status status) {
+    return [status](InMemoryTransport& t) {
+      t.Register(kListMethod, [status](const std::string&, absl::Time) {
+        return absl::StatusOr<std::string>(status);
+      });
+    };
+  };
+  for (const absl::Status& failure :
+       {absl::UnavailableError(internals), absl::InternalError(internals),
+        absl::DeadlineExceededError(internals), absl::AbortedError(internals)}) {
+    SCOPED_TRACE(failure.ToString());
+    Backend b = MakeBackend(false, serve(failure));
+    lister_client_ = std::make_shared<FileListerClient>(b.channel);
+    Rebuild();
+    CapturedLog log;
+    const HttpResponse r = Get("/api/v1/files", {}, {{"x-request-id", "req-42"}});
+    EXPECT_EQ(Str(ParseObject(r.body), "code"), absl::StatusCodeToString(failure.code()));
+    const std::string detail = Str(ParseObject(r.body), "detail");
+    EXPECT_THAT(detail, HasSubstr("the list service"));
+    EXPECT_THAT(detail, HasSubstr("request req-42"));
+    for (const char* secret : {"10.1.2.3", "broker.internal", "mserv1", "prod"}) {
+      EXPECT_THAT(r.body, ::testing::Not(HasSubstr(secret)));
+    }
+    ASSERT_EQ(log.Events("backend_failed").size(), 1u);
+    EXPECT_THAT(log.Events("backend_failed")[0], HasSubstr("request_id=req-42"));
+    EXPECT_THAT(log.Events("backend_failed")[0], HasSubstr("10.1.2.3"));
+  }
+  Backend b = MakeBackend(false, serve(absl::NotFoundError("no directory \"docs/x\"")));
+  lister_client_ = std::make_shared<FileListerClient>(b.channel);
+  Rebuild();
+  EXPECT_EQ(Str(ParseObject(Get("/api/v1/files").body), "detail"), "no directory \"docs/x\"");
+}
+
 TEST_F(RestGatewayTest, DeadlineThatPassesIs504) {
   options_.request_timeout = absl::ZeroDuration();
   Rebuild();
@@ -787,6 +827,26 @@ TEST_F(RestGatewayTest, ApiKeyGuardsApiRoutesOnly) {
   EXPECT_EQ(Get("/healthz").status, 200);
   EXPECT_EQ(Get("/readyz").status, 200);
   EXPECT_EQ(Get("/metrics").status, 200);
+}
+
+// DNS rebinding: a page whose domain now resolves to the gateway sends its
+// own name as Host.
+TEST_F(RestGatewayTest, OtherHostsAre421ButHealthzAnswersAnyHost) {
+  options_.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+  Rebuild();
+  const HttpResponse rebound = Get("/api/v1/files", {}, {{"host", "evil.example:8080"}});
+  EXPECT_EQ(StatusAndCode(rebound), std::make_pair(421, std::string("PERMISSION_DENIED")));
+  EXPECT_THAT(rebound.body, HasSubstr("evil.example"));
+  EXPECT_THAT(rebound.body, HasSubstr("Misdirected Request"));
+  EXPECT_EQ(Get("/", {}, {{"host", "evil.example"}}).status, 421);
+  EXPECT_EQ(Get("/healthz", {}, {{"host", "evil.example"}}).status, 200);
+  for (const std::string host : {"localhost", "LocalHost:8080", "127.0.0.1:80", "[::1]:8080"}) {
+    EXPECT_EQ(Get("/api/v1/files", {}, {{"host", host}}).status, 200) << host;
+  }
+  EXPECT_EQ(Get("/api/v1/files").status, 200);  // no Host at all (HTTP/1.0)
+  options_.allowed_hosts = {"*"};
+  Rebuild();
+  EXPECT_EQ(Get("/api/v1/files", {}, {{"host", "evil.example"}}).status, 200);
 }
 
 TEST_F(RestGatewayTest, WithoutApiKeyNoAuthorizationIsNeeded) {

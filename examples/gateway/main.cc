@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/queue_flags.h"
 #include "filemesh/rest/http_server.hpp"
@@ -27,6 +28,7 @@
 #include "filemesh/rpc/clients.hpp"
 #include "filemesh/rpc/failover_channel.hpp"
 #include "filemesh/rpc/process.hpp"
+#include "filemesh/service/address.hpp"
 #include "filemesh/service/log.hpp"
 #include "filemesh/service/process.hpp"
 
@@ -65,6 +67,13 @@ ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
           "a client that does not take its response within this is dropped");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long requests in flight may take to be answered");
+ABSL_FLAG(std::vector<std::string>, allowed_hosts, {},
+          "Host header values the gateway answers (port ignored), comma-separated; others get "
+          "421 (DNS rebinding); \"*\": any. Empty: the --listen host, localhost, 127.0.0.1 "
+          "and ::1");
+ABSL_FLAG(bool, allow_anonymous, false,
+          "serve the API without --api_key on an address other than loopback (anyone who "
+          "reaches it may list and search)");
 ABSL_FLAG(std::vector<std::string>, amqp_service_users, {},
           "broker users whose AMQP replies are believed (the services'), comma-separated; "
           "empty: the gateway's own broker user");
@@ -151,6 +160,20 @@ int main(int argc, char** argv) {
 
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (options.api_key.empty() && !filemesh::IsLoopbackListenAddress(listen) &&
+      !absl::GetFlag(FLAGS_allow_anonymous)) {
+    Exit(absl::InvalidArgumentError(absl::StrCat(
+        "--listen ", listen,
+        " is reachable from the network, and without --api_key anyone there could list and "
+        "search: give a key, listen on loopback, or pass --allow_anonymous")));
+  }
+  options.allowed_hosts = absl::GetFlag(FLAGS_allowed_hosts);
+  if (options.allowed_hosts.empty()) {
+    options.allowed_hosts = {"localhost", "127.0.0.1", "::1"};
+    const std::string host = filemesh::HostWithoutPort(listen);
+    if (host != "0.0.0.0" && host != "::") options.allowed_hosts.push_back(host);
+  }
   options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.serve_ui = absl::GetFlag(FLAGS_ui);
   std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc, *amqp);
@@ -161,14 +184,16 @@ int main(int argc, char** argv) {
              : nullptr,
       searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
                : nullptr);
-  filemesh::LogEvent("gateway_configured", {{"lister_grpc", lister_grpc},
-                                            {"searcher_grpc", searcher_grpc},
-                                            {"amqp_url", filemesh::RedactUrl(amqp->url)},
-                                            {"auth", options.api_key.empty() ? "none" : "bearer"},
-                                            {"ui", options.serve_ui ? "on" : "off"}});
+  filemesh::LogEvent("gateway_configured",
+                     {{"lister_grpc", lister_grpc},
+                      {"searcher_grpc", searcher_grpc},
+                      {"amqp_url", filemesh::RedactUrl(amqp->url)},
+                      {"auth", options.api_key.empty() ? "none" : "bearer"},
+                      {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
+                      {"ui", options.serve_ui ? "on" : "off"}});
 
   filemesh::HttpServerOptions http;
-  http.listen = absl::GetFlag(FLAGS_listen);
+  http.listen = listen;
   http.io_threads = absl::GetFlag(FLAGS_http_io_threads);
   http.max_connections = PositiveCount("max_connections", absl::GetFlag(FLAGS_max_connections));
   http.max_head_bytes = PositiveCount("max_head_bytes", absl::GetFlag(FLAGS_max_head_bytes));

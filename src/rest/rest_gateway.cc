@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "base/random_id.h"
 #include "filemesh/internal/mutex.hpp"
 #include "filemesh/names.hpp"
+#include "filemesh/service/address.hpp"
 #include "filemesh/service/log.hpp"
 #include "rest/assets.h"
 #include "rest/gateway_metrics.h"
@@ -32,6 +34,17 @@
 
 namespace filemesh {
 namespace {
+
+// RestGatewayOptions::allowed_hosts as Host headers are compared with them;
+// empty when any host is allowed.
+std::set<std::string> AllowedHosts(const std::vector<std::string>& hosts) {
+  std::set<std::string> out;
+  for (const std::string& host : hosts) {
+    if (host == "*") return {};
+    out.insert(HostWithoutPort(host));
+  }
+  return out;
+}
 
 using internal::JsonObjectWriter;
 using internal::OperationKind;
@@ -170,6 +183,47 @@ struct Exchange {
   TransportKind served_by = TransportKind::kNone;
 };
 
+// The problem a client gets for a failed backend call. A service's own
+// answer (a missing directory, a bad pattern, a limit) is the client's to act
+// on and goes out as it is. The failures of the path to it (unreachable,
+// timed out, broken) carry transport internals (peer addresses, broker
+// users and hosts, gRPC core text): the client gets a sentence it can act
+// on and the request id, the log gets the whole text.
+HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, const std::string& path,
+                            const Exchange& exchange) {
+  const char* service = kind == OperationKind::kList ? "list" : "search";
+  std::string said;
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      said = absl::StrCat("the ", service, " service cannot be reached now; try again shortly");
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      said = absl::StrCat("the ", service, " service did not answer in time");
+      break;
+    case absl::StatusCode::kAborted:
+      said = absl::StrCat("the ", service,
+                          " service gave the request up after it failed on repeated tries");
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kCancelled:
+      said = absl::StrCat("the ", service, " service failed to answer");
+      break;
+    default:
+      return ProblemResponse(status, path);
+  }
+  LogEvent(LogLevel::kWarning, "backend_failed",
+           {{"request_id", exchange.request_id},
+            {"backend", service},
+            {"code", internal::StdView(absl::StatusCodeToString(status.code()))},
+            {"error", internal::StdView(status.message())}});
+  return ProblemResponse(
+      absl::Status(status.code(), absl::StrCat(said, " (request ", exchange.request_id,
+                                               "; the gateway's log has the cause)")),
+      path);
+}
+
 // Where a route's response goes: once, from any thread.
 using Reply = std::function<void(HttpResponse)>;
 
@@ -200,8 +254,12 @@ struct RestGateway::Impl {
   void CallStarted();
   void CallEnded();
   bool Authorized(const HttpRequest& request, std::string* why) const;
+  // Whether the request's Host is one options.allowed_hosts names.
+  bool HostAllowed(const HttpRequest& request) const;
 
   const RestGatewayOptions options;
+  // options.allowed_hosts as HostWithoutPort gives them; empty: any host.
+  const std::set<std::string> allowed_hosts;
   const std::shared_ptr<const AsyncFileListerInterface> lister;
   const std::shared_ptr<const AsyncFileSearcherInterface> searcher;
   internal::OperationStore operations;
@@ -261,6 +319,7 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
                         std::shared_ptr<const AsyncFileListerInterface> list_client,
                         std::shared_ptr<const AsyncFileSearcherInterface> search_client)
     : options(std::move(opts)),
+      allowed_hosts(AllowedHosts(options.allowed_hosts)),
       lister(std::move(list_client)),
       searcher(std::move(search_client)),
       operations(options.operation_capacity, options.operation_ttl),
@@ -269,6 +328,13 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       metrics(*registry, RouteLabels()),
       backend_metrics(BackendChannels(lister.get(), searcher.get()),
                       [this] { return operations.size(); }) {}
+
+bool RestGateway::Impl::HostAllowed(const HttpRequest& request) const {
+  if (allowed_hosts.empty()) return true;
+  const std::string* host = request.Header("host");
+  if (host == nullptr) return true;
+  return allowed_hosts.count(HostWithoutPort(*host)) != 0;
+}
 
 bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why) const {
   const std::string* header = request.Header("authorization");
@@ -309,6 +375,15 @@ std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& requ
                                      "0-9, '.', '_', ':' and '-'"),
           request.path);
     }
+  }
+  if (!HostAllowed(request) && exchange->route != kHealthz) {
+    return internal::ProblemWithHttpStatus(
+        421,
+        absl::PermissionDeniedError(
+            absl::StrCat("this gateway does not answer for host ",
+                         internal::QuoteClientText(HostWithoutPort(*request.Header("host"))),
+                         " (see its --allowed_hosts)")),
+        request.path);
   }
   if (!options.api_key.empty() && absl::StartsWith(internal::AbslView(request.path), "/api/")) {
     std::string why;
@@ -524,7 +599,7 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
     response.headers.emplace_back("Location", location);
     return response;
   }
-  return ProblemResponse(result.status(), path);
+  return BackendProblem(result.status(), kind, path, *exchange);
 }
 
 HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchange* exchange) {
@@ -567,7 +642,7 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
                                       .Raw("response", *json)
                                       .String("served_by", TransportKindName(record->served_by))
                                       .Finish())
-              : ProblemResponse(json.status(), request.path);
+              : BackendProblem(json.status(), record->kind, request.path, *exchange);
       record->finished = finished;
       return finished;
     }

@@ -1,10 +1,8 @@
 #include "rpc/grpc_tls.h"
 
-#include <arpa/inet.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <functional>
@@ -14,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "filemesh/service/address.hpp"
 #include "filemesh/service/log.hpp"
 #include "service/tls_files.h"
 
@@ -76,24 +75,6 @@ const char* ClientCertificatePolicy(const TlsOptions& options) {
 }
 
 }  // namespace
-
-bool IsLoopbackListenAddress(const std::string& listen) {
-  if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) return true;
-  const size_t colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon == std::string::npos ? listen.size() : colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
-}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
     const std::string& listen, const TlsOptions& options, bool insecure) {

@@ -32,10 +32,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> GrpcChannelCredentials(
     const TlsOptions& tls);
 
-// Whether `listen`'s host is a loopback address (127.0.0.0/8, ::1,
-// "localhost") or it is a unix socket.
-bool IsLoopbackListenAddress(const std::string& listen);
-
 }  // namespace filemesh::internal
 
 #endif  // FILEMESH_SRC_RPC_GRPC_TLS_H_

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "filemesh/rest/http.hpp"
@@ -45,6 +46,14 @@ struct RestGatewayOptions {
   // <api_key>` (compared in constant time); /healthz, /readyz, /metrics and
   // the page (/ and /ui/...) stay open.
   std::string api_key;
+  // The hosts the gateway answers for, as the Host header names them (its
+  // port and letter case ignored; IPv6 without brackets). A request naming
+  // another host gets 421 Misdirected Request: a web page whose domain was
+  // rebound to this address (DNS rebinding) cannot read the API through the
+  // user's browser. /healthz is answered for any host (probes), and a request
+  // without Host is taken as meant for this gateway. Empty, or holding "*":
+  // any host.
+  std::vector<std::string> allowed_hosts;
   // Deadline of the backend call a request makes. When it passes with the
   // call queued on the broker, the answer is 202 and an operation.
   absl::Duration request_timeout = absl::Seconds(5);
