@@ -147,7 +147,9 @@ TEST_F(GrpcTlsTest, AllowedPeersNarrowTheCallersTheCaSigned) {
   options.log_calls = true;
   ASSERT_TRUE(Start(tls, options).ok());
   absl::StatusOr<v1::ListResponse> intruder = List(TestCertificates::Client("ca", "intruder"));
-  EXPECT_EQ(intruder.status().code(), absl::StatusCode::kUnavailable) << intruder.status();
+  EXPECT_EQ(intruder.status().code(), absl::StatusCode::kPermissionDenied) << intruder.status();
+  EXPECT_THAT(std::string(intruder.status().message()),
+              HasSubstr("names none of the service's allowed peers"));
   ASSERT_FALSE(log.Events("tls_peer_refused").empty());
   EXPECT_THAT(log.Events("tls_peer_refused")[0], HasSubstr(" peer_names=intruder "));
   EXPECT_TRUE(log.Events("call").empty());

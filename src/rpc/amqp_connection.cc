@@ -285,34 +285,11 @@ std::string BrokerUser(const AmqpConnectionOptions& options) {
                                    : options.url.user;
 }
 
-bool AmqpConnection::Connect() {
-  broken_ = absl::OkStatus();
-  *inbound_ = Inbound();
-  amqp_connection_state_t conn = amqp_new_connection();
-  if (conn == nullptr) {
-    broken_ = absl::ResourceExhaustedError("amqp_new_connection failed");
-    return false;
-  }
-  conn_ = conn;
-  const std::string where = absl::StrCat("AMQP broker ", options_.url.host, ":", options_.url.port);
-  absl::StatusOr<amqp_socket_t*> made = NewSocket(conn, options_);
-  if (!made.ok()) {
-    broken_ = made.status();
-    return false;
-  }
-  amqp_socket_t* socket = *made;
-  timeval connect_timeout = absl::ToTimeval(options_.connect_timeout);
-  int rc = amqp_socket_open_noblock(socket, options_.url.host.c_str(), options_.url.port,
-                                    &connect_timeout);
-  if (rc != AMQP_STATUS_OK) {
-    broken_ =
-        absl::UnavailableError(absl::StrCat("cannot connect to ", where, ": ", LibraryError(rc)));
-    return false;
-  }
-  amqp_set_handshake_timeout(conn, &connect_timeout);
-  timeval rpc_timeout = absl::ToTimeval(options_.rpc_timeout);
-  amqp_set_rpc_timeout(conn, &rpc_timeout);
-
+// Logs in on the open socket (PLAIN, or EXTERNAL with a client
+// certificate), with the client properties filemesh sends; false (broken_
+// says why) when the broker refuses.
+bool AmqpConnection::LogIn(const std::string& where) {
+  amqp_connection_state_t conn = State(conn_);
   // Ask for basic.cancel when a consumed queue is deleted, so a consumer
   // never silently stops.
   amqp_table_entry_t capability;
@@ -362,6 +339,38 @@ bool AmqpConnection::Connect() {
     }
     return false;
   }
+  return true;
+}
+
+bool AmqpConnection::Connect() {
+  broken_ = absl::OkStatus();
+  *inbound_ = Inbound();
+  amqp_connection_state_t conn = amqp_new_connection();
+  if (conn == nullptr) {
+    broken_ = absl::ResourceExhaustedError("amqp_new_connection failed");
+    return false;
+  }
+  conn_ = conn;
+  const std::string where = absl::StrCat("AMQP broker ", options_.url.host, ":", options_.url.port);
+  absl::StatusOr<amqp_socket_t*> made = NewSocket(conn, options_);
+  if (!made.ok()) {
+    broken_ = made.status();
+    return false;
+  }
+  amqp_socket_t* socket = *made;
+  timeval connect_timeout = absl::ToTimeval(options_.connect_timeout);
+  int rc = amqp_socket_open_noblock(socket, options_.url.host.c_str(), options_.url.port,
+                                    &connect_timeout);
+  if (rc != AMQP_STATUS_OK) {
+    broken_ =
+        absl::UnavailableError(absl::StrCat("cannot connect to ", where, ": ", LibraryError(rc)));
+    return false;
+  }
+  amqp_set_handshake_timeout(conn, &connect_timeout);
+  timeval rpc_timeout = absl::ToTimeval(options_.rpc_timeout);
+  amqp_set_rpc_timeout(conn, &rpc_timeout);
+
+  if (!LogIn(where)) return false;
   heartbeat_seconds_ = amqp_get_heartbeat(conn);
 
   amqp_channel_open(conn, kMainChannel);

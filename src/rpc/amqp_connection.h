@@ -205,7 +205,8 @@ class AmqpConnection {
   struct Inbound;  // a message being assembled from its frames
 
   void Run();
-  bool Connect();  // false: failed, broken_ says why
+  bool Connect();                        // false: failed, broken_ says why
+  bool LogIn(const std::string& where);  // part of Connect
   void Disconnect(bool polite);
   void MarkBroken(absl::Status status);
   void DrainFrames();

@@ -1,5 +1,6 @@
 #include "rpc/grpc_server.h"
 
+#include <grpc/grpc_security_constants.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
@@ -62,7 +63,11 @@ bool ParseHealthCheckRequest(const std::string& bytes, std::string* service) {
 
 struct GrpcServer::Impl {
   Dispatcher dispatch;
-  std::set<std::string> services;   // "package.Service" names served
+  std::set<std::string> services;  // "package.Service" names served
+  // TlsOptions::allowed_peers; empty: any caller the TLS layer let in.
+  std::set<std::string> allowed_peers;
+  // Calls refused for their certificate's names (logged sparingly).
+  mutable std::atomic<uint64_t> peers_refused{0};
   std::atomic<bool> serving{true};  // false once Shutdown began
   // Counts calls whose OnDone ran. Only a ThreadSanitizer edge: each OnDone
   // adds with release, Shutdown reads with acquire once Server::Wait has
@@ -107,6 +112,19 @@ std::string PeerIdentity(const grpc::ServerContextBase& context) {
   return names;
 }
 
+// Whether the caller's verified certificate carries one of `allowed` among
+// its subject alternative names or as its common name.
+bool PeerAllowed(const grpc::ServerContextBase& context, const std::set<std::string>& allowed) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return false;
+  for (const char* property : {GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME}) {
+    for (const grpc::string_ref& name : auth->FindPropertyValues(property)) {
+      if (allowed.count(std::string(name.data(), name.size())) != 0) return true;
+    }
+  }
+  return false;
+}
+
 // One call, whatever its method, through gRPC's generic callback API (public)
 // used as a unary call: one request message in, one response (or a status)
 // out. The call is acknowledged at once (initial metadata): the client then
@@ -149,6 +167,10 @@ class Call final : public grpc::ServerGenericBidiReactor {
     std::string request = ByteBufferToString(request_);
     request_.Clear();
     const std::string& method = context_->method();
+    if (!server_->allowed_peers.empty() && !PeerAllowed(*context_, server_->allowed_peers)) {
+      Finish(RefusePeer());
+      return;
+    }
     if (method == kHealthCheckMethod) {
       Reply(server_->HealthCheck(request));
       return;
@@ -164,6 +186,25 @@ class Call final : public grpc::ServerGenericBidiReactor {
     // lives until OnDone, which comes after that answer is finished.
     server_->dispatch(std::move(call), std::move(request),
                       [this](absl::StatusOr<std::string> result) { Reply(std::move(result)); });
+  }
+
+  // The answer to a caller whose certificate names no allowed peer; logs
+  // the first refusal and then every 100th.
+  grpc::Status RefusePeer() {
+    const std::string names = PeerIdentity(*context_);
+    const std::string shown = names.empty() ? "(no certificate)" : names;
+    const uint64_t refused = ++server_->peers_refused;
+    if (refused == 1 || refused % 100 == 0) {
+      LogEvent(LogLevel::kWarning, "tls_peer_refused",
+               {{"transport", "grpc"},
+                {"peer_names", shown},
+                {"reason", "not an allowed peer"},
+                {"count", absl::StrCat(refused)}});
+    }
+    return grpc::Status(
+        grpc::StatusCode::PERMISSION_DENIED,
+        absl::StrCat("this service does not take calls from the client certificate (", shown,
+                     "): it names none of the service's allowed peers"));
   }
 
   void Reply(absl::StatusOr<std::string> result) {
@@ -223,6 +264,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   if (!credentials.ok()) return credentials.status();
   auto impl = std::make_unique<Impl>();
   impl->dispatch = std::move(dispatch);
+  impl->allowed_peers.insert(options.tls.allowed_peers.begin(), options.tls.allowed_peers.end());
   for (const std::string& service : registry.ServiceNames()) impl->services.insert(service);
   impl->generic = std::make_unique<GenericService>(impl.get());
 

@@ -4,12 +4,6 @@
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
-#include <algorithm>
-#include <functional>
-#include <utility>
-#include <vector>
-
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "filemesh/service/address.hpp"
@@ -20,48 +14,6 @@ namespace filemesh::internal {
 namespace {
 
 namespace tls = grpc::experimental;
-
-// Refuses, after the CA has verified it, a client certificate that carries
-// none of the allowed names (subject alternative names of any kind, or the
-// subject's common name). Synchronous: a few string compares per handshake.
-class AllowedPeersVerifier final : public tls::ExternalCertificateVerifier {
- public:
-  explicit AllowedPeersVerifier(std::vector<std::string> allowed) : allowed_(std::move(allowed)) {}
-
-  bool Verify(tls::TlsCustomVerificationCheckRequest* request,
-              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
-    std::vector<std::string> names;
-    const auto add = [&names](const grpc::string_ref& ref) {
-      std::string name(ref.data(), ref.size());
-      if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
-        names.push_back(std::move(name));
-      }
-    };
-    for (const grpc::string_ref& name : request->dns_names()) add(name);
-    for (const grpc::string_ref& name : request->uri_names()) add(name);
-    for (const grpc::string_ref& name : request->email_names()) add(name);
-    for (const grpc::string_ref& name : request->ip_names()) add(name);
-    add(request->common_name());
-    for (const std::string& name : names) {
-      if (std::find(allowed_.begin(), allowed_.end(), name) != allowed_.end()) {
-        *sync_status = grpc::Status::OK;
-        return true;
-      }
-    }
-    const std::string shown = names.empty() ? "(no names)" : absl::StrJoin(names, ",");
-    LogEvent(LogLevel::kWarning, "tls_peer_refused",
-             {{"transport", "grpc"}, {"peer_names", shown}, {"reason", "not an allowed peer"}});
-    *sync_status =
-        grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                     absl::StrCat("the client certificate (", shown, ") names no allowed peer"));
-    return true;
-  }
-
-  void Cancel(tls::TlsCustomVerificationCheckRequest* /*request*/) override {}
-
- private:
-  const std::vector<std::string> allowed_;
-};
 
 // The provider of the files TLS is on with ("" for the ones not given).
 std::shared_ptr<tls::FileWatcherCertificateProvider> WatchFiles(const TlsOptions& options) {
@@ -103,10 +55,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
         options.require_peer_certificate
             ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
             : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
-  }
-  if (!options.allowed_peers.empty()) {
-    credentials.set_certificate_verifier(
-        tls::ExternalCertificateVerifier::Create<AllowedPeersVerifier>(options.allowed_peers));
   }
   LogEvent("grpc_tls", {{"address", listen},
                         {"certificate", DescribeCertificate(options.cert_file)},

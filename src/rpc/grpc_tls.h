@@ -19,8 +19,8 @@ namespace filemesh::internal {
 // What a server on `listen` ("host:port" or "unix:...") serves with.
 // With TLS enabled: the certificate and key, and with a ca_file client
 // certificates verified against it (required unless
-// require_peer_certificate is false) and, with allowed_peers, checked for one
-// of those names. Without TLS: plain text, which is refused
+// require_peer_certificate is false). allowed_peers is GrpcServer's to check
+// on each call. Without TLS: plain text, which is refused
 // (InvalidArgument) on an address other than loopback or a unix socket
 // unless `insecure` (then a warning is logged). Errors of CheckTlsOptions.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(

@@ -124,7 +124,7 @@ struct ServiceHost::Impl {
   }
 
   internal::Dispatcher MakeDispatcher(std::string_view transport) {
-    return [this, transport](internal::IncomingCall call, std::string request,
+    return [this, transport](const internal::IncomingCall& call, std::string request,
                              internal::ReplyCallback reply) {
       Dispatch(call, std::move(request), transport, std::move(reply));
     };

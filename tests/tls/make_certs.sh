@@ -27,7 +27,7 @@ set -euo pipefail
 dir=$1
 mkdir -p "$dir"
 cd "$dir"
-db=ca-db
+db="ca-db"
 rm -rf "$db"
 mkdir -p "$db/new"
 
