@@ -161,8 +161,9 @@ int main(int argc, char** argv) {
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  if (options.api_key.empty() && !filemesh::IsLoopbackListenAddress(listen) &&
-      !absl::GetFlag(FLAGS_allow_anonymous)) {
+  // (An address without a port is HttpServer's to refuse, with its own words.)
+  if (options.api_key.empty() && listen.find(':') != std::string::npos &&
+      !filemesh::IsLoopbackListenAddress(listen) && !absl::GetFlag(FLAGS_allow_anonymous)) {
     Exit(absl::InvalidArgumentError(absl::StrCat(
         "--listen ", listen,
         " is reachable from the network, and without --api_key anyone there could list and "

@@ -525,6 +525,18 @@ class LiveGatewayTest(ContractMixin, harness.ProcessTestCase):
                 else:
                     self.assertNotEqual(r.status, 401, r)
 
+    def test_other_hosts_are_421(self):
+        # DNS rebinding: a page whose domain now points at the gateway sends
+        # its own name as Host.
+        for template, _ in spec().operations():
+            if "421" not in spec().responses(template):
+                continue
+            path = spec().concrete(template)
+            params = {"q": "*"} if template == "/api/v1/search" else None
+            with self.subTest(path=template):
+                self.call(self.http, path, params, headers={"Host": "rebound.example:8080"},
+                          expect=421)
+
     # -- parameters ---------------------------------------------------------
 
     def test_each_route_accepts_exactly_the_documented_query_parameters(self):

@@ -434,7 +434,15 @@ class DegradedBackendsTest(harness.ProcessTestCase):
         self.assertEqual(r.status, 503, r)
         self.assertEqual(r.content_type, "application/problem+json")
         self.assertEqual(r.json()["code"], "UNAVAILABLE")
-        self.assertIn("keepalive", r.json()["detail"])
+        # The client is told what failed and the request id; gRPC's own text
+        # (the peer address, the keepalive) is in the gateway's log only.
+        detail = r.json()["detail"]
+        request_id = r.headers["x-request-id"]
+        self.assertIn("the search service cannot be reached now", detail)
+        self.assertIn(request_id, detail)
+        self.assertNotIn(searcher.grpc_address, r.body.decode())
+        failed = gw.wait_for_log("backend_failed", request_id=request_id)
+        self.assertIn("keepalive", failed["error"])
 
     def test_service_out_of_file_descriptors_is_503_with_retry_after(self):
         # ResourceExhausted from the lister (EMFILE opening the directory):
