@@ -301,12 +301,8 @@ TEST(GrpcTlsAddressTest, PlainTextBeyondLoopbackNeedsInsecure) {
   EXPECT_EQ(log.Events("grpc_insecure").size(), 1u);
 }
 
-// The serial number of the certificate the server at `port` presents now.
-std::string ServedSerial(int port) {
-  const std::string command = absl::StrCat(
-      "openssl s_client -connect 127.0.0.1:", port, " -alpn h2 -CAfile ",
-      TestCertificates::Pem("ca"), " -cert ", TestCertificates::Pem("client"), " -key ",
-      TestCertificates::Key("client"), " </dev/null 2>/dev/null | openssl x509 -noout -serial");
+// What a shell command prints, trimmed.
+std::string CommandOutput(const std::string& command) {
   std::string out;
   if (FILE* pipe = popen(command.c_str(), "r")) {
     char buffer[256];
@@ -316,15 +312,16 @@ std::string ServedSerial(int port) {
   return std::string(absl::StripAsciiWhitespace(out));
 }
 
+// The serial number of the certificate the server at `port` presents now.
+std::string ServedSerial(int port) {
+  return CommandOutput(absl::StrCat(
+      "openssl s_client -connect 127.0.0.1:", port, " -alpn h2 -CAfile ",
+      TestCertificates::Pem("ca"), " -cert ", TestCertificates::Pem("client"), " -key ",
+      TestCertificates::Key("client"), " </dev/null 2>/dev/null | openssl x509 -noout -serial"));
+}
+
 std::string FileSerial(const std::string& pem) {
-  const std::string command = "openssl x509 -noout -serial -in " + pem;
-  std::string out;
-  if (FILE* pipe = popen(command.c_str(), "r")) {
-    char buffer[256];
-    while (fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
-    pclose(pipe);
-  }
-  return std::string(absl::StripAsciiWhitespace(out));
+  return CommandOutput("openssl x509 -noout -serial -in " + pem);
 }
 
 // Both sides' certificates are replaced on disk while a caller keeps

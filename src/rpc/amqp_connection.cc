@@ -280,9 +280,8 @@ void AmqpConnection::WaitForWake(absl::Duration timeout) {
   if (poll(&fd, 1, static_cast<int>(ms)) > 0 && (fd.revents & POLLIN)) ConsumeWake();
 }
 
-std::string BrokerUser(const AmqpConnectionOptions& options) {
-  return options.url.external_auth ? CertificateCommonName(options.tls.cert_file)
-                                   : options.url.user;
+std::string BrokerUser(const AmqpUrl& url, const TlsOptions& tls) {
+  return url.external_auth ? CertificateCommonName(tls.cert_file) : url.user;
 }
 
 // Logs in on the open socket (PLAIN, or EXTERNAL with a client
@@ -312,7 +311,7 @@ bool AmqpConnection::LogIn(const std::string& where) {
   // RabbitMQ ignores the identity sent with it; rabbitmq-c 0.11 cannot send
   // an empty one (it fails with "could not allocate memory"), so it is the
   // certificate's common name.
-  user_ = BrokerUser(options_);
+  user_ = BrokerUser(options_.url, options_.tls);
   const std::string& identity = user_;
   amqp_rpc_reply_t login =
       options_.url.external_auth

@@ -98,10 +98,10 @@ struct AmqpConnectionOptions {
   std::string role = "client";
 };
 
-// The broker user a connection with `options` logs in as: the URL's user, or
-// with EXTERNAL the client certificate's common name (the broker must map
+// The broker user a connection to `url` logs in as: the URL's user, or with
+// EXTERNAL the common name of `tls`'s client certificate (the broker must map
 // certificates to users by common name: ssl_cert_login_from = common_name).
-std::string BrokerUser(const AmqpConnectionOptions& options);
+std::string BrokerUser(const AmqpUrl& url, const TlsOptions& tls);
 
 // The connection settings a client's or a server's options carry (heartbeat
 // and connect timeout in `amqp`, reconnect backoff), for `url`, named `name`
@@ -256,7 +256,7 @@ class AmqpConnection {
   uint64_t generation_ = 0;
   uint64_t publish_seq_ = 0;
   int heartbeat_seconds_ = 0;
-  std::string user_;  // BrokerUser(options_), set by Connect
+  std::string user_;  // BrokerUser of options_, set by Connect
   int backoff_attempt_ = 0;
   absl::Time connected_at_;
   bool read_socket_ = true;  // the socket may have data rabbitmq-c has not read

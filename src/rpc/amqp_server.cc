@@ -79,6 +79,8 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   };
 
   const AmqpServerOptions options_;
+  // Where replies may go: "<prefix>filemesh.reply." and a client's id.
+  const std::string reply_namespace_ = absl::StrCat(options_.amqp.queue_prefix, kReplyQueueInfix);
 
   Mutex mu_;
   CondVar settled_cv_{&mu_};
@@ -123,9 +125,8 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
 bool AmqpServer::Core::Refused(AmqpConnection& connection, const AmqpMessage& message) {
   const uint64_t tag = message.delivery_tag;
   const AmqpProperties& p = message.properties;
-  const std::string reply_namespace = absl::StrCat(options_.amqp.queue_prefix, kReplyQueueInfix);
-  if (p.reply_to.size() <= reply_namespace.size() ||
-      !absl::StartsWith(p.reply_to, reply_namespace)) {
+  if (p.reply_to.size() <= reply_namespace_.size() ||
+      !absl::StartsWith(p.reply_to, reply_namespace_)) {
     // Nobody to answer, or an answer to a queue outside the clients' reply
     // namespace: anyone who may publish a request could otherwise have the
     // service write into any queue. Running it would be wasted work whose

@@ -64,10 +64,7 @@ using Delivery = std::pair<TransportCallback, TransportResult>;
 // AmqpOptions::service_users, or the client's own broker user.
 std::vector<std::string> ServiceUsers(const FailoverChannelOptions& options, const AmqpUrl& url) {
   if (!options.amqp.service_users.empty()) return options.amqp.service_users;
-  AmqpConnectionOptions connection;
-  connection.url = url;
-  connection.tls = options.amqp.tls;
-  return {BrokerUser(connection)};
+  return {BrokerUser(url, options.amqp.tls)};
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ struct GrpcServer::Impl {
   std::set<std::string> services;  // "package.Service" names served
   // TlsOptions::allowed_peers; empty: any caller the TLS layer let in.
   std::set<std::string> allowed_peers;
+  bool record_peer = false;  // GrpcServerOptions::record_peer
   // Calls refused for their certificate's names (logged sparingly).
   mutable std::atomic<uint64_t> peers_refused{0};
   std::atomic<bool> serving{true};  // false once Shutdown began
@@ -181,7 +182,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
     call.deadline = client_deadline == std::chrono::system_clock::time_point::max()
                         ? absl::InfiniteFuture()
                         : absl::FromChrono(client_deadline);
-    call.peer = PeerIdentity(*context_);
+    if (server_->record_peer) call.peer = PeerIdentity(*context_);
     // The dispatcher answers exactly once, from any thread; the reactor
     // lives until OnDone, which comes after that answer is finished.
     server_->dispatch(std::move(call), std::move(request),
@@ -265,6 +266,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   auto impl = std::make_unique<Impl>();
   impl->dispatch = std::move(dispatch);
   impl->allowed_peers.insert(options.tls.allowed_peers.begin(), options.tls.allowed_peers.end());
+  impl->record_peer = options.record_peer;
   for (const std::string& service : registry.ServiceNames()) impl->services.insert(service);
   impl->generic = std::make_unique<GenericService>(impl.get());
 

@@ -27,6 +27,9 @@ struct GrpcServerOptions {
   // `insecure`.
   TlsOptions tls;
   bool insecure = false;
+  // Fill IncomingCall::peer from the caller's certificate (an auth-context
+  // lookup per call): on when the host logs its calls.
+  bool record_peer = false;
   // Connections older than this are asked to go away (GOAWAY), after
   // `connection_age_grace` for the calls on them.
   absl::Duration max_connection_age = absl::InfiniteDuration();

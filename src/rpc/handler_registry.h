@@ -49,8 +49,9 @@ struct IncomingCall {
   std::string method;  // "/package.Service/Method"
   absl::Time deadline = absl::InfiniteFuture();
   // Who called, as the transport vouches for it: the names of a client
-  // certificate gRPC verified, comma-separated; over AMQP the publisher's
-  // user_id, which the broker checked; empty when unknown.
+  // certificate gRPC verified, comma-separated (filled when the gRPC server
+  // records peers: GrpcServerOptions::record_peer); over AMQP the
+  // publisher's user_id, which the broker checked; empty when unknown.
   std::string peer;
 };
 

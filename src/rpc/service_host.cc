@@ -225,6 +225,7 @@ absl::Status ServiceHost::Start() {
     server.max_message_bytes = o.max_message_bytes;
     server.tls = o.grpc_tls;
     server.insecure = o.insecure;
+    server.record_peer = o.log_calls;  // only the call log reads it
     server.max_connection_age = o.grpc_max_connection_age;
     server.connection_age_grace = o.max_call_time + absl::Seconds(1);
     absl::StatusOr<std::unique_ptr<internal::GrpcServer>> grpc =
