@@ -24,3 +24,8 @@ target_include_directories(filemesh_json_shapes_proto PUBLIC "${CMAKE_CURRENT_BI
 target_link_libraries(filemesh_json_shapes_proto PUBLIC protobuf::libprotobuf)
 filemesh_add_test(proto_json_test SOURCES proto_json_test.cc
   LIBS filemesh::rest filemesh_json_shapes_proto protobuf::libprotobuf Threads::Threads)
+# The same server over TLS, with certificates made by tls/make_certs.sh.
+filemesh_add_test(https_server_test SOURCES https_server_test.cc
+  LIBS filemesh::rest PkgConfig::HTTPLIB OpenSSL::SSL OpenSSL::Crypto)
+target_compile_definitions(https_server_test PRIVATE
+  FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")

@@ -77,6 +77,12 @@ ABSL_FLAG(bool, allow_anonymous, false,
 ABSL_FLAG(std::vector<std::string>, amqp_service_users, {},
           "broker users whose AMQP replies are believed (the services'), comma-separated; "
           "empty: the gateway's own broker user");
+ABSL_FLAG(std::string, tls_cert, "",
+          "serve HTTPS (only) with this certificate chain, PEM, leaf first; re-read when it "
+          "changes");
+ABSL_FLAG(std::string, tls_key, "", "the private key of --tls_cert (PEM)");
+ABSL_FLAG(absl::Duration, hsts_max_age, absl::Hours(24 * 365),
+          "over HTTPS, the Strict-Transport-Security max-age browsers are told; 0: not sent");
 ABSL_FLAG(std::string, backend_ca, "",
           "gRPC to mserv1/mserv2 over TLS: the CA file (PEM) their certificates must lead to");
 ABSL_FLAG(std::string, backend_tls_cert, "",
@@ -207,6 +213,9 @@ int main(int argc, char** argv) {
   http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   http.write_timeout = absl::GetFlag(FLAGS_write_timeout);
   http.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  http.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  http.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  http.hsts_max_age = absl::GetFlag(FLAGS_hsts_max_age);
   // One descriptor per connection, plus room for the backends and logs.
   const long fd_limit = filemesh::RaiseOpenFileLimit(static_cast<long>(http.max_connections) + 256);
   if (fd_limit < static_cast<long>(http.max_connections) + 64) {

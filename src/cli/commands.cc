@@ -53,6 +53,8 @@ Options:
   --gateway URL        ask the gateway at http(s)://HOST:PORT instead
                        (default: $FILEMESH_GATEWAY; --root is then refused)
   --api-key KEY        the gateway's API key (default: $FILEMESH_API_KEY)
+  --ca FILE            an https:// gateway's CA certificate, PEM (default:
+                       $FILEMESH_CA, else the system's trusted CAs)
   --sort FIELD         name (byte order, default), size or modified
   --desc               largest, newest or last name first
   --hidden             include entries whose name starts with '.'
@@ -78,6 +80,8 @@ Options:
                        (default: $FILEMESH_GATEWAY; --root and --threads are
                        then refused; matches come sorted, 100000 at most)
   --api-key KEY        the gateway's API key (default: $FILEMESH_API_KEY)
+  --ca FILE            an https:// gateway's CA certificate, PEM (default:
+                       $FILEMESH_CA, else the system's trusted CAs)
   --path PATH          where to search, relative to the root (default: the root)
   --glob               PATTERN is a shell glob (default)
   --substring          PATTERN occurs anywhere in the name
@@ -284,7 +288,8 @@ std::string FlagOrEnv(const std::string& flag, const char* variable) {
 // The client for remote mode; null (and `*exit_code` set) on a bad URL or
 // when this program has no remote mode.
 std::unique_ptr<RemoteGateway> Connect(Args& args, const std::string& gateway,
-                                       const std::string& api_key, absl::Duration timeout,
+                                       const std::string& api_key, const std::string& ca,
+                                       absl::Duration timeout,
                                        const RunOptions& run, ProgressLine* progress,
                                        int* exit_code) {
   if (!run.connect_gateway) {
@@ -295,6 +300,7 @@ std::unique_ptr<RemoteGateway> Connect(Args& args, const std::string& gateway,
   GatewayOptions options;
   options.url = gateway;
   options.api_key = FlagOrEnv(api_key, "FILEMESH_API_KEY");
+  options.ca_file = FlagOrEnv(ca, "FILEMESH_CA");
   options.timeout = timeout;
   options.interrupted = run.interrupted;
   options.on_wait = [progress](absl::Duration waited) {
@@ -321,7 +327,7 @@ std::unique_ptr<RemoteGateway> Connect(Args& args, const std::string& gateway,
 
 struct LsFlags {
   bool help = false, desc = false, hidden = false, json = false, print0 = false;
-  std::string root, sort = "name", page_size_text, page_token, gateway_flag, api_key;
+  std::string root, sort = "name", page_size_text, page_token, gateway_flag, api_key, ca;
   std::vector<std::string> positionals;
 };
 
@@ -398,6 +404,7 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
   args.Value("--page-token", &flags.page_token);
   args.Value("--gateway", &flags.gateway_flag);
   args.Value("--api-key", &flags.api_key);
+  args.Value("--ca", &flags.ca);
   if (!args.Parse(argv, &flags.positionals)) return kExitUsage;
   if (flags.help) {
     std::fputs(kLsHelp, out);
@@ -423,7 +430,8 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
              kExitUsage;
     }
     int code = kExitOk;
-    gateway = Connect(args, url, flags.api_key, absl::InfiniteDuration(), run, &progress, &code);
+    gateway = Connect(args, url, flags.api_key, flags.ca, absl::InfiniteDuration(), run, &progress,
+                      &code);
     if (gateway == nullptr) return code;
     list = [&gateway](const v1::ListRequest& r) { return gateway->List(r); };
     fail = [err](const absl::Status& status) { return FailRemote(err, status); };
@@ -466,14 +474,14 @@ void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t sho
 // `find` through a gateway: one sorted answer of at most 100,000 matches
 // (the request asks for that many unless --max-results says fewer).
 int FindRemote(Args& args, const std::string& url, const std::string& api_key,
-               std::optional<uint32_t> timeout, v1::SearchRequest request, bool json, bool print0,
+               const std::string& ca, std::optional<uint32_t> timeout, v1::SearchRequest request, bool json, bool print0,
                const RunOptions& run, std::FILE* out, std::FILE* err) {
   if (request.max_results() == 0) request.set_max_results(FileSearcher::kMaxResults);
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
   int code = kExitOk;
   std::unique_ptr<RemoteGateway> gateway =
-      Connect(args, url, api_key, timeout ? absl::Seconds(*timeout) : absl::InfiniteDuration(), run,
-              &progress, &code);
+      Connect(args, url, api_key, ca, timeout ? absl::Seconds(*timeout) : absl::InfiniteDuration(),
+              run, &progress, &code);
   if (gateway == nullptr) return code;
   absl::StatusOr<v1::SearchResponse> response = gateway->Search(request);
   progress.Clear();
@@ -489,7 +497,7 @@ struct FindFlags {
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
        json = false, print0 = false, sort = false, one_file_system = false;
   std::string root, path, type, max_depth_text, min_size_text, max_size_text, max_results_text,
-      timeout_text, threads_text, gateway_flag, api_key;
+      timeout_text, threads_text, gateway_flag, api_key, ca;
   std::vector<std::string> positionals;
   // Parsed from the texts above by FindRequest.
   std::optional<uint32_t> max_results, threads, timeout;
@@ -521,6 +529,7 @@ void DeclareFindFlags(Args& args, FindFlags* f) {
   args.Value("--threads", &f->threads_text);
   args.Value("--gateway", &f->gateway_flag);
   args.Value("--api-key", &f->api_key);
+  args.Value("--ca", &f->ca);
 }
 
 // The SearchRequest `flags` ask for (and their parsed numbers); nullopt
@@ -662,7 +671,7 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                                    FileSearcher::kMaxResults)),
            kExitUsage;
   }
-  return FindRemote(args, url, flags.api_key, flags.timeout, *std::move(request), flags.json,
+  return FindRemote(args, url, flags.api_key, flags.ca, flags.timeout, *std::move(request), flags.json,
                     flags.print0, run, out, err);
 }
 

@@ -35,6 +35,9 @@ class RemoteGateway {
 struct GatewayOptions {
   std::string url;      // http://HOST:PORT or https://HOST:PORT, no path
   std::string api_key;  // sent as "Authorization: Bearer KEY" when set
+  // https:// only: the CA file (PEM) the gateway's certificate must lead to;
+  // empty: the system's trusted CAs.
+  std::string ca_file;
   // Longest wait for one HTTP exchange, and for a queued (202) call to
   // complete; infinite: until it does (or `interrupted`).
   absl::Duration timeout = absl::InfiniteDuration();

@@ -3,6 +3,9 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -65,6 +68,20 @@ absl::StatusOr<google::protobuf::Struct> ParseObject(const std::string& json) {
   return object;
 }
 
+// What to do about a failure httplib names only by its kind.
+std::string Hint(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::SSLServerVerification:
+      return " (the gateway's certificate is not trusted, or does not name this host: give its CA "
+             "with --ca or FILEMESH_CA)";
+    case httplib::Error::SSLConnection:
+      return " (the TLS handshake failed: is the gateway serving https://, and does it want a "
+             "client certificate?)";
+    default:
+      return "";
+  }
+}
+
 }  // namespace
 
 struct GatewayClient::Impl {
@@ -90,7 +107,7 @@ struct GatewayClient::Impl {
     if (!result) {
       return Failure(absl::StatusCode::kUnavailable,
                      absl::StrCat("filemesh: cannot reach the gateway at ", options.url, ": ",
-                                  httplib::to_string(result.error())),
+                                  httplib::to_string(result.error()), Hint(result.error())),
                      kExitUnreachable);
     }
     Reply reply;
@@ -219,8 +236,25 @@ absl::StatusOr<std::unique_ptr<GatewayClient>> GatewayClient::Create(Options opt
     return absl::InvalidArgumentError(absl::StrCat(
         "--gateway takes http://HOST[:PORT] or https://HOST[:PORT], not \"", options.url, "\""));
   }
+  if (!options.ca_file.empty()) {
+    if (!https) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ca (or FILEMESH_CA) is for https:// gateways, not \"", url, "\""));
+    }
+    if (std::FILE* ca = std::fopen(options.ca_file.c_str(), "r")) {
+      std::fclose(ca);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--ca \"", options.ca_file,
+                                                     "\" cannot be read: ", std::strerror(errno)));
+    }
+  }
   auto impl = std::make_unique<Impl>();
   impl->http = std::make_unique<httplib::Client>(url);
+  if (https) {
+    // Always verified: against --ca, else the system's trusted CAs.
+    impl->http->enable_server_certificate_verification(true);
+    if (!options.ca_file.empty()) impl->http->set_ca_cert_path(options.ca_file.c_str());
+  }
   if (!impl->http->is_valid()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--gateway \"", options.url, "\" is not usable"));

@@ -11,7 +11,11 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
@@ -39,6 +43,8 @@
 #include "filemesh/internal/mutex.hpp"
 #include "filemesh/service/log.hpp"
 #include "rest/problem.h"
+#include "rest/server_tls.h"
+#include "service/tls_files.h"
 
 namespace filemesh {
 namespace {
@@ -47,6 +53,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using TlsStream = asio::ssl::stream<tcp::socket>;
 using internal::AbslView;
 using Strand = asio::strand<asio::io_context::executor_type>;
 using Clock = std::chrono::steady_clock;
@@ -200,8 +207,16 @@ struct Core {
   // Waits until no connection is open, or `deadline`.
   void WaitForNoConnections(absl::Time deadline);
 
+  // Counts a failed TLS handshake; logs the first and every 100th.
+  void NoteHandshakeFailure(const std::string& peer, const std::string& reason);
+
   const HttpServerOptions options;
+  // Set when the server speaks HTTPS.
+  std::unique_ptr<internal::ServerTlsContext> tls;
+  // "Strict-Transport-Security: ...\r\n" for responses over TLS; empty: none.
+  std::string hsts_field;
   std::weak_ptr<Core> shared_self;
+  std::atomic<uint64_t> handshake_failures{0};
   AsyncHttpHandler handler;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> open{0};
@@ -216,9 +231,11 @@ struct Core {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Core* core, tcp::socket socket)
+  // `tls_context` is null for plain HTTP.
+  Session(Core* core, tcp::socket socket, std::shared_ptr<asio::ssl::context> tls_context)
       : core_(core),
         socket_(std::move(socket)),
+        tls_context_(std::move(tls_context)),
         strand_(asio::make_strand(core->io.get_executor())),
         timer_(core->io),
         buffer_(std::max<size_t>(core->options.max_head_bytes + 4096, 8192)) {
@@ -226,6 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const tcp::endpoint peer = socket_.remote_endpoint(ec);
     if (!ec) remote_ = EndpointText(peer);
     socket_.set_option(tcp::no_delay(true), ec);
+    if (tls_context_ != nullptr) tls_.emplace(std::move(socket_), *tls_context_);
   }
 
   ~Session() { core_->Unregister(this); }
@@ -237,22 +255,39 @@ class Session : public std::enable_shared_from_this<Session> {
   // their own (the socket was accepted onto it).
   void Start() {
     core_->Register(this);
-    asio::dispatch(strand_, [self = shared_from_this()] { self->WaitForRequest(); });
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      if (self->tls_) return self->Handshake();
+      self->WaitForRequest();
+    });
   }
 
   // Shutdown: from any thread.
   void Stop(bool everything) {
     asio::post(strand_, [self = shared_from_this(), everything] {
       self->keep_alive_ = false;
-      if (everything || self->phase_ == Phase::kIdle || self->phase_ == Phase::kHead ||
-          self->phase_ == Phase::kBody) {
+      if (everything || self->phase_ == Phase::kHandshake || self->phase_ == Phase::kIdle ||
+          self->phase_ == Phase::kHead || self->phase_ == Phase::kBody) {
         self->Close();
       }
     });
   }
 
  private:
-  enum class Phase { kIdle, kHead, kBody, kHandling, kWriting, kClosed };
+  enum class Phase { kHandshake, kIdle, kHead, kBody, kHandling, kWriting, kClosed };
+
+  // The TCP socket, under TLS or not.
+  tcp::socket& Socket() { return tls_ ? tls_->next_layer() : socket_; }
+
+  // Runs `op` with the stream requests and responses travel on: the TLS
+  // stream, or the socket itself.
+  template <class Op>
+  void WithStream(Op&& op) {
+    if (tls_) {
+      op(*tls_);
+    } else {
+      op(socket_);
+    }
+  }
 
   // Sets the current phase's deadline. The one timer is moved only when the
   // new deadline comes before its expiry; otherwise it fires first, finds
@@ -288,10 +323,11 @@ class Session : public std::enable_shared_from_this<Session> {
       case Phase::kWriting:
         Close();  // an idle keep-alive, or a peer that does not read
         return;
+      case Phase::kHandshake:
       case Phase::kHead:
       case Phase::kBody:
         timed_out_ = true;
-        socket_.cancel();  // the read ends with operation_aborted: 408
+        Socket().cancel();  // the read ends with operation_aborted: 408
         return;
       case Phase::kHandling:
       case Phase::kClosed:
@@ -299,14 +335,75 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // The TLS handshake, within the head timeout: a peer that stalls in it
+  // holds the connection no longer than one that stalls in a request head.
+  void Handshake() {
+    phase_ = Phase::kHandshake;
+    timed_out_ = false;
+    Arm(core_->options.head_timeout);
+    tls_->async_handshake(
+        asio::ssl::stream_base::server,
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec) {
+          self->OnHandshake(ec);
+        }));
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (phase_ != Phase::kHandshake) return;
+    Disarm();
+    if (!ec) return WaitForRequest();
+    if (timed_out_) {
+      core_->NoteHandshakeFailure(
+          remote_, absl::StrCat("no handshake within ",
+                                absl::FormatDuration(core_->options.head_timeout)));
+    } else if (ec.category() == asio::error::get_ssl_category() &&
+               ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==  // NOLINT(google-runtime-int)
+                   SSL_R_HTTP_REQUEST) {
+      // Plain HTTP on the HTTPS port: say so in plain HTTP, once, without
+      // waiting (as for Turn503), so that the client shows a reason.
+      static const std::string kResponse = [] {
+        const HttpResponse problem = Refusal(
+            400, "this port speaks HTTPS: send the request to https:// instead of http://");
+        return absl::StrCat("HTTP/1.1 400 Bad Request\r\nContent-Type: ", problem.content_type,
+                            "\r\nContent-Length: ", problem.body.size(),
+                            "\r\nConnection: close\r\n\r\n", problem.body);
+      }();
+      (void)!::send(Socket().native_handle(), kResponse.data(), kResponse.size(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+      core_->NoteHandshakeFailure(remote_, "plain HTTP sent to the HTTPS port");
+    } else if (ec != asio::error::eof && ec != asio::error::connection_reset &&
+               ec != asio::ssl::error::stream_truncated) {
+      core_->NoteHandshakeFailure(remote_, ec.message());
+    }
+    Close();
+  }
+
   // Waits for the next request's first byte without holding a buffer.
   void WaitForRequest() {
     if (core_->stopping.load()) return Close();
     if (buffer_.size() > 0) return ReadHead();  // pipelined
-    buffer_.shrink_to_fit();                    // an idle connection holds no buffer
     phase_ = Phase::kIdle;
     Arm(core_->options.idle_timeout);
+    if (tls_) return AwaitFirstBytesTls();
+    buffer_.shrink_to_fit();  // an idle connection holds no buffer
     AwaitFirstByte();
+  }
+
+  // The idle phase's wait under TLS: readiness of the socket says nothing
+  // of the bytes OpenSSL already holds, so the wait is a read of whatever
+  // comes first (the buffer is small next to what OpenSSL keeps for the
+  // connection anyway).
+  void AwaitFirstBytesTls() {
+    static constexpr size_t kFirstRead = 4096;
+    tls_->async_read_some(
+        buffer_.prepare(kFirstRead),
+        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t n) {
+          if (self->phase_ != Phase::kIdle) return;
+          if (ec) return self->Close();
+          self->buffer_.commit(n);
+          if (n == 0) return self->AwaitFirstBytesTls();
+          self->ReadHead();
+        }));
   }
 
   // The idle phase's wait. Readiness can be stale (epoll reports an edge
@@ -337,11 +434,13 @@ class Session : public std::enable_shared_from_this<Session> {
         static_cast<std::uint32_t>(std::min<size_t>(core_->options.max_head_bytes, UINT32_MAX)));
     parser_->body_limit(core_->options.max_body_bytes);
     Arm(core_->options.head_timeout);
-    http::async_read_header(
-        socket_, buffer_, *parser_,
-        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnHead(ec);
-        }));
+    WithStream([this](auto& stream) {
+      http::async_read_header(
+          stream, buffer_, *parser_,
+          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->OnHead(ec);
+          }));
+    });
   }
 
   // The status for a head that did not parse; 0: close without answering.
@@ -352,7 +451,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return 408;
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::ssl::error::stream_truncated) {
       return 0;
     }
     if (ec == http::error::partial_message) return 0;  // the peer closed mid-head
@@ -424,13 +524,15 @@ class Session : public std::enable_shared_from_this<Session> {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       phase_ = Phase::kBody;
       Arm(core_->options.write_timeout);
-      asio::async_write(
-          socket_, asio::buffer(kContinue.data(), kContinue.size()),
-          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code e, size_t) {
-            if (self->phase_ != Phase::kBody) return;
-            if (e) return self->Close();
-            self->ReadBody();
-          }));
+      WithStream([this](auto& stream) {
+        asio::async_write(
+            stream, asio::buffer(kContinue.data(), kContinue.size()),
+            asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code e, size_t) {
+              if (self->phase_ != Phase::kBody) return;
+              if (e) return self->Close();
+              self->ReadBody();
+            }));
+      });
       return;
     }
     ReadBody();
@@ -440,11 +542,13 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kBody;
     timed_out_ = false;
     Arm(core_->options.body_timeout);
-    http::async_read(
-        socket_, buffer_, *parser_,
-        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnBody(ec);
-        }));
+    WithStream([this](auto& stream) {
+      http::async_read(
+          stream, buffer_, *parser_,
+          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->OnBody(ec);
+          }));
+    });
   }
 
   void OnBody(beast::error_code ec) {
@@ -460,7 +564,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
         ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted) {
+        ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated) {
       return Close();
     }
     Refuse(400, absl::StrCat("malformed HTTP request body: ", ec.message()));
@@ -543,20 +647,30 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       absl::StrAppend(&out, name, ": ", value, "\r\n");
     }
+    if (tls_) out.append(core_->hsts_field);
     if (!no_body) absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n");
     if (!keep_alive_) out.append("Connection: close\r\n");
     out.append("\r\n");
     body_out_ = no_body || head_request_ ? std::string() : std::move(response.body);
+    // OpenSSL writes each buffer of a sequence as records of its own: a
+    // small body goes with the head, in one record and one TCP segment.
+    static constexpr size_t kJoinedBody = 16 * 1024;
+    if (tls_ && !body_out_.empty() && body_out_.size() <= kJoinedBody) {
+      head_out_.append(body_out_);
+      body_out_.clear();
+    }
 
     phase_ = Phase::kWriting;
     Arm(core_->options.write_timeout);
     const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_out_),
                                                        asio::buffer(body_out_)};
-    asio::async_write(
-        socket_, buffers,
-        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnWritten(ec);
-        }));
+    WithStream([this, &buffers](auto& stream) {
+      asio::async_write(
+          stream, buffers,
+          asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->OnWritten(ec);
+          }));
+    });
   }
 
   void OnWritten(beast::error_code ec) {
@@ -574,9 +688,11 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kClosed;
     Disarm();
     timer_.cancel();  // its wait holds this session
+    // Under TLS no close_notify is sent: responses carry their length, and
+    // waiting for the peer's would let it hold the connection.
     beast::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
     // The parser and the buffer stay: a read still pending on them ends
     // (operation_aborted) after this, and they go with the session.
     if (core_->open.fetch_sub(1) == 1) {
@@ -586,7 +702,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Core* const core_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // moved into tls_ under TLS
+  // The context outlives the stream made with it.
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::optional<TlsStream> tls_;
   Strand strand_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
@@ -603,6 +722,13 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_request_ = false;
   bool timed_out_ = false;
 };
+
+void Core::NoteHandshakeFailure(const std::string& peer, const std::string& reason) {
+  const uint64_t failures = handshake_failures.fetch_add(1) + 1;
+  if (failures % 100 != 1) return;
+  LogEvent(LogLevel::kWarning, "tls_handshake_failed",
+           {{"peer", peer}, {"reason", reason}, {"failures_so_far", absl::StrCat(failures)}});
+}
 
 void Core::Register(Session* session) {
   internal::MutexLock lock(&mu);
@@ -690,7 +816,9 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
       Turn503(socket);
     } else {
       core_->open.fetch_add(1);
-      std::make_shared<Session>(core_, std::move(socket))->Start();
+      std::make_shared<Session>(core_, std::move(socket),
+                                core_->tls != nullptr ? core_->tls->Current() : nullptr)
+          ->Start();
     }
     Accept();
   }
@@ -705,8 +833,12 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
                           problem.content_type, "\r\nContent-Length: ", problem.body.size(),
                           "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n", problem.body);
     }();
-    (void)!::send(socket.native_handle(), kResponse.data(), kResponse.size(),
-                  MSG_DONTWAIT | MSG_NOSIGNAL);
+    // Under TLS nothing can be said before a handshake: the connection is
+    // only closed.
+    if (core_->tls == nullptr) {
+      (void)!::send(socket.native_handle(), kResponse.data(), kResponse.size(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     beast::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
@@ -796,6 +928,16 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
       o.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HTTP timeouts must be positive");
   }
+  if (o.hsts_max_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("hsts_max_age must not be negative");
+  }
+  std::unique_ptr<internal::ServerTlsContext> tls;
+  if (o.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<internal::ServerTlsContext>> made =
+        internal::ServerTlsContext::Create(o.tls);
+    if (!made.ok()) return made.status();
+    tls = *std::move(made);
+  }
   std::string host;
   int port = 0;
   if (absl::Status status = SplitListenAddress(o.listen, &host, &port); !status.ok()) {
@@ -804,6 +946,11 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   auto core = std::make_shared<Core>(o);
   core->shared_self = core;
   core->handler = std::move(handler);
+  core->tls = std::move(tls);
+  if (core->tls != nullptr && o.hsts_max_age > absl::ZeroDuration()) {
+    core->hsts_field = absl::StrCat("Strict-Transport-Security: max-age=",
+                                    absl::ToInt64Seconds(o.hsts_max_age), "\r\n");
+  }
 
   beast::error_code ec;
   tcp::resolver resolver(core->io);
@@ -838,9 +985,18 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
     });
   }
   impl_->started = true;
-  LogEvent("http_listening", {{"address", impl_->address},
-                              {"io_threads", absl::StrCat(threads)},
-                              {"max_connections", absl::StrCat(o.max_connections)}});
+  if (core->tls != nullptr) {
+    LogEvent("http_listening", {{"address", impl_->address},
+                                {"tls", "on"},
+                                {"certificate", internal::DescribeCertificate(o.tls.cert_file)},
+                                {"io_threads", absl::StrCat(threads)},
+                                {"max_connections", absl::StrCat(o.max_connections)}});
+  } else {
+    LogEvent("http_listening", {{"address", impl_->address},
+                                {"tls", "off"},
+                                {"io_threads", absl::StrCat(threads)},
+                                {"max_connections", absl::StrCat(o.max_connections)}});
+  }
   return absl::OkStatus();
 }
 

@@ -424,10 +424,11 @@ class Response:
 class HttpClient:
     """One request per connection, to the gateway on loopback."""
 
-    def __init__(self, host, port, api_key=None):
+    def __init__(self, host, port, api_key=None, ssl_context=None):
         self.host = host
         self.port = port
         self.api_key = api_key
+        self.ssl_context = ssl_context  # HTTPS when set
 
     def request(self, path, params=None, method="GET", headers=None, auth=True, timeout=15):
         target = path
@@ -437,7 +438,11 @@ class HttpClient:
         if auth and self.api_key:
             all_headers["Authorization"] = f"Bearer {self.api_key}"
         all_headers.update(headers or {})
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.ssl_context is not None:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         start = time.monotonic()
         try:
             conn.request(method, target, headers=all_headers)

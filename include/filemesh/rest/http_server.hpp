@@ -32,6 +32,12 @@
 // not take its response within write_timeout. A handler that throws is
 // answered 500. Logs `event=http_listening address=HOST:PORT` once bound.
 //
+// With options.tls the server speaks HTTPS only: a plain-HTTP request on its
+// port is answered 400 in plain HTTP (saying to use https://), and failed
+// handshakes are logged as `event=tls_handshake_failed` (the first and every
+// 100th, with the peer and OpenSSL's reason). Every limit above holds over
+// TLS; the handshake counts against head_timeout.
+//
 // Thread safety: Start, Shutdown and Wait may be called from any thread;
 // handlers run on the I/O threads, many at once.
 
@@ -45,6 +51,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "filemesh/rest/http.hpp"
+#include "filemesh/service/tls.hpp"
 
 namespace filemesh {
 
@@ -80,6 +87,18 @@ struct HttpServerOptions {
   // How long Shutdown waits for the responses of requests in flight before
   // it closes their connections too.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // HTTPS when enabled(): TLS 1.2 or 1.3 with cert_file and key_file (PEM),
+  // re-read when they change (each new connection gets the files' current
+  // certificate; a pair that does not match yet, mid-rotation, is retried).
+  // With ca_file, clients are asked for a certificate signed by it (and
+  // refused without one when require_peer_certificate). The handshake must
+  // end within head_timeout. allowed_peers is refused (InvalidArgument):
+  // the CA decides who may connect; server_name is not used.
+  TlsOptions tls;
+  // Over TLS, every response carries `Strict-Transport-Security: max-age=`
+  // this (in seconds): browsers then use only HTTPS for the host. Zero: not
+  // sent.
+  absl::Duration hsts_max_age = absl::Hours(24 * 365);
 };
 
 class HttpServer {
