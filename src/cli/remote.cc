@@ -253,7 +253,7 @@ absl::StatusOr<std::unique_ptr<GatewayClient>> GatewayClient::Create(Options opt
   if (https) {
     // Always verified: against --ca, else the system's trusted CAs.
     impl->http->enable_server_certificate_verification(true);
-    if (!options.ca_file.empty()) impl->http->set_ca_cert_path(options.ca_file.c_str());
+    if (!options.ca_file.empty()) impl->http->set_ca_cert_path(options.ca_file);
   }
   if (!impl->http->is_valid()) {
     return absl::InvalidArgumentError(

@@ -654,7 +654,7 @@ class Session : public std::enable_shared_from_this<Session> {
     body_out_ = no_body || head_request_ ? std::string() : std::move(response.body);
     // OpenSSL writes each buffer of a sequence as records of its own: a
     // small body goes with the head, in one record and one TCP segment.
-    static constexpr size_t kJoinedBody = 16 * 1024;
+    static constexpr size_t kJoinedBody = size_t{16} * 1024;
     if (tls_ && !body_out_.empty() && body_out_.size() <= kJoinedBody) {
       head_out_.append(body_out_);
       body_out_.clear();
@@ -859,6 +859,27 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
   std::chrono::steady_clock::time_point last_error_log_{};
 };
 
+// InvalidArgument for options no server can run with.
+absl::Status CheckOptions(const HttpServerOptions& o) {
+  if (o.io_threads < 0) return absl::InvalidArgumentError("HTTP io_threads must be 0 or more");
+  if (o.keep_alive_max_requests < 1) {
+    return absl::InvalidArgumentError("keep_alive_max_requests must be at least 1");
+  }
+  if (o.max_connections < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
+      o.max_header_fields < 1) {
+    return absl::InvalidArgumentError("HTTP limits must be positive (max_head_bytes at least 256)");
+  }
+  if (o.head_timeout <= absl::ZeroDuration() || o.body_timeout <= absl::ZeroDuration() ||
+      o.idle_timeout <= absl::ZeroDuration() || o.write_timeout <= absl::ZeroDuration() ||
+      o.shutdown_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("HTTP timeouts must be positive");
+  }
+  if (o.hsts_max_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("hsts_max_age must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -915,22 +936,7 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   if (impl_->started) return absl::FailedPreconditionError("the HTTP server was already started");
   const HttpServerOptions& o = impl_->options;
   if (!handler) return absl::InvalidArgumentError("no HTTP handler");
-  if (o.io_threads < 0) return absl::InvalidArgumentError("HTTP io_threads must be 0 or more");
-  if (o.keep_alive_max_requests < 1) {
-    return absl::InvalidArgumentError("keep_alive_max_requests must be at least 1");
-  }
-  if (o.max_connections < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
-      o.max_header_fields < 1) {
-    return absl::InvalidArgumentError("HTTP limits must be positive (max_head_bytes at least 256)");
-  }
-  if (o.head_timeout <= absl::ZeroDuration() || o.body_timeout <= absl::ZeroDuration() ||
-      o.idle_timeout <= absl::ZeroDuration() || o.write_timeout <= absl::ZeroDuration() ||
-      o.shutdown_grace < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("HTTP timeouts must be positive");
-  }
-  if (o.hsts_max_age < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("hsts_max_age must not be negative");
-  }
+  if (absl::Status checked = CheckOptions(o); !checked.ok()) return checked;
   std::unique_ptr<internal::ServerTlsContext> tls;
   if (o.tls.enabled()) {
     absl::StatusOr<std::unique_ptr<internal::ServerTlsContext>> made =
