@@ -298,5 +298,47 @@ TEST_F(BeneathTest, LookupsRacingRenamesEndAndStayBeneathTheRoot) {
   std::printf("openat2 answered EAGAIN %d times\n", real_eagains.load());
 }
 
+// A scope narrows the root: paths beneath it open on both resolvers, paths
+// beside it and links out of it are refused, and errors name the caller's path.
+TEST_F(BeneathTest, AScopeIsARootOfItsOwnForLinksAndPaths) {
+  tree_.Dir("projects");
+  tree_.Dir("projects/a");
+  tree_.Dir("projects/a/sub");
+  tree_.Dir("projects/b");
+  tree_.Symlink("../b", "projects/a/to_b");          // inside the root, outside the scope
+  tree_.Symlink("sub", "projects/a/to_sub");         // inside the scope
+  tree_.Symlink("../a/sub", "projects/a/round_trip");  // leaves the scope, comes back
+  for (const Resolver resolver : Resolvers()) {
+    SCOPED_TRACE(Name(resolver));
+    const auto open = [&](std::string_view scope, const std::string& path) {
+      return internal::OpenDirectoryInScope(root_.get(), scope, path, resolver).status();
+    };
+    EXPECT_TRUE(open("projects/a", "projects/a").ok());
+    EXPECT_TRUE(open("projects/a", "projects/a/sub").ok());
+    EXPECT_TRUE(open("projects/a", "projects/a/to_sub").ok());
+    EXPECT_TRUE(open("./projects//a/", "projects/a/sub").ok());  // the scope is cleaned
+    EXPECT_TRUE(open("", "projects/b").ok());                    // no scope: the root
+    EXPECT_TRUE(open("projects/a", "projects/a/to_b").code() == StatusCode::kPermissionDenied);
+    EXPECT_TRUE(open("projects/a", "projects/a/round_trip").code() ==
+                StatusCode::kPermissionDenied);
+    // Without a scope the same link is fine: it stays beneath the root.
+    EXPECT_TRUE(open("", "projects/a/to_b").ok());
+    const absl::Status beside = open("projects/a", "projects/b");
+    EXPECT_EQ(beside.code(), StatusCode::kPermissionDenied);
+    EXPECT_THAT(std::string(beside.message()), HasSubstr("outside this caller's scope"));
+    EXPECT_EQ(open("projects/a", "projects").code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(open("projects/a", "").code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(open("projects/a", "projects/ab").code(), StatusCode::kPermissionDenied);
+    const absl::Status via_link = open("projects/a", "projects/a/to_b");
+    EXPECT_THAT(std::string(via_link.message()),
+                HasSubstr("\"projects/a/to_b\": resolves outside this caller's scope"));
+    const absl::Status missing = open("projects/a", "projects/a/none");
+    EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+    EXPECT_THAT(std::string(missing.message()), HasSubstr("\"projects/a/none\""));
+    EXPECT_EQ(open("../x", "projects").code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(open("projects/none", "projects/none/x").code(), StatusCode::kNotFound);
+  }
+}
+
 }  // namespace
 }  // namespace filemesh

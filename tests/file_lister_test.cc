@@ -486,5 +486,30 @@ TEST_F(FileListerTest, OutOfDescriptorsIsResourceExhaustedOnBothResolvers) {
   EXPECT_EQ(list_status.code(), absl::StatusCode::kResourceExhausted) << list_status;
 }
 
+TEST_F(FileListerTest, AScopeKeepsTheListingInsideItWithPathsFromTheRoot) {
+  tree_.Dir("projects");
+  tree_.Dir("projects/a");
+  tree_.File("projects/a/notes.txt");
+  tree_.Dir("projects/b");
+  tree_.File("projects/b/secret.txt");
+  tree_.Symlink("../b", "projects/a/to_b");
+  const FileLister lister(tree_.root());
+  v1::ListRequest request;
+  request.set_scope("projects/a");
+  request.set_path("projects/a");
+  absl::StatusOr<v1::ListResponse> inside = lister.List(request);
+  ASSERT_TRUE(inside.ok()) << inside.status();
+  EXPECT_THAT(Paths(inside->entries()), ElementsAre("projects/a/notes.txt", "projects/a/to_b"));
+  for (const char* path : {"projects/b", "projects/a/to_b", "projects", "", "projects/a/.."}) {
+    request.set_path(path);
+    EXPECT_EQ(lister.List(request).status().code(), absl::StatusCode::kPermissionDenied) << path;
+  }
+  request.set_scope("");
+  request.set_path("projects/a/to_b");  // without a scope the link stays beneath the root
+  absl::StatusOr<v1::ListResponse> unscoped = lister.List(request);
+  ASSERT_TRUE(unscoped.ok()) << unscoped.status();
+  EXPECT_THAT(Paths(unscoped->entries()), ElementsAre("projects/a/to_b/secret.txt"));
+}
+
 }  // namespace
 }  // namespace filemesh

@@ -760,5 +760,24 @@ TEST_F(FileSearcherTest, OutOfDescriptorsMidWalkFailsTheSearchInsteadOfSkipping)
   }
 }
 
+TEST_F(FileSearcherTest, AScopeKeepsTheSearchAndItsMatchesInsideIt) {
+  v1::SearchRequest request = Request("*.h");
+  request.set_scope("src");
+  request.set_path("src");
+  EXPECT_THAT(Find(request), ElementsAre("src/net/socket.h", "src/util.h"));
+  request.set_path("src/net");
+  EXPECT_THAT(Find(request), ElementsAre("src/net/socket.h"));
+  const FileSearcher searcher(tree_.root());
+  for (const char* path : {"", "include", "docs/link_to_src", "src/.."}) {
+    request.set_path(path);
+    EXPECT_EQ(searcher.Search(request).status().code(), absl::StatusCode::kPermissionDenied)
+        << path;
+  }
+  // docs/link_to_src leads into src: with scope docs it leads out.
+  request.set_scope("docs");
+  request.set_path("docs/link_to_src");
+  EXPECT_EQ(searcher.Search(request).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace filemesh

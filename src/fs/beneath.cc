@@ -251,6 +251,41 @@ absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& cl
   return ErrnoToStatus(-fd, "open", clean_path.empty() ? "." : clean_path);
 }
 
+absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scope,
+                                              const std::string& clean_path, Resolver resolver) {
+  if (scope.empty()) return OpenDirectoryBeneath(root_fd, clean_path, resolver);
+  absl::StatusOr<std::string> clean_scope = CleanRelativePath(scope);
+  if (!clean_scope.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scope: ", clean_scope.status().message()));
+  }
+  const std::string& s = *clean_scope;
+  const bool inside =
+      s.empty() || clean_path == s ||
+      (clean_path.size() > s.size() && clean_path.compare(0, s.size(), s) == 0 &&
+       clean_path[s.size()] == '/');
+  if (!inside) {
+    return absl::PermissionDeniedError(absl::StrCat(QuotePath(clean_path.empty() ? "." : clean_path),
+                                                    " is outside this caller's scope ",
+                                                    QuotePath(s)));
+  }
+  absl::StatusOr<UniqueFd> scope_fd = OpenDirectoryBeneath(root_fd, s, resolver);
+  if (!scope_fd.ok() || s.empty()) return scope_fd;
+  const std::string rest = clean_path.size() == s.size() ? "" : clean_path.substr(s.size() + 1);
+  absl::StatusOr<UniqueFd> dir = OpenDirectoryBeneath(scope_fd->get(), rest, resolver);
+  if (dir.ok()) return dir;
+  // The error names the path below the scope: name the caller's whole path,
+  // and the scope where the root was meant.
+  const std::string_view message(dir.status().message().data(), dir.status().message().size());
+  const size_t colon = message.find("\": ");
+  std::string reason(colon == std::string_view::npos ? message : message.substr(colon + 3));
+  if (reason == "resolves outside the root") {
+    reason = "resolves outside this caller's scope " + QuotePath(s);
+  }
+  return absl::Status(dir.status().code(),
+                      absl::StrCat("open ", QuotePath(clean_path), ": ", reason));
+}
+
 int OpenSubdirectoryNoFollow(int base_fd, const std::string& rel, Resolver resolver) {
   int fd = -EAGAIN;
   if (UseOpenat2(resolver)) {

@@ -70,6 +70,16 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path);
 absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& clean_path,
                                               Resolver resolver = Resolver::kAuto);
 
+// OpenDirectoryBeneath for a caller limited to `scope` (a path relative to
+// the root, checked with CleanRelativePath; "" is the whole root):
+// `clean_path` must name the scope or lie beneath it (else PermissionDenied),
+// and it is resolved beneath the scope's directory, so that no symbolic link
+// on the way leads out of the scope (PermissionDenied too). Errors name
+// `clean_path` as the caller gave it.
+absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scope,
+                                              const std::string& clean_path,
+                                              Resolver resolver = Resolver::kAuto);
+
 // Opens the directory `rel` beneath `base_fd` without following any symbolic
 // link in any component (used by the tree walk, which never follows links).
 // Returns the fd, or -errno (-EMFILE or -ENFILE when out of descriptors).

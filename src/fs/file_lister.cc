@@ -281,7 +281,8 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
   }
   absl::StatusOr<ListPlan> plan = impl_->Plan(request);
   if (!plan.ok()) return plan.status();
-  absl::StatusOr<UniqueFd> dir = internal::OpenDirectoryBeneath(impl_->root_fd.get(), plan->path);
+  absl::StatusOr<UniqueFd> dir =
+      internal::OpenDirectoryInScope(impl_->root_fd.get(), request.scope(), plan->path);
   if (!dir.ok()) return dir.status();
 
   NameArena names;

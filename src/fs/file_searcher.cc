@@ -538,7 +538,8 @@ absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl:
       request.pattern(), request.syntax(), request.case_insensitive(), limits);
   if (!matcher.ok()) return matcher.status();
 
-  absl::StatusOr<UniqueFd> start = internal::OpenDirectoryBeneath(root_fd.get(), *path);
+  absl::StatusOr<UniqueFd> start =
+      internal::OpenDirectoryInScope(root_fd.get(), request.scope(), *path);
   if (!start.ok()) return start.status();
 
   out->matcher.emplace(*std::move(matcher));
