@@ -6,6 +6,7 @@
 #include "filemesh/rest/rest_gateway.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -31,6 +32,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 #include "test_tree.h"
+#include "wait_for.h"
 
 namespace filemesh {
 namespace {
@@ -1244,6 +1246,189 @@ TEST(RestGatewayOnInterfacesTest, ServesABackendThatHasNoFailoverChannel) {
   operation.method = "GET";
   operation.path = "/api/v1/operations/0123456789abcdef0123456789abcdef";
   EXPECT_EQ(gateway.Handle(operation).status, 404);
+}
+
+// --- named keys, scopes and the audit trail ----------------------------------
+
+// The SHA-256 of "k-whole" and "k-docs" (printf %s KEY | sha256sum).
+constexpr char kWholeDigest[] = "453102748208c388929dff5cda4fc0ac9d84afaa60b2f35b9dc1563dc16470cc";
+constexpr char kDocsDigest[] = "7108f9d98d3f03270fe08301eb91289be3cce8330428f6eb1542d650b71c1b72";
+
+Pairs Bearer(const std::string& key) { return {{"authorization", "Bearer " + key}}; }
+
+class ApiKeysTest : public RestGatewayOperationTest {
+ protected:
+  void SetUp() override {
+    RestGatewayOperationTest::SetUp();
+    keys_file_ = files_.Abs("keys");
+    WriteKeys(absl::StrCat("# name   sha256   scope\n\nwhole ", Digest("k-whole"),
+                           "\n  docs-only\t", Digest("k-docs"), "  ./docs/\n"));
+    options_.api_keys_file = keys_file_;
+    Rebuild();
+    ASSERT_TRUE(gateway_->status().ok()) << gateway_->status();
+  }
+
+  // The digest as the operator computes it; checked once against sha256sum's.
+  static std::string Digest(const std::string& key) {
+    const std::string command = "printf %s '" + key + "' | sha256sum";
+    std::FILE* pipe = ::popen(command.c_str(), "r");
+    char out[65] = {};
+    if (pipe == nullptr || std::fread(out, 1, 64, pipe) != 64) ADD_FAILURE() << "sha256sum";
+    if (pipe != nullptr) ::pclose(pipe);
+    return out;
+  }
+
+  // Replaces the keys file in one step (a new file renamed over it).
+  void WriteKeys(const std::string& text) {
+    const std::string temporary = keys_file_ + ".new";
+    std::ofstream(temporary, std::ios::binary | std::ios::trunc) << text;
+    ASSERT_EQ(std::rename(temporary.c_str(), keys_file_.c_str()), 0);
+  }
+
+  testing::TestTree files_;
+  std::string keys_file_;
+};
+
+TEST_F(ApiKeysTest, TheOperatorsDigestsAreSha256) {
+  EXPECT_EQ(Digest("k-whole"), kWholeDigest);
+  EXPECT_EQ(Digest("k-docs"), kDocsDigest);
+}
+
+TEST_F(ApiKeysTest, ANamedKeyReadsTheWholeTreeAndAScopedKeyOnlyItsScope) {
+  EXPECT_EQ(Get("/api/v1/files", {{"path", "bin\xff"}}, Bearer("k-whole")).status, 200);
+  EXPECT_EQ(StatusAndCode(Get("/api/v1/files", {}, Bearer("k-nobody"))),
+            std::make_pair(401, std::string("UNAUTHENTICATED")));
+  // No path: the scope itself.
+  HttpResponse r = Get("/api/v1/files", {}, Bearer("k-docs"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(Names(ParseMessage<v1::ListResponse>(r.body).entries()),
+              ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_EQ(Get("/api/v1/files", {{"path", "docs/sub"}}, Bearer("k-docs")).status, 200);
+  for (const std::string path : {"bin\xff", "docs/../bin\xff", "docsx", "..", "/etc"}) {
+    const HttpResponse refused = Get("/api/v1/files", {{"path", path}}, Bearer("k-docs"));
+    EXPECT_EQ(StatusAndCode(refused), std::make_pair(403, std::string("PERMISSION_DENIED")))
+        << path;
+    EXPECT_THAT(Str(ParseObject(refused.body), "detail"), HasSubstr("docs-only"));
+  }
+  // A search: within the scope by default, refused beside it, and its
+  // matches stay within it.
+  r = Get("/api/v1/search", {{"q", "*"}}, Bearer("k-docs"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  for (const std::string& path :
+       testing::Paths(ParseMessage<v1::SearchResponse>(r.body).matches())) {
+    EXPECT_EQ(path.rfind("docs/", 0), 0u) << path;
+  }
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"path", "bin\xff"}}, Bearer("k-docs")).status,
+            403);
+}
+
+TEST_F(ApiKeysTest, ALinkInsideTheScopeDoesNotLeadOutOfIt) {
+  tree_.Symlink("../bin\xff", "docs/up");
+  EXPECT_EQ(Get("/api/v1/files", {{"path", "docs/up"}}, Bearer("k-whole")).status, 200);
+  const HttpResponse refused = Get("/api/v1/files", {{"path", "docs/up"}}, Bearer("k-docs"));
+  EXPECT_EQ(StatusAndCode(refused), std::make_pair(403, std::string("PERMISSION_DENIED")));
+  EXPECT_THAT(Str(ParseObject(refused.body), "detail"), HasSubstr("scope"));
+  EXPECT_EQ(
+      Get("/api/v1/search", {{"q", "*"}, {"path", "docs/up"}}, Bearer("k-docs")).status, 403);
+}
+
+TEST_F(ApiKeysTest, OperationsAreReadOnlyWithinTheReadersScope) {
+  QueueEverything();
+  const std::string whole = Accepted(Get("/api/v1/files", {{"path", "bin\xff"}}, Bearer("k-whole")));
+  const std::string docs = Accepted(Get("/api/v1/search", {{"q", "*.txt"}}, Bearer("k-docs")));
+  list_backend_.fallback->DeliverQueued();
+  search_backend_.fallback->DeliverQueued();
+  EXPECT_EQ(StatusAndCode(Get(whole, {}, Bearer("k-docs"))),
+            std::make_pair(403, std::string("PERMISSION_DENIED")));
+  EXPECT_EQ(Get(whole, {}, Bearer("k-whole")).status, 200);
+  const HttpResponse r = Get(docs, {}, Bearer("k-docs"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("docs/a.txt"));
+  EXPECT_EQ(Get(docs, {}, Bearer("k-whole")).status, 200);
+}
+
+TEST_F(ApiKeysTest, TheFileIsReadAgainWhenItChangesAndABrokenVersionKeepsTheKeys) {
+  CapturedLog log;
+  WriteKeys(absl::StrCat("whole ", kWholeDigest, "\n"));  // docs-only revoked
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return Get("/api/v1/files", {}, Bearer("k-docs")).status == 401; }, absl::Seconds(10)));
+  EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-whole")).status, 200);
+  WriteKeys("whole not-a-digest\n");
+  // The file is looked at when a request needs the keys (at most once a second).
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-whole")).status, 200);
+        return !log.Events("api_keys_reload_failed").empty();
+      },
+      absl::Seconds(10)));
+  EXPECT_THAT(log.Events("api_keys_reload_failed")[0], HasSubstr("line 1"));
+  EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-whole")).status, 200);
+}
+
+TEST_F(ApiKeysTest, AFileThatDoesNotParseIsAnErrorNamingTheLineAndTheApiAnswers503) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"whole\n", "line 1: expected NAME SHA256"},
+      {absl::StrCat("whole ", kWholeDigest, "\nwhole ", kDocsDigest, "\n"), "line 2"},
+      {absl::StrCat("a ", kWholeDigest, "\nb ", kWholeDigest, "\n"), "another key's"},
+      {absl::StrCat("a ", kWholeDigest, " ../up\n"), "scope"},
+      {absl::StrCat("a ", kWholeDigest, " /abs\n"), "scope"},
+      {absl::StrCat("bad/name ", kWholeDigest, "\n"), "key name"},
+      {absl::StrCat("a ", std::string(kWholeDigest).substr(1), "\n"), "64 hex"},
+  };
+  for (const auto& [text, expected] : cases) {
+    WriteKeys(text);
+    Rebuild();
+    EXPECT_EQ(gateway_->status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(gateway_->status().message()), HasSubstr(expected)) << text;
+    EXPECT_THAT(std::string(gateway_->status().message()), HasSubstr(keys_file_));
+    EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-whole")).status, 503);
+    EXPECT_EQ(Get("/healthz").status, 200);
+  }
+  options_.api_keys_file = files_.Abs("missing");
+  Rebuild();
+  EXPECT_THAT(std::string(gateway_->status().message()), HasSubstr("cannot be read"));
+}
+
+TEST_F(ApiKeysTest, TheSingleKeyWorksBesideTheFile) {
+  options_.api_key = "k-plain";
+  Rebuild();
+  ASSERT_TRUE(gateway_->status().ok()) << gateway_->status();
+  EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-plain")).status, 200);
+  EXPECT_EQ(Get("/api/v1/files", {}, Bearer("k-whole")).status, 200);
+  options_.api_key = "k-whole";  // the same key twice
+  Rebuild();
+  EXPECT_EQ(gateway_->status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Each API request is one line of the audit file, field by field; other
+// routes are not audited.
+TEST_F(ApiKeysTest, EveryApiRequestIsOneAuditLineFieldByField) {
+  options_.audit_log = files_.Abs("audit.log");
+  Rebuild();
+  ASSERT_TRUE(gateway_->status().ok()) << gateway_->status();
+  const HttpResponse listed = Get("/api/v1/files", {{"path", "docs"}}, Bearer("k-whole"));
+  const HttpResponse found =
+      Get("/api/v1/search", {{"q", "a\"b\nc"}}, Bearer("k-docs"));  // a pattern with a newline
+  const HttpResponse refused = Get("/api/v1/files", {}, Bearer("wrong"));
+  EXPECT_EQ(Get("/healthz").status, 200);
+  std::ifstream in(options_.audit_log);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  const auto expect_fields = [](const std::string& line, const std::vector<std::string>& fields) {
+    EXPECT_THAT(line, ::testing::MatchesRegex("ts=[-0-9T:.]+Z level=info event=api_request .*"));
+    for (const std::string& field : fields) EXPECT_THAT(line, HasSubstr(" " + field)) << line;
+    EXPECT_THAT(line, ::testing::ContainsRegex(" duration_ms=[0-9]+\\.[0-9]{3}$"));
+  };
+  expect_fields(lines[0], {"request_id=" + HeaderOr(listed, "X-Request-Id") + " ", "key=whole ",
+                           "client=127.0.0.1:40000 ", "method=GET ", "route=/api/v1/files ",
+                           "path=docs ", "pattern=\"\" ", "status=200 ", "served_by=in-memory ",
+                           absl::StrCat("bytes=", listed.body.size(), " ")});
+  expect_fields(lines[1], {"key=docs-only ", "route=/api/v1/search ", "path=docs ",
+                           "pattern=\"a\\\"b\\nc\" ", absl::StrCat("status=", found.status, " ")});
+  expect_fields(lines[2], {"key=\"\" ", "status=401 ", "served_by=none ",
+                           absl::StrCat("bytes=", refused.body.size(), " ")});
+  EXPECT_THAT(lines[2], ::testing::Not(HasSubstr("wrong")));  // never the key
 }
 
 }  // namespace

@@ -39,6 +39,12 @@ ABSL_FLAG(std::string, searcher_grpc, "",
           "mserv2 gRPC targets, HOST:PORT[,HOST:PORT...] (spread round robin); empty: no gRPC");
 ABSL_FLAG(std::string, api_key, "",
           "when set, /api/ routes need 'Authorization: Bearer KEY' (prefer FILEMESH_API_KEY)");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "named API keys as NAME SHA256 [SCOPE] lines (docs/security.md): a scoped key reads "
+          "only beneath its directory; read again when the file changes");
+ABSL_FLAG(std::string, audit_log, "",
+          "append one line per API request (key name, client, route, path, status, bytes, ...) "
+          "to this file; \"-\": stderr; empty: no audit trail");
 ABSL_FLAG(bool, ui, true,
           "serve the browser page at / (its files under /ui/); --noui: those paths answer 404");
 ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(5),
@@ -166,14 +172,17 @@ int main(int argc, char** argv) {
 
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
+  options.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
+  options.audit_log = absl::GetFlag(FLAGS_audit_log);
   const std::string listen = absl::GetFlag(FLAGS_listen);
   // (An address without a port is HttpServer's to refuse, with its own words.)
-  if (options.api_key.empty() && listen.find(':') != std::string::npos &&
+  if (options.api_key.empty() && options.api_keys_file.empty() &&
+      listen.find(':') != std::string::npos &&
       !filemesh::IsLoopbackListenAddress(listen) && !absl::GetFlag(FLAGS_allow_anonymous)) {
     Exit(absl::InvalidArgumentError(absl::StrCat(
         "--listen ", listen,
-        " is reachable from the network, and without --api_key anyone there could list and "
-        "search: give a key, listen on loopback, or pass --allow_anonymous")));
+        " is reachable from the network, and without --api_key or --api_keys_file anyone there "
+        "could list and search: give keys, listen on loopback, or pass --allow_anonymous")));
   }
   options.allowed_hosts = absl::GetFlag(FLAGS_allowed_hosts);
   if (options.allowed_hosts.empty()) {
@@ -191,11 +200,15 @@ int main(int argc, char** argv) {
              : nullptr,
       searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
                : nullptr);
+  if (!gateway.status().ok()) Exit(gateway.status());
   filemesh::LogEvent("gateway_configured",
                      {{"lister_grpc", lister_grpc},
                       {"searcher_grpc", searcher_grpc},
                       {"amqp_url", filemesh::RedactUrl(amqp->url)},
-                      {"auth", options.api_key.empty() ? "none" : "bearer"},
+                      {"auth", options.api_key.empty() && options.api_keys_file.empty()
+                                   ? "none"
+                                   : "bearer"},
+                      {"audit_log", options.audit_log},
                       {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
                       {"ui", options.serve_ui ? "on" : "off"}});
 

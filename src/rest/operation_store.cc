@@ -11,9 +11,10 @@ OperationStore::OperationStore(size_t capacity, absl::Duration ttl)
     : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl) {}
 
 std::string OperationStore::Add(OperationKind kind, std::string channel_id, TransportKind served_by,
-                                absl::Time now) {
+                                absl::Time now, std::string path) {
   auto record = std::make_shared<OperationRecord>();
   record->kind = kind;
+  record->path = std::move(path);
   record->channel_id = std::move(channel_id);
   record->served_by = served_by;
 

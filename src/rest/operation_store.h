@@ -30,6 +30,9 @@ struct OperationRecord {
   // The id FailoverChannel gave the queued call (for TakeLateReply).
   std::string channel_id;
   TransportKind served_by = TransportKind::kNone;
+  // The path the request asked about (relative to the root): a key limited
+  // to a scope reads only the operations of paths within it.
+  std::string path;
 
   Mutex mu;
   // The answer once the reply came.
@@ -43,7 +46,7 @@ class OperationStore {
 
   // Remembers a queued call and returns its new public id.
   std::string Add(OperationKind kind, std::string channel_id, TransportKind served_by,
-                  absl::Time now);
+                  absl::Time now, std::string path = "");
   // The operation `id`, or null when it is unknown or expired at `now`.
   std::shared_ptr<OperationRecord> Find(std::string_view id, absl::Time now);
   // Forgets `id` (no-op when unknown).

@@ -25,7 +25,9 @@
 #include "filemesh/names.hpp"
 #include "filemesh/service/address.hpp"
 #include "filemesh/service/log.hpp"
+#include "rest/api_keys.h"
 #include "rest/assets.h"
+#include "rest/audit_log.h"
 #include "rest/gateway_metrics.h"
 #include "rest/json.h"
 #include "rest/operation_store.h"
@@ -151,18 +153,6 @@ bool IsOperationId(std::string_view id) {
   return true;
 }
 
-// Compares without an early exit: the time taken depends on the length of
-// `given` only, never on where it differs from `expected` (non-empty) or on
-// the length of `expected`.
-bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
-  unsigned diff = given.size() == expected.size() ? 0U : 1U;
-  for (size_t i = 0; i < given.size(); ++i) {
-    diff |= static_cast<unsigned char>(given[i]) ^
-            static_cast<unsigned char>(expected[i % expected.size()]);
-  }
-  return diff == 0;
-}
-
 HttpResponse JsonResponse(int status, std::string body) {
   HttpResponse response;
   response.status = status;
@@ -181,6 +171,13 @@ struct Exchange {
   Route route = kOther;
   std::string request_id;
   TransportKind served_by = TransportKind::kNone;
+  // The caller's key (its name; "" when the gateway has no keys) and the
+  // scope it may read ("" is the whole tree).
+  std::string key_name;
+  std::string scope;
+  // For the audit line: the path and pattern the request asked about.
+  std::string asked_path;
+  std::string asked_pattern;
 };
 
 // The problem a client gets for a failed backend call. A service's own
@@ -253,11 +250,22 @@ struct RestGateway::Impl {
   // use this object.
   void CallStarted();
   void CallEnded();
-  bool Authorized(const HttpRequest& request, std::string* why) const;
+  // Finds the caller's key (its name and scope into `exchange`); false with
+  // `why` when there is none or it is not one of the keys.
+  bool Authorized(const HttpRequest& request, Exchange* exchange, std::string* why) const;
+  // The path a request of a scoped key asks about ("" becomes the scope), or
+  // a 403 when it is outside the scope.
+  std::optional<HttpResponse> ScopePath(const HttpRequest& request, Exchange* exchange,
+                                        std::string* path) const;
   // Whether the request's Host is one options.allowed_hosts names.
   bool HostAllowed(const HttpRequest& request) const;
 
   const RestGatewayOptions options;
+  // The keys (null when the API is open) and why they could not be read.
+  std::unique_ptr<internal::ApiKeySource> keys;
+  absl::Status status;
+  // Null without options.audit_log.
+  std::unique_ptr<internal::AuditLog> audit;
   // options.allowed_hosts as HostWithoutPort gives them; empty: any host.
   const std::set<std::string> allowed_hosts;
   const std::shared_ptr<const AsyncFileListerInterface> lister;
@@ -327,7 +335,30 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
                                                    : std::make_shared<prometheus::Registry>()),
       metrics(*registry, RouteLabels()),
       backend_metrics(BackendChannels(lister.get(), searcher.get()),
-                      [this] { return operations.size(); }) {}
+                      [this] { return operations.size(); }) {
+  if (!options.api_key.empty() || !options.api_keys_file.empty()) {
+    absl::StatusOr<std::unique_ptr<internal::ApiKeySource>> made =
+        internal::ApiKeySource::Create(options.api_keys_file, options.api_key);
+    if (made.ok()) {
+      keys = *std::move(made);
+    } else {
+      status = made.status();
+    }
+  }
+  if (status.ok() && !options.audit_log.empty()) {
+    absl::StatusOr<std::unique_ptr<internal::AuditLog>> opened =
+        internal::AuditLog::Open(options.audit_log);
+    if (opened.ok()) {
+      audit = *std::move(opened);
+    } else {
+      status = opened.status();
+    }
+  }
+  if (!status.ok()) {
+    LogEvent(LogLevel::kError, "gateway_misconfigured",
+             {{"error", internal::StdView(status.message())}});
+  }
+}
 
 bool RestGateway::Impl::HostAllowed(const HttpRequest& request) const {
   if (allowed_hosts.empty()) return true;
@@ -336,7 +367,8 @@ bool RestGateway::Impl::HostAllowed(const HttpRequest& request) const {
   return allowed_hosts.count(HostWithoutPort(*host)) != 0;
 }
 
-bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why) const {
+bool RestGateway::Impl::Authorized(const HttpRequest& request, Exchange* exchange,
+                                   std::string* why) const {
   const std::string* header = request.Header("authorization");
   if (header == nullptr) {
     *why = "this route needs an \"Authorization: Bearer <key>\" header";
@@ -350,11 +382,29 @@ bool RestGateway::Impl::Authorized(const HttpRequest& request, std::string* why)
     *why = "the Authorization header must use the Bearer scheme";
     return false;
   }
-  if (!ConstantTimeEquals(value.substr(kScheme.size()), options.api_key)) {
+  const std::shared_ptr<const internal::ApiKeys> current = keys->Current();
+  const internal::ApiKey* key = current->Find(value.substr(kScheme.size()));
+  if (key == nullptr) {
     *why = "the bearer key is not valid";
     return false;
   }
+  exchange->key_name = key->name;
+  exchange->scope = key->scope;
   return true;
+}
+
+std::optional<HttpResponse> RestGateway::Impl::ScopePath(const HttpRequest& request,
+                                                         Exchange* exchange,
+                                                         std::string* path) const {
+  if (exchange->scope.empty()) return std::nullopt;
+  if (path->empty() || *path == ".") *path = exchange->scope;
+  exchange->asked_path = *path;
+  if (internal::WithinScope(*path, exchange->scope)) return std::nullopt;
+  return ProblemResponse(
+      absl::PermissionDeniedError(absl::StrCat(
+          "the key \"", exchange->key_name, "\" may read only beneath \"", exchange->scope,
+          "\", not ", internal::QuoteClientText(*path))),
+      request.path);
 }
 
 void RestGateway::Impl::Dispatch(const HttpRequest& request,
@@ -385,9 +435,15 @@ std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& requ
                          " (see its --allowed_hosts)")),
         request.path);
   }
-  if (!options.api_key.empty() && absl::StartsWith(internal::AbslView(request.path), "/api/")) {
+  const bool api = absl::StartsWith(internal::AbslView(request.path), "/api/");
+  if (api && !status.ok()) {
+    return ProblemResponse(
+        absl::UnavailableError("the gateway cannot check API keys now (its log says why)"),
+        request.path);
+  }
+  if (api && keys != nullptr) {
     std::string why;
-    if (!Authorized(request, &why)) {
+    if (!Authorized(request, exchange, &why)) {
       HttpResponse response = ProblemResponse(absl::UnauthenticatedError(why), request.path);
       response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"filemesh\"");
       return response;
@@ -487,12 +543,17 @@ void RestGateway::Impl::List(const HttpRequest& request, const std::shared_ptr<E
       params->GetBool("hidden", &hidden),
   });
   if (!valid.ok()) return reply(ProblemResponse(valid, request.path));
+  exchange->asked_path = path;
+  if (std::optional<HttpResponse> refused = ScopePath(request, exchange.get(), &path)) {
+    return reply(*std::move(refused));
+  }
   if (lister == nullptr) {
     return reply(ProblemResponse(absl::UnavailableError("no lister configured"), request.path));
   }
 
   v1::ListRequest list;
   SetPath(path, &list);
+  list.set_scope(exchange->scope);
   if (page_size.has_value()) list.set_page_size(static_cast<uint32_t>(*page_size));
   list.set_page_token(page_token);
   list.set_sort(sort);
@@ -547,6 +608,11 @@ void RestGateway::Impl::Search(const HttpRequest& request,
       params->GetBool("one_file_system", &one_file_system),
   });
   if (!valid.ok()) return reply(ProblemResponse(valid, request.path));
+  exchange->asked_path = path;
+  exchange->asked_pattern = pattern;
+  if (std::optional<HttpResponse> refused = ScopePath(request, exchange.get(), &path)) {
+    return reply(*std::move(refused));
+  }
   if (pattern.empty()) {
     return reply(ProblemResponse(
         absl::InvalidArgumentError("query parameter \"q\" (the pattern) is required and may not "
@@ -561,6 +627,7 @@ void RestGateway::Impl::Search(const HttpRequest& request,
   search.set_pattern(pattern);
   search.set_syntax(syntax);
   SetPath(path, &search);
+  search.set_scope(exchange->scope);
   search.set_case_insensitive(case_insensitive);
   search.set_type(type);
   if (max_depth.has_value()) search.set_max_depth(static_cast<uint32_t>(*max_depth));
@@ -593,7 +660,8 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
   if (info.queued) {
     const std::string location =
         absl::StrCat(internal::AbslView(kOperationsPrefix),
-                     operations.Add(kind, info.operation_id, info.served_by, absl::Now()));
+                     operations.Add(kind, info.operation_id, info.served_by, absl::Now(),
+                                    exchange->asked_path));
     HttpResponse response =
         JsonResponse(202, JsonObjectWriter().String("operation", location).Finish());
     response.headers.emplace_back("Location", location);
@@ -615,6 +683,16 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
         request.path);
   }
 
+  // A scoped key reads only the operations of requests within its scope
+  // (a key for projects/a those of projects/a/x, not those of projects/b or
+  // of a key for the whole tree).
+  if (!exchange->scope.empty() && !internal::WithinScope(record->path, exchange->scope)) {
+    return ProblemResponse(
+        absl::PermissionDeniedError(absl::StrCat("the key \"", exchange->key_name,
+                                                 "\" may not read operations outside \"",
+                                                 exchange->scope, "\"")),
+        request.path);
+  }
   internal::MutexLock lock(&record->mu);
   exchange->served_by = record->served_by;
   if (record->finished.has_value()) return *record->finished;
@@ -723,6 +801,23 @@ void RestGateway::HandleAsync(const HttpRequest& request, HttpResponder respond)
     const auto elapsed = std::chrono::steady_clock::now() - start;
     impl->metrics.CountRequest(exchange->route, exchange->served_by, response.status,
                                std::chrono::duration<double>(elapsed).count());
+    if (impl->audit != nullptr && absl::StartsWith(internal::AbslView(path), "/api/")) {
+      const std::string status = absl::StrCat(response.status);
+      const std::string bytes = absl::StrCat(response.body.size());
+      const std::string duration_ms = Millis(elapsed);
+      const bool asked = exchange->route == kFiles || exchange->route == kSearch;
+      impl->audit->Write({{"request_id", exchange->request_id},
+                          {"key", exchange->key_name},
+                          {"client", remote},
+                          {"method", method},
+                          {"route", RouteTemplate(exchange->route)},
+                          {"path", asked ? exchange->asked_path : path},
+                          {"pattern", exchange->asked_pattern},
+                          {"status", status},
+                          {"served_by", TransportKindName(exchange->served_by)},
+                          {"bytes", bytes},
+                          {"duration_ms", duration_ms}});
+    }
     if (impl->options.access_log) {
       const std::string status = absl::StrCat(response.status);
       const std::string duration_ms = Millis(elapsed);
@@ -759,5 +854,7 @@ bool RestGateway::Ready() const {
 }
 
 prometheus::Registry& RestGateway::metrics() { return *impl_->registry; }
+
+absl::Status RestGateway::status() const { return impl_->status; }
 
 }  // namespace filemesh

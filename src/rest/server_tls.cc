@@ -1,7 +1,6 @@
 #include "rest/server_tls.h"
 
 #include <openssl/ssl.h>
-#include <sys/stat.h>
 
 #include <string>
 #include <utility>
@@ -12,11 +11,6 @@
 
 namespace filemesh::internal {
 namespace ssl = boost::asio::ssl;
-
-bool ServerTlsContext::FileStamp::operator==(const FileStamp& other) const {
-  return device == other.device && inode == other.inode && size == other.size &&
-         modified_ns == other.modified_ns;
-}
 
 absl::StatusOr<std::unique_ptr<ServerTlsContext>> ServerTlsContext::Create(
     const TlsOptions& options) {
@@ -40,18 +34,8 @@ absl::StatusOr<std::unique_ptr<ServerTlsContext>> ServerTlsContext::Create(
 }
 
 ServerTlsContext::Stamps ServerTlsContext::Stamp() const {
-  Stamps stamps;
-  const std::string* files[] = {&options_.cert_file, &options_.key_file, &options_.ca_file};
-  for (size_t i = 0; i < stamps.size(); ++i) {
-    struct stat st {};
-    if (files[i]->empty() || ::stat(files[i]->c_str(), &st) != 0) continue;
-    stamps[i].device = st.st_dev;
-    stamps[i].inode = st.st_ino;
-    stamps[i].size = st.st_size;
-    stamps[i].modified_ns =
-        static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-  }
-  return stamps;
+  return {FileStamp::Of(options_.cert_file), FileStamp::Of(options_.key_file),
+          FileStamp::Of(options_.ca_file)};
 }
 
 absl::StatusOr<std::shared_ptr<ssl::context>> ServerTlsContext::Make() const {

@@ -5,8 +5,6 @@
 #ifndef FILEMESH_SRC_REST_SERVER_TLS_H_
 #define FILEMESH_SRC_REST_SERVER_TLS_H_
 
-#include <sys/types.h>
-
 #include <array>
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
@@ -14,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "base/file_stamp.h"
 #include "filemesh/internal/mutex.hpp"
 #include "filemesh/service/tls.hpp"
 
@@ -37,13 +36,6 @@ class ServerTlsContext {
   std::shared_ptr<boost::asio::ssl::context> Current();
 
  private:
-  struct FileStamp {
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t size = 0;
-    long long modified_ns = 0;  // NOLINT(google-runtime-int): struct stat's width
-    bool operator==(const FileStamp& other) const;
-  };
   using Stamps = std::array<FileStamp, 3>;  // cert, key, ca
 
   explicit ServerTlsContext(const TlsOptions& options) : options_(options) {}

@@ -149,10 +149,8 @@ void AppendLogTimestamp(absl::Time now, std::string* out) {
   out->push_back('Z');
 }
 
-}  // namespace internal
-
-void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
-  if (!LogEnabled(level)) return;
+std::string FormatLogLine(LogLevel level, std::string_view event,
+                          std::initializer_list<LogField> fields) {
   std::string line;
   line.reserve(256);
   line.append("ts=");
@@ -167,6 +165,14 @@ void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogF
     line.push_back('=');
     AppendValue(field.second, &line);
   }
+  return line;
+}
+
+}  // namespace internal
+
+void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  if (!LogEnabled(level)) return;
+  std::string line = internal::FormatLogLine(level, event, fields);
   Output& output = TheOutput();
   internal::MutexLock lock(&output.mu);
   if (output.sink) {

@@ -10,6 +10,7 @@ a gateway without a client certificate gets no listing from the services;
 the installed command ($FILEMESH_CLI, when set) verifies the gateway with --ca
 or FILEMESH_CA and says what to do when it cannot."""
 
+import hashlib
 import http.client
 import os
 import shutil
@@ -22,6 +23,7 @@ import harness
 SCRIPT = os.environ.get("FILEMESH_CERTS_SCRIPT")
 CLI = os.environ.get("FILEMESH_CLI")
 KEY = "tls-e2e-key"
+SUB_KEY = b"tls-e2e-sub-key"
 
 
 class SecureStackTest(harness.ProcessTestCase):
@@ -60,10 +62,17 @@ class SecureStackTest(harness.ProcessTestCase):
         if client_cert:
             backend += [f"--backend_tls_cert={self.pem(client_cert)}",
                         f"--backend_tls_key={self.key(client_cert)}"]
+        keys = os.path.join(self.certs, "api-keys")
+        with open(keys, "w", encoding="ascii") as out:
+            out.write(f"# name sha256 scope\nsub-reader {hashlib.sha256(SUB_KEY).hexdigest()} "
+                      "docs/sub\n")
+        self.audit = os.path.join(self.certs, f"audit-{name}.log")
         return self.gateway(lister_grpc=self.lister.grpc_address,
                             searcher_grpc=self.searcher.grpc_address, api_key=KEY, name=name,
                             extra=backend + [f"--tls_cert={self.pem('server')}",
-                                             f"--tls_key={self.key('server')}"])
+                                             f"--tls_key={self.key('server')}",
+                                             f"--api_keys_file={keys}",
+                                             f"--audit_log={self.audit}"])
 
     def test_the_api_answers_over_https_with_hsts(self):
         listed = self.https.get("/api/v1/files", {"path": "docs"})
@@ -75,6 +84,28 @@ class SecureStackTest(harness.ProcessTestCase):
         self.assertEqual(found.status, 200, found)
         self.assertTrue(found.json().get("matches"))
         self.gw.wait_for_log("http_listening", tls="on")
+
+    def test_a_scoped_key_reads_only_its_scope_and_every_request_is_audited(self):
+        sub = harness.HttpClient("127.0.0.1", self.gw.http.port, api_key=SUB_KEY.decode(),
+                                 ssl_context=self.ctx)
+        inside = sub.get("/api/v1/files")
+        self.assertEqual(inside.status, 200, inside)
+        self.assertEqual([harness.exact_path(e) for e in inside.json()["entries"]],
+                         [b"docs/sub/" + name for name, _, _ in self.tree.listing(b"docs/sub")])
+        self.assertEqual(sub.get("/api/v1/files", {"path": "docs"}).status, 403)
+        self.assertEqual(sub.get("/api/v1/search", {"q": "*", "path": ""}).status, 200)
+        self.assertEqual(sub.get("/api/v1/search", {"q": "*", "path": "docs"}).status, 403)
+        self.assertEqual(self.https.get("/api/v1/files", {"path": "docs"}).status, 200)
+        with open(self.audit, encoding="utf-8") as lines:
+            audited = [harness.parse_log_line(line) for line in lines]
+        self.assertEqual([(a["key"], a["path"], a["status"]) for a in audited],
+                         [("sub-reader", "docs/sub", "200"), ("sub-reader", "docs", "403"),
+                          ("sub-reader", "docs/sub", "200"), ("sub-reader", "docs", "403"),
+                          ("api_key", "docs", "200")])
+        for a in audited:
+            self.assertEqual(a["event"], "api_request")
+            self.assertTrue(a["client"].startswith("127.0.0.1:"), a)
+            self.assertNotIn(SUB_KEY.decode(), str(a))
 
     def test_plain_http_on_the_https_port_is_told_to_use_https(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.gw.http.port, timeout=15)

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "filemesh/rest/http.hpp"
 #include "filemesh/rpc/async_file_service.hpp"
@@ -43,9 +44,26 @@ namespace filemesh {
 
 struct RestGatewayOptions {
   // When non-empty, every `/api/` route needs `Authorization: Bearer
-  // <api_key>` (compared in constant time); /healthz, /readyz, /metrics and
-  // the page (/ and /ui/...) stay open.
+  // <api_key>`; /healthz, /readyz, /metrics and the page (/ and /ui/...)
+  // stay open. Logged and audited under the name "api_key". Keys are
+  // compared by their SHA-256 digests, never as text.
   std::string api_key;
+  // A file of named keys, each stored as its SHA-256 and optionally limited
+  // to a scope, a directory under the services' root (docs/security.md has
+  // the format):
+  //   ci-bot  <64 hex digits: printf %s "$KEY" | sha256sum>  projects/a
+  // A request with a scoped key reads only beneath its scope: a `path` (of
+  // files and search) outside it is 403, an absent one is the scope, the
+  // services resolve it beneath the scope (no symbolic link leads out), and
+  // operations made for paths outside it are 403. The file is read again
+  // within a second of a change; a version that does not parse keeps the
+  // keys before (event=api_keys_reload_failed). Works with api_key or alone.
+  std::string api_keys_file;
+  // The audit trail: one `event=api_request` line per request to an /api/
+  // route (request_id, key name, client address, method, route, path,
+  // pattern, status, served_by, bytes, duration_ms), appended to this file,
+  // or to stderr for "-". Empty: none.
+  std::string audit_log;
   // The hosts the gateway answers for, as the Host header names them (its
   // port and letter case ignored; IPv6 without brackets). A request naming
   // another host gets 421 Misdirected Request: a web page whose domain was
@@ -98,6 +116,11 @@ class RestGateway {
   // The blocking form: the response to `request`. For tests and servers
   // that give each request a thread.
   HttpResponse Handle(const HttpRequest& request);
+
+  // OK, or why the gateway cannot serve its API (an API keys file or an
+  // audit log that cannot be read or opened): its /api/ routes then answer
+  // 503. A server should check it before it starts.
+  absl::Status status() const;
 
   // True when /readyz answers 200: at least one backend is configured and
   // each configured one has a transport that can deliver now.
