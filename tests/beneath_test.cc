@@ -305,8 +305,8 @@ TEST_F(BeneathTest, AScopeIsARootOfItsOwnForLinksAndPaths) {
   tree_.Dir("projects/a");
   tree_.Dir("projects/a/sub");
   tree_.Dir("projects/b");
-  tree_.Symlink("../b", "projects/a/to_b");          // inside the root, outside the scope
-  tree_.Symlink("sub", "projects/a/to_sub");         // inside the scope
+  tree_.Symlink("../b", "projects/a/to_b");            // inside the root, outside the scope
+  tree_.Symlink("sub", "projects/a/to_sub");           // inside the scope
   tree_.Symlink("../a/sub", "projects/a/round_trip");  // leaves the scope, comes back
   for (const Resolver resolver : Resolvers()) {
     SCOPED_TRACE(Name(resolver));

@@ -64,9 +64,9 @@ std::unique_ptr<HttpServer> StartServer(const HttpServerOptions& options,
 std::unique_ptr<httplib::SSLClient> ClientOf(const HttpServer& server, const std::string& ca = "ca",
                                              const std::string& cert = "") {
   auto client = cert.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", server.port())
-                             : std::make_unique<httplib::SSLClient>(
-                                   "127.0.0.1", server.port(), TestCertificates::Pem(cert),
-                                   TestCertificates::Key(cert));
+                             : std::make_unique<httplib::SSLClient>("127.0.0.1", server.port(),
+                                                                    TestCertificates::Pem(cert),
+                                                                    TestCertificates::Key(cert));
   client->set_ca_cert_path(TestCertificates::Pem(ca).c_str());
   client->enable_server_certificate_verification(true);
   client->set_keep_alive(true);
@@ -95,9 +95,9 @@ int ConnectLoopback(int port) {
 // of one request sent after it).
 struct Handshake {
   bool ok = false;
-  std::string error;         // OpenSSL's reason, when !ok
-  std::string peer_pem;      // the server's certificate, PEM
-  std::string response;      // what came back for `request`, to the close
+  std::string error;     // OpenSSL's reason, when !ok
+  std::string peer_pem;  // the server's certificate, PEM
+  std::string response;  // what came back for `request`, to the close
 };
 
 // The bare client writes to connections the server may have closed: that
@@ -254,9 +254,9 @@ TEST(HttpsServerTest, WithACaOnlyClientsWithACertificateOfItAreServed) {
   const auto with = ClientOf(*server, "ca", "client")->Get("/");
   ASSERT_TRUE(with) << httplib::to_string(with.error());
   EXPECT_EQ(with->status, 200);
-  EXPECT_FALSE(ClientOf(*server)->Get("/"));                            // no certificate
-  EXPECT_FALSE(ClientOf(*server, "ca", "client-other-ca")->Get("/"));   // another CA's
-  EXPECT_FALSE(ClientOf(*server, "ca", "client-expired")->Get("/"));    // out of date
+  EXPECT_FALSE(ClientOf(*server)->Get("/"));                           // no certificate
+  EXPECT_FALSE(ClientOf(*server, "ca", "client-other-ca")->Get("/"));  // another CA's
+  EXPECT_FALSE(ClientOf(*server, "ca", "client-expired")->Get("/"));   // out of date
 }
 
 // A peer that opens a connection and never says a word of TLS is cut at the
@@ -319,9 +319,9 @@ TEST(HttpsServerTest, LargeAndPipelinedResponsesArriveWhole) {
   EXPECT_EQ(result->body.size(), large.size());
   EXPECT_EQ(result->body, large);
   // Two requests in one TLS write: both answered, in order.
-  const Handshake both = TlsExchange(
-      server->port(), "ca", "",
-      "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const Handshake both = TlsExchange(server->port(), "ca", "",
+                                     "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two "
+                                     "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(both.ok) << both.error;
   const size_t one = both.response.find("\r\n\r\n/one");
   const size_t two = both.response.find("\r\n\r\n/two");
@@ -361,8 +361,8 @@ TEST(HttpsServerTest, ARotatedCertificateIsServedWithoutARestartOrAFailedRequest
   TestCertificates::Replace(TestCertificates::Key("server-rotated"), dir + "/cert.key");
   TestCertificates::Replace(TestCertificates::Pem("server-rotated"), dir + "/cert.pem");
   const std::string rotated = TestCertificates::Read(TestCertificates::Pem("server-rotated"));
-  EXPECT_TRUE(testing::WaitFor([&] { return TlsExchange(server->port(), "ca").peer_pem == rotated; },
-                               absl::Seconds(10)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return TlsExchange(server->port(), "ca").peer_pem == rotated; }, absl::Seconds(10)));
   stop = true;
   caller.join();
   EXPECT_GT(sent.load(), 0);

@@ -1318,8 +1318,7 @@ TEST_F(ApiKeysTest, ANamedKeyReadsTheWholeTreeAndAScopedKeyOnlyItsScope) {
        testing::Paths(ParseMessage<v1::SearchResponse>(r.body).matches())) {
     EXPECT_EQ(path.rfind("docs/", 0), 0u) << path;
   }
-  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"path", "bin\xff"}}, Bearer("k-docs")).status,
-            403);
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"path", "bin\xff"}}, Bearer("k-docs")).status, 403);
 }
 
 TEST_F(ApiKeysTest, ALinkInsideTheScopeDoesNotLeadOutOfIt) {
@@ -1328,13 +1327,13 @@ TEST_F(ApiKeysTest, ALinkInsideTheScopeDoesNotLeadOutOfIt) {
   const HttpResponse refused = Get("/api/v1/files", {{"path", "docs/up"}}, Bearer("k-docs"));
   EXPECT_EQ(StatusAndCode(refused), std::make_pair(403, std::string("PERMISSION_DENIED")));
   EXPECT_THAT(Str(ParseObject(refused.body), "detail"), HasSubstr("scope"));
-  EXPECT_EQ(
-      Get("/api/v1/search", {{"q", "*"}, {"path", "docs/up"}}, Bearer("k-docs")).status, 403);
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}, {"path", "docs/up"}}, Bearer("k-docs")).status, 403);
 }
 
 TEST_F(ApiKeysTest, OperationsAreReadOnlyWithinTheReadersScope) {
   QueueEverything();
-  const std::string whole = Accepted(Get("/api/v1/files", {{"path", "bin\xff"}}, Bearer("k-whole")));
+  const std::string whole =
+      Accepted(Get("/api/v1/files", {{"path", "bin\xff"}}, Bearer("k-whole")));
   const std::string docs = Accepted(Get("/api/v1/search", {{"q", "*.txt"}}, Bearer("k-docs")));
   list_backend_.fallback->DeliverQueued();
   search_backend_.fallback->DeliverQueued();

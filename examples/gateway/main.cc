@@ -177,8 +177,8 @@ int main(int argc, char** argv) {
   const std::string listen = absl::GetFlag(FLAGS_listen);
   // (An address without a port is HttpServer's to refuse, with its own words.)
   if (options.api_key.empty() && options.api_keys_file.empty() &&
-      listen.find(':') != std::string::npos &&
-      !filemesh::IsLoopbackListenAddress(listen) && !absl::GetFlag(FLAGS_allow_anonymous)) {
+      listen.find(':') != std::string::npos && !filemesh::IsLoopbackListenAddress(listen) &&
+      !absl::GetFlag(FLAGS_allow_anonymous)) {
     Exit(absl::InvalidArgumentError(absl::StrCat(
         "--listen ", listen,
         " is reachable from the network, and without --api_key or --api_keys_file anyone there "
@@ -201,16 +201,15 @@ int main(int argc, char** argv) {
       searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
                : nullptr);
   if (!gateway.status().ok()) Exit(gateway.status());
-  filemesh::LogEvent("gateway_configured",
-                     {{"lister_grpc", lister_grpc},
-                      {"searcher_grpc", searcher_grpc},
-                      {"amqp_url", filemesh::RedactUrl(amqp->url)},
-                      {"auth", options.api_key.empty() && options.api_keys_file.empty()
-                                   ? "none"
-                                   : "bearer"},
-                      {"audit_log", options.audit_log},
-                      {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
-                      {"ui", options.serve_ui ? "on" : "off"}});
+  filemesh::LogEvent(
+      "gateway_configured",
+      {{"lister_grpc", lister_grpc},
+       {"searcher_grpc", searcher_grpc},
+       {"amqp_url", filemesh::RedactUrl(amqp->url)},
+       {"auth", options.api_key.empty() && options.api_keys_file.empty() ? "none" : "bearer"},
+       {"audit_log", options.audit_log},
+       {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
+       {"ui", options.serve_ui ? "on" : "off"}});
 
   filemesh::HttpServerOptions http;
   http.listen = listen;

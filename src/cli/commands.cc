@@ -289,9 +289,8 @@ std::string FlagOrEnv(const std::string& flag, const char* variable) {
 // when this program has no remote mode.
 std::unique_ptr<RemoteGateway> Connect(Args& args, const std::string& gateway,
                                        const std::string& api_key, const std::string& ca,
-                                       absl::Duration timeout,
-                                       const RunOptions& run, ProgressLine* progress,
-                                       int* exit_code) {
+                                       absl::Duration timeout, const RunOptions& run,
+                                       ProgressLine* progress, int* exit_code) {
   if (!run.connect_gateway) {
     args.Usage("--gateway is not available in this program");
     *exit_code = kExitUsage;
@@ -474,8 +473,8 @@ void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t sho
 // `find` through a gateway: one sorted answer of at most 100,000 matches
 // (the request asks for that many unless --max-results says fewer).
 int FindRemote(Args& args, const std::string& url, const std::string& api_key,
-               const std::string& ca, std::optional<uint32_t> timeout, v1::SearchRequest request, bool json, bool print0,
-               const RunOptions& run, std::FILE* out, std::FILE* err) {
+               const std::string& ca, std::optional<uint32_t> timeout, v1::SearchRequest request,
+               bool json, bool print0, const RunOptions& run, std::FILE* out, std::FILE* err) {
   if (request.max_results() == 0) request.set_max_results(FileSearcher::kMaxResults);
   ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
   int code = kExitOk;
@@ -671,8 +670,8 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
                                    FileSearcher::kMaxResults)),
            kExitUsage;
   }
-  return FindRemote(args, url, flags.api_key, flags.ca, flags.timeout, *std::move(request), flags.json,
-                    flags.print0, run, out, err);
+  return FindRemote(args, url, flags.api_key, flags.ca, flags.timeout, *std::move(request),
+                    flags.json, flags.print0, run, out, err);
 }
 
 }  // namespace

@@ -244,8 +244,8 @@ absl::StatusOr<std::unique_ptr<GatewayClient>> GatewayClient::Create(Options opt
     if (std::FILE* ca = std::fopen(options.ca_file.c_str(), "r")) {
       std::fclose(ca);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--ca \"", options.ca_file,
-                                                     "\" cannot be read: ", std::strerror(errno)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ca \"", options.ca_file, "\" cannot be read: ", std::strerror(errno)));
     }
   }
   auto impl = std::make_unique<Impl>();

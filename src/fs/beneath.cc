@@ -256,18 +256,16 @@ absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scop
   if (scope.empty()) return OpenDirectoryBeneath(root_fd, clean_path, resolver);
   absl::StatusOr<std::string> clean_scope = CleanRelativePath(scope);
   if (!clean_scope.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scope: ", clean_scope.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("scope: ", clean_scope.status().message()));
   }
   const std::string& s = *clean_scope;
-  const bool inside =
-      s.empty() || clean_path == s ||
-      (clean_path.size() > s.size() && clean_path.compare(0, s.size(), s) == 0 &&
-       clean_path[s.size()] == '/');
+  const bool inside = s.empty() || clean_path == s ||
+                      (clean_path.size() > s.size() && clean_path.compare(0, s.size(), s) == 0 &&
+                       clean_path[s.size()] == '/');
   if (!inside) {
-    return absl::PermissionDeniedError(absl::StrCat(QuotePath(clean_path.empty() ? "." : clean_path),
-                                                    " is outside this caller's scope ",
-                                                    QuotePath(s)));
+    return absl::PermissionDeniedError(
+        absl::StrCat(QuotePath(clean_path.empty() ? "." : clean_path),
+                     " is outside this caller's scope ", QuotePath(s)));
   }
   absl::StatusOr<UniqueFd> scope_fd = OpenDirectoryBeneath(root_fd, s, resolver);
   if (!scope_fd.ok() || s.empty()) return scope_fd;

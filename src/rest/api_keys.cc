@@ -117,8 +117,8 @@ absl::StatusOr<std::shared_ptr<const ApiKeys>> ApiKeySource::Load(FileStamp* sta
     *stamp = FileStamp::Of(file_);  // before the read: a change during it is seen next time
     std::ifstream in(file_, std::ios::binary);
     if (!in) {
-      return absl::InvalidArgumentError(absl::StrCat("the API keys file \"", file_,
-                                                     "\" cannot be read: ", std::strerror(errno)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the API keys file \"", file_, "\" cannot be read: ", std::strerror(errno)));
     }
     std::ostringstream text;
     text << in.rdbuf();

@@ -4,7 +4,7 @@
 //
 //   # NAME      SHA-256 OF THE KEY (hex)                                          [SCOPE]
 //   ci-bot      3f0a...64 hex digits...                                           projects/a
-//   operator    9b1c...                                                           
+//   operator    9b1c...
 //
 // A digest is `printf %s "$KEY" | sha256sum`. Blank lines and lines starting
 // with '#' are skipped. Names are 1 to 64 of [A-Za-z0-9._@-] and unique, as

@@ -6,14 +6,13 @@
 #include "filemesh/rest/http_server.hpp"
 
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -343,9 +342,8 @@ class Session : public std::enable_shared_from_this<Session> {
     Arm(core_->options.head_timeout);
     tls_->async_handshake(
         asio::ssl::stream_base::server,
-        asio::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec) {
-          self->OnHandshake(ec);
-        }));
+        asio::bind_executor(
+            strand_, [self = shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); }));
   }
 
   void OnHandshake(beast::error_code ec) {
@@ -354,16 +352,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ec) return WaitForRequest();
     if (timed_out_) {
       core_->NoteHandshakeFailure(
-          remote_, absl::StrCat("no handshake within ",
-                                absl::FormatDuration(core_->options.head_timeout)));
+          remote_,
+          absl::StrCat("no handshake within ", absl::FormatDuration(core_->options.head_timeout)));
     } else if (ec.category() == asio::error::get_ssl_category() &&
-               ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==  // NOLINT(google-runtime-int)
+               ERR_GET_REASON(
+                   static_cast<unsigned long>(ec.value())) ==  // NOLINT(google-runtime-int)
                    SSL_R_HTTP_REQUEST) {
       // Plain HTTP on the HTTPS port: say so in plain HTTP, once, without
       // waiting (as for Turn503), so that the client shows a reason.
       static const std::string kResponse = [] {
-        const HttpResponse problem = Refusal(
-            400, "this port speaks HTTPS: send the request to https:// instead of http://");
+        const HttpResponse problem =
+            Refusal(400, "this port speaks HTTPS: send the request to https:// instead of http://");
         return absl::StrCat("HTTP/1.1 400 Bad Request\r\nContent-Type: ", problem.content_type,
                             "\r\nContent-Length: ", problem.body.size(),
                             "\r\nConnection: close\r\n\r\n", problem.body);
@@ -954,8 +953,8 @@ absl::Status HttpServer::Start(AsyncHttpHandler handler) {
   core->handler = std::move(handler);
   core->tls = std::move(tls);
   if (core->tls != nullptr && o.hsts_max_age > absl::ZeroDuration()) {
-    core->hsts_field = absl::StrCat("Strict-Transport-Security: max-age=",
-                                    absl::ToInt64Seconds(o.hsts_max_age), "\r\n");
+    core->hsts_field = absl::StrCat(
+        "Strict-Transport-Security: max-age=", absl::ToInt64Seconds(o.hsts_max_age), "\r\n");
   }
 
   beast::error_code ec;

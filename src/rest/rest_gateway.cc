@@ -400,11 +400,10 @@ std::optional<HttpResponse> RestGateway::Impl::ScopePath(const HttpRequest& requ
   if (path->empty() || *path == ".") *path = exchange->scope;
   exchange->asked_path = *path;
   if (internal::WithinScope(*path, exchange->scope)) return std::nullopt;
-  return ProblemResponse(
-      absl::PermissionDeniedError(absl::StrCat(
-          "the key \"", exchange->key_name, "\" may read only beneath \"", exchange->scope,
-          "\", not ", internal::QuoteClientText(*path))),
-      request.path);
+  return ProblemResponse(absl::PermissionDeniedError(absl::StrCat(
+                             "the key \"", exchange->key_name, "\" may read only beneath \"",
+                             exchange->scope, "\", not ", internal::QuoteClientText(*path))),
+                         request.path);
 }
 
 void RestGateway::Impl::Dispatch(const HttpRequest& request,
@@ -658,10 +657,9 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
                                                           TransportKindName(info.served_by)));
   }
   if (info.queued) {
-    const std::string location =
-        absl::StrCat(internal::AbslView(kOperationsPrefix),
-                     operations.Add(kind, info.operation_id, info.served_by, absl::Now(),
-                                    exchange->asked_path));
+    const std::string location = absl::StrCat(
+        internal::AbslView(kOperationsPrefix),
+        operations.Add(kind, info.operation_id, info.served_by, absl::Now(), exchange->asked_path));
     HttpResponse response =
         JsonResponse(202, JsonObjectWriter().String("operation", location).Finish());
     response.headers.emplace_back("Location", location);
@@ -687,11 +685,10 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
   // (a key for projects/a those of projects/a/x, not those of projects/b or
   // of a key for the whole tree).
   if (!exchange->scope.empty() && !internal::WithinScope(record->path, exchange->scope)) {
-    return ProblemResponse(
-        absl::PermissionDeniedError(absl::StrCat("the key \"", exchange->key_name,
-                                                 "\" may not read operations outside \"",
-                                                 exchange->scope, "\"")),
-        request.path);
+    return ProblemResponse(absl::PermissionDeniedError(absl::StrCat(
+                               "the key \"", exchange->key_name,
+                               "\" may not read operations outside \"", exchange->scope, "\"")),
+                           request.path);
   }
   internal::MutexLock lock(&record->mu);
   exchange->served_by = record->served_by;

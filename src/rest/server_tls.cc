@@ -28,8 +28,8 @@ absl::StatusOr<std::unique_ptr<ServerTlsContext>> ServerTlsContext::Create(
   MutexLock lock(&source->mu_);
   source->current_ = *std::move(context);
   source->stamps_ = stamps;
-  source->next_check_ = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(ReloadSeconds(source->options_));
+  source->next_check_ =
+      std::chrono::steady_clock::now() + std::chrono::seconds(ReloadSeconds(source->options_));
   return source;
 }
 
