@@ -255,11 +255,12 @@ TEST(ServiceHostLimitsTest, AThousandConcurrentSearchesUseBoundedThreads) {
 
 TEST(ServiceHostLimitsTest, BadLimitsAreInvalidArgument) {
   testing::SampleService service;
-  for (int which = 0; which < 3; ++which) {
+  for (int which = 0; which < 4; ++which) {
     ServiceHostOptions options = GrpcOnly();
     if (which == 0) options.max_inflight = 0;
     if (which == 1) options.max_call_time = absl::ZeroDuration();
     if (which == 2) options.max_message_bytes = 0;
+    if (which == 3) options.grpc_max_connection_age = absl::Milliseconds(99);
     ServiceHost host(options);
     host.AddFileLister(*service.lister);
     EXPECT_EQ(host.Start().code(), absl::StatusCode::kInvalidArgument) << which;
