@@ -1,7 +1,11 @@
 """Harness for the end-to-end tests: real mserv1, mserv2 and gateway
 processes, a private RabbitMQ node, and a sample tree on disk.
 
-Everything runs on loopback. Every process and broker started here is
+Everything runs on loopback. The services and the gateway log in to the
+broker as users of their own (mserv1, mserv2, gateway) with the permissions
+docs/protocol.md gives, and the gateway believes only the services' replies
+(--amqp_service_users): start_mserv and start_gateway turn a broker's guest
+URL into their user's. Every process and broker started here is
 registered and stopped by the test's cleanup, and again at interpreter exit,
 whatever happened. Waiting is always a bounded poll of a condition
 (wait_until, wait_for_log); nothing sleeps to synchronise.
@@ -318,6 +322,7 @@ def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", 
     With grpc_listen "127.0.0.1:0" a free port below the ephemeral range is
     chosen; the address is in `.grpc_address`."""
     grpc_listen = _listen_address(grpc_listen)
+    amqp_url = broker_url_as(amqp_url, binary_key)
     argv = [BINARIES[binary_key], f"--root={root}", f"--grpc_listen={grpc_listen}",
             f"--amqp_url={amqp_url}", f"--queue_prefix={queue_prefix}", f"--threads={threads}"]
     if log_calls:
@@ -339,6 +344,9 @@ def start_gateway(lister_grpc="", searcher_grpc="", amqp_url="", queue_prefix=""
     """The gateway; waits until it listens. `.http` is a client for it.
     Port 0 in `listen` means a free port below the ephemeral range."""
     listen = _listen_address(listen)
+    if "//guest:guest@" in amqp_url:
+        amqp_url = broker_url_as(amqp_url, "gateway")
+        extra = ("--amqp_service_users=mserv1,mserv2", *extra)
     argv = [BINARIES["gateway"], f"--listen={listen}", f"--lister_grpc={lister_grpc}",
             f"--searcher_grpc={searcher_grpc}", f"--amqp_url={amqp_url}",
             f"--queue_prefix={queue_prefix}", f"--request_timeout={request_timeout}",
@@ -357,9 +365,43 @@ def start_gateway(lister_grpc="", searcher_grpc="", amqp_url="", queue_prefix=""
 # A private RabbitMQ node
 
 
+# The broker users the services and the gateway log in as, with the
+# permissions of docs/protocol.md ("Broker users and permissions") for any
+# queue prefix: (configure, write, read) regular expressions.
+_ANY_PREFIX = r"(.*\.)?"
+
+
+def _service_permissions(service):
+    queues = rf"^({_ANY_PREFIX}filemesh\.v1\.{service}(\.dlq)?|filemesh\.dlx)$"
+    write = rf"^({_ANY_PREFIX}filemesh\.v1\.{service}\.dlq|filemesh\.dlx|amq\.default)$"
+    return queues, write, queues
+
+
+_GATEWAY_QUEUES = (rf"^({_ANY_PREFIX}(filemesh\.v1\.(FileLister|FileSearcher)(\.dlq)?|"
+                   rf"filemesh\.reply\..+)|filemesh\.dlx)$")
+BROKER_USERS = {
+    "mserv1": _service_permissions("FileLister"),
+    "mserv2": _service_permissions("FileSearcher"),
+    "gateway": (_GATEWAY_QUEUES,
+                rf"^({_ANY_PREFIX}filemesh\.v1\.(FileLister|FileSearcher)\.dlq|filemesh\.dlx|"
+                r"amq\.default)$",
+                _GATEWAY_QUEUES),
+}
+
+
+def broker_url_as(url, user):
+    """`url` (a test broker's guest URL) logging in as `user` of
+    BROKER_USERS instead: the services and the gateway never use guest."""
+    if user not in BROKER_USERS or "//guest:guest@" not in url:
+        return url
+    return url.replace("//guest:guest@", f"//{user}:{user}-e2e-password@", 1)
+
+
 class Broker:
     """A RabbitMQ node of its own (tests/rabbitmq/rabbitmq_node.sh) in a
-    temporary directory, on ports PORT, PORT+1 and PORT+2 of loopback."""
+    temporary directory, on ports PORT, PORT+1 and PORT+2 of loopback, with a
+    broker user per process (BROKER_USERS); `url` is guest's, for the tests'
+    own inspection."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="filemesh-e2e-broker-")
@@ -385,9 +427,23 @@ class Broker:
             done = self._script("start")
             if done.returncode == 0:
                 self.url = done.stdout.strip().splitlines()[-1]
+                self._add_users()
                 return self.url
             last = done
         raise RuntimeError(f"broker did not start on {self.port}:\n{last.stdout}\n{last.stderr}")
+
+    def _ctl(self, *args):
+        return subprocess.run(["bash", BINARIES["broker_script"], "ctl", self.dir,
+                               str(self.port), *args], capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    def _add_users(self):
+        # Users outlive a restart of the node (its state folder stays).
+        for user, (configure, write, read) in BROKER_USERS.items():
+            self._ctl("add_user", user, f"{user}-e2e-password")
+            done = self._ctl("set_permissions", "-p", "/", user, configure, write, read)
+            if done.returncode != 0:
+                raise RuntimeError(f"set_permissions {user}: {done.stdout}{done.stderr}")
 
     def stop(self):
         if self.port is not None:

@@ -336,6 +336,7 @@ def start_service(binary_key, root, extra=(), grpc=True, amqp_url="", queue_pref
     """mserv1 or mserv2 with extra flags; waits until it listens (gRPC) and
     consumes (AMQP). The address is in `.grpc_address`."""
     listen = harness.loopback(harness.free_port()) if grpc else ""
+    amqp_url = harness.broker_url_as(amqp_url, binary_key)
     argv = [harness.BINARIES[binary_key], f"--root={root}", f"--grpc_listen={listen}",
             f"--amqp_url={amqp_url}", f"--queue_prefix={queue_prefix}", "--threads=1",
             *extra]
