@@ -222,10 +222,10 @@ CONF
 # one check that the expected path serves, a warm-up, then wrk.
 measure() {
   local label=$1 target=$2 expected=$3 service_pid=$4 served
-  # Room for the idle connections and wrk's beside them.
+  # Room for the idle connections and wrk's beside them, all from 127.0.0.1.
   spawn "gateway-$label" "$gateway" --listen 127.0.0.1:0 --lister_grpc "$target" \
     --amqp_url "$amqp_url" --queue_prefix bench. --request_timeout 5s \
-    --max_connections $((idle + 1000))
+    --max_connections $((idle + 1000)) --max_connections_per_client $((idle + 1000))
   local gw_pid=$spawned
   local address
   address=$(address_of "$(wait_for_log "$work/gateway-$label.log" http_listening)")

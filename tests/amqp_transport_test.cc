@@ -171,6 +171,44 @@ TEST_F(AmqpTransportTest, MessagesAboveTheLimitAreResourceExhausted) {
   EXPECT_TRUE(client->Call(kListMethod, ListRequestBytes("s"), In(kSettle)).response.ok());
 }
 
+// A request above the server's limit, published by anyone: its body is
+// dropped as it arrives (never held, whatever size its header declares), the
+// caller is answered RESOURCE_EXHAUSTED, the request dead-lettered, no
+// handler runs, and the server goes on serving.
+TEST_F(AmqpTransportTest, ARequestAboveTheServersLimitIsRefusedWithoutBeingHeld) {
+  EchoService service;
+  AmqpServerOptions server_options = ServerOptions(service);
+  server_options.max_request_bytes = 64 * 1024;
+  auto server = Serve(server_options);
+  auto admin = Admin();
+  ASSERT_TRUE(server && admin);
+  const std::string replies = prefix_ + "filemesh.reply.test";
+  ASSERT_TRUE(admin->DeclareQueue(replies));
+  RawMessage big;
+  big.content_type = "application/x-protobuf";
+  big.type = kListMethod;
+  big.correlation_id = "c-big";
+  big.reply_to = replies;
+  big.body = ListRequestBytes(std::string(2 * 1024 * 1024, 'p'));
+  ASSERT_TRUE(admin->Publish(queue_, big));
+
+  std::vector<RawMessage> answers = admin->Take(replies, 1, kSettle);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].correlation_id, "c-big");
+  EXPECT_EQ(answers[0].int_headers["grpc-status"], 8);  // RESOURCE_EXHAUSTED
+  EXPECT_NE(answers[0].string_headers["grpc-message"].find("(max_request_bytes)"),
+            std::string::npos)
+      << answers[0].string_headers["grpc-message"];
+  std::vector<RawMessage> dead = admin->Take(queue_ + ".dlq", 1, kSettle);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].body.size(), big.body.size());  // the broker keeps it whole
+  EXPECT_EQ(service.handled(), 0);
+
+  auto client = Connect(ClientOptions());
+  ASSERT_TRUE(client);
+  EXPECT_TRUE(client->Call(kListMethod, ListRequestBytes("ok"), In(kSettle)).response.ok());
+}
+
 TEST_F(AmqpTransportTest, AFullQueueRefusesACallAtOnce) {
   // No server: requests wait in the queue, which holds two.
   FailoverChannelOptions options = ClientOptions();
@@ -470,6 +508,37 @@ TEST_F(AmqpTransportTest, LateRepliesAreBoundedByCapacity) {
   EXPECT_EQ(client->TakeLateReply(ids[0]).state, LateReply::State::kUnknown);  // the oldest
   EXPECT_EQ(client->TakeLateReply(ids[1]).state, LateReply::State::kPending);
   EXPECT_EQ(client->TakeLateReply(ids[2]).state, LateReply::State::kPending);
+}
+
+// Late replies are bounded by the bytes of their answers too: past the
+// bound the oldest answer goes first, and the drop is counted.
+TEST_F(AmqpTransportTest, LateRepliesAreBoundedByBytes) {
+  FailoverChannelOptions options = ClientOptions();
+  // An echo of a 300-byte path is about 920 bytes (the path three times):
+  // two fit, not three.
+  options.late_reply_max_bytes = 2000;
+  auto client = Connect(options);
+  ASSERT_TRUE(client);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    TransportResult result = client->Call(
+        kListMethod, ListRequestBytes(std::string(300, static_cast<char>('a' + i))),
+        In(absl::Seconds(1)));
+    ASSERT_FALSE(result.queued_id.empty()) << result.response.status();
+    ids.push_back(result.queued_id);
+  }
+  EXPECT_EQ(client->late_replies_dropped(), 0u);
+  EchoService service;
+  auto server = Serve(ServerOptions(service));  // answers the three, in order
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(WaitFor([&] { return service.handled() == 3 && client->late_replies_dropped() == 1; },
+                      kSettle))
+      << "dropped " << client->late_replies_dropped();
+  // The third answer's arrival dropped the first; the second came before it.
+  EXPECT_EQ(client->TakeLateReply(ids[0]).state, LateReply::State::kUnknown);
+  EXPECT_EQ(client->TakeLateReply(ids[1]).state, LateReply::State::kDone);
+  EXPECT_EQ(client->TakeLateReply(ids[2]).state, LateReply::State::kDone);
+  EXPECT_EQ(client->late_replies_dropped(), 1u);
 }
 
 TEST_F(AmqpTransportTest, ConcurrentCallersAllGetTheirOwnAnswers) {

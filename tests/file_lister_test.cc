@@ -511,5 +511,58 @@ TEST_F(FileListerTest, AScopeKeepsTheListingInsideItWithPathsFromTheRoot) {
   EXPECT_THAT(Paths(unscoped->entries()), ElementsAre("projects/a/to_b/secret.txt"));
 }
 
+// Redaction is judged from where the directory really is: a path through a
+// link to a parent (a/up -> ..) reads two levels deep but lists the root,
+// where "../secret" leaves it.
+TEST_F(FileListerTest, RedactionJudgesTheDirectorysRealPlaceNotThePathsText) {
+  tree_.Dir("a");
+  tree_.Symlink("..", "a/up");
+  tree_.Symlink("../secret", "out");
+  tree_.Symlink("inside", "in");
+  FileListerOptions options;
+  options.redact_outside_targets = true;
+  const FileLister lister(tree_.root(), options);
+  for (const char* path : {"", "a/up", "a/up/a/up"}) {
+    SCOPED_TRACE(path);
+    v1::ListRequest request;
+    request.set_path(path);
+    absl::StatusOr<v1::ListResponse> r = lister.List(request);
+    ASSERT_TRUE(r.ok()) << r.status();
+    int checked = 0;
+    for (const v1::FileEntry& e : r->entries()) {
+      if (e.name() == "out") {
+        EXPECT_TRUE(e.symlink_target_redacted());
+        EXPECT_EQ(e.symlink_target(), "");
+        ++checked;
+      } else if (e.name() == "in") {
+        EXPECT_FALSE(e.symlink_target_redacted());
+        EXPECT_EQ(e.symlink_target(), "inside");
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, 2);
+  }
+}
+
+TEST(FileListerOneFileSystemTest, APathAcrossAMountPointIsRefusedWhenAsked) {
+  struct stat root_st, proc_st;
+  ASSERT_EQ(::stat("/", &root_st), 0);
+  if (::stat("/proc", &proc_st) != 0 || proc_st.st_dev == root_st.st_dev) {
+    GTEST_SKIP() << "/proc is not a filesystem of its own here";
+  }
+  v1::ListRequest request;
+  request.set_path("proc");
+  request.set_page_size(1);
+  EXPECT_TRUE(FileLister("/").List(request).ok());
+  FileListerOptions options;
+  options.one_file_system = true;
+  const FileLister lister("/", options);
+  const absl::Status refused = lister.List(request).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("another filesystem"));
+  request.set_path("");
+  EXPECT_TRUE(lister.List(request).ok());
+}
+
 }  // namespace
 }  // namespace filemesh

@@ -231,7 +231,8 @@ TEST(FileSearcherOneFileSystemTest, MountPointsAreEntriesButNotWalked) {
   EXPECT_THAT(Paths(r->matches()), ::testing::Contains("proc/cpuinfo"));
   EXPECT_EQ(r->other_filesystem_directories(), 0u);
 
-  // The option, and the request's own field both ways.
+  // The option; a request cannot turn it off (the operator's policy wins),
+  // only on.
   r = FileSearcher("/", stays).Search(request);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_THAT(Paths(r->matches()), ::testing::Not(::testing::Contains("proc/cpuinfo")));
@@ -239,7 +240,7 @@ TEST(FileSearcherOneFileSystemTest, MountPointsAreEntriesButNotWalked) {
   request.set_one_file_system(false);
   r = FileSearcher("/", stays).Search(request);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_THAT(Paths(r->matches()), ::testing::Contains("proc/cpuinfo"));
+  EXPECT_THAT(Paths(r->matches()), ::testing::Not(::testing::Contains("proc/cpuinfo")));
   request.set_one_file_system(true);
   r = FileSearcher("/", walks_mounts).Search(request);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -777,6 +778,28 @@ TEST_F(FileSearcherTest, AScopeKeepsTheSearchAndItsMatchesInsideIt) {
   request.set_scope("docs");
   request.set_path("docs/link_to_src");
   EXPECT_EQ(searcher.Search(request).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(FileSearcherRedactionTest, JudgedFromTheStartDirectorysRealPlace) {
+  testing::TestTree tree;
+  tree.Dir("a");
+  tree.Symlink("..", "a/up");
+  tree.Symlink("../secret", "out");
+  FileSearcherOptions options;
+  options.redact_outside_targets = true;
+  const FileSearcher searcher(tree.root(), options);
+  for (const char* path : {"", "a/up"}) {
+    SCOPED_TRACE(path);
+    v1::SearchRequest request;
+    request.set_pattern("out");
+    request.set_path(path);
+    request.set_max_depth(1);
+    absl::StatusOr<v1::SearchResponse> r = searcher.Search(request);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->matches_size(), 1);
+    EXPECT_TRUE(r->matches(0).symlink_target_redacted());
+    EXPECT_EQ(r->matches(0).symlink_target(), "");
+  }
 }
 
 }  // namespace

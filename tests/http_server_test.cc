@@ -898,6 +898,7 @@ TEST(HttpServerTest, StalledConnectionsDoNotStopOthers) {
   RecordingHandler recorder;
   HttpServerOptions options = TestOptions();
   options.io_threads = 2;
+  options.max_connections_per_client = 2000;  // all of them come from 127.0.0.1
   auto server = StartServer(recorder.handler(), options);
   std::vector<std::unique_ptr<RawConnection>> stalled;
   for (int i = 0; i < 1000; ++i) {
@@ -924,6 +925,7 @@ TEST(HttpServerTest, ShutdownClosesStalledAndIdleConnectionsAtOnce) {
   options.head_timeout = absl::Hours(1);
   options.idle_timeout = absl::Hours(1);
   options.shutdown_grace = absl::Hours(1);
+  options.max_connections_per_client = 2000;  // all of them come from 127.0.0.1
   auto server = StartServer(recorder.handler(), options);
   std::vector<std::unique_ptr<RawConnection>> clients;
   for (int i = 0; i < 1000; ++i) {
@@ -937,6 +939,116 @@ TEST(HttpServerTest, ShutdownClosesStalledAndIdleConnectionsAtOnce) {
   for (auto& c : clients) {
     EXPECT_EQ(c->ReadToClose(), "");
     EXPECT_TRUE(c->closed());
+  }
+}
+
+// One client address may hold max_connections_per_client connections; the
+// next from it is answered 503 and closed, and one freed makes room again.
+TEST(HttpServerLimitsTest, ConnectionsPastThePerClientCapGet503) {
+  RecordingHandler handler;
+  HttpServerOptions options = TestOptions();
+  options.max_connections_per_client = 2;
+  auto server = StartServer(handler.handler(), options);
+  auto first = std::make_unique<RawConnection>(server->port());
+  RawConnection second(server->port());
+  ASSERT_TRUE(first->ok() && second.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 2; }, absl::Seconds(10)));
+  RawConnection third(server->port());
+  ASSERT_TRUE(third.ok());
+  const std::string refused = third.ReadToClose();
+  EXPECT_EQ(StatusOf(refused), 503) << refused;
+  EXPECT_THAT(refused, HasSubstr("this client has as many connections"));
+  EXPECT_THAT(refused, HasSubstr("Retry-After: 1"));
+  EXPECT_TRUE(third.closed());
+  first.reset();
+  ASSERT_TRUE(testing::WaitFor([&] { return server->connections() == 1; }, absl::Seconds(10)));
+  const auto result = ClientOf(*server)->Get("/again");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 200);
+}
+
+// A new connection gets head_timeout, not idle_timeout, for its first byte.
+TEST(HttpServerLimitsTest, ANewConnectionThatSendsNothingIsClosedAtTheHeadTimeout) {
+  RecordingHandler handler;
+  HttpServerOptions options = TestOptions();
+  options.head_timeout = absl::Milliseconds(300);
+  options.idle_timeout = absl::Seconds(60);
+  auto server = StartServer(handler.handler(), options);
+  RawConnection silent(server->port());
+  ASSERT_TRUE(silent.ok());
+  EXPECT_EQ(silent.ReadToClose(), "");
+  EXPECT_TRUE(silent.closed());  // within the 10 s bound of every read here
+  EXPECT_TRUE(handler.requests().empty());
+}
+
+// Responses waiting for slow readers are bounded in bytes across the server:
+// a large answer that would pass the bound is 503; small ones still go; once
+// the slow reader has taken its answer, large ones go again.
+TEST(HttpServerLimitsTest, LargeResponsesPastTheBufferedBoundAre503) {
+  const std::string big(8 * 1024 * 1024, 'b');
+  HttpServerOptions options = TestOptions();
+  options.max_buffered_response_bytes = 10 * 1024 * 1024;
+  auto server = StartServer(
+      [&](const HttpRequest& request) {
+        return HttpResponse{200, "text/plain", request.path == "/big" ? big : "small", {}};
+      },
+      options);
+  // A slow reader: a small receive buffer, a request for the big answer,
+  // and nothing read.
+  const int slow = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(slow, 0);
+  const int small_buffer = 16 * 1024;
+  ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small_buffer, sizeof(small_buffer));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server->port()));
+  ASSERT_EQ(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string request = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(slow, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  ASSERT_TRUE(testing::WaitFor([&] { return server->buffered_response_bytes() >= big.size(); },
+                               absl::Seconds(10)));
+
+  auto client = ClientOf(*server);
+  auto refused = client->Get("/big");
+  ASSERT_TRUE(refused) << httplib::to_string(refused.error());
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  EXPECT_THAT(refused->body, HasSubstr("max_buffered_response_bytes"));
+  auto small = client->Get("/small");
+  ASSERT_TRUE(small);
+  EXPECT_EQ(small->status, 200);
+
+  // The slow reader takes its answer: the bytes are free again.
+  const timeval limit{10, 0};
+  ::setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  size_t taken = 0;
+  std::vector<char> chunk(1 << 16);
+  while (taken < big.size()) {
+    const ssize_t n = ::recv(slow, chunk.data(), chunk.size(), 0);
+    if (n <= 0) break;
+    taken += static_cast<size_t>(n);
+  }
+  ::close(slow);
+  EXPECT_GE(taken, big.size());
+  ASSERT_TRUE(testing::WaitFor([&] { return server->buffered_response_bytes() == 0; },
+                               absl::Seconds(10)));
+  auto served = client->Get("/big");
+  ASSERT_TRUE(served) << httplib::to_string(served.error());
+  EXPECT_EQ(served->status, 200);
+  EXPECT_EQ(served->body.size(), big.size());
+}
+
+TEST(HttpServerLimitsTest, ZeroPerClientAndBufferedBoundsAreInvalidArgument) {
+  for (int which = 0; which < 2; ++which) {
+    HttpServerOptions options = TestOptions();
+    if (which == 0) options.max_connections_per_client = 0;
+    if (which == 1) options.max_buffered_response_bytes = 0;
+    HttpServer server(options);
+    EXPECT_EQ(server.Start([](const HttpRequest&) { return HttpResponse{}; }).code(),
+              absl::StatusCode::kInvalidArgument)
+        << which;
   }
 }
 

@@ -990,6 +990,27 @@ TEST_F(RestGatewayOperationTest, OperationsExpire) {
   EXPECT_EQ(Get(operation).status, 404);
 }
 
+// Finished answers are bounded in bytes too: past operation_max_bytes the
+// oldest operation is forgotten, and counted.
+TEST_F(RestGatewayOperationTest, OldestOperationIsForgottenPastTheByteBound) {
+  QueueEverything();
+  // The size of one finished answer, with the default bound.
+  const std::string probe = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  list_backend_.fallback->DeliverQueued();
+  const size_t answer = Get(probe).body.size();
+  ASSERT_GT(answer, 100u);
+  options_.operation_max_bytes = answer + answer / 2;  // one fits, not two
+  Rebuild();
+  const std::string first = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  const std::string second = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  list_backend_.fallback->DeliverQueued();
+  EXPECT_EQ(Get(first).status, 200);
+  EXPECT_EQ(Get(second).status, 200);  // two answers held: the first goes
+  EXPECT_EQ(Get(first).status, 404);
+  EXPECT_EQ(Get(second).status, 200);
+  EXPECT_THAT(Get("/metrics").body, HasSubstr("filemesh_http_operations_evicted_total 1"));
+}
+
 TEST_F(RestGatewayOperationTest, OldestOperationIsForgottenPastTheCapacity) {
   options_.operation_capacity = 2;
   Rebuild();

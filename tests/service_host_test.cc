@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -187,6 +189,75 @@ TEST(ServiceHostLimitsTest, MessagesAboveTheLimitAreResourceExhaustedBothWays) {
             absl::StatusCode::kResourceExhausted);
 }
 
+// Requests are small: max_request_bytes refuses a big one before any
+// handler, apart from max_message_bytes (the responses' bound).
+TEST(ServiceHostLimitsTest, RequestsAboveMaxRequestBytesNeverReachAHandler) {
+  ServiceHostOptions options = GrpcOnly();
+  options.max_request_bytes = 1000;
+  ServiceHost host(options);
+  std::atomic<int> handled{0};
+  host.RegisterRaw(kEchoMethod, [&](const std::string& request, absl::Time) {
+    ++handled;
+    return absl::StatusOr<std::string>(std::string(request.size() * 100, 'x'));
+  });
+  ASSERT_TRUE(host.Start().ok());
+  auto client = ClientOf(host);
+  ASSERT_NE(client, nullptr);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  // A small request with a response far above max_request_bytes: fine.
+  EXPECT_EQ(client->Call(kEchoMethod, std::string(1000, 'r'), deadline).response.value_or("").size(),
+            100000u);
+  EXPECT_EQ(handled.load(), 1);
+  const TransportResult large = client->Call(kEchoMethod, std::string(1001, 'r'), deadline);
+  EXPECT_EQ(large.response.status().code(), absl::StatusCode::kResourceExhausted)
+      << large.response.status();
+  EXPECT_EQ(handled.load(), 1);
+}
+
+// One connection carries grpc_max_concurrent_streams calls at once: a
+// second call waits for a stream instead of running beside the first.
+TEST(ServiceHostLimitsTest, OneConnectionCarriesAtMostMaxConcurrentStreams) {
+  ServiceHostOptions options = GrpcOnly();
+  options.grpc_max_concurrent_streams = 1;
+  ServiceHost host(options);
+  std::mutex mu;
+  std::condition_variable changed;
+  int running = 0;
+  int most = 0;
+  bool release = false;
+  host.RegisterRaw(kEchoMethod, [&](const std::string& request, absl::Time) {
+    std::unique_lock<std::mutex> lock(mu);
+    most = std::max(most, ++running);
+    changed.notify_all();
+    changed.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
+    --running;
+    return absl::StatusOr<std::string>(request);
+  });
+  ASSERT_TRUE(host.Start().ok());
+  auto client = ClientOf(host);
+  ASSERT_NE(client, nullptr);
+  TransportResult first;
+  std::thread first_call(
+      [&] { first = client->Call(kEchoMethod, "first", absl::Now() + absl::Seconds(20)); });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return running == 1; }));
+  }
+  // Without the bound this one would run at once, beside the first.
+  const TransportResult second =
+      client->Call(kEchoMethod, "second", absl::Now() + absl::Milliseconds(1500));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+    changed.notify_all();
+  }
+  first_call.join();
+  EXPECT_TRUE(first.response.ok()) << first.response.status();
+  EXPECT_EQ(second.response.status().code(), absl::StatusCode::kDeadlineExceeded);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(most, 1);
+}
+
 int ThreadsOfThisProcess() {
   int n = 0;
   if (DIR* dir = ::opendir("/proc/self/task")) {
@@ -255,12 +326,15 @@ TEST(ServiceHostLimitsTest, AThousandConcurrentSearchesUseBoundedThreads) {
 
 TEST(ServiceHostLimitsTest, BadLimitsAreInvalidArgument) {
   testing::SampleService service;
-  for (int which = 0; which < 4; ++which) {
+  for (int which = 0; which < 7; ++which) {
     ServiceHostOptions options = GrpcOnly();
     if (which == 0) options.max_inflight = 0;
     if (which == 1) options.max_call_time = absl::ZeroDuration();
     if (which == 2) options.max_message_bytes = 0;
     if (which == 3) options.grpc_max_connection_age = absl::Milliseconds(99);
+    if (which == 4) options.max_request_bytes = 0;
+    if (which == 5) options.grpc_max_concurrent_streams = 0;
+    if (which == 6) options.grpc_memory_quota_bytes = 1000;
     ServiceHost host(options);
     host.AddFileLister(*service.lister);
     EXPECT_EQ(host.Start().code(), absl::StatusCode::kInvalidArgument) << which;

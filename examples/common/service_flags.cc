@@ -42,6 +42,14 @@ ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
           "longest a client's gRPC connection is kept before it is asked to reconnect (how long "
           "a rotated certificate can stay in use); at least 100ms");
 
+ABSL_FLAG(int64_t, max_request_bytes, 64 * 1024,
+          "largest request taken, on both transports (requests are a path and a pattern); "
+          "a bigger one is answered RESOURCE_EXHAUSTED before it is held");
+ABSL_FLAG(int, grpc_max_concurrent_streams, 100,
+          "calls one gRPC connection may carry at once; a client's further calls wait");
+ABSL_FLAG(int64_t, grpc_memory_quota_bytes, int64_t{1} << 30,
+          "memory gRPC's server may use for connections and calls (at least 1 MiB)");
+
 namespace filemesh_examples {
 
 absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
@@ -75,6 +83,23 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   absl::StatusOr<size_t> max_message_bytes = MaxMessageBytesFromFlags();
   if (!max_message_bytes.ok()) return max_message_bytes.status();
   options.max_message_bytes = *max_message_bytes;
+  const int64_t max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  if (max_request_bytes < 1 || max_request_bytes > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_request_bytes must be between 1 and 2147483647, not ", max_request_bytes));
+  }
+  options.max_request_bytes = static_cast<size_t>(max_request_bytes);
+  options.grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
+  if (options.grpc_max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--grpc_max_concurrent_streams must be 1 or more, not ",
+                                                   options.grpc_max_concurrent_streams));
+  }
+  const int64_t quota = absl::GetFlag(FLAGS_grpc_memory_quota_bytes);
+  if (quota < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc_memory_quota_bytes must be at least 1048576 (1 MiB), not ", quota));
+  }
+  options.grpc_memory_quota_bytes = static_cast<size_t>(quota);
   absl::StatusOr<filemesh::AmqpOptions> amqp = AmqpOptionsFromFlags();
   if (!amqp.ok()) return amqp.status();
   options.amqp = *std::move(amqp);

@@ -54,10 +54,31 @@ ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
           "(an acknowledged call waits for its answer until --request_timeout)");
 ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
+ABSL_FLAG(absl::Duration, operation_ttl, absl::Minutes(10),
+          "how long a 202's operation, and its answer once it came, is remembered");
+ABSL_FLAG(int64_t, operation_capacity, 10000,
+          "operations remembered at once; past it the oldest is forgotten");
+ABSL_FLAG(int64_t, operation_max_bytes, int64_t{256} << 20,
+          "bytes the finished operations' answers may hold together; past it the oldest are "
+          "forgotten");
+ABSL_FLAG(absl::Duration, late_reply_ttl, absl::Minutes(10),
+          "how long a request queued on the broker stays worth serving, and its late reply is "
+          "kept (at least --operation_ttl)");
+ABSL_FLAG(int64_t, late_reply_capacity, 10000,
+          "late replies kept at once per backend; past it the oldest is dropped");
+ABSL_FLAG(int64_t, late_reply_max_bytes, int64_t{256} << 20,
+          "bytes the late replies kept per backend may hold together; past it the oldest are "
+          "dropped");
 ABSL_FLAG(int, http_io_threads, 0,
           "threads running the HTTP event loop; 0: one per CPU the process may use");
 ABSL_FLAG(int64_t, max_connections, 10000,
           "open HTTP connections at most; past it a new one is answered 503 and closed");
+ABSL_FLAG(int64_t, max_connections_per_client, 256,
+          "open HTTP connections from one client address at most; past it a new one from that "
+          "address is answered 503 and closed");
+ABSL_FLAG(int64_t, max_buffered_response_bytes, int64_t{512} << 20,
+          "bytes of responses waiting for slow clients, across connections; a response over 64 "
+          "KiB that would pass it is answered 503");
 ABSL_FLAG(int64_t, max_head_bytes, 16 * 1024, "request line + header fields, bytes (431 past it)");
 ABSL_FLAG(int64_t, max_target_bytes, 8 * 1024, "request target, bytes (414 past it)");
 ABSL_FLAG(int64_t, max_header_fields, 100, "header fields per request (431 past it)");
@@ -105,27 +126,6 @@ namespace {
   std::exit(status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
 }
 
-// A channel to `grpc_targets` (and the broker, if any); null when neither.
-std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets,
-                                                     const filemesh::AmqpOptions& amqp) {
-  filemesh::FailoverChannelOptions options;
-  options.grpc_target = grpc_targets;
-  options.grpc_tls.ca_file = absl::GetFlag(FLAGS_backend_ca);
-  options.grpc_tls.cert_file = absl::GetFlag(FLAGS_backend_tls_cert);
-  options.grpc_tls.key_file = absl::GetFlag(FLAGS_backend_tls_key);
-  options.grpc_tls.server_name = absl::GetFlag(FLAGS_backend_server_name);
-  options.amqp = amqp;
-  options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
-  options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
-  absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();
-  if (!max_message_bytes.ok()) Exit(max_message_bytes.status());
-  options.max_message_bytes = *max_message_bytes;
-  if (options.grpc_target.empty() && options.amqp.url.empty()) return nullptr;
-  auto channel = filemesh::FailoverChannel::Create(options);
-  if (!channel.ok()) Exit(channel.status());
-  return *channel;
-}
-
 void CheckPositive(const char* flag, absl::Duration value) {
   if (value <= absl::ZeroDuration()) {
     Exit(absl::InvalidArgumentError(
@@ -138,6 +138,32 @@ size_t PositiveCount(const char* flag, int64_t value) {
     Exit(absl::InvalidArgumentError(absl::StrCat("--", flag, " must be positive, not ", value)));
   }
   return static_cast<size_t>(value);
+}
+
+// A channel to `grpc_targets` (and the broker, if any); null when neither.
+std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets,
+                                                     const filemesh::AmqpOptions& amqp) {
+  filemesh::FailoverChannelOptions options;
+  options.grpc_target = grpc_targets;
+  options.grpc_tls.ca_file = absl::GetFlag(FLAGS_backend_ca);
+  options.grpc_tls.cert_file = absl::GetFlag(FLAGS_backend_tls_cert);
+  options.grpc_tls.key_file = absl::GetFlag(FLAGS_backend_tls_key);
+  options.grpc_tls.server_name = absl::GetFlag(FLAGS_backend_server_name);
+  options.amqp = amqp;
+  options.late_reply_ttl = absl::GetFlag(FLAGS_late_reply_ttl);
+  options.late_reply_capacity = PositiveCount("late_reply_capacity",
+                                              absl::GetFlag(FLAGS_late_reply_capacity));
+  options.late_reply_max_bytes = PositiveCount("late_reply_max_bytes",
+                                               absl::GetFlag(FLAGS_late_reply_max_bytes));
+  options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
+  options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
+  absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();
+  if (!max_message_bytes.ok()) Exit(max_message_bytes.status());
+  options.max_message_bytes = *max_message_bytes;
+  if (options.grpc_target.empty() && options.amqp.url.empty()) return nullptr;
+  auto channel = filemesh::FailoverChannel::Create(options);
+  if (!channel.ok()) Exit(channel.status());
+  return *channel;
 }
 
 }  // namespace
@@ -169,6 +195,14 @@ int main(int argc, char** argv) {
   CheckPositive("request_timeout", absl::GetFlag(FLAGS_request_timeout));
   CheckPositive("attempt_timeout", absl::GetFlag(FLAGS_attempt_timeout));
   CheckPositive("breaker_cooldown", absl::GetFlag(FLAGS_breaker_cooldown));
+  CheckPositive("operation_ttl", absl::GetFlag(FLAGS_operation_ttl));
+  if (absl::GetFlag(FLAGS_late_reply_ttl) < absl::GetFlag(FLAGS_operation_ttl)) {
+    Exit(absl::InvalidArgumentError(absl::StrCat(
+        "--late_reply_ttl (", absl::FormatDuration(absl::GetFlag(FLAGS_late_reply_ttl)),
+        ") must be at least --operation_ttl (",
+        absl::FormatDuration(absl::GetFlag(FLAGS_operation_ttl)),
+        "): an operation would outlive the reply it waits for")));
+  }
 
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
@@ -191,6 +225,11 @@ int main(int argc, char** argv) {
     if (host != "0.0.0.0" && host != "::") options.allowed_hosts.push_back(host);
   }
   options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.operation_ttl = absl::GetFlag(FLAGS_operation_ttl);
+  options.operation_capacity =
+      PositiveCount("operation_capacity", absl::GetFlag(FLAGS_operation_capacity));
+  options.operation_max_bytes =
+      PositiveCount("operation_max_bytes", absl::GetFlag(FLAGS_operation_max_bytes));
   options.serve_ui = absl::GetFlag(FLAGS_ui);
   std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc, *amqp);
   std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc, *amqp);
@@ -215,6 +254,10 @@ int main(int argc, char** argv) {
   http.listen = listen;
   http.io_threads = absl::GetFlag(FLAGS_http_io_threads);
   http.max_connections = PositiveCount("max_connections", absl::GetFlag(FLAGS_max_connections));
+  http.max_connections_per_client =
+      PositiveCount("max_connections_per_client", absl::GetFlag(FLAGS_max_connections_per_client));
+  http.max_buffered_response_bytes = PositiveCount(
+      "max_buffered_response_bytes", absl::GetFlag(FLAGS_max_buffered_response_bytes));
   http.max_head_bytes = PositiveCount("max_head_bytes", absl::GetFlag(FLAGS_max_head_bytes));
   http.max_target_bytes = PositiveCount("max_target_bytes", absl::GetFlag(FLAGS_max_target_bytes));
   http.max_header_fields =

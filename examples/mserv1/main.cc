@@ -7,6 +7,9 @@
 // Flags: common/service_flags.cc; each also from FILEMESH_<NAME>.
 
 #include "absl/flags/flag.h"
+
+ABSL_FLAG(bool, one_file_system, false,
+          "refuse to list a directory whose path crosses a mount point below --root");
 #include "common/service_flags.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/rpc/process.hpp"
@@ -26,6 +29,7 @@ int main(int argc, char** argv) {
   filemesh::FileListerOptions lister_options;
   lister_options.max_response_bytes = filemesh::ResponseBudget(options->max_message_bytes);
   lister_options.redact_outside_targets = absl::GetFlag(FLAGS_redact_outside_targets);
+  lister_options.one_file_system = absl::GetFlag(FLAGS_one_file_system);
   filemesh::FileLister lister(absl::GetFlag(FLAGS_root), lister_options);
   if (!lister.status().ok()) filemesh_examples::Exit("mserv1", lister.status());
 

@@ -33,6 +33,9 @@ struct FileListerOptions {
   // Withhold the target text of symlinks whose target leaves the root (see
   // FileEntry.symlink_target_redacted). For a lister that serves others.
   bool redact_outside_targets = false;
+  // Refuse a directory whose path crosses a mount point below the root
+  // (PermissionDenied): the service lists one filesystem.
+  bool one_file_system = false;
 };
 
 class FileLister : public FileListerInterface {

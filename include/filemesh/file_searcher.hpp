@@ -10,8 +10,8 @@
 // FileLister's (see file_lister.hpp). Unreadable directories are counted in
 // `skipped_directories` and skipped; running out of file descriptors is not
 // a skip but an error (ResourceExhausted) that ends the search. With
-// one_file_system (the request's, or FileSearcherOptions' when the request
-// leaves it unset) it never enters a directory on another device than its
+// one_file_system (FileSearcherOptions', which a request may turn on but
+// never off) it never enters a directory on another device than its
 // start (counted in `other_filesystem_directories`; the mount point is still
 // an entry).
 //
@@ -49,8 +49,8 @@ struct FileSearcherOptions {
   // Memory budget of one compiled regular expression (RE2 max_mem). A
   // pattern that needs more is InvalidArgument.
   int64_t max_regex_memory = 8 << 20;
-  // What a request that leaves SearchRequest.one_file_system unset gets:
-  // true keeps every walk on the filesystem of its start directory.
+  // True keeps every walk on the filesystem of its start directory, whatever
+  // the request says (SearchRequest.one_file_system may only turn it on).
   bool one_file_system = false;
   // Withhold the target text of symlinks whose target leaves the root (see
   // FileEntry.symlink_target_redacted). For a searcher that serves others.

@@ -237,23 +237,54 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path) {
 }
 
 absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& clean_path,
-                                              Resolver resolver) {
+                                              Resolver resolver, bool one_file_system) {
+  const char* const shown = clean_path.empty() ? "." : clean_path.c_str();
+  const auto other_filesystem = [&] {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "open ", QuotePath(shown),
+        ": crosses onto another filesystem, and this service lists one (one_file_system)"));
+  };
   int fd = -EAGAIN;
+  bool portable = false;
   if (UseOpenat2(resolver)) {
-    fd = Openat2WithRetries(root_fd, clean_path.empty() ? "." : clean_path.c_str(), kDirFlags,
-                            RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    fd = Openat2WithRetries(root_fd, shown, kDirFlags,
+                            RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+                                (one_file_system ? RESOLVE_NO_XDEV : 0));
+    if (fd == -EXDEV && one_file_system) {
+      // A mount crossed, or the root left: the lookup without the mount
+      // rule tells which.
+      const int again =
+          Openat2WithRetries(root_fd, shown, kDirFlags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+      if (again >= 0) {
+        ::close(again);
+        return other_filesystem();
+      }
+    }
   }
   // Without openat2, or still racing renames after the last try: the portable
   // walk, which always ends.
-  if (fd == -EAGAIN) fd = PortableOpenBeneath(root_fd, clean_path, /*follow_symlinks=*/true);
+  if (fd == -EAGAIN) {
+    fd = PortableOpenBeneath(root_fd, clean_path, /*follow_symlinks=*/true);
+    portable = true;
+  }
+  if (fd >= 0 && portable && one_file_system) {
+    struct stat root_st {};
+    struct stat dir_st {};
+    if (::fstat(root_fd, &root_st) != 0 || ::fstat(fd, &dir_st) != 0 ||
+        root_st.st_dev != dir_st.st_dev) {
+      ::close(fd);
+      return other_filesystem();
+    }
+  }
   if (fd >= 0) return UniqueFd(fd);
   // openat2 reports absolute links under RESOLVE_BENEATH as EXDEV too.
   return ErrnoToStatus(-fd, "open", clean_path.empty() ? "." : clean_path);
 }
 
 absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scope,
-                                              const std::string& clean_path, Resolver resolver) {
-  if (scope.empty()) return OpenDirectoryBeneath(root_fd, clean_path, resolver);
+                                              const std::string& clean_path, Resolver resolver,
+                                              bool one_file_system) {
+  if (scope.empty()) return OpenDirectoryBeneath(root_fd, clean_path, resolver, one_file_system);
   absl::StatusOr<std::string> clean_scope = CleanRelativePath(scope);
   if (!clean_scope.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("scope: ", clean_scope.status().message()));
@@ -267,10 +298,11 @@ absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scop
         absl::StrCat(QuotePath(clean_path.empty() ? "." : clean_path),
                      " is outside this caller's scope ", QuotePath(s)));
   }
-  absl::StatusOr<UniqueFd> scope_fd = OpenDirectoryBeneath(root_fd, s, resolver);
+  absl::StatusOr<UniqueFd> scope_fd = OpenDirectoryBeneath(root_fd, s, resolver, one_file_system);
   if (!scope_fd.ok() || s.empty()) return scope_fd;
   const std::string rest = clean_path.size() == s.size() ? "" : clean_path.substr(s.size() + 1);
-  absl::StatusOr<UniqueFd> dir = OpenDirectoryBeneath(scope_fd->get(), rest, resolver);
+  absl::StatusOr<UniqueFd> dir =
+      OpenDirectoryBeneath(scope_fd->get(), rest, resolver, one_file_system);
   if (dir.ok()) return dir;
   // The error names the path below the scope: name the caller's whole path,
   // and the scope where the root was meant.

@@ -67,8 +67,13 @@ absl::StatusOr<std::string> CleanRelativePath(std::string_view path);
 // beneath the root; a link that leaves it, an absolute link and a "magic"
 // /proc link are PermissionDenied. Out of descriptors is ResourceExhausted.
 // Other errors as ErrnoToStatus.
+//
+// With `one_file_system`, the lookup may not cross a mount point
+// (openat2's RESOLVE_NO_XDEV; the portable walk checks that the directory
+// reached is on the root's filesystem): PermissionDenied naming the path.
 absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& clean_path,
-                                              Resolver resolver = Resolver::kAuto);
+                                              Resolver resolver = Resolver::kAuto,
+                                              bool one_file_system = false);
 
 // OpenDirectoryBeneath for a caller limited to `scope` (a path relative to
 // the root, checked with CleanRelativePath; "" is the whole root):
@@ -78,7 +83,8 @@ absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& cl
 // `clean_path` as the caller gave it.
 absl::StatusOr<UniqueFd> OpenDirectoryInScope(int root_fd, std::string_view scope,
                                               const std::string& clean_path,
-                                              Resolver resolver = Resolver::kAuto);
+                                              Resolver resolver = Resolver::kAuto,
+                                              bool one_file_system = false);
 
 // Opens the directory `rel` beneath `base_fd` without following any symbolic
 // link in any component (used by the tree walk, which never follows links).

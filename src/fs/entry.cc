@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -46,10 +47,40 @@ v1::FileType FileTypeFromMode(uint32_t mode) {
 }
 
 bool TargetLeavesRoot(std::string_view link_path, std::string_view target) {
-  if (!target.empty() && target.front() == '/') return true;
-  // Depth of the link's directory below the root.
+  // Depth of the link's directory below the root, as the path reads.
   int64_t depth = 0;
   for (char c : link_path) depth += c == '/' ? 1 : 0;
+  return TargetLeavesRootFrom(depth, target);
+}
+
+int64_t LexicalDepth(std::string_view clean_dir_path) {
+  if (clean_dir_path.empty()) return 0;
+  int64_t depth = 1;
+  for (char c : clean_dir_path) depth += c == '/' ? 1 : 0;
+  return depth;
+}
+
+std::optional<int64_t> DepthBelow(int root_fd, int dir_fd) {
+  const auto real_path = [](int fd) -> std::optional<std::string> {
+    char link[64];
+    std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink(link, buf, sizeof(buf));
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof(buf) || buf[0] != '/') return std::nullopt;
+    return std::string(buf, static_cast<size_t>(n));
+  };
+  const std::optional<std::string> root = real_path(root_fd);
+  const std::optional<std::string> dir = real_path(dir_fd);
+  if (!root.has_value() || !dir.has_value()) return std::nullopt;
+  if (*dir == *root) return 0;
+  const std::string prefix = *root == "/" ? "/" : *root + "/";
+  if (dir->compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  return LexicalDepth(std::string_view(*dir).substr(prefix.size()));
+}
+
+bool TargetLeavesRootFrom(int64_t dir_depth, std::string_view target) {
+  if (!target.empty() && target.front() == '/') return true;
+  int64_t depth = dir_depth;
   size_t start = 0;
   while (start <= target.size()) {
     size_t end = target.find('/', start);
@@ -77,7 +108,7 @@ void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
 }
 
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
-               bool redact_outside_targets, v1::FileEntry* entry) {
+               const Redaction& redaction, v1::FileEntry* entry) {
   FillPathEntry(path, name, static_cast<uint8_t>(IFTODT(st.st_mode)), entry);
   entry->set_size(static_cast<uint64_t>(st.st_size));
   entry->set_mode(st.st_mode);
@@ -90,7 +121,19 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
     // A link replaced since the stat reads as an empty target: the entry is
     // still reported, as what the stat saw.
     const std::string_view text(target, n > 0 ? static_cast<size_t>(n) : 0);
-    if (redact_outside_targets && n > 0 && TargetLeavesRoot(path, text)) {
+    bool withheld = false;
+    if (redaction.outside_targets && n > 0) {
+      if (redaction.depth_correction.has_value()) {
+        int64_t depth = *redaction.depth_correction;
+        for (char c : path) depth += c == '/' ? 1 : 0;
+        withheld = TargetLeavesRootFrom(depth, text);
+      } else {
+        // Where the link lies is unknown: no target that climbs is shown.
+        withheld = text.front() == '/' || text == ".." ||
+                   text.substr(0, 3) == "../" || text.find("/..") != std::string_view::npos;
+      }
+    }
+    if (withheld) {
       entry->set_symlink_target_redacted(true);
     } else if (n > 0) {
       SetName(

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "filemesh/v1/filemesh.pb.h"
@@ -19,19 +20,41 @@ int StatAt(int dir_fd, const char* name, struct stat* st);
 // The v1::FileType for st_mode bits.
 v1::FileType FileTypeFromMode(uint32_t mode);
 
+// How a symlink's target is judged when targets that leave the root are
+// withheld: the link's directory lies `depth_correction` levels deeper below
+// the root than its path's text says (a path through a link such as
+// `a/up -> ..` names a directory higher than it reads). Unknown (nullopt):
+// every absolute target and every target with a ".." is withheld.
+struct Redaction {
+  bool outside_targets = false;
+  std::optional<int64_t> depth_correction = 0;
+};
+
 // Fills `entry` for the entry `name` of directory `dir_fd`, whose path
 // relative to the root is `path` (exact bytes) and whose lstat is `st`. Reads
-// the target of a symlink; with `redact_outside_targets`, a target that
-// TargetLeavesRoot is withheld (symlink_target_redacted). Sets raw_* only
-// where the display form differs.
+// the target of a symlink; with `redaction.outside_targets`, a target that
+// leaves the root (TargetLeavesRoot, from the link directory's real depth)
+// is withheld (symlink_target_redacted). Sets raw_* only where the display
+// form differs.
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
-               bool redact_outside_targets, v1::FileEntry* entry);
+               const Redaction& redaction, v1::FileEntry* entry);
+
+// How many levels `dir_fd` lies below `root_fd`, from their real paths
+// (/proc/self/fd); nullopt when it cannot be told (no /proc, a directory
+// deleted or moved out of the root meanwhile).
+std::optional<int64_t> DepthBelow(int root_fd, int dir_fd);
+
+// The depth of the directory holding the entries of `clean_dir_path` as its
+// text says: 0 for the root (""), 1 for "a", 2 for "a/b".
+int64_t LexicalDepth(std::string_view clean_dir_path);
 
 // True if the symlink at `link_path` (relative to the root) names a target
 // outside the root: `target` is absolute, or its ".." components, read from
 // the link's directory, climb above the root. Lexical: the components are
 // not resolved (a target through another link is judged by its text).
 bool TargetLeavesRoot(std::string_view link_path, std::string_view target);
+// The same for a link whose directory lies `dir_depth` levels below the root.
+bool TargetLeavesRootFrom(int64_t dir_depth, std::string_view target);
 
 // Fills only the path, name and type of `entry` (see FillEntry); `dtype` is
 // a DT_* value.

@@ -238,6 +238,16 @@ v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
                                             bool more) const {
   v1::ListResponse response;
   response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
+  // Targets are judged from where the directory really is below the root,
+  // not from the path's text (which may pass through a link like a/up -> ..).
+  internal::Redaction redaction;
+  redaction.outside_targets = options.redact_outside_targets;
+  if (redaction.outside_targets) {
+    const std::optional<int64_t> depth = internal::DepthBelow(root_fd.get(), dir_fd);
+    redaction.depth_correction =
+        depth.has_value() ? std::optional<int64_t>(*depth - internal::LexicalDepth(plan.path))
+                          : std::nullopt;
+  }
   size_t bytes = 0;
   size_t end = candidates.size();  // the page covers candidates [0, end)
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -245,8 +255,8 @@ v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
     struct stat st;
     if (internal::StatAt(dir_fd, c.name.data(), &st) != 0) continue;
     v1::FileEntry* entry = response.add_entries();
-    internal::FillEntry(dir_fd, internal::JoinPath(plan.path, c.name), c.name, st,
-                        options.redact_outside_targets, entry);
+    internal::FillEntry(dir_fd, internal::JoinPath(plan.path, c.name), c.name, st, redaction,
+                        entry);
     bytes += internal::RepeatedFieldBytes(*entry);
     if (bytes > options.max_response_bytes && response.entries_size() > 1) {
       response.mutable_entries()->RemoveLast();
@@ -282,7 +292,8 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
   absl::StatusOr<ListPlan> plan = impl_->Plan(request);
   if (!plan.ok()) return plan.status();
   absl::StatusOr<UniqueFd> dir =
-      internal::OpenDirectoryInScope(impl_->root_fd.get(), request.scope(), plan->path);
+      internal::OpenDirectoryInScope(impl_->root_fd.get(), request.scope(), plan->path,
+                                     internal::Resolver::kAuto, impl_->options.one_file_system);
   if (!dir.ok()) return dir.status();
 
   NameArena names;

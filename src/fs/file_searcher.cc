@@ -57,7 +57,7 @@ struct SearchParams {
   // one_file_system: the walk stays on the start directory's device.
   bool one_file_system = false;
   dev_t start_device = 0;
-  bool redact_outside_targets = false;
+  internal::Redaction redaction;
   // Streaming (SearchStream): where matches go as they are found; null to
   // collect them into one sorted answer.
   const SearchBatchCallback* on_batch = nullptr;
@@ -415,7 +415,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
     if (paths_only) {
       internal::FillPathEntry(match_path, e.name, type, &entry);
     } else {
-      internal::FillEntry(fd, match_path, e.name, *st, p.redact_outside_targets, &entry);
+      internal::FillEntry(fd, match_path, e.name, *st, p.redaction, &entry);
     }
     const uint64_t bytes = internal::RepeatedFieldBytes(entry);
     if (bytes_.fetch_add(bytes) + bytes > p.max_bytes) {
@@ -565,8 +565,9 @@ absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl:
     params.max_bytes = options.max_response_bytes;
   }
   params.deadline = deadline;
+  // The operator's setting wins: a request may turn it on, never off.
   params.one_file_system =
-      request.has_one_file_system() ? request.one_file_system() : options.one_file_system;
+      options.one_file_system || (request.has_one_file_system() && request.one_file_system());
   if (params.one_file_system) {
     struct stat start_stat;
     if (::fstat(out->start.get(), &start_stat) != 0) {
@@ -574,7 +575,15 @@ absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl:
     }
     params.start_device = start_stat.st_dev;
   }
-  params.redact_outside_targets = options.redact_outside_targets;
+  // Targets are judged from where the start directory really is below the
+  // root (the walk below it follows no link, so its depths are real).
+  params.redaction.outside_targets = options.redact_outside_targets;
+  if (params.redaction.outside_targets) {
+    const std::optional<int64_t> depth = internal::DepthBelow(root_fd.get(), out->start.get());
+    params.redaction.depth_correction =
+        depth.has_value() ? std::optional<int64_t>(*depth - internal::LexicalDepth(*path))
+                          : std::nullopt;
+  }
   return absl::OkStatus();
 }
 

@@ -63,6 +63,10 @@ constexpr ChannelCounter kChannelCounters[] = {
     {"filemesh_channel_replies_refused_total",
      "Replies dropped because their sender was not a service user (forged or misdirected).",
      &ChannelStats::replies_refused},
+    {"filemesh_channel_late_replies_dropped_total",
+     "Late replies (answers of queued calls) dropped before their TTL to stay within the "
+     "channel's bounds (late_reply_capacity, late_reply_max_bytes).",
+     &ChannelStats::late_replies_dropped},
 };
 
 }  // namespace
@@ -73,8 +77,10 @@ std::vector<double> LatencyBuckets() {
 
 BackendCollector::BackendCollector(
     std::vector<std::pair<std::string, const FailoverChannel*>> channels,
-    std::function<size_t()> operations)
-    : channels_(std::move(channels)), operations_(std::move(operations)) {}
+    std::function<size_t()> operations, std::function<uint64_t()> operations_evicted)
+    : channels_(std::move(channels)),
+      operations_(std::move(operations)),
+      operations_evicted_(std::move(operations_evicted)) {}
 
 std::vector<prometheus::MetricFamily> BackendCollector::Collect() const {
   using prometheus::MetricType;
@@ -111,6 +117,14 @@ std::vector<prometheus::MetricFamily> BackendCollector::Collect() const {
       "Queued operations the gateway remembers (202 answers not yet expired).", MetricType::Gauge);
   operations.metric.push_back(Sample({}, MetricType::Gauge, static_cast<double>(operations_())));
   families.push_back(std::move(operations));
+  prometheus::MetricFamily evicted = Family(
+      "filemesh_http_operations_evicted_total",
+      "Operations forgotten before their ttl to stay within operation_capacity and "
+      "operation_max_bytes.",
+      MetricType::Counter);
+  evicted.metric.push_back(
+      Sample({}, MetricType::Counter, static_cast<double>(operations_evicted_())));
+  families.push_back(std::move(evicted));
   return families;
 }
 

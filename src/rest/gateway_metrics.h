@@ -34,12 +34,14 @@ class BackendCollector : public prometheus::Collectable {
   // `channels` ("lister", "searcher" with their channels) and `operations`
   // must outlive the collector.
   BackendCollector(std::vector<std::pair<std::string, const FailoverChannel*>> channels,
-                   std::function<size_t()> operations);
+                   std::function<size_t()> operations,
+                   std::function<uint64_t()> operations_evicted);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<std::pair<std::string, const FailoverChannel*>> channels_;
   std::function<size_t()> operations_;
+  std::function<uint64_t()> operations_evicted_;
 };
 
 class GatewayMetrics {

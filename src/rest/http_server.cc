@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -208,6 +209,10 @@ struct Core {
 
   // Counts a failed TLS handshake; logs the first and every 100th.
   void NoteHandshakeFailure(const std::string& peer, const std::string& reason);
+  // Takes one of `client`'s connections (its IP address); false past
+  // max_connections_per_client. ReleaseClient gives it back.
+  bool AdmitClient(const std::string& client);
+  void ReleaseClient(const std::string& client);
 
   const HttpServerOptions options;
   // Set when the server speaks HTTPS.
@@ -219,6 +224,12 @@ struct Core {
   AsyncHttpHandler handler;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> open{0};
+  // Bytes of responses being written (max_buffered_response_bytes).
+  std::atomic<size_t> buffered{0};
+  std::atomic<uint64_t> responses_refused{0};
+
+  internal::Mutex clients_mu;
+  std::unordered_map<std::string, size_t> per_client ABSL_GUARDED_BY(clients_mu);
 
   internal::Mutex mu;
   // Signalled when `open` falls to 0.
@@ -231,8 +242,10 @@ struct Core {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `tls_context` is null for plain HTTP.
-  Session(Core* core, tcp::socket socket, std::shared_ptr<asio::ssl::context> tls_context)
+  Session(Core* core, tcp::socket socket, std::shared_ptr<asio::ssl::context> tls_context,
+          std::string client)
       : core_(core),
+        client_(std::move(client)),
         socket_(std::move(socket)),
         tls_context_(std::move(tls_context)),
         strand_(asio::make_strand(core->io.get_executor())),
@@ -245,7 +258,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (tls_context_ != nullptr) tls_.emplace(std::move(socket_), *tls_context_);
   }
 
-  ~Session() { core_->Unregister(this); }
+  ~Session() {
+    ReleaseResources();
+    core_->Unregister(this);
+  }
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -382,7 +398,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (core_->stopping.load()) return Close();
     if (buffer_.size() > 0) return ReadHead();  // pipelined
     phase_ = Phase::kIdle;
-    Arm(core_->options.idle_timeout);
+    // A new connection gets the head timeout for its first byte: only a
+    // client that has made a request may idle for idle_timeout.
+    Arm(requests_ == 0 ? core_->options.head_timeout : core_->options.idle_timeout);
     if (tls_) return AwaitFirstBytesTls();
     buffer_.shrink_to_fit();  // an idle connection holds no buffer
     AwaitFirstByte();
@@ -623,6 +641,24 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(HttpResponse response) {
     if (phase_ == Phase::kClosed) return;
     if (core_->stopping.load()) keep_alive_ = false;
+    // Small answers always go; a large one that would take the responses
+    // waiting for their clients past the bound is refused instead.
+    static constexpr size_t kAlwaysBuffered = size_t{64} * 1024;
+    if (response.body.size() > kAlwaysBuffered &&
+        core_->buffered.load() + response.body.size() > core_->options.max_buffered_response_bytes) {
+      const uint64_t refused = core_->responses_refused.fetch_add(1) + 1;
+      if (refused % 1000 == 1) {
+        LogEvent(LogLevel::kWarning, "http_response_refused",
+                 {{"reason", "max_buffered_response_bytes"},
+                  {"bytes", absl::StrCat(response.body.size())},
+                  {"buffered", absl::StrCat(core_->buffered.load())},
+                  {"refused_so_far", absl::StrCat(refused)}});
+      }
+      response = Refusal(503,
+                         "the server holds as many response bytes for slow clients as it may "
+                         "(max_buffered_response_bytes); try again shortly");
+      response.headers.emplace_back("Retry-After", "1");
+    }
     const int status = response.status;
     if (response.content_type.empty() && response.body.empty() && status >= 400) {
       response = Refusal(status, HttpReasonPhrase(status));
@@ -659,6 +695,8 @@ class Session : public std::enable_shared_from_this<Session> {
       body_out_.clear();
     }
 
+    buffered_ = head_out_.size() + body_out_.size();
+    core_->buffered.fetch_add(buffered_);
     phase_ = Phase::kWriting;
     Arm(core_->options.write_timeout);
     const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_out_),
@@ -675,6 +713,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWritten(beast::error_code ec) {
     if (phase_ != Phase::kWriting) return;
     Disarm();
+    core_->buffered.fetch_sub(buffered_);
+    buffered_ = 0;
     head_out_.clear();
     head_out_.shrink_to_fit();
     body_out_ = std::string();
@@ -682,10 +722,19 @@ class Session : public std::enable_shared_from_this<Session> {
     WaitForRequest();
   }
 
+  // What the session counts against the server's bounds; once.
+  void ReleaseResources() {
+    core_->buffered.fetch_sub(buffered_);
+    buffered_ = 0;
+    if (!client_.empty()) core_->ReleaseClient(client_);
+    client_.clear();
+  }
+
   void Close() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
     Disarm();
+    ReleaseResources();
     timer_.cancel();  // its wait holds this session
     // Under TLS no close_notify is sent: responses carry their length, and
     // waiting for the peer's would let it hold the connection.
@@ -701,6 +750,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Core* const core_;
+  // The client's IP address, counted in Core::per_client until released.
+  std::string client_;
+  // This session's part of Core::buffered.
+  size_t buffered_ = 0;
   tcp::socket socket_;  // moved into tls_ under TLS
   // The context outlives the stream made with it.
   std::shared_ptr<asio::ssl::context> tls_context_;
@@ -727,6 +780,24 @@ void Core::NoteHandshakeFailure(const std::string& peer, const std::string& reas
   if (failures % 100 != 1) return;
   LogEvent(LogLevel::kWarning, "tls_handshake_failed",
            {{"peer", peer}, {"reason", reason}, {"failures_so_far", absl::StrCat(failures)}});
+}
+
+bool Core::AdmitClient(const std::string& client) {
+  internal::MutexLock lock(&clients_mu);
+  size_t& count = per_client[client];
+  if (count >= options.max_connections_per_client) {
+    if (count == 0) per_client.erase(client);
+    return false;
+  }
+  ++count;
+  return true;
+}
+
+void Core::ReleaseClient(const std::string& client) {
+  internal::MutexLock lock(&clients_mu);
+  auto it = per_client.find(client);
+  if (it == per_client.end()) return;
+  if (--it->second == 0) per_client.erase(it);
 }
 
 void Core::Register(Session* session) {
@@ -811,12 +882,18 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
           }));
       return;
     }
+    beast::error_code peer_error;
+    const tcp::endpoint peer = socket.remote_endpoint(peer_error);
+    std::string client = peer_error ? std::string() : peer.address().to_string();
     if (core_->open.load() >= core_->options.max_connections || core_->stopping.load()) {
-      Turn503(socket);
+      Turn503(socket, /*per_client=*/false);
+    } else if (!client.empty() && !core_->AdmitClient(client)) {
+      Turn503(socket, /*per_client=*/true);
     } else {
       core_->open.fetch_add(1);
       std::make_shared<Session>(core_, std::move(socket),
-                                core_->tls != nullptr ? core_->tls->Current() : nullptr)
+                                core_->tls != nullptr ? core_->tls->Current() : nullptr,
+                                std::move(client))
           ->Start();
     }
     Accept();
@@ -824,14 +901,17 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
 
   // One non-blocking send of a fixed 503; what the kernel does not take is
   // lost with the connection, never waited for.
-  void Turn503(tcp::socket& socket) {
-    static const std::string kResponse = [] {
-      const HttpResponse problem =
-          Refusal(503, "the server has as many connections open as it serves");
+  void Turn503(tcp::socket& socket, bool per_client) {
+    static const auto wire = [](std::string_view detail) {
+      const HttpResponse problem = Refusal(503, detail);
       return absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nContent-Type: ",
                           problem.content_type, "\r\nContent-Length: ", problem.body.size(),
                           "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n", problem.body);
-    }();
+    };
+    static const std::string kAll = wire("the server has as many connections open as it serves");
+    static const std::string kClient =
+        wire("this client has as many connections open as the server allows one client");
+    const std::string& kResponse = per_client ? kClient : kAll;
     // Under TLS nothing can be said before a handshake: the connection is
     // only closed.
     if (core_->tls == nullptr) {
@@ -843,8 +923,10 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
     socket.close(ignored);
     if (++refused_ % 1000 == 1) {
       LogEvent(LogLevel::kWarning, "http_connection_refused",
-               {{"reason", "max_connections"},
+               {{"reason", per_client ? "max_connections_per_client" : "max_connections"},
                 {"max_connections", absl::StrCat(core_->options.max_connections)},
+                {"max_connections_per_client",
+                 absl::StrCat(core_->options.max_connections_per_client)},
                 {"refused_so_far", absl::StrCat(refused_)}});
     }
   }
@@ -864,7 +946,8 @@ absl::Status CheckOptions(const HttpServerOptions& o) {
   if (o.keep_alive_max_requests < 1) {
     return absl::InvalidArgumentError("keep_alive_max_requests must be at least 1");
   }
-  if (o.max_connections < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
+  if (o.max_connections < 1 || o.max_connections_per_client < 1 ||
+      o.max_buffered_response_bytes < 1 || o.max_head_bytes < 256 || o.max_target_bytes < 1 ||
       o.max_header_fields < 1) {
     return absl::InvalidArgumentError("HTTP limits must be positive (max_head_bytes at least 256)");
   }
@@ -1011,6 +1094,10 @@ std::string HttpServer::address() const { return impl_->address; }
 
 size_t HttpServer::connections() const {
   return impl_->core != nullptr ? impl_->core->open.load() : 0;
+}
+
+size_t HttpServer::buffered_response_bytes() const {
+  return impl_->core != nullptr ? impl_->core->buffered.load() : 0;
 }
 
 void HttpServer::Shutdown() {

@@ -7,8 +7,8 @@
 
 namespace filemesh::internal {
 
-OperationStore::OperationStore(size_t capacity, absl::Duration ttl)
-    : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl) {}
+OperationStore::OperationStore(size_t capacity, absl::Duration ttl, size_t max_bytes)
+    : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl), max_bytes_(std::max<size_t>(max_bytes, 1)) {}
 
 std::string OperationStore::Add(OperationKind kind, std::string channel_id, TransportKind served_by,
                                 absl::Time now, std::string path) {
@@ -39,8 +39,18 @@ void OperationStore::Remove(std::string_view id) {
   MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
+  bytes_ -= it->second.bytes;
   oldest_first_.erase(it->second.order);
   entries_.erase(it);
+}
+
+void OperationStore::Finished(std::string_view id, size_t bytes, absl::Time now) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  bytes_ += bytes - it->second.bytes;
+  it->second.bytes = bytes;
+  Purge(now);
 }
 
 size_t OperationStore::size() const {
@@ -52,7 +62,10 @@ void OperationStore::Purge(absl::Time now) {
   // Every operation lives for the same ttl, so creation order is expiry order.
   while (!oldest_first_.empty()) {
     auto it = entries_.find(oldest_first_.front());
-    if (entries_.size() <= capacity_ && it->second.expires > now) break;
+    const bool expired = it->second.expires <= now;
+    if (entries_.size() <= capacity_ && bytes_ <= max_bytes_ && !expired) break;
+    if (!expired) evicted_.fetch_add(1);
+    bytes_ -= it->second.bytes;
     entries_.erase(it);
     oldest_first_.pop_front();
   }

@@ -9,6 +9,7 @@
 #ifndef FILEMESH_SRC_REST_OPERATION_STORE_H_
 #define FILEMESH_SRC_REST_OPERATION_STORE_H_
 
+#include <atomic>
 #include <list>
 #include <map>
 #include <memory>
@@ -41,8 +42,9 @@ struct OperationRecord {
 
 class OperationStore {
  public:
-  // A capacity of 0 is taken as 1.
-  OperationStore(size_t capacity, absl::Duration ttl);
+  // A capacity or max_bytes of 0 is taken as 1. `max_bytes` bounds the
+  // finished answers held (Finished) together.
+  OperationStore(size_t capacity, absl::Duration ttl, size_t max_bytes = size_t{256} << 20);
 
   // Remembers a queued call and returns its new public id.
   std::string Add(OperationKind kind, std::string channel_id, TransportKind served_by,
@@ -51,6 +53,12 @@ class OperationStore {
   std::shared_ptr<OperationRecord> Find(std::string_view id, absl::Time now);
   // Forgets `id` (no-op when unknown).
   void Remove(std::string_view id);
+  // Counts the `bytes` of `id`'s finished answer, now held; past max_bytes
+  // the oldest operations are forgotten (perhaps `id` itself).
+  void Finished(std::string_view id, size_t bytes, absl::Time now);
+  // Operations forgotten before their ttl to stay within the capacity or
+  // max_bytes.
+  uint64_t evicted() const { return evicted_.load(); }
   // Operations remembered (expired ones may still count until the next Add
   // or Find).
   size_t size() const;
@@ -60,15 +68,19 @@ class OperationStore {
     std::shared_ptr<OperationRecord> record;
     absl::Time expires;
     std::list<std::string>::iterator order;
+    size_t bytes = 0;  // of the finished answer, once Finished
   };
   // Drops expired operations and the oldest past the capacity.
   void Purge(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t capacity_;
   const absl::Duration ttl_;
+  const size_t max_bytes_;
+  std::atomic<uint64_t> evicted_{0};
   mutable Mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
   std::list<std::string> oldest_first_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace filemesh::internal

@@ -330,12 +330,13 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       allowed_hosts(AllowedHosts(options.allowed_hosts)),
       lister(std::move(list_client)),
       searcher(std::move(search_client)),
-      operations(options.operation_capacity, options.operation_ttl),
+      operations(options.operation_capacity, options.operation_ttl, options.operation_max_bytes),
       registry(options.metrics_registry != nullptr ? options.metrics_registry
                                                    : std::make_shared<prometheus::Registry>()),
       metrics(*registry, RouteLabels()),
       backend_metrics(BackendChannels(lister.get(), searcher.get()),
-                      [this] { return operations.size(); }) {
+                      [this] { return operations.size(); },
+                      [this] { return operations.evicted(); }) {
   if (!options.api_key.empty() || !options.api_keys_file.empty()) {
     absl::StatusOr<std::unique_ptr<internal::ApiKeySource>> made =
         internal::ApiKeySource::Create(options.api_keys_file, options.api_key);
@@ -719,6 +720,7 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
                                       .Finish())
               : BackendProblem(json.status(), record->kind, request.path, *exchange);
       record->finished = finished;
+      operations.Finished(id, finished.body.size(), absl::Now());
       return finished;
     }
     case LateReply::State::kUnknown:

@@ -199,6 +199,7 @@ struct AmqpConnection::Inbound {
   bool is_return = false;
   bool have_header = false;
   uint64_t body_size = 0;
+  uint64_t received = 0;  // body bytes that came, held or dropped
   AmqpMessage message;
 };
 
@@ -538,23 +539,46 @@ void AmqpConnection::PollSocket() {
 void AmqpConnection::Run() {
   absl::Time next_attempt = absl::Now();
   while (!stop_.load()) {
-    if (!EnsureConnected(&next_attempt)) continue;
-    DrainFrames();
-    if (broken_.ok()) session_->OnWake(*this);
-    // Publishes may have read frames (rabbitmq-c's heartbeat check).
-    if (broken_.ok()) DrainFrames();
-    if (broken_.ok()) session_->OnIdle(*this);
-    if (!broken_.ok()) {
-      HandleBroken(&next_attempt);
-      continue;
+    // Nothing a broker or a publisher sends may end the process: an
+    // exception out of a round (bad_alloc, or one a library throws on its
+    // input) drops the connection, which starts over after a backoff.
+    try {
+      RunRound(&next_attempt);
+    } catch (const std::exception& e) {
+      OnRoundFailed(e.what(), &next_attempt);
+    } catch (...) {
+      OnRoundFailed("an exception that is not a std::exception", &next_attempt);
     }
-    PollSocket();
   }
   connected_.store(false, std::memory_order_release);
   if (conn_ != nullptr) {
     Disconnect(true);
     session_->OnDisconnected(absl::UnavailableError("AMQP connection shut down"));
     LogEvent("amqp_closed", {{"role", options_.role}, {"url", options_.url.Redacted()}});
+  }
+}
+
+void AmqpConnection::RunRound(absl::Time* next_attempt) {
+  if (!EnsureConnected(next_attempt)) return;
+  DrainFrames();
+  if (broken_.ok()) session_->OnWake(*this);
+  // Publishes may have read frames (rabbitmq-c's heartbeat check).
+  if (broken_.ok()) DrainFrames();
+  if (broken_.ok()) session_->OnIdle(*this);
+  if (!broken_.ok()) return HandleBroken(next_attempt);
+  PollSocket();
+}
+
+void AmqpConnection::OnRoundFailed(const char* what, absl::Time* next_attempt) {
+  LogEvent(LogLevel::kError, "amqp_round_failed",
+           {{"role", options_.role}, {"url", options_.url.Redacted()}, {"error", what}});
+  *inbound_ = Inbound();
+  MarkBroken(absl::InternalError(absl::StrCat("AMQP connection dropped after an error: ", what)));
+  if (conn_ != nullptr) {
+    HandleBroken(next_attempt);
+  } else {
+    broken_ = absl::OkStatus();
+    *next_attempt = absl::Now() + NextBackoff();
   }
 }
 
@@ -705,10 +729,11 @@ void AmqpConnection::HandleContentHeader(const void* raw) {
   in.body_size = frame.payload.properties.body_size;
   in.message.properties = DecodeProperties(
       *static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded));
-  if (in.body_size > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
-    return ProtocolError("message body too large");
-  }
-  in.message.body.reserve(in.body_size);
+  in.message.body_size = in.body_size;
+  // A body above the limit is never held, whatever its declared size: its
+  // frames are counted and dropped, and the session refuses the message.
+  in.message.body_dropped = in.body_size > options_.max_body_bytes;
+  if (!in.message.body_dropped) in.message.body.reserve(in.body_size);
   if (in.body_size == 0) CompleteInbound();
 }
 
@@ -716,9 +741,12 @@ void AmqpConnection::HandleContentBody(const void* raw) {
   const amqp_bytes_t& fragment = static_cast<const amqp_frame_t*>(raw)->payload.body_fragment;
   Inbound& in = *inbound_;
   if (!in.active || !in.have_header) return ProtocolError("unexpected content body");
-  in.message.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
-  if (in.message.body.size() > in.body_size) return ProtocolError("body exceeds its size");
-  if (in.message.body.size() == in.body_size) CompleteInbound();
+  in.received += fragment.len;
+  if (in.received > in.body_size) return ProtocolError("body exceeds its size");
+  if (!in.message.body_dropped) {
+    in.message.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
+  }
+  if (in.received == in.body_size) CompleteInbound();
 }
 
 absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,

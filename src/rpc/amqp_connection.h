@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "filemesh/internal/mutex.hpp"
+#include "filemesh/rpc/transport.hpp"
 #include "filemesh/service/tls.hpp"
 #include "rpc/amqp_url.h"
 
@@ -70,6 +71,12 @@ struct AmqpMessage {
   std::string routing_key;
   AmqpProperties properties;
   std::string body;
+  // The body's size as its content header declared it. Above
+  // AmqpConnectionOptions::max_body_bytes the body is read off the wire and
+  // dropped, never held: `body` stays empty and body_dropped is set, for the
+  // session to refuse the message.
+  uint64_t body_size = 0;
+  bool body_dropped = false;
 };
 
 struct AmqpQueueSpec {
@@ -96,6 +103,9 @@ struct AmqpConnectionOptions {
   std::string connection_name = "filemesh";
   // "client" or "server": the `role` of this connection's log lines.
   std::string role = "client";
+  // Largest message body held (the endpoints' max_message_bytes); a bigger
+  // one is dropped as it arrives (AmqpMessage::body_dropped).
+  size_t max_body_bytes = kDefaultMaxMessageBytes;
 };
 
 // The broker user a connection to `url` logs in as: the URL's user, or with
@@ -105,10 +115,12 @@ std::string BrokerUser(const AmqpUrl& url, const TlsOptions& tls);
 
 // The connection settings a client's or a server's options carry (heartbeat
 // and connect timeout in `amqp`, reconnect backoff), for `url`, named `name`
-// in the broker's tools and logging as `role`.
+// in the broker's tools and logging as `role`, holding bodies of at most
+// `max_body_bytes` (replies for a client, requests for a server).
 template <typename EndpointOptions>
 AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const AmqpUrl& url,
-                                          std::string name, std::string role) {
+                                          std::string name, std::string role,
+                                          size_t max_body_bytes) {
   AmqpConnectionOptions out;
   out.url = url;
   out.tls = options.amqp.tls;
@@ -118,6 +130,7 @@ AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const 
   out.reconnect_backoff_max = options.reconnect_backoff_max;
   out.connection_name = std::move(name);
   out.role = std::move(role);
+  out.max_body_bytes = max_body_bytes;
   return out;
 }
 
@@ -205,6 +218,10 @@ class AmqpConnection {
   struct Inbound;  // a message being assembled from its frames
 
   void Run();
+  // One round of the I/O loop: connect if needed, handle what came, wait.
+  void RunRound(absl::Time* next_attempt);
+  // An exception ended a round: log it, drop the connection, back off.
+  void OnRoundFailed(const char* what, absl::Time* next_attempt);
   bool Connect();                        // false: failed, broken_ says why
   bool LogIn(const std::string& where);  // part of Connect
   void Disconnect(bool polite);

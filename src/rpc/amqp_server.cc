@@ -15,6 +15,7 @@
 #include "rpc/amqp_connection.h"
 #include "rpc/amqp_envelope.h"
 #include "rpc/amqp_url.h"
+#include "rpc/message_limits.h"
 
 namespace filemesh::internal {
 namespace {
@@ -37,7 +38,9 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
  public:
   Core(AmqpServerOptions options, const AmqpUrl& url)
       : options_(std::move(options)),
-        connection_(ConnectionOptionsOf(options_, url, "filemesh server", "server"), this) {}
+        connection_(ConnectionOptionsOf(options_, url, "filemesh server", "server",
+                                        options_.max_request_bytes),
+                    this) {}
   ~Core() override { connection_.Shutdown(); }
 
   absl::Status Start() { return connection_.Start(); }
@@ -140,6 +143,14 @@ bool AmqpServer::Core::Refused(AmqpConnection& connection, const AmqpMessage& me
     }
     (void)connection.Reject(tag, /*requeue=*/false);
     Settled(1);
+    return true;
+  }
+  if (message.body_dropped) {
+    Reply(connection, p.reply_to, p.correlation_id,
+          MessageTooLarge("request", message.body_size, options_.max_request_bytes,
+                          "max_request_bytes"),
+          tag,
+          Settle::kReject);
     return true;
   }
   std::string problem;
@@ -403,6 +414,9 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
   }
   if (!options.dispatch) return absl::InvalidArgumentError("no dispatcher");
   if (options.prefetch == 0) return absl::InvalidArgumentError("prefetch must be at least 1");
+  if (options.max_request_bytes == 0 || options.max_request_bytes > size_t{INT32_MAX}) {
+    return absl::InvalidArgumentError("max_request_bytes must be between 1 and 2^31 - 1");
+  }
   if (absl::Status checked = CheckEndpointOptions(options.amqp, options.reconnect_backoff_min,
                                                   options.reconnect_backoff_max);
       !checked.ok()) {

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "filemesh/rpc/amqp_options.hpp"
+#include "filemesh/rpc/transport.hpp"
 #include "rpc/handler_registry.h"
 
 namespace filemesh::internal {
@@ -34,6 +35,9 @@ struct AmqpServerOptions {
   AmqpOptions amqp;
   // Unacked requests the broker hands over at once, per service queue.
   uint16_t prefetch = 32;
+  // Largest request body taken: a bigger one is dropped as it arrives (never
+  // held), answered RESOURCE_EXHAUSTED and dead-lettered.
+  size_t max_request_bytes = size_t{64} * 1024;
   // Bounds of the jittered exponential backoff between reconnects.
   absl::Duration reconnect_backoff_min = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(5);

@@ -54,6 +54,8 @@ struct PendingCall {
   // Its timer in Core::timers_ while the caller waits with a deadline; 0: none.
   uint64_t deadline_timer = 0;
   absl::StatusOr<std::string> result = absl::UnknownError("no reply");
+  // What `result` holds, counted in Core::late_bytes_ while the call is late.
+  size_t result_bytes = 0;
 };
 
 using CallPtr = std::shared_ptr<PendingCall>;
@@ -79,7 +81,7 @@ class AmqpTransport::Core : public AmqpSession {
         expiration_(ExpirationMillis(options.late_reply_ttl)),
         service_users_(ServiceUsers(options, url_)),
         connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
-                                        "client"),
+                                        "client", options.max_message_bytes),
                     this) {}
 
   ~Core() override {
@@ -98,6 +100,7 @@ class AmqpTransport::Core : public AmqpSession {
   bool Connected() const { return connection_.Connected(); }
   const std::string& reply_queue() const { return reply_queue_; }
   uint64_t replies_refused() const { return replies_refused_.load(); }
+  uint64_t late_replies_dropped() const { return late_dropped_.load(); }
 
   void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
                  TransportCallback done);
@@ -166,6 +169,9 @@ class AmqpTransport::Core : public AmqpSession {
   // Late calls by expiry.
   std::deque<std::pair<absl::Time, std::string>> late_order_ ABSL_GUARDED_BY(mu_);
   size_t late_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // The bytes of the late calls' results (PendingCall::result_bytes).
+  size_t late_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> late_dropped_{0};
   std::vector<Delivery> ready_ ABSL_GUARDED_BY(mu_);
   // The deadlines of calls whose caller waits; reset first by ~Core.
   std::unique_ptr<TimerQueue> timers_ = std::make_unique<TimerQueue>();
@@ -196,11 +202,14 @@ void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string
     calls_.erase(std::string(call->id));
     return;
   }
+  call->result_bytes = result.ok() ? result->size() : result.status().message().size();
   call->result = std::move(result);
   if (call->late) {
-    // Keep the reply for a full TTL from its arrival.
+    // Keep the reply for a full TTL from its arrival, within the bounds.
     call->expires = absl::Now() + options_.late_reply_ttl;
     late_order_.emplace_back(call->expires, call->id);
+    late_bytes_ += call->result_bytes;
+    SweepLate(absl::Now());  // last: it may erase the entry `call` refers to
   }
 }
 
@@ -259,10 +268,13 @@ void AmqpTransport::Core::SweepLate(absl::Time now) {
   while (!late_order_.empty()) {
     const auto& front = late_order_.front();
     PendingCall* call = live(front);
-    if (call != nullptr && front.first > now && late_count_ <= options_.late_reply_capacity) {
+    if (call != nullptr && front.first > now && late_count_ <= options_.late_reply_capacity &&
+        late_bytes_ <= options_.late_reply_max_bytes) {
       break;
     }
     if (call != nullptr) {
+      if (front.first > now) late_dropped_.fetch_add(1);  // dropped for room, not expired
+      late_bytes_ -= call->result_bytes;
       calls_.erase(front.second);
       --late_count_;
     }
@@ -345,6 +357,7 @@ LateReply AmqpTransport::Core::TakeLateReply(const std::string& id) {
   }
   out.state = LateReply::State::kDone;
   out.response = std::move(it->second->result);
+  late_bytes_ -= it->second->result_bytes;
   calls_.erase(it);
   --late_count_;
   return out;
@@ -495,9 +508,9 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
     auto it = calls_.find(message.properties.correlation_id);
     if (it == calls_.end()) return;  // unknown or expired: dropped (and acked)
     if (it->second->state == PendingCall::State::kDone) return;  // a duplicate
-    if (message.body.size() > options_.max_message_bytes) {
+    if (message.body_dropped || message.body.size() > options_.max_message_bytes) {
       Finish(it->second,
-             internal::MessageTooLarge("reply", message.body.size(), options_.max_message_bytes));
+             internal::MessageTooLarge("reply", message.body_size, options_.max_message_bytes));
     } else {
       Finish(it->second, ReplyOutcome(message));
     }
@@ -542,6 +555,9 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (options.amqp.queue_prefix.size() + sizeof(kReplyQueueInfix) + 32 > kMaxShortString) {
     return absl::InvalidArgumentError("queue_prefix too long for AMQP queue names");
   }
+  if (options.late_reply_max_bytes == 0) {
+    return absl::InvalidArgumentError("late_reply_max_bytes must be at least 1");
+  }
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
@@ -567,6 +583,8 @@ void AmqpTransport::CallAsync(const std::string& method, const std::string& requ
 bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }
 
 uint64_t AmqpTransport::replies_refused() const { return core_->replies_refused(); }
+
+uint64_t AmqpTransport::late_replies_dropped() const { return core_->late_replies_dropped(); }
 
 LateReply AmqpTransport::TakeLateReply(const std::string& queued_id) {
   return core_->TakeLateReply(queued_id);

@@ -55,6 +55,7 @@ class AmqpTransport : public Transport {
   // Replies dropped because their user_id is not a service user's
   // (AmqpOptions::service_users): forged or misdirected.
   uint64_t replies_refused() const override;
+  uint64_t late_replies_dropped() const override;
 
   // Whether the connection is up (the opposite of KnownUnavailable).
   bool Connected() const;

@@ -277,7 +277,9 @@ ChannelStats FailoverChannel::stats() const {
   s.queued = impl_->queued.load();
   s.breaker_opened = impl_->breaker.times_opened();
   for (const Transport* transport : {impl_->primary.get(), impl_->fallback.get()}) {
-    if (transport != nullptr) s.replies_refused += transport->replies_refused();
+    if (transport == nullptr) continue;
+    s.replies_refused += transport->replies_refused();
+    s.late_replies_dropped += transport->late_replies_dropped();
   }
   s.breaker = impl_->breaker.state();
   return s;

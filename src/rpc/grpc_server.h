@@ -21,8 +21,14 @@ namespace filemesh::internal {
 struct GrpcServerOptions {
   // "host:port" or "unix:PATH".
   std::string listen;
-  // Messages above it are refused both ways (RESOURCE_EXHAUSTED).
+  // Responses above it are refused (RESOURCE_EXHAUSTED), and requests above
+  // max_request_bytes, before they are held.
   size_t max_message_bytes = kDefaultMaxMessageBytes;
+  size_t max_request_bytes = size_t{64} * 1024;
+  // HTTP/2 streams (calls) per connection at once.
+  int max_concurrent_streams = 100;
+  // The server's gRPC ResourceQuota, in bytes.
+  size_t memory_quota_bytes = size_t{1} << 30;
   // TLS (grpc_tls.h). Without it, plain text on loopback only, unless
   // `insecure`.
   TlsOptions tls;

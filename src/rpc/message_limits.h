@@ -25,10 +25,11 @@ inline absl::Status CheckMaxMessageBytes(size_t max_message_bytes) {
 
 // RESOURCE_EXHAUSTED: "the <what> is N bytes, above the limit of M
 // (max_message_bytes)": a clear error, never a failover.
-inline absl::Status MessageTooLarge(std::string_view what, size_t bytes, size_t limit) {
+inline absl::Status MessageTooLarge(std::string_view what, size_t bytes, size_t limit,
+                                    std::string_view limit_name = "max_message_bytes") {
   return absl::ResourceExhaustedError(absl::StrCat("the ", AbslView(what), " is ", bytes,
-                                                   " bytes, above the limit of ", limit,
-                                                   " (max_message_bytes)"));
+                                                   " bytes, above the limit of ", limit, " (",
+                                                   AbslView(limit_name), ")"));
 }
 
 }  // namespace filemesh::internal

@@ -71,8 +71,9 @@ struct ServiceHost::Impl {
       reply(absl::UnimplementedError("unknown method " + method));
       return;
     }
-    if (request.size() > options.max_message_bytes) {
-      reply(internal::MessageTooLarge("request", request.size(), options.max_message_bytes));
+    if (request.size() > options.max_request_bytes) {
+      reply(internal::MessageTooLarge("request", request.size(), options.max_request_bytes,
+                                      "max_request_bytes"));
       return;
     }
     if (inflight.fetch_add(1) >= options.max_inflight) {
@@ -166,6 +167,15 @@ absl::Status CheckHostOptions(const ServiceHostOptions& o) {
   if (!o.amqp.url.empty() && (o.amqp_prefetch <= 0 || o.amqp_prefetch > 65535)) {
     return absl::InvalidArgumentError("amqp_prefetch must be between 1 and 65535");
   }
+  if (o.max_request_bytes == 0 || o.max_request_bytes > size_t{INT32_MAX}) {
+    return absl::InvalidArgumentError("max_request_bytes must be between 1 and 2^31 - 1");
+  }
+  if (o.grpc_max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError("grpc_max_concurrent_streams must be at least 1");
+  }
+  if (o.grpc_memory_quota_bytes < (size_t{1} << 20)) {
+    return absl::InvalidArgumentError("grpc_memory_quota_bytes must be at least 1 MiB");
+  }
   return internal::CheckMaxMessageBytes(o.max_message_bytes);
 }
 
@@ -180,6 +190,7 @@ absl::Status ServiceHost::Impl::CreateAmqpServer() {
   amqp_options.reconnect_backoff_min = options.reconnect_backoff_min;
   amqp_options.reconnect_backoff_max = options.reconnect_backoff_max;
   amqp_options.services = registry.ServiceNames();
+  amqp_options.max_request_bytes = options.max_request_bytes;
   amqp_options.dispatch = MakeDispatcher("amqp");
   absl::StatusOr<std::unique_ptr<internal::AmqpServer>> server =
       internal::AmqpServer::Create(amqp_options);
@@ -223,6 +234,9 @@ absl::Status ServiceHost::Start() {
     internal::GrpcServerOptions server;
     server.listen = o.grpc_listen;
     server.max_message_bytes = o.max_message_bytes;
+    server.max_request_bytes = o.max_request_bytes;
+    server.max_concurrent_streams = o.grpc_max_concurrent_streams;
+    server.memory_quota_bytes = o.grpc_memory_quota_bytes;
     server.tls = o.grpc_tls;
     server.insecure = o.insecure;
     server.record_peer = o.log_calls;  // only the call log reads it

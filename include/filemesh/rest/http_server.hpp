@@ -27,10 +27,14 @@
 // (slow-loris), a body not complete within body_timeout is 408, a body over
 // max_body_bytes is 413, `Content-Length` together with `Transfer-Encoding`
 // (or a malformed or repeated `Content-Length`) is 400. Past max_connections
-// open connections a new one gets 503 and is closed at once. A keep-alive
-// connection idle for idle_timeout is closed, and so is one whose peer does
-// not take its response within write_timeout. A handler that throws is
-// answered 500. Logs `event=http_listening address=HOST:PORT` once bound.
+// open connections (or max_connections_per_client from one address) a new
+// one gets 503 and is closed at once. A new connection that sends nothing
+// within head_timeout is closed. A large response that would take the
+// responses waiting for slow clients past max_buffered_response_bytes is
+// answered 503 instead. A keep-alive connection idle for idle_timeout is
+// closed, and so is one whose peer does not take its response within
+// write_timeout. A handler that throws is answered 500. Logs
+// `event=http_listening address=HOST:PORT` once bound.
 //
 // With options.tls the server speaks HTTPS only: a plain-HTTP request on its
 // port is answered 400 in plain HTTP (saying to use https://), and failed
@@ -65,6 +69,14 @@ struct HttpServerOptions {
   // Open connections at most; past it a new connection is answered 503 and
   // closed. Each needs a file descriptor: see RaiseOpenFileLimit (process.hpp).
   size_t max_connections = 10000;
+  // Open connections from one client address at most; past it a new one
+  // from that address is answered 503 and closed, so that one client cannot
+  // take every connection.
+  size_t max_connections_per_client = 256;
+  // Bytes of responses waiting to be taken by their clients, across every
+  // connection. A response over 64 KiB that would pass it is replaced by a
+  // 503 (Retry-After: 1): slow readers cannot make the server's memory grow.
+  size_t max_buffered_response_bytes = size_t{512} << 20;
   // The request line and header fields together, in bytes (431 past it).
   size_t max_head_bytes = size_t{16} * 1024;
   // The request target (path and query), in bytes (414 past it).
@@ -73,7 +85,9 @@ struct HttpServerOptions {
   size_t max_header_fields = 100;
   // Request bodies are read and dropped up to this many bytes (413 past it).
   size_t max_body_bytes = size_t{1024} * 1024;
-  // From a request's first byte to the end of its head (408 past it).
+  // From a request's first byte to the end of its head (408 past it); also
+  // how long a new connection may wait before its first byte (it is closed
+  // past it) and, under TLS, the handshake.
   absl::Duration head_timeout = absl::Seconds(10);
   // From the end of the head to the end of the body (408 past it).
   absl::Duration body_timeout = absl::Seconds(30);
@@ -125,6 +139,9 @@ class HttpServer {
   std::string address() const;
   // Connections open now.
   size_t connections() const;
+  // Bytes of responses being written to their clients now (the part of
+  // max_buffered_response_bytes in use).
+  size_t buffered_response_bytes() const;
 
   // Stops accepting, closes idle connections and those still sending a
   // request at once, lets the requests being handled be answered (for up to

@@ -81,6 +81,11 @@ struct RestGatewayOptions {
   // How long an operation, and its answer once it came, is remembered after
   // the 202. Keep it within the channel's late_reply_ttl.
   absl::Duration operation_ttl = absl::Minutes(10);
+  // Bytes the finished operations' answers may hold together (0 is taken as
+  // 1); past it the oldest operations are forgotten (404 afterwards), and
+  // counted in filemesh_http_operations_evicted_total with those forgotten
+  // past operation_capacity.
+  size_t operation_max_bytes = size_t{256} << 20;
   // One LogEvent("http_request", ...) per request: request_id, method, route,
   // path, status, served_by, duration_ms (never a header's value).
   bool access_log = true;

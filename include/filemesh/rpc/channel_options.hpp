@@ -32,6 +32,10 @@ struct FailoverChannelOptions {
   absl::Duration late_reply_ttl = absl::Minutes(10);
   // Most late replies kept at once; the oldest is dropped past it.
   size_t late_reply_capacity = 10000;
+  // Bytes the kept late replies' answers may hold together (at least 1);
+  // past it the oldest are dropped (an answer bigger than this is not kept).
+  // Drops by either bound count in ChannelStats::late_replies_dropped.
+  size_t late_reply_max_bytes = size_t{256} << 20;
   // Bounds of the exponential, jittered backoff between broker reconnects
   // and of gRPC's own reconnect backoff (which is also kept at or below the
   // breaker cooldown, so a probe finds a server that came back).

@@ -79,6 +79,9 @@ struct ChannelStats {
   // Replies dropped because their sender could not be believed (AMQP: not a
   // service user's; AmqpOptions::service_users).
   uint64_t replies_refused = 0;
+  // Late replies dropped before their TTL to stay within
+  // late_reply_capacity and late_reply_max_bytes.
+  uint64_t late_replies_dropped = 0;
   BreakerState breaker = BreakerState::kClosed;
 };
 

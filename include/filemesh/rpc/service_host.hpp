@@ -82,6 +82,16 @@ struct ServiceHostOptions {
   // (the gRPC server's limits are set to it). A larger request is refused
   // and a larger response replaced by RESOURCE_EXHAUSTED. 1 to 2^31 - 1.
   size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // Largest request taken, on both transports: requests are small (a path
+  // and a pattern), so one far bigger is refused before it is held
+  // (RESOURCE_EXHAUSTED; over AMQP also dead-lettered). 1 to 2^31 - 1.
+  size_t max_request_bytes = size_t{64} * 1024;
+  // Calls one gRPC connection may carry at once (HTTP/2
+  // MAX_CONCURRENT_STREAMS); a client's further calls wait for a free stream.
+  int grpc_max_concurrent_streams = 100;
+  // Memory gRPC's server may use for its connections and calls (its
+  // ResourceQuota); past it new calls and reads wait or are refused.
+  size_t grpc_memory_quota_bytes = size_t{1} << 30;
   // Log one line per handled call (`event=call method=... transport=grpc|amqp
   // code=OK duration_ms=...`); off by default, as it costs a write per call.
   bool log_calls = false;

@@ -109,6 +109,10 @@ class Transport {
   // (AMQP: a reply whose user_id is not a service user's).
   virtual uint64_t replies_refused() const { return 0; }
 
+  // Late replies dropped before their TTL to stay within the transport's
+  // bounds (count and bytes).
+  virtual uint64_t late_replies_dropped() const { return 0; }
+
   // The reply to a call that returned a `queued_id`, if it has arrived.
   virtual LateReply TakeLateReply(const std::string& queued_id) {
     (void)queued_id;
