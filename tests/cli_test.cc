@@ -261,6 +261,52 @@ std::string ProgressOnPty(const std::string& root, bool stdout_on_pty) {
   return code == kExitOk ? seen : "<failed>";
 }
 
+// What a command writes to stdout when stdout is a terminal (a pty).
+std::string StdoutOnPty(const std::vector<std::string>& args) {
+  int master = -1;
+  int slave = -1;
+  if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return "<no pty>";
+  std::FILE* tty = ::fdopen(slave, "w");
+  std::FILE* err = std::tmpfile();
+  const int code = cli::Run(args, tty, err, RunOptions());
+  std::fflush(tty);
+  std::string seen;
+  ::fcntl(master, F_SETFL, O_NONBLOCK);
+  char buf[4096];
+  for (ssize_t n; (n = ::read(master, buf, sizeof(buf))) > 0;) seen.append(buf, n);
+  std::fclose(tty);
+  std::fclose(err);
+  ::close(master);
+  return code == kExitOk ? seen : "<failed>";
+}
+
+// A file name cannot command the terminal: on one, control characters (C0,
+// DEL, C1) and bytes that are not UTF-8 are escaped; a pipe gets the exact
+// bytes, as ls and fd do.
+TEST_F(CliTest, ControlCharactersInNamesAreEscapedOnATerminalOnly) {
+  tree_.File("src/evil\x1b]0;owned\x07.txt");
+  tree_.File("src/c1\xc2\x9b" "2J.txt");
+  tree_.File("src/bad\xff.txt");
+  tree_.File("src/caf\xc3\xa9.txt");  // valid UTF-8 stays as it is
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"ls", "--root", tree_.root(), "src"},
+        std::vector<std::string>{"find", "--root", tree_.root(), "*.txt"},
+        std::vector<std::string>{"find", "--root", tree_.root(), "--sort", "*.txt"}}) {
+    SCOPED_TRACE(args[0] + " " + args[3]);
+    const std::string shown = StdoutOnPty(args);
+    EXPECT_THAT(shown, HasSubstr("src/evil\\x1b]0;owned\\x07.txt"));
+    EXPECT_THAT(shown, HasSubstr("src/c1\\u009b2J.txt"));
+    EXPECT_THAT(shown, HasSubstr("src/bad\\xff.txt"));
+    EXPECT_THAT(shown, HasSubstr("src/caf\xc3\xa9.txt"));
+    EXPECT_EQ(shown.find('\x1b'), std::string::npos);
+    EXPECT_EQ(shown.find('\x07'), std::string::npos);
+    EXPECT_EQ(shown.find("\xc2\x9b"), std::string::npos);
+  }
+  const Result piped = RunCli({"ls", "--root", tree_.root(), "src"});
+  EXPECT_THAT(piped.out, HasSubstr("src/evil\x1b]0;owned\x07.txt\n"));
+  EXPECT_THAT(piped.out, HasSubstr("src/bad\xff.txt\n"));
+}
+
 TEST_F(CliTest, ProgressOnlyWhenStdoutAndStderrAreTerminals) {
   for (int i = 0; i < 200; ++i) tree_.File(absl::StrCat("src/n", i, ".txt"));
   const std::string both = ProgressOnPty(tree_.root(), true);

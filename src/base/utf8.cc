@@ -74,6 +74,35 @@ void AppendDisplayForm(std::string_view bytes, std::string* out) {
   CopyValidUtf8(bytes, out, [&](uint8_t c) { AppendHexEscape(c, out); });
 }
 
+void AppendTerminalForm(std::string_view bytes, std::string* out) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    if (byte < 0x80) {
+      if (byte < 0x20 || byte == 0x7f) {
+        AppendHexEscape(byte, out);
+      } else {
+        out->push_back(static_cast<char>(byte));
+      }
+      ++i;
+      continue;
+    }
+    const size_t length = Utf8SequenceLength(bytes.substr(i));
+    if (length == 0) {
+      AppendHexEscape(byte, out);
+      ++i;
+      continue;
+    }
+    const char32_t code_point = DecodeUtf8(bytes.substr(i), length);
+    if (code_point <= 0x9f) {
+      absl::StrAppend(out, "\\u", absl::Hex(static_cast<uint32_t>(code_point), absl::kZeroPad4));
+    } else {
+      out->append(bytes.substr(i, length));
+    }
+    i += length;
+  }
+}
+
 void AppendHexEscape(unsigned char byte, std::string* out) {
   absl::StrAppend(out, "\\x", absl::Hex(byte, absl::kZeroPad2));
 }

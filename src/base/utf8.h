@@ -32,6 +32,11 @@ void ReplaceInvalidUtf8(std::string_view bytes, std::string_view replacement, st
 // display form.
 void AppendDisplayForm(std::string_view bytes, std::string* out);
 
+// AppendDisplayForm that is also safe to show on a terminal: control
+// characters (C0, DEL and the C1 range U+0080..U+009F, which terminals take
+// as commands) are written as `\xHH` (C1 as `\u00HH`) too.
+void AppendTerminalForm(std::string_view bytes, std::string* out);
+
 // Appends `\xHH` (lowercase hex) for `byte`.
 void AppendHexEscape(unsigned char byte, std::string* out);
 

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
+#include "base/utf8.h"
 #include "cli/remote_failure.h"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
@@ -251,19 +252,38 @@ class ProgressLine {
 
 bool IsTerminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
 
-void PrintPath(const v1::FileEntry& entry, bool print0, std::FILE* out) {
-  const std::string& path = ExactPath(entry);  // the real bytes, like ls and fd
-  std::fwrite(path.data(), 1, path.size(), out);
+// A path as it goes out: its exact bytes to a pipe or a file (like ls and
+// fd), and to a terminal with control characters and bytes that are not
+// UTF-8 escaped (\xHH), so that a file name cannot move the cursor, retitle
+// the window or hide other lines.
+void AppendShownPath(const v1::FileEntry& entry, bool terminal, std::string* text) {
+  const std::string& path = ExactPath(entry);
+  if (terminal) {
+    internal::AppendTerminalForm(path, text);
+  } else {
+    text->append(path);
+  }
+}
+
+void PrintPath(const v1::FileEntry& entry, bool print0, bool terminal, std::FILE* out) {
+  if (!terminal) {
+    const std::string& path = ExactPath(entry);
+    std::fwrite(path.data(), 1, path.size(), out);
+  } else {
+    std::string text;
+    AppendShownPath(entry, terminal, &text);
+    std::fwrite(text.data(), 1, text.size(), out);
+  }
   std::fputc(print0 ? '\0' : '\n', out);
 }
 
 // PrintPath for a batch of a streamed search (a few thousand at most), in
 // one write to `out`: stdio locks the stream for each call.
-void PrintPaths(const std::vector<v1::FileEntry>& entries, bool print0, std::string* text,
-                std::FILE* out) {
+void PrintPaths(const std::vector<v1::FileEntry>& entries, bool print0, bool terminal,
+                std::string* text, std::FILE* out) {
   text->clear();
   for (const v1::FileEntry& e : entries) {
-    text->append(ExactPath(e));
+    AppendShownPath(e, terminal, text);
     text->push_back(print0 ? '\0' : '\n');
   }
   std::fwrite(text->data(), 1, text->size(), out);
@@ -274,7 +294,14 @@ void PrintPaths(const std::vector<v1::FileEntry>& entries, bool print0, std::str
 int FailRemote(std::FILE* err, const absl::Status& status) {
   if (status.code() == absl::StatusCode::kCancelled) return kExitInterrupted;
   const RemoteFailure failure = RemoteFailureOf(status);
-  absl::FPrintF(err, "%s\n", failure.line);
+  // The gateway's words: escaped on a terminal like paths.
+  std::string line;
+  if (IsTerminal(err)) {
+    internal::AppendTerminalForm(failure.line, &line);
+  } else {
+    line = failure.line;
+  }
+  absl::FPrintF(err, "%s\n", line);
   return failure.exit_code;
 }
 
@@ -365,12 +392,13 @@ using ListFunction = std::function<absl::StatusOr<v1::ListResponse>(const v1::Li
 int PrintListing(const ListFunction& list, v1::ListRequest request, bool one_page,
                  const LsFlags& flags, const std::function<int(const absl::Status&)>& fail,
                  std::FILE* out, std::FILE* err) {
+  const bool terminal = IsTerminal(out);
   v1::ListResponse all;
   for (;;) {
     absl::StatusOr<v1::ListResponse> page = list(request);
     if (!page.ok()) return fail(page.status());
     if (!flags.json) {
-      for (const v1::FileEntry& e : page->entries()) PrintPath(e, flags.print0, out);
+      for (const v1::FileEntry& e : page->entries()) PrintPath(e, flags.print0, terminal, out);
     }
     if (one_page) {
       if (flags.json) return PrintJson(*page, out, err);
@@ -486,7 +514,8 @@ int FindRemote(Args& args, const std::string& url, const std::string& api_key,
   progress.Clear();
   if (!response.ok()) return FailRemote(err, response.status());
   if (json) return PrintJson(*response, out, err);
-  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, out);
+  const bool terminal = IsTerminal(out);
+  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, terminal, out);
   ReportSummary(*response, /*counted=*/true, static_cast<uint64_t>(response->matches_size()),
                 request.has_one_file_system(), err);
   return kExitOk;
@@ -594,7 +623,8 @@ int PrintCollected(std::vector<v1::FileEntry> collected, v1::SearchResponse summ
       for (v1::FileEntry& e : collected) summary.add_matches()->Swap(&e);
       return PrintJson(summary, out, err);
     }
-    for (const v1::FileEntry& e : collected) PrintPath(e, flags.print0, out);
+    const bool terminal = IsTerminal(out);
+    for (const v1::FileEntry& e : collected) PrintPath(e, flags.print0, terminal, out);
   }
   ReportSummary(summary, collect, shown, asked_one_file_system, err);
   return kExitOk;
@@ -614,7 +644,8 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
   const bool collect = flags.sort || flags.json;
   std::vector<v1::FileEntry> collected;
   std::string text;  // a batch's paths, reused
-  ProgressLine progress(err, IsTerminal(out) && IsTerminal(err), run.progress_after);
+  const bool terminal = IsTerminal(out);
+  ProgressLine progress(err, terminal && IsTerminal(err), run.progress_after);
   int write_error = 0;
   absl::StatusOr<v1::SearchResponse> summary = searcher.SearchStream(
       request,
@@ -624,7 +655,7 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
           for (v1::FileEntry& e : batch.matches) collected.push_back(std::move(e));
         } else if (!batch.matches.empty()) {
           progress.Clear();
-          PrintPaths(batch.matches, flags.print0, &text, out);
+          PrintPaths(batch.matches, flags.print0, terminal, &text, out);
           if (std::fflush(out) != 0) {
             write_error = errno;
             return false;

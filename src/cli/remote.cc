@@ -68,6 +68,11 @@ absl::StatusOr<google::protobuf::Struct> ParseObject(const std::string& json) {
   return object;
 }
 
+// The largest answer read from a gateway: a search's 100,000 matches as JSON
+// (the services' answers are at most 16 MiB as protobuf, and JSON about
+// triples that) fit well below it.
+constexpr size_t kMaxAnswerBytes = size_t{128} << 20;
+
 // What to do about a failure httplib names only by its kind.
 std::string Hint(httplib::Error error) {
   switch (error) {
@@ -103,7 +108,25 @@ struct GatewayClient::Impl {
     if (!options.api_key.empty()) {
       headers.emplace("Authorization", absl::StrCat("Bearer ", options.api_key));
     }
-    httplib::Result result = http->Get(target, headers);
+    // The answer is read into memory: bounded, whatever the server sends.
+    std::string body;
+    bool too_large = false;
+    httplib::Result result =
+        http->Get(target, headers, [&body, &too_large](const char* data, size_t length) {
+          if (body.size() + length > kMaxAnswerBytes) {
+            too_large = true;
+            return false;
+          }
+          body.append(data, length);
+          return true;
+        });
+    if (too_large) {
+      return Failure(absl::StatusCode::kResourceExhausted,
+                     absl::StrCat("filemesh: the gateway's answer is larger than ",
+                                  kMaxAnswerBytes >> 20,
+                                  " MiB, more than any filemesh answer: not a filemesh gateway?"),
+                     kExitUnreachable);
+    }
     if (!result) {
       return Failure(absl::StatusCode::kUnavailable,
                      absl::StrCat("filemesh: cannot reach the gateway at ", options.url, ": ",
@@ -112,7 +135,7 @@ struct GatewayClient::Impl {
     }
     Reply reply;
     reply.status = result->status;
-    reply.body = result->body;
+    reply.body = std::move(body);
     reply.location = result->get_header_value("Location");
     const std::string type = result->get_header_value("Content-Type");
     if (reply.status == 200 || reply.status == 202) {
