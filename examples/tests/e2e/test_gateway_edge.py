@@ -71,6 +71,10 @@ class GatewayEdgeTest(harness.ProcessTestCase):
 
     def lister_and_gateway(self, **gateway_kwargs):
         mserv1 = self.mserv("mserv1", self.tree.root, grpc_listen="127.0.0.1:0")
+        # Every connection here comes from 127.0.0.1: lift the per-client cap
+        # (256) above the thousands these tests open.
+        gateway_kwargs["extra"] = ("--max_connections_per_client=10000",
+                                   *gateway_kwargs.get("extra", ()))
         gw = self.gateway(lister_grpc=mserv1.grpc_address, **gateway_kwargs)
         return mserv1, gw
 

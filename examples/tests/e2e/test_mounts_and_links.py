@@ -78,15 +78,15 @@ class MountsAndLinksTest(harness.ProcessTestCase):
         body = r.json()
         return sorted(harness.exact_path(m) for m in body["matches"]), body
 
-    def test_searches_stay_on_one_filesystem_unless_asked(self):
+    def test_searches_stay_on_one_filesystem_whatever_the_request_says(self):
         paths, body = self.search()
         self.assertEqual(paths, [b"plain/inside.txt"])
         self.assertEqual(body["other_filesystem_directories"], "1")
         self.assertEqual(self.search(one_file_system="true")[0], [b"plain/inside.txt"])
+        # The operator's --one_file_system wins: a request cannot turn it off.
         paths, body = self.search(one_file_system="false")
-        self.assertEqual(paths, [b"mnt/deeper/inside.txt", b"mnt/inside.txt",
-                                 b"plain/inside.txt"])
-        self.assertEqual(body["other_filesystem_directories"], "0")
+        self.assertEqual(paths, [b"plain/inside.txt"])
+        self.assertEqual(body["other_filesystem_directories"], "1")
         # The mount point itself is an entry, and matches.
         r = self.gw.http.get("/api/v1/search", {"q": "mnt", "type": "directory"})
         self.assertEqual([harness.exact_path(m) for m in r.json()["matches"]], [b"mnt"])

@@ -744,7 +744,7 @@ class FailingBackendsTest(ContractMixin, harness.ProcessTestCase):
             return
         cls.tree = harness.SampleTree()
         cls.addClassCleanup(cls.tree.close)
-        tight = ("--max_message_bytes=4096", "--max_call_time=1ns")
+        tight = ("--max_request_bytes=4096", "--max_call_time=1ns")
         started = {}
         for key in ("mserv1", "mserv2"):
             started[key] = start_service(key, cls.tree.root)
@@ -772,7 +772,7 @@ class FailingBackendsTest(ContractMixin, harness.ProcessTestCase):
         self.assertNotIn("retry-after", r.headers)
 
     def test_service_at_its_limit_is_503_with_retry_after(self):
-        big = "a" * 5000  # over the services' 4 KiB messages
+        big = "a" * 5000  # over the services' 4 KiB requests
         r = self.call(self.lister_only.http, "/api/v1/files", {"path": big}, expect=503)
         self.assertEqual(r.json()["code"], "RESOURCE_EXHAUSTED")
         r = self.call(self.searcher_only.http, "/api/v1/search", {"q": big}, expect=503)
@@ -868,7 +868,7 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
         self.spawn(start_service("mserv2", self.tree.root, grpc=False, amqp_url=self.amqp_url,
                                  queue_prefix=self.prefix))
         self.spawn(start_service("mserv1", self.tree.root, grpc=False, amqp_url=self.amqp_url,
-                                 queue_prefix=self.prefix, extra=("--max_message_bytes=4096",)))
+                                 queue_prefix=self.prefix, extra=("--max_request_bytes=4096",)))
 
         def finished(operation):
             def done():
