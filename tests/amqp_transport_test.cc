@@ -521,9 +521,9 @@ TEST_F(AmqpTransportTest, LateRepliesAreBoundedByBytes) {
   ASSERT_TRUE(client);
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
-    TransportResult result = client->Call(
-        kListMethod, ListRequestBytes(std::string(300, static_cast<char>('a' + i))),
-        In(absl::Seconds(1)));
+    TransportResult result =
+        client->Call(kListMethod, ListRequestBytes(std::string(300, static_cast<char>('a' + i))),
+                     In(absl::Seconds(1)));
     ASSERT_FALSE(result.queued_id.empty()) << result.response.status();
     ids.push_back(result.queued_id);
   }

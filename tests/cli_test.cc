@@ -285,7 +285,9 @@ std::string StdoutOnPty(const std::vector<std::string>& args) {
 // bytes, as ls and fd do.
 TEST_F(CliTest, ControlCharactersInNamesAreEscapedOnATerminalOnly) {
   tree_.File("src/evil\x1b]0;owned\x07.txt");
-  tree_.File("src/c1\xc2\x9b" "2J.txt");
+  tree_.File(
+      "src/c1\xc2\x9b"
+      "2J.txt");
   tree_.File("src/bad\xff.txt");
   tree_.File("src/caf\xc3\xa9.txt");  // valid UTF-8 stays as it is
   for (const std::vector<std::string>& args :

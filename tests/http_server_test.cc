@@ -1032,8 +1032,8 @@ TEST(HttpServerLimitsTest, LargeResponsesPastTheBufferedBoundAre503) {
   }
   ::close(slow);
   EXPECT_GE(taken, big.size());
-  ASSERT_TRUE(testing::WaitFor([&] { return server->buffered_response_bytes() == 0; },
-                               absl::Seconds(10)));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return server->buffered_response_bytes() == 0; }, absl::Seconds(10)));
   auto served = client->Get("/big");
   ASSERT_TRUE(served) << httplib::to_string(served.error());
   EXPECT_EQ(served->status, 200);

@@ -205,8 +205,9 @@ TEST(ServiceHostLimitsTest, RequestsAboveMaxRequestBytesNeverReachAHandler) {
   ASSERT_NE(client, nullptr);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   // A small request with a response far above max_request_bytes: fine.
-  EXPECT_EQ(client->Call(kEchoMethod, std::string(1000, 'r'), deadline).response.value_or("").size(),
-            100000u);
+  EXPECT_EQ(
+      client->Call(kEchoMethod, std::string(1000, 'r'), deadline).response.value_or("").size(),
+      100000u);
   EXPECT_EQ(handled.load(), 1);
   const TransportResult large = client->Call(kEchoMethod, std::string(1001, 'r'), deadline);
   EXPECT_EQ(large.response.status().code(), absl::StatusCode::kResourceExhausted)

@@ -91,8 +91,9 @@ absl::StatusOr<filemesh::ServiceHostOptions> ServiceHostOptionsFromFlags() {
   options.max_request_bytes = static_cast<size_t>(max_request_bytes);
   options.grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
   if (options.grpc_max_concurrent_streams < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--grpc_max_concurrent_streams must be 1 or more, not ",
-                                                   options.grpc_max_concurrent_streams));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc_max_concurrent_streams must be 1 or more, not ",
+                     options.grpc_max_concurrent_streams));
   }
   const int64_t quota = absl::GetFlag(FLAGS_grpc_memory_quota_bytes);
   if (quota < (int64_t{1} << 20)) {

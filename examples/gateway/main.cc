@@ -151,10 +151,10 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
   options.grpc_tls.server_name = absl::GetFlag(FLAGS_backend_server_name);
   options.amqp = amqp;
   options.late_reply_ttl = absl::GetFlag(FLAGS_late_reply_ttl);
-  options.late_reply_capacity = PositiveCount("late_reply_capacity",
-                                              absl::GetFlag(FLAGS_late_reply_capacity));
-  options.late_reply_max_bytes = PositiveCount("late_reply_max_bytes",
-                                               absl::GetFlag(FLAGS_late_reply_max_bytes));
+  options.late_reply_capacity =
+      PositiveCount("late_reply_capacity", absl::GetFlag(FLAGS_late_reply_capacity));
+  options.late_reply_max_bytes =
+      PositiveCount("late_reply_max_bytes", absl::GetFlag(FLAGS_late_reply_max_bytes));
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
   absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();

@@ -121,11 +121,11 @@ struct GatewayClient::Impl {
           return true;
         });
     if (too_large) {
-      return Failure(absl::StatusCode::kResourceExhausted,
-                     absl::StrCat("filemesh: the gateway's answer is larger than ",
-                                  kMaxAnswerBytes >> 20,
-                                  " MiB, more than any filemesh answer: not a filemesh gateway?"),
-                     kExitUnreachable);
+      return Failure(
+          absl::StatusCode::kResourceExhausted,
+          absl::StrCat("filemesh: the gateway's answer is larger than ", kMaxAnswerBytes >> 20,
+                       " MiB, more than any filemesh answer: not a filemesh gateway?"),
+          kExitUnreachable);
     }
     if (!result) {
       return Failure(absl::StatusCode::kUnavailable,

@@ -247,9 +247,9 @@ absl::StatusOr<UniqueFd> OpenDirectoryBeneath(int root_fd, const std::string& cl
   int fd = -EAGAIN;
   bool portable = false;
   if (UseOpenat2(resolver)) {
-    fd = Openat2WithRetries(root_fd, shown, kDirFlags,
-                            RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
-                                (one_file_system ? RESOLVE_NO_XDEV : 0));
+    fd = Openat2WithRetries(
+        root_fd, shown, kDirFlags,
+        RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (one_file_system ? RESOLVE_NO_XDEV : 0));
     if (fd == -EXDEV && one_file_system) {
       // A mount crossed, or the root left: the lookup without the mount
       // rule tells which.

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "filemesh/names.hpp"
@@ -129,8 +129,8 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
         withheld = TargetLeavesRootFrom(depth, text);
       } else {
         // Where the link lies is unknown: no target that climbs is shown.
-        withheld = text.front() == '/' || text == ".." ||
-                   text.substr(0, 3) == "../" || text.find("/..") != std::string_view::npos;
+        withheld = text.front() == '/' || text == ".." || text.substr(0, 3) == "../" ||
+                   text.find("/..") != std::string_view::npos;
       }
     }
     if (withheld) {

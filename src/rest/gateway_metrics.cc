@@ -117,11 +117,11 @@ std::vector<prometheus::MetricFamily> BackendCollector::Collect() const {
       "Queued operations the gateway remembers (202 answers not yet expired).", MetricType::Gauge);
   operations.metric.push_back(Sample({}, MetricType::Gauge, static_cast<double>(operations_())));
   families.push_back(std::move(operations));
-  prometheus::MetricFamily evicted = Family(
-      "filemesh_http_operations_evicted_total",
-      "Operations forgotten before their ttl to stay within operation_capacity and "
-      "operation_max_bytes.",
-      MetricType::Counter);
+  prometheus::MetricFamily evicted =
+      Family("filemesh_http_operations_evicted_total",
+             "Operations forgotten before their ttl to stay within operation_capacity and "
+             "operation_max_bytes.",
+             MetricType::Counter);
   evicted.metric.push_back(
       Sample({}, MetricType::Counter, static_cast<double>(operations_evicted_())));
   families.push_back(std::move(evicted));

@@ -644,8 +644,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // Small answers always go; a large one that would take the responses
     // waiting for their clients past the bound is refused instead.
     static constexpr size_t kAlwaysBuffered = size_t{64} * 1024;
-    if (response.body.size() > kAlwaysBuffered &&
-        core_->buffered.load() + response.body.size() > core_->options.max_buffered_response_bytes) {
+    if (response.body.size() > kAlwaysBuffered && core_->buffered.load() + response.body.size() >
+                                                      core_->options.max_buffered_response_bytes) {
       const uint64_t refused = core_->responses_refused.fetch_add(1) + 1;
       if (refused % 1000 == 1) {
         LogEvent(LogLevel::kWarning, "http_response_refused",
@@ -922,12 +922,12 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
     if (++refused_ % 1000 == 1) {
-      LogEvent(LogLevel::kWarning, "http_connection_refused",
-               {{"reason", per_client ? "max_connections_per_client" : "max_connections"},
-                {"max_connections", absl::StrCat(core_->options.max_connections)},
-                {"max_connections_per_client",
-                 absl::StrCat(core_->options.max_connections_per_client)},
-                {"refused_so_far", absl::StrCat(refused_)}});
+      LogEvent(
+          LogLevel::kWarning, "http_connection_refused",
+          {{"reason", per_client ? "max_connections_per_client" : "max_connections"},
+           {"max_connections", absl::StrCat(core_->options.max_connections)},
+           {"max_connections_per_client", absl::StrCat(core_->options.max_connections_per_client)},
+           {"refused_so_far", absl::StrCat(refused_)}});
     }
   }
 

@@ -8,7 +8,9 @@
 namespace filemesh::internal {
 
 OperationStore::OperationStore(size_t capacity, absl::Duration ttl, size_t max_bytes)
-    : capacity_(std::max<size_t>(capacity, 1)), ttl_(ttl), max_bytes_(std::max<size_t>(max_bytes, 1)) {}
+    : capacity_(std::max<size_t>(capacity, 1)),
+      ttl_(ttl),
+      max_bytes_(std::max<size_t>(max_bytes, 1)) {}
 
 std::string OperationStore::Add(OperationKind kind, std::string channel_id, TransportKind served_by,
                                 absl::Time now, std::string path) {

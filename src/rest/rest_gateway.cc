@@ -334,9 +334,9 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       registry(options.metrics_registry != nullptr ? options.metrics_registry
                                                    : std::make_shared<prometheus::Registry>()),
       metrics(*registry, RouteLabels()),
-      backend_metrics(BackendChannels(lister.get(), searcher.get()),
-                      [this] { return operations.size(); },
-                      [this] { return operations.evicted(); }) {
+      backend_metrics(
+          BackendChannels(lister.get(), searcher.get()), [this] { return operations.size(); },
+          [this] { return operations.evicted(); }) {
   if (!options.api_key.empty() || !options.api_keys_file.empty()) {
     absl::StatusOr<std::unique_ptr<internal::ApiKeySource>> made =
         internal::ApiKeySource::Create(options.api_keys_file, options.api_key);

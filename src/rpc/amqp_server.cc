@@ -149,8 +149,7 @@ bool AmqpServer::Core::Refused(AmqpConnection& connection, const AmqpMessage& me
     Reply(connection, p.reply_to, p.correlation_id,
           MessageTooLarge("request", message.body_size, options_.max_request_bytes,
                           "max_request_bytes"),
-          tag,
-          Settle::kReject);
+          tag, Settle::kReject);
     return true;
   }
   std::string problem;
