@@ -179,10 +179,10 @@ TEST_F(AmqpTlsTest, OptionsThatCannotWorkFailAtCreation) {
       absl::StatusCode::kFailedPrecondition);
 }
 
-// Brokers of their own, presenting a certificate that is out of date or
-// names another host.
-TEST(AmqpTlsBrokerCertificateTest, AClientRefusesAnExpiredOrMisnamedBroker) {
-  for (const std::string name : {"server-expired", "server-wrong-name"}) {
+// Brokers of their own, presenting a certificate that has expired, is not
+// valid yet, or names another host.
+TEST(AmqpTlsBrokerCertificateTest, AClientRefusesAnOutOfDateOrMisnamedBroker) {
+  for (const std::string name : {"server-expired", "server-future", "server-wrong-name"}) {
     SCOPED_TRACE(name);
     std::string error;
     std::unique_ptr<RabbitNode> node = RabbitNode::Start(&error, TestCertificates::Dir(), name);
