@@ -528,8 +528,11 @@ TEST_F(AmqpTransportTest, LateRepliesAreBoundedByBytes) {
     ids.push_back(result.queued_id);
   }
   EXPECT_EQ(client->late_replies_dropped(), 0u);
-  EchoService service;
-  auto server = Serve(ServerOptions(service));  // answers the three, in order
+  // One handler thread: the three are answered, and their replies arrive, in
+  // the order they were queued (with more, the oldest reply need not be the
+  // first to arrive).
+  EchoService service(1);
+  auto server = Serve(ServerOptions(service));
   ASSERT_TRUE(server);
   ASSERT_TRUE(WaitFor([&] { return service.handled() == 3 && client->late_replies_dropped() == 1; },
                       kSettle))
