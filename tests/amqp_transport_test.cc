@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
@@ -40,6 +41,12 @@ const auto* const kBroker =
     ::testing::AddGlobalTestEnvironment(new filemesh::testing::SharedBrokerEnvironment);
 
 constexpr absl::Duration kSettle = absl::Seconds(30);  // bound of every wait below
+
+CallOptions Until(absl::Time deadline) {
+  CallOptions options;
+  options.deadline = deadline;
+  return options;
+}
 
 class AmqpTransportTest : public ::testing::Test {
  protected:
@@ -672,6 +679,178 @@ TEST_F(AmqpTransportTest, MismatchedQueueTypeIsReportedNotHung) {
   EXPECT_TRUE(quorum->Connected());  // only the declaration failed
 }
 
+// Replies are read and callbacks run on the transport's callback threads,
+// not on the connection's one I/O thread: a callback that takes its time
+// (a client parsing 16 MiB, the gateway writing JSON) must not stop other
+// replies from arriving. Here the first callback waits until the second has
+// run; were callbacks on the I/O thread, the second reply could not be read.
+TEST_F(AmqpTransportTest, ASlowCallbackDoesNotStopOtherReplies) {
+  EchoService service;
+  auto server = Serve(ServerOptions(service));
+  FailoverChannelOptions options = ClientOptions();
+  options.callback_threads = 2;
+  auto client = Connect(options);
+  ASSERT_TRUE(server && client);
+
+  std::promise<void> second_ran;
+  std::shared_future<void> second = second_ran.get_future().share();
+  std::promise<absl::Status> first_done;
+  std::promise<void> first_started;
+  client->CallAsync(
+      kListMethod, ListRequestBytes("first"), Until(In(kSettle)), [&](TransportResult result) {
+        first_started.set_value();
+        // Bounded: on failure the test ends instead of hanging.
+        const bool ok = second.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+        first_done.set_value(ok ? result.response.status()
+                                : absl::DeadlineExceededError("second never ran"));
+      });
+  ASSERT_EQ(first_started.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  // The first callback now holds a callback thread (and, before this
+  // change, the I/O thread).
+  TransportResult result = client->Call(kListMethod, ListRequestBytes("second"), In(kSettle));
+  ASSERT_TRUE(result.response.ok()) << result.response.status();
+  EXPECT_EQ(*result.response, ExpectedListResponse("second"));
+  second_ran.set_value();
+  EXPECT_TRUE(first_done.get_future().get().ok());
+}
+
+// A broker under a resource alarm blocks publishing connections
+// (connection.blocked): calls then fail at once with its reason instead of
+// waiting for their deadline, the transport says it is unavailable (so a
+// FailoverChannel knows), and all is well again once the broker unblocks.
+// A node of its own: the alarm must not reach other tests.
+TEST_F(AmqpTransportTest, ABlockedBrokerFailsCallsAtOnceUntilItUnblocks) {
+  std::string error;
+  std::unique_ptr<filemesh::testing::RabbitNode> node =
+      filemesh::testing::RabbitNode::Start(&error);
+  ASSERT_NE(node, nullptr) << error;
+  EchoService service;
+  AmqpServerOptions server_options = ServerOptions(service);
+  server_options.amqp.url = node->url();
+  auto server = Serve(server_options);
+  FailoverChannelOptions options = ClientOptions();
+  options.amqp.url = node->url();
+  auto client = Connect(options);
+  ASSERT_TRUE(server && client);
+  ASSERT_TRUE(client->Call(kListMethod, ListRequestBytes("before"), In(kSettle)).response.ok());
+
+  // A high watermark of 0 sets the memory alarm at once.
+  ASSERT_TRUE(node->Ctl("set_vm_memory_high_watermark 0"));
+  // The broker blocks a connection when it next publishes: the call that
+  // meets the block fails with Unavailable (not DeadlineExceeded a minute
+  // later), naming it.
+  absl::Status blocked;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        blocked = client->Call(kListMethod, ListRequestBytes("during"), In(absl::Minutes(1)))
+                      .response.status();
+        return !blocked.ok();
+      },
+      kSettle));
+  EXPECT_EQ(blocked.code(), absl::StatusCode::kUnavailable) << blocked;
+  EXPECT_NE(blocked.message().find("blocked publishing"), absl::string_view::npos) << blocked;
+  EXPECT_NE(blocked.message().find("low on memory"), absl::string_view::npos) << blocked;
+  EXPECT_TRUE(client->KnownUnavailable());
+  EXPECT_TRUE(client->Connected());  // blocked, not down
+  // Later calls do not reach the connection at all.
+  const absl::Status again =
+      client->Call(kListMethod, ListRequestBytes("again"), In(absl::Minutes(1))).response.status();
+  EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
+  EXPECT_NE(again.message().find("blocked publishing"), absl::string_view::npos) << again;
+
+  ASSERT_TRUE(node->Ctl("set_vm_memory_high_watermark 0.4"));
+  ASSERT_TRUE(WaitFor([&] { return !client->KnownUnavailable(); }, kSettle));
+  TransportResult after = client->Call(kListMethod, ListRequestBytes("after"), In(kSettle));
+  ASSERT_TRUE(after.response.ok()) << after.response.status();
+  EXPECT_EQ(*after.response, ExpectedListResponse("after"));
+  server.reset();
+  client.reset();
+}
+
+// A loopback port that takes TCP connections (the kernel's backlog) and never
+// says a word: an AMQP handshake to it waits for its connect timeout.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// Calls wait in the outbox until the first connection attempt has ended (a
+// broker that takes a while to answer). The outbox is bounded in calls and
+// bytes, a call past either fails at once with ResourceExhausted (counted),
+// and a call whose deadline passes leaves the outbox then, making room.
+TEST(AmqpTransportNoBrokerTest, TheOutboxIsBoundedAndExpiredCallsLeaveIt) {
+  SilentListener silent;
+  FailoverChannelOptions options;
+  options.amqp.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(silent.port()) + "/";
+  options.amqp.connect_timeout = absl::Seconds(3);  // the first attempt lasts this
+  options.outbox_max_calls = 3;
+  options.outbox_max_bytes = 1000;
+  auto created = AmqpTransport::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  AmqpTransport& client = **created;
+
+  // Three short calls fill the outbox; a fourth is refused at once.
+  std::vector<std::future<TransportResult>> waiting;
+  auto call = [&](size_t bytes, absl::Duration deadline) {
+    auto promise = std::make_shared<std::promise<TransportResult>>();
+    std::future<TransportResult> future = promise->get_future();
+    client.CallAsync(kListMethod, std::string(bytes, 'x'), Until(absl::Now() + deadline),
+                     [promise](TransportResult result) { promise->set_value(std::move(result)); });
+    return future;
+  };
+  for (int i = 0; i < 3; ++i) waiting.push_back(call(10, absl::Milliseconds(200)));
+  std::future<TransportResult> refused = call(10, absl::Seconds(30));
+  ASSERT_EQ(refused.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  TransportResult full = refused.get();
+  EXPECT_EQ(full.response.status().code(), absl::StatusCode::kResourceExhausted)
+      << full.response.status();
+  EXPECT_NE(full.response.status().message().find("outbox_max_calls 3"), absl::string_view::npos)
+      << full.response.status();
+  EXPECT_EQ(client.outbox_refused(), 1u);
+
+  // Their deadlines pass long before the connection attempt ends: each
+  // leaves the outbox then, so three new calls fit again...
+  for (auto& future : waiting) {
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    EXPECT_EQ(future.get().response.status().code(), absl::StatusCode::kDeadlineExceeded);
+  }
+  std::vector<std::future<TransportResult>> more;
+  more.push_back(call(600, absl::Seconds(30)));
+  // ...within the byte bound: 600 + 500 bytes of requests would pass 1000.
+  std::future<TransportResult> too_big = call(500, absl::Seconds(30));
+  ASSERT_EQ(too_big.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(too_big.get().response.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client.outbox_refused(), 2u);
+  more.push_back(call(400, absl::Seconds(30)));
+  EXPECT_EQ(more.back().wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "400 more bytes fit";
+  // The attempt fails (the silent port never answers): the waiting calls
+  // fail with Unavailable, and the outbox is empty again.
+  for (auto& future : more) {
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    EXPECT_EQ(future.get().response.status().code(), absl::StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(client.outbox_refused(), 2u);
+}
+
 TEST(AmqpTransportNoBrokerTest, UnreachableBrokerIsKnownAndFailsFast) {
   // A loopback port nobody listens on.
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -743,6 +922,18 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
         << which;
   }
   server.amqp.queue_limits = QueueLimits();
+
+  // The outbox bounds and the callback threads.
+  for (int which = 0; which < 4; ++which) {
+    FailoverChannelOptions bounded;
+    bounded.amqp.url = "amqp://localhost";
+    if (which == 0) bounded.outbox_max_calls = 0;
+    if (which == 1) bounded.outbox_max_bytes = 0;
+    if (which == 2) bounded.callback_threads = 0;
+    if (which == 3) bounded.callback_threads = 65;
+    EXPECT_EQ(AmqpTransport::Create(bounded).status().code(), absl::StatusCode::kInvalidArgument)
+        << which;
+  }
 
   // The connect timeout bounds every attempt: it must be positive, on both sides.
   for (const absl::Duration timeout : {absl::ZeroDuration(), absl::Seconds(-1)}) {

@@ -69,6 +69,15 @@ ABSL_FLAG(int64_t, late_reply_capacity, 10000,
 ABSL_FLAG(int64_t, late_reply_max_bytes, int64_t{256} << 20,
           "bytes the late replies kept per backend may hold together; past it the oldest are "
           "dropped");
+ABSL_FLAG(int64_t, outbox_max_calls, 10000,
+          "per backend, AMQP calls the broker has not confirmed yet, at most; past it a call "
+          "fails at once (503)");
+ABSL_FLAG(int64_t, outbox_max_bytes, int64_t{64} << 20,
+          "per backend, bytes of AMQP requests the broker has not confirmed yet, at most; past "
+          "it a call fails at once (503)");
+ABSL_FLAG(int, amqp_callback_threads, 2,
+          "per backend, threads that read AMQP replies and turn them into HTTP answers (JSON), "
+          "off the connection's I/O thread; 1 to 64");
 ABSL_FLAG(int, http_io_threads, 0,
           "threads running the HTTP event loop; 0: one per CPU the process may use");
 ABSL_FLAG(int64_t, max_connections, 10000,
@@ -155,6 +164,11 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
       PositiveCount("late_reply_capacity", absl::GetFlag(FLAGS_late_reply_capacity));
   options.late_reply_max_bytes =
       PositiveCount("late_reply_max_bytes", absl::GetFlag(FLAGS_late_reply_max_bytes));
+  options.outbox_max_calls =
+      PositiveCount("outbox_max_calls", absl::GetFlag(FLAGS_outbox_max_calls));
+  options.outbox_max_bytes =
+      PositiveCount("outbox_max_bytes", absl::GetFlag(FLAGS_outbox_max_bytes));
+  options.callback_threads = absl::GetFlag(FLAGS_amqp_callback_threads);
   options.policy.attempt_timeout = absl::GetFlag(FLAGS_attempt_timeout);
   options.policy.breaker_cooldown = absl::GetFlag(FLAGS_breaker_cooldown);
   absl::StatusOr<size_t> max_message_bytes = filemesh_examples::MaxMessageBytesFromFlags();

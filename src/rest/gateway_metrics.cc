@@ -67,6 +67,10 @@ constexpr ChannelCounter kChannelCounters[] = {
      "Late replies (answers of queued calls) dropped before their TTL to stay within the "
      "channel's bounds (late_reply_capacity, late_reply_max_bytes).",
      &ChannelStats::late_replies_dropped},
+    {"filemesh_channel_outbox_refused_total",
+     "AMQP calls refused at once because too many waited for the broker to take them "
+     "(outbox_max_calls, outbox_max_bytes).",
+     &ChannelStats::outbox_refused},
 };
 
 }  // namespace

@@ -244,6 +244,32 @@ std::string AmqpConnection::LastError() const {
   return last_error_;
 }
 
+std::string AmqpConnection::BlockedReason() const {
+  MutexLock lock(&error_mu_);
+  return blocked_reason_;
+}
+
+// The broker's connection.blocked (`blocked`) or connection.unblocked.
+void AmqpConnection::SetBlocked(bool blocked, std::string reason) {
+  if (blocked == Blocked()) return;
+  {
+    MutexLock lock(&error_mu_);
+    blocked_reason_ = std::move(reason);
+  }
+  blocked_.store(blocked, std::memory_order_release);
+  if (blocked) {
+    blocked_at_ = absl::Now();
+    LogEvent(
+        LogLevel::kWarning, "amqp_blocked",
+        {{"role", options_.role}, {"url", options_.url.Redacted()}, {"reason", BlockedReason()}});
+  } else {
+    LogEvent("amqp_unblocked",
+             {{"role", options_.role},
+              {"url", options_.url.Redacted()},
+              {"blocked_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - blocked_at_))}});
+  }
+}
+
 void AmqpConnection::SetLastError(const absl::Status& status) {
   MutexLock lock(&error_mu_);
   last_error_ = status.ToString();
@@ -291,16 +317,20 @@ std::string BrokerUser(const AmqpUrl& url, const TlsOptions& tls) {
 bool AmqpConnection::LogIn(const std::string& where) {
   amqp_connection_state_t conn = State(conn_);
   // Ask for basic.cancel when a consumed queue is deleted, so a consumer
-  // never silently stops.
-  amqp_table_entry_t capability;
-  capability.key = amqp_cstring_bytes("consumer_cancel_notify");
-  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
-  capability.value.value.boolean = 1;
+  // never silently stops, and for connection.blocked/unblocked, so a broker
+  // that stops reading publishes (a resource alarm) says so.
+  amqp_table_entry_t capabilities[2];
+  capabilities[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+  capabilities[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capabilities[0].value.value.boolean = 1;
+  capabilities[1].key = amqp_cstring_bytes("connection.blocked");
+  capabilities[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capabilities[1].value.value.boolean = 1;
   amqp_table_entry_t properties[2];
   properties[0].key = amqp_cstring_bytes("capabilities");
   properties[0].value.kind = AMQP_FIELD_KIND_TABLE;
-  properties[0].value.value.table.num_entries = 1;
-  properties[0].value.value.table.entries = &capability;
+  properties[0].value.value.table.num_entries = 2;
+  properties[0].value.value.table.entries = capabilities;
   properties[1].key = amqp_cstring_bytes("connection_name");
   properties[1].value.kind = AMQP_FIELD_KIND_UTF8;
   properties[1].value.value.bytes = Bytes(options_.connection_name);
@@ -394,6 +424,7 @@ void AmqpConnection::Disconnect(bool polite) {
   amqp_destroy_connection(conn);
   conn_ = nullptr;
   *inbound_ = Inbound();
+  blocked_.store(false, std::memory_order_release);  // a new connection starts unblocked
 }
 
 absl::Status AmqpConnection::RpcStatus(std::string_view what, int channel) {
@@ -653,7 +684,16 @@ void AmqpConnection::HandleFrame(const void* raw) {
 void AmqpConnection::HandleConnectionMethod(const void* raw) {
   const auto& frame = *static_cast<const amqp_frame_t*>(raw);
   const amqp_method_t& method = frame.payload.method;
-  if (method.id != AMQP_CONNECTION_CLOSE_METHOD) return;  // connection.blocked and the like
+  if (method.id == AMQP_CONNECTION_BLOCKED_METHOD) {
+    const auto* m = static_cast<const amqp_connection_blocked_t*>(method.decoded);
+    SetBlocked(true, String(m->reason));
+    return session_->OnBlocked(*this, BlockedReason());
+  }
+  if (method.id == AMQP_CONNECTION_UNBLOCKED_METHOD) {
+    SetBlocked(false, "");
+    return session_->OnUnblocked(*this);
+  }
+  if (method.id != AMQP_CONNECTION_CLOSE_METHOD) return;
   const auto* m = static_cast<const amqp_connection_close_t*>(method.decoded);
   absl::Status status = absl::UnavailableError(
       absl::StrCat("broker closed the connection: ", m->reply_code, " ", String(m->reply_text)));

@@ -157,6 +157,16 @@ class AmqpSession {
   virtual void OnWake(AmqpConnection& connection) = 0;
   // After a round's frames were handled (e.g. to ack a batch at once).
   virtual void OnIdle(AmqpConnection& connection) { (void)connection; }
+  // connection.blocked: the broker stopped reading publishes (a memory or
+  // disk alarm; `reason` is its words, e.g. "low on memory"). A publish now
+  // waits until connection.unblocked, possibly with the I/O thread stuck in
+  // its write. AmqpConnection::Blocked() is true until OnUnblocked or a new
+  // connection.
+  virtual void OnBlocked(AmqpConnection& connection, const std::string& reason) {
+    (void)connection;
+    (void)reason;
+  }
+  virtual void OnUnblocked(AmqpConnection& connection) { (void)connection; }
   // The connection is gone; sequence numbers and delivery tags of it are void.
   virtual void OnDisconnected(const absl::Status& why) = 0;
 };
@@ -183,6 +193,11 @@ class AmqpConnection {
   void Wake();
   // Why the connection last went down or could not be made (for messages).
   std::string LastError() const;
+  // Whether the broker has blocked this connection's publishes
+  // (connection.blocked, until connection.unblocked or a new connection),
+  // and the reason it gave.
+  bool Blocked() const { return blocked_.load(std::memory_order_acquire); }
+  std::string BlockedReason() const;
 
   // ---- I/O thread only ----
 
@@ -231,6 +246,7 @@ class AmqpConnection {
   // by kind.
   void HandleFrame(const void* frame);
   void HandleConnectionMethod(const void* frame);
+  void SetBlocked(bool blocked, std::string reason);
   void HandleChannelClose(const void* frame);
   void HandleMainChannelMethod(const void* frame);
   void HandleContentHeader(const void* frame);
@@ -266,6 +282,9 @@ class AmqpConnection {
 
   mutable Mutex error_mu_;
   std::string last_error_ ABSL_GUARDED_BY(error_mu_);
+  std::string blocked_reason_ ABSL_GUARDED_BY(error_mu_);
+  std::atomic<bool> blocked_{false};
+  absl::Time blocked_at_;  // I/O thread
 
   // I/O thread state.
   void* conn_ = nullptr;  // amqp_connection_state_t

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/random_id.h"
+#include "base/worker_pool.h"
 #include "filemesh/internal/mutex.hpp"
 #include "filemesh/service/log.hpp"
 #include "rpc/amqp_connection.h"
@@ -29,6 +31,9 @@ namespace {
 // The shortest life of the reply queue once nobody consumes it.
 constexpr absl::Duration kMinReplyQueueExpiry = absl::Seconds(10);
 
+// FailoverChannelOptions::callback_threads at most.
+constexpr int kMaxCallbackThreads = 64;
+
 struct PendingCall {
   enum class State {
     kOutbox,     // waiting for the I/O thread
@@ -40,9 +45,13 @@ struct PendingCall {
   std::string queue;
   std::string method;
   std::string request;
+  // Counted in Core::outbox_calls_ and outbox_bytes_ (request_bytes) until
+  // the broker confirms it or it ends.
+  bool in_outbox = false;
+  size_t request_bytes = 0;
+  // Its key in Core::outbox_ while kOutbox.
+  uint64_t outbox_key = 0;
   State state = State::kOutbox;
-  // The caller left without a queued id: nobody wants the outcome.
-  bool cancelled = false;
   // The caller left with a queued id: the outcome waits for TakeLateReply
   // until `expires`.
   bool late = false;
@@ -60,8 +69,13 @@ struct PendingCall {
 
 using CallPtr = std::shared_ptr<PendingCall>;
 
-// A callback and what to give it, run once no lock is held.
-using Delivery = std::pair<TransportCallback, TransportResult>;
+// A callback and what to give it, run on a callback thread: `result`, or
+// what ReplyOutcome reads from `reply`.
+struct Delivery {
+  TransportCallback done;
+  TransportResult result;
+  std::optional<AmqpMessage> reply;
+};
 
 // AmqpOptions::service_users, or the client's own broker user.
 std::vector<std::string> ServiceUsers(const FailoverChannelOptions& options, const AmqpUrl& url) {
@@ -80,11 +94,17 @@ class AmqpTransport::Core : public AmqpSession {
         reply_queue_(absl::StrCat(options.amqp.queue_prefix, kReplyQueueInfix, client_id_)),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
         service_users_(ServiceUsers(options, url_)),
+        callbacks_(std::make_unique<WorkerPool>(options.callback_threads,
+                                                std::max<size_t>(options.outbox_max_calls, 1))),
         connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
                                         "client", options.max_message_bytes),
                     this) {}
 
   ~Core() override {
+    {
+      MutexLock lock(&mu_);
+      shutting_down_ = true;  // calls made from here on fail at once
+    }
     connection_.Shutdown();
     timers_.reset();  // no deadline runs from here on
     {
@@ -94,6 +114,7 @@ class AmqpTransport::Core : public AmqpSession {
       for (CallPtr& call : all) Finish(call, absl::UnavailableError("AMQP transport shut down"));
     }
     DeliverReady();
+    callbacks_->Stop();  // runs what was handed to it
   }
 
   absl::Status Start() { return connection_.Start(); }
@@ -101,6 +122,8 @@ class AmqpTransport::Core : public AmqpSession {
   const std::string& reply_queue() const { return reply_queue_; }
   uint64_t replies_refused() const { return replies_refused_.load(); }
   uint64_t late_replies_dropped() const { return late_dropped_.load(); }
+  uint64_t outbox_refused() const { return outbox_refused_.load(); }
+  bool KnownUnavailable() const { return !connection_.Connected() || connection_.Blocked(); }
 
   void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
                  TransportCallback done);
@@ -113,6 +136,7 @@ class AmqpTransport::Core : public AmqpSession {
   void OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple, bool ack) override;
   void OnWake(AmqpConnection& connection) override;
   void OnIdle(AmqpConnection& connection) override;
+  void OnBlocked(AmqpConnection& connection, const std::string& reason) override;
   void OnDisconnected(const absl::Status& why) override;
 
  private:
@@ -141,15 +165,37 @@ class AmqpTransport::Core : public AmqpSession {
                                                why.empty() ? "" : ": ", why));
   }
 
+  // Why calls fail while the broker blocks publishing.
+  absl::Status BlockedStatus() const {
+    return absl::UnavailableError(absl::StrCat(
+        "the AMQP broker ", url_.Redacted(), " blocked publishing (connection.blocked: ",
+        connection_.BlockedReason(), "); calls fail at once until it unblocks"));
+  }
+
   // Makes `call` final and answers its caller (or files it for
   // TakeLateReply). The answer waits in ready_ for DeliverReady().
   void Finish(const CallPtr& call, absl::StatusOr<std::string> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finish with a reply, which a callback thread reads when a caller waits.
+  void FinishWithReply(const CallPtr& call, AmqpMessage reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finish's first half: `call` is done. Returns its caller's callback (the
+  // call is then forgotten: `call` may refer to what it erased), or null
+  // when nobody waits (the outcome is then for FileResult).
+  TransportCallback Settle(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps the outcome of a call nobody waits for (for TakeLateReply).
+  void FileResult(const CallPtr& call, absl::StatusOr<std::string> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `call` no longer counts against the outbox bounds.
+  void LeaveOutbox(PendingCall& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails every call in the outbox and those `in_flight` with `status`.
+  void FailUnconfirmed(const absl::Status& status, const std::map<uint64_t, CallPtr>& in_flight)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RememberLate(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SweepLate(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers the caller of a call whose deadline came first.
   void Expire(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs the answers Finish and Expire left, without the lock.
+  // Hands the answers Finish and Expire left to the callback threads;
+  // called without the lock.
   void DeliverReady();
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
@@ -161,11 +207,18 @@ class AmqpTransport::Core : public AmqpSession {
   // The broker users whose replies are believed (their user_id).
   const std::vector<std::string> service_users_;
   std::atomic<uint64_t> replies_refused_{0};
+  std::atomic<uint64_t> outbox_refused_{0};
 
   Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   // Waiting and late calls.
   std::unordered_map<std::string, CallPtr> calls_ ABSL_GUARDED_BY(mu_);
-  std::vector<CallPtr> outbox_ ABSL_GUARDED_BY(mu_);
+  // Calls waiting for the I/O thread, in order (PendingCall::outbox_key).
+  std::map<uint64_t, CallPtr> outbox_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_outbox_key_ ABSL_GUARDED_BY(mu_) = 0;
+  // Calls counted against the outbox bounds (PendingCall::in_outbox).
+  size_t outbox_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t outbox_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Late calls by expiry.
   std::deque<std::pair<absl::Time, std::string>> late_order_ ABSL_GUARDED_BY(mu_);
   size_t late_count_ ABSL_GUARDED_BY(mu_) = 0;
@@ -175,6 +228,9 @@ class AmqpTransport::Core : public AmqpSession {
   std::vector<Delivery> ready_ ABSL_GUARDED_BY(mu_);
   // The deadlines of calls whose caller waits; reset first by ~Core.
   std::unique_ptr<TimerQueue> timers_ = std::make_unique<TimerQueue>();
+  // Where replies are read and callbacks run (never the I/O thread, unless
+  // its queue is full).
+  std::unique_ptr<WorkerPool> callbacks_;
 
   // I/O thread only.
   std::map<uint64_t, CallPtr> unconfirmed_;  // by publish sequence
@@ -186,22 +242,46 @@ class AmqpTransport::Core : public AmqpSession {
   AmqpConnection connection_;  // last: its thread uses everything above
 };
 
-void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string> result) {
-  if (call->state == PendingCall::State::kDone) return;
+TransportCallback AmqpTransport::Core::Settle(const CallPtr& call) {
+  LeaveOutbox(*call);
   call->state = PendingCall::State::kDone;
   call->request.clear();
-  if (call->done) {
-    // The caller still waits: the outcome is theirs.
-    TransportResult out;
-    out.response = std::move(result);
-    ready_.emplace_back(std::move(call->done), std::move(out));
-    call->done = nullptr;
-    if (call->deadline_timer != 0 && timers_ != nullptr) timers_->Cancel(call->deadline_timer);
-    call->deadline_timer = 0;
-    // Last: `call` may be the entry this erases (the key is copied first).
-    calls_.erase(std::string(call->id));
+  if (!call->done) return nullptr;
+  // The caller still waits: the outcome is theirs.
+  TransportCallback done = std::move(call->done);
+  call->done = nullptr;
+  if (call->deadline_timer != 0 && timers_ != nullptr) timers_->Cancel(call->deadline_timer);
+  call->deadline_timer = 0;
+  // Last: `call` may be the entry this erases (the key is copied first).
+  calls_.erase(std::string(call->id));
+  return done;
+}
+
+void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string> result) {
+  if (call->state == PendingCall::State::kDone) return;
+  if (TransportCallback done = Settle(call)) {
+    Delivery delivery;
+    delivery.done = std::move(done);
+    delivery.result.response = std::move(result);
+    ready_.push_back(std::move(delivery));
     return;
   }
+  FileResult(call, std::move(result));
+}
+
+void AmqpTransport::Core::FinishWithReply(const CallPtr& call, AmqpMessage reply) {
+  if (call->state == PendingCall::State::kDone) return;
+  if (TransportCallback done = Settle(call)) {
+    Delivery delivery;
+    delivery.done = std::move(done);
+    delivery.reply = std::move(reply);
+    ready_.push_back(std::move(delivery));
+    return;
+  }
+  FileResult(call, ReplyOutcome(std::move(reply)));
+}
+
+void AmqpTransport::Core::FileResult(const CallPtr& call, absl::StatusOr<std::string> result) {
   call->result_bytes = result.ok() ? result->size() : result.status().message().size();
   call->result = std::move(result);
   if (call->late) {
@@ -211,6 +291,27 @@ void AmqpTransport::Core::Finish(const CallPtr& call, absl::StatusOr<std::string
     late_bytes_ += call->result_bytes;
     SweepLate(absl::Now());  // last: it may erase the entry `call` refers to
   }
+}
+
+void AmqpTransport::Core::LeaveOutbox(PendingCall& call) {
+  if (call.state == PendingCall::State::kOutbox && call.outbox_key != 0) {
+    outbox_.erase(call.outbox_key);
+    call.outbox_key = 0;
+  }
+  if (!call.in_outbox) return;
+  call.in_outbox = false;
+  --outbox_calls_;
+  outbox_bytes_ -= call.request_bytes;
+}
+
+void AmqpTransport::Core::FailUnconfirmed(const absl::Status& status,
+                                          const std::map<uint64_t, CallPtr>& in_flight) {
+  std::vector<CallPtr> failed;
+  for (auto& [key, call] : outbox_) failed.push_back(call);
+  for (auto& [sequence, call] : in_flight) {
+    if (call->state == PendingCall::State::kInFlight) failed.push_back(call);
+  }
+  for (const CallPtr& call : failed) Finish(call, status);
 }
 
 void AmqpTransport::Core::Expire(const CallPtr& call) {
@@ -228,14 +329,19 @@ void AmqpTransport::Core::Expire(const CallPtr& call) {
       break;
     case PendingCall::State::kOutbox:
     case PendingCall::State::kInFlight:
-      // Not known to be stored: nobody will ask for the outcome.
-      call->cancelled = true;
+      // Not known to be stored: nobody will ask for the outcome. A call
+      // still in the outbox leaves it now, request and all.
+      LeaveOutbox(*call);
+      if (call->state == PendingCall::State::kOutbox) std::string().swap(call->request);
       calls_.erase(call->id);
       out.response = absl::DeadlineExceededError(
           absl::StrCat("deadline passed before the broker confirmed the request to ", service));
       break;
   }
-  ready_.emplace_back(std::move(call->done), std::move(out));
+  Delivery delivery;
+  delivery.done = std::move(call->done);
+  delivery.result = std::move(out);
+  ready_.push_back(std::move(delivery));
   call->done = nullptr;
 }
 
@@ -245,7 +351,17 @@ void AmqpTransport::Core::DeliverReady() {
     MutexLock lock(&mu_);
     batch.swap(ready_);
   }
-  for (auto& [done, result] : batch) done(std::move(result));
+  for (Delivery& delivery : batch) {
+    // std::function wants a copyable task: the delivery rides in a
+    // shared_ptr.
+    auto task = [d = std::make_shared<Delivery>(std::move(delivery))] {
+      if (d->reply.has_value()) d->result.response = ReplyOutcome(*std::move(d->reply));
+      d->done(std::move(d->result));
+    };
+    // A full queue (or a pool stopping): run it here, which slows this
+    // thread's producer down.
+    if (!callbacks_->Submit(task)) task();
+  }
 }
 
 void AmqpTransport::Core::RememberLate(const CallPtr& call) {
@@ -311,6 +427,7 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
   // Before the first connection attempt has ended the call waits in the
   // outbox (OnWake keeps it); after it, a broker that is down fails it now.
   if (!connection_.Connected() && connection_.FirstAttemptDone()) return fail(NotConnected());
+  if (connection_.Blocked()) return fail(BlockedStatus());
   if (deadline <= absl::Now()) {
     return fail(absl::DeadlineExceededError("deadline passed before the call was sent"));
   }
@@ -325,23 +442,42 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
   call->method = method;
   call->request = request;
   call->deadline = deadline;
-  call->done = std::move(done);
+  call->request_bytes = request.size();
+  absl::Status refused = absl::OkStatus();
   {
     MutexLock lock(&mu_);
-    calls_.emplace(call->id, call);
-    outbox_.push_back(call);
-    // A deadline more than a year away is taken as none.
-    if (deadline - absl::Now() <= absl::Hours(24 * 365)) {
-      call->deadline_timer = timers_->Schedule(deadline, [this, call] {
-        {
-          MutexLock expire_lock(&mu_);
-          call->deadline_timer = 0;
-          Expire(call);
-        }
-        DeliverReady();
-      });
+    if (shutting_down_) {
+      refused = absl::UnavailableError("AMQP transport shut down");
+    } else if (outbox_calls_ >= options_.outbox_max_calls ||
+               request.size() > options_.outbox_max_bytes - outbox_bytes_) {
+      outbox_refused_.fetch_add(1);
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "the AMQP outbox is full: ", outbox_calls_, " calls (", outbox_bytes_,
+          " bytes of requests) wait for the broker to take them, and this one (", request.size(),
+          " bytes) would pass outbox_max_calls ", options_.outbox_max_calls,
+          " or outbox_max_bytes ", options_.outbox_max_bytes));
+    } else {
+      call->done = std::move(done);
+      calls_.emplace(call->id, call);
+      call->outbox_key = ++next_outbox_key_;
+      outbox_.emplace(call->outbox_key, call);
+      call->in_outbox = true;
+      ++outbox_calls_;
+      outbox_bytes_ += call->request_bytes;
+      // A deadline more than a year away is taken as none.
+      if (deadline - absl::Now() <= absl::Hours(24 * 365)) {
+        call->deadline_timer = timers_->Schedule(deadline, [this, call] {
+          {
+            MutexLock expire_lock(&mu_);
+            call->deadline_timer = 0;
+            Expire(call);
+          }
+          DeliverReady();
+        });
+      }
     }
   }
+  if (!refused.ok()) return fail(std::move(refused));
   connection_.Wake();
 }
 
@@ -404,14 +540,21 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
     if (outbox_.empty()) return;
     // Calls made before the first attempt ended wait for its outcome.
     if (!connection.usable() && !connection.FirstAttemptDone()) return;
-    batch.reserve(outbox_.size());
-    for (CallPtr& call : outbox_) {
-      if (call->cancelled) continue;  // its caller gave up before it was sent
-      call->state = PendingCall::State::kInFlight;
-      batch.push_back(std::move(call));
+    if (connection.usable() && connection.Blocked()) {
+      // Published now, they would wait unread (and a large one would stall
+      // this thread in its write): they fail at once instead.
+      FailUnconfirmed(BlockedStatus(), {});
+    } else {
+      batch.reserve(outbox_.size());
+      for (auto& [key, call] : outbox_) {
+        call->outbox_key = 0;
+        call->state = PendingCall::State::kInFlight;  // still counted in the outbox
+        batch.push_back(std::move(call));
+      }
+      outbox_.clear();
     }
-    outbox_.clear();
   }
+  if (batch.empty()) return DeliverReady();
   // Publish the whole batch without the lock, then file the outcomes.
   std::vector<std::pair<CallPtr, absl::Status>> failed;
   AmqpProperties properties;
@@ -448,6 +591,7 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
       failed.emplace_back(std::move(call), sequence.status());
       continue;
     }
+    std::string().swap(call->request);  // sent: its bytes are the broker's now
     unconfirmed_.emplace(*sequence, std::move(call));
   }
   if (failed.empty()) return;
@@ -470,6 +614,7 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
       const CallPtr& call = it->second;
       if (call->state != PendingCall::State::kInFlight) continue;  // returned or answered
       if (ack) {
+        LeaveOutbox(*call);
         call->state = PendingCall::State::kConfirmed;
       } else {
         // A full queue (x-overflow reject-publish) is the usual reason.
@@ -512,7 +657,7 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
       Finish(it->second,
              internal::MessageTooLarge("reply", message.body_size, options_.max_message_bytes));
     } else {
-      Finish(it->second, ReplyOutcome(message));
+      FinishWithReply(it->second, std::move(message));
     }
   }
   DeliverReady();
@@ -525,6 +670,19 @@ void AmqpTransport::Core::OnIdle(AmqpConnection& connection) {
       reply_tag_acked_ = reply_tag_seen_;
     }
   }
+}
+
+void AmqpTransport::Core::OnBlocked(AmqpConnection& connection, const std::string& reason) {
+  (void)connection;
+  (void)reason;  // in BlockedStatus
+  // What is published but not confirmed stays unread until the broker
+  // unblocks, and that waits for an operator: fail it now rather than at
+  // its deadline. (Should the broker take it later, its reply is dropped.)
+  {
+    MutexLock lock(&mu_);
+    FailUnconfirmed(BlockedStatus(), unconfirmed_);
+  }
+  DeliverReady();
 }
 
 void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
@@ -558,6 +716,13 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (options.late_reply_max_bytes == 0) {
     return absl::InvalidArgumentError("late_reply_max_bytes must be at least 1");
   }
+  if (options.outbox_max_calls == 0 || options.outbox_max_bytes == 0) {
+    return absl::InvalidArgumentError("outbox_max_calls and outbox_max_bytes must be at least 1");
+  }
+  if (options.callback_threads < 1 || options.callback_threads > kMaxCallbackThreads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "callback_threads must be 1 to ", kMaxCallbackThreads, ", not ", options.callback_threads));
+  }
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
@@ -580,9 +745,11 @@ void AmqpTransport::CallAsync(const std::string& method, const std::string& requ
   core_->CallAsync(method, request, options.deadline, std::move(done));
 }
 
-bool AmqpTransport::KnownUnavailable() const { return !core_->Connected(); }
+bool AmqpTransport::KnownUnavailable() const { return core_->KnownUnavailable(); }
 
 uint64_t AmqpTransport::replies_refused() const { return core_->replies_refused(); }
+
+uint64_t AmqpTransport::outbox_refused() const { return core_->outbox_refused(); }
 
 uint64_t AmqpTransport::late_replies_dropped() const { return core_->late_replies_dropped(); }
 

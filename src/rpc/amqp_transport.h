@@ -3,9 +3,17 @@
 // A request is published (persistent, mandatory, with publisher confirms) to
 // the service's queue; the reply comes back on one reply queue per transport,
 // which outlives reconnects. Every caller shares one connection and its one
-// I/O thread. A call whose request the broker confirmed but whose reply did
-// not come by the deadline ends with DeadlineExceeded and a `queued_id`; the
-// reply is kept when it comes (bounded, with a TTL) for TakeLateReply.
+// I/O thread, which only moves frames: replies are read and callbacks run on
+// `callback_threads` threads of the transport. A call whose request the
+// broker confirmed but whose reply did not come by the deadline ends with
+// DeadlineExceeded and a `queued_id`; the reply is kept when it comes
+// (bounded, with a TTL) for TakeLateReply.
+//
+// On a bad day: calls not yet confirmed by the broker are bounded
+// (outbox_max_calls, outbox_max_bytes: past them ResourceExhausted at once),
+// one whose deadline passes before it was sent leaves the outbox then, and
+// while the broker blocks publishing (connection.blocked, a resource alarm)
+// calls fail at once with Unavailable and KnownUnavailable() is true.
 //
 // Thread safety: every method may be called from any number of threads.
 
@@ -26,8 +34,9 @@ namespace filemesh::internal {
 class AmqpTransport : public Transport {
  public:
   // From a channel's options: `amqp` (an empty url is InvalidArgument here),
-  // the late replies' TTL and capacity, the reconnect backoff and the message
-  // size. InvalidArgument for a malformed URL or option. The broker is
+  // the late replies' bounds, the outbox bounds, callback_threads, the
+  // reconnect backoff and the message size. InvalidArgument for a malformed
+  // URL or option. The broker is
   // connected in the background: an unreachable broker is not an error here.
   static absl::StatusOr<std::unique_ptr<AmqpTransport>> Create(
       const FailoverChannelOptions& options);
@@ -36,18 +45,19 @@ class AmqpTransport : public Transport {
   TransportKind kind() const override { return TransportKind::kAmqp; }
 
   // InvalidArgument for a malformed method name; Unavailable at once when the
-  // broker is not connected, when the broker refuses or returns the request
-  // (no queue took it) or when the connection drops before the broker
-  // confirmed it; DeadlineExceeded with `queued_id` when it was confirmed but
-  // no reply came in time. Otherwise the service's reply, status included.
-  // `done` runs on the connection's I/O thread or the transport's deadline
-  // thread. Calls made before the first connection attempt has ended wait
-  // for it (within their deadline) instead of failing.
-  // The accept deadline is not used: the broker, not the server, confirms.
+  // broker is not connected or blocks publishing, when the broker refuses or
+  // returns the request (no queue took it) or when the connection drops (or
+  // the broker blocks) before the broker confirmed it; ResourceExhausted at
+  // once when the outbox is full; DeadlineExceeded with `queued_id` when it
+  // was confirmed but no reply came in time. Otherwise the service's reply,
+  // status included. `done` runs on a callback thread (or on the caller's
+  // when the outcome is known at once). Calls made before the first connection attempt has ended
+  // wait for it (within their deadline) instead of failing. The accept deadline is not used: the
+  // broker, not the server, confirms.
   void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
                  TransportCallback done) override;
 
-  // True while the broker connection is down.
+  // True while the broker connection is down or blocked.
   bool KnownUnavailable() const override;
 
   LateReply TakeLateReply(const std::string& queued_id) override;
@@ -56,6 +66,7 @@ class AmqpTransport : public Transport {
   // (AmqpOptions::service_users): forged or misdirected.
   uint64_t replies_refused() const override;
   uint64_t late_replies_dropped() const override;
+  uint64_t outbox_refused() const override;
 
   // Whether the connection is up (the opposite of KnownUnavailable).
   bool Connected() const;

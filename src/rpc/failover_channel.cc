@@ -280,6 +280,7 @@ ChannelStats FailoverChannel::stats() const {
     if (transport == nullptr) continue;
     s.replies_refused += transport->replies_refused();
     s.late_replies_dropped += transport->late_replies_dropped();
+    s.outbox_refused += transport->outbox_refused();
   }
   s.breaker = impl_->breaker.state();
   return s;

@@ -36,6 +36,20 @@ struct FailoverChannelOptions {
   // past it the oldest are dropped (an answer bigger than this is not kept).
   // Drops by either bound count in ChannelStats::late_replies_dropped.
   size_t late_reply_max_bytes = size_t{256} << 20;
+  // AMQP calls the broker has not confirmed yet (waiting to be sent, or sent
+  // and unconfirmed), at most, and the bytes of their requests together (at
+  // least 1 each). Past either a new call fails at once with
+  // RESOURCE_EXHAUSTED (ChannelStats::outbox_refused), so a broker that stops
+  // reading cannot make the client hoard requests. A call whose deadline
+  // passes while it waits leaves the outbox at once.
+  size_t outbox_max_calls = 10000;
+  size_t outbox_max_bytes = size_t{64} << 20;
+  // Threads that read AMQP replies (ReplyOutcome) and run the calls'
+  // callbacks (where clients parse the protobuf and the gateway writes
+  // JSON), so that the connection's one I/O thread only moves frames. 1 to
+  // 64. When all are busy and their queue (outbox_max_calls) is full, the
+  // I/O thread runs a callback itself, which slows reading: backpressure.
+  int callback_threads = 2;
   // Bounds of the exponential, jittered backoff between broker reconnects
   // and of gRPC's own reconnect backoff (which is also kept at or below the
   // breaker cooldown, so a probe finds a server that came back).

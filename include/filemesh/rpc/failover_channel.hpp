@@ -82,6 +82,9 @@ struct ChannelStats {
   // Late replies dropped before their TTL to stay within
   // late_reply_capacity and late_reply_max_bytes.
   uint64_t late_replies_dropped = 0;
+  // Calls the fallback refused at once because its outbox was full
+  // (outbox_max_calls, outbox_max_bytes).
+  uint64_t outbox_refused = 0;
   BreakerState breaker = BreakerState::kClosed;
 };
 

@@ -93,7 +93,7 @@ class Transport {
   // the transport (or on the caller's, before CallAsync returns, when the
   // outcome is known at once): it must not block, and it may start new calls.
   // A transport's destructor runs every pending `done` (Unavailable) before
-  // it returns.
+  // it returns, so it may not run inside one of them.
   virtual void CallAsync(const std::string& method, const std::string& request,
                          const CallOptions& options, TransportCallback done) = 0;
 
@@ -112,6 +112,10 @@ class Transport {
   // Late replies dropped before their TTL to stay within the transport's
   // bounds (count and bytes).
   virtual uint64_t late_replies_dropped() const { return 0; }
+
+  // Calls refused at once because too many were waiting to be sent (AMQP:
+  // FailoverChannelOptions::outbox_max_calls and outbox_max_bytes).
+  virtual uint64_t outbox_refused() const { return 0; }
 
   // The reply to a call that returned a `queued_id`, if it has arrived.
   virtual LateReply TakeLateReply(const std::string& queued_id) {
