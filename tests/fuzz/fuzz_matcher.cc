@@ -106,8 +106,8 @@ class ReferenceGlob {
         }
         const auto hi = static_cast<unsigned char>(p_[hi_at]);
         const auto lo = static_cast<unsigned char>(prev);
-        member |= (t >= lo && t <= hi) || (fold_ && IsLetter(t) && SwapCase(t) >= lo &&
-                                           SwapCase(t) <= hi);
+        member |= (t >= lo && t <= hi) ||
+                  (fold_ && IsLetter(t) && SwapCase(t) >= lo && SwapCase(t) <= hi);
         prev = -1;
         j = hi_at + 1;
       } else if (c == '[' && j + 1 < p_.size() && p_[j + 1] == ':') {
@@ -153,10 +153,9 @@ class ReferenceGlob {
     if (c == '*') {
       size_t run = pi;
       while (run < p_.size() && p_[run] == '*') ++run;
-      const bool whole =
-          path_ && run - pi >= 2 && (pi == 0 || p_[pi - 1] == '/') &&
-          (run == p_.size() || p_[run] == '/' ||
-           (p_[run] == '\\' && run + 1 < p_.size() && p_[run + 1] == '/'));
+      const bool whole = path_ && run - pi >= 2 && (pi == 0 || p_[pi - 1] == '/') &&
+                         (run == p_.size() || p_[run] == '/' ||
+                          (p_[run] == '\\' && run + 1 < p_.size() && p_[run + 1] == '/'));
       if (whole && run < p_.size() && p_[run] == '/') {
         // "**/": nothing, or any run of bytes that ends with a '/'.
         if (Match(run + 1, si)) return true;
