@@ -28,59 +28,12 @@
 #include <string>
 #include <vector>
 
-namespace {
+#include "floor_common.h"
 
-// The fixed head of a record getdents64 fills in (struct linux_dirent64; no
-// header exports it); the NUL-terminated name follows d_type.
-struct Dirent64Head {
-  uint64_t d_ino;
-  int64_t d_off;
-  unsigned short d_reclen;
-  unsigned char d_type;
-};
-constexpr size_t kNameOffset = offsetof(Dirent64Head, d_type) + 1;
-
-class Output {
- public:
-  Output() { buf_.reserve(kCapacity); }
-  ~Output() { Flush(); }
-  Output(const Output&) = delete;
-  Output& operator=(const Output&) = delete;
-
-  void Line(const std::string& dir, const char* name, size_t name_len) {
-    if (buf_.size() + dir.size() + name_len + 2 > kCapacity) Flush();
-    buf_.append(dir);
-    buf_.push_back('/');
-    buf_.append(name, name_len);
-    buf_.push_back('\n');
-  }
-
-  void Flush() {
-    const char* p = buf_.data();
-    size_t left = buf_.size();
-    while (left > 0) {
-      const ssize_t n = write(STDOUT_FILENO, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        std::perror("filemesh_floor: write");
-        _exit(1);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-    buf_.clear();
-  }
-
- private:
-  static constexpr size_t kCapacity = 1 << 20;
-  std::string buf_;
-};
-
-bool IsDotOrDotDot(const char* name) {
-  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
-}  // namespace
+using filemesh_bench::Dirent64Head;
+using filemesh_bench::IsDotOrDotDot;
+using filemesh_bench::kNameOffset;
+using filemesh_bench::Output;
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -91,7 +44,7 @@ int main(int argc, char** argv) {
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   const char* const pattern = argv[2];
 
-  Output out;
+  Output out("filemesh_floor");
   std::vector<std::string> stack;  // directories still to read
   stack.push_back(root == "/" ? std::string() : root);
   alignas(8) static char buf[64 * 1024];

@@ -35,61 +35,17 @@
 #include <thread>
 #include <vector>
 
+#include "floor_common.h"
+
 namespace {
 
-// struct linux_dirent64's fixed head; the NUL-terminated name follows d_type.
-struct Dirent64Head {
-  uint64_t d_ino;
-  int64_t d_off;
-  unsigned short d_reclen;
-  unsigned char d_type;
-};
-constexpr size_t kNameOffset = offsetof(Dirent64Head, d_type) + 1;
+using filemesh_bench::Dirent64Head;
+using filemesh_bench::IsDotOrDotDot;
+using filemesh_bench::kNameOffset;
+using filemesh_bench::Output;
+
 constexpr unsigned char kDtUnknown = 0;
 constexpr unsigned char kDtDir = 4;
-
-std::mutex out_mu;  // one write(2) sequence at a time
-
-class Output {
- public:
-  Output() { buf_.reserve(kCapacity); }
-  ~Output() { Flush(); }
-  Output(const Output&) = delete;
-  Output& operator=(const Output&) = delete;
-
-  void Line(const std::string& dir, const char* name, size_t name_len) {
-    if (buf_.size() + dir.size() + name_len + 2 > kCapacity) Flush();
-    buf_.append(dir);
-    buf_.push_back('/');
-    buf_.append(name, name_len);
-    buf_.push_back('\n');
-  }
-
-  void Flush() {
-    std::lock_guard<std::mutex> lock(out_mu);
-    const char* p = buf_.data();
-    size_t left = buf_.size();
-    while (left > 0) {
-      const ssize_t n = write(STDOUT_FILENO, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        std::perror("filemesh_parallel_floor: write");
-        _exit(1);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-    buf_.clear();
-  }
-
- private:
-  static constexpr size_t kCapacity = 1 << 20;
-  std::string buf_;
-};
-
-bool IsDotOrDotDot(const char* name) {
-  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
 
 class Walk {
  public:
@@ -99,7 +55,7 @@ class Walk {
 
   // One thread's part; returns 1 if a directory could not be read.
   int Work() {
-    Output out;
+    Output out("filemesh_parallel_floor");
     std::vector<std::string> local;
     auto buf = std::make_unique<char[]>(kBufSize);
     int status = 0;

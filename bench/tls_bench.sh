@@ -50,26 +50,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_for_log() { # FILE EVENT: the line logging EVENT (within 30 s)
-  local deadline=$((SECONDS + 30)) line
-  while ((SECONDS < deadline)); do
-    if line=$(grep -m 1 -a "event=$2\\b" "$1" 2>/dev/null); then
-      printf '%s\n' "$line"
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "tls_bench: no event=$2 in $1; it says:" >&2
-  tail -n 20 "$1" >&2
-  exit 1
-}
-address_of() { sed -n 's/.*[[:space:]]address=\([^[:space:]]*\).*/\1/p' <<<"$1"; }
-spawn() { # NAME COMMAND...
-  local name=$1
-  shift
-  "$@" >"$work/$name.log" 2>&1 </dev/null &
-  pids+=("$!")
-}
+# wait_for_log, address_of, spawn.
+# shellcheck source=tests/shell/log_events.sh
+. "$repo/tests/shell/log_events.sh"
 
 certs="$work/certs"
 bash "$repo/tests/tls/make_certs.sh" "$certs" >/dev/null

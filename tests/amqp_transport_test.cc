@@ -2,7 +2,6 @@
 
 #include "rpc/amqp_transport.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "loopback_port.h"
 #include "rabbitmq/amqp_admin.h"
 #include "rabbitmq/broker.h"
 #include "rabbitmq/echo_service.h"
@@ -768,28 +768,20 @@ TEST_F(AmqpTransportTest, ABlockedBrokerFailsCallsAtOnceUntilItUnblocks) {
   client.reset();
 }
 
-// A loopback port that takes TCP connections (the kernel's backlog) and never
-// says a word: an AMQP handshake to it waits for its connect timeout.
+// A loopback port (below the ephemeral range) that takes TCP connections
+// (the kernel's backlog) and never says a word: an AMQP handshake to it waits
+// for its connect timeout.
 class SilentListener {
  public:
-  SilentListener() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 16) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-    }
-    port_ = ntohs(addr.sin_port);
+  SilentListener() : fd_(filemesh::testing::BindLowLoopbackPort(&port_)) {
+    if (listen(fd_, 16) != 0) ADD_FAILURE() << "cannot listen on 127.0.0.1:" << port_;
   }
   ~SilentListener() { close(fd_); }
   int port() const { return port_; }
 
  private:
-  int fd_ = -1;
   int port_ = 0;
+  const int fd_;
 };
 
 // Calls wait in the outbox until the first connection attempt has ended (a
@@ -853,17 +845,10 @@ TEST(AmqpTransportNoBrokerTest, TheOutboxIsBoundedAndExpiredCallsLeaveIt) {
 
 TEST(AmqpTransportNoBrokerTest, UnreachableBrokerIsKnownAndFailsFast) {
   // A loopback port nobody listens on.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
+  const int port = filemesh::testing::FreeLoopbackPort();
 
   FailoverChannelOptions options;
-  options.amqp.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  options.amqp.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(port) + "/";
   auto client = AmqpTransport::Create(options);
   ASSERT_TRUE(client.ok()) << client.status();  // not a Create error
   EXPECT_TRUE((*client)->KnownUnavailable());

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -238,46 +239,46 @@ TEST_F(CliTest, AnInterruptStopsTheSearchWith130) {
   EXPECT_EQ(RunCli({"find", "--root", tree_.root(), "*.h"}, options).code, kExitOk);
 }
 
-// What `filemesh find` writes to a terminal (a pty) as stderr, with stdout a
-// terminal too or not.
-std::string ProgressOnPty(const std::string& root, bool stdout_on_pty) {
+// Runs `run` with a terminal (a pty) it may write to, and returns what the
+// terminal got: "<failed>" if `run` did not return kExitOk.
+std::string OnPty(const std::function<int(std::FILE* tty)>& run) {
   int master = -1;
   int slave = -1;
   if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return "<no pty>";
   std::FILE* tty = ::fdopen(slave, "w");
-  std::FILE* file = std::tmpfile();
-  RunOptions options;
-  options.progress_after = absl::ZeroDuration();  // at once, not after a second
-  const int code = cli::Run({"find", "--root", root, "--threads", "1", "*.txt"},
-                            stdout_on_pty ? tty : file, tty, options);
+  const int code = run(tty);
   std::fflush(tty);
   std::string seen;
   ::fcntl(master, F_SETFL, O_NONBLOCK);
   char buf[4096];
   for (ssize_t n; (n = ::read(master, buf, sizeof(buf))) > 0;) seen.append(buf, n);
   std::fclose(tty);
-  std::fclose(file);
   ::close(master);
   return code == kExitOk ? seen : "<failed>";
 }
 
+// What `filemesh find` writes to a terminal (a pty) as stderr, with stdout a
+// terminal too or not.
+std::string ProgressOnPty(const std::string& root, bool stdout_on_pty) {
+  return OnPty([&](std::FILE* tty) {
+    std::FILE* file = std::tmpfile();
+    RunOptions options;
+    options.progress_after = absl::ZeroDuration();  // at once, not after a second
+    const int code = cli::Run({"find", "--root", root, "--threads", "1", "*.txt"},
+                              stdout_on_pty ? tty : file, tty, options);
+    std::fclose(file);
+    return code;
+  });
+}
+
 // What a command writes to stdout when stdout is a terminal (a pty).
 std::string StdoutOnPty(const std::vector<std::string>& args) {
-  int master = -1;
-  int slave = -1;
-  if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return "<no pty>";
-  std::FILE* tty = ::fdopen(slave, "w");
-  std::FILE* err = std::tmpfile();
-  const int code = cli::Run(args, tty, err, RunOptions());
-  std::fflush(tty);
-  std::string seen;
-  ::fcntl(master, F_SETFL, O_NONBLOCK);
-  char buf[4096];
-  for (ssize_t n; (n = ::read(master, buf, sizeof(buf))) > 0;) seen.append(buf, n);
-  std::fclose(tty);
-  std::fclose(err);
-  ::close(master);
-  return code == kExitOk ? seen : "<failed>";
+  return OnPty([&](std::FILE* tty) {
+    std::FILE* err = std::tmpfile();
+    const int code = cli::Run(args, tty, err, RunOptions());
+    std::fclose(err);
+    return code;
+  });
 }
 
 // A file name cannot command the terminal: on one, control characters (C0,

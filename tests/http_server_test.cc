@@ -38,6 +38,7 @@
 namespace filemesh {
 namespace {
 
+using ::filemesh::testing::ConnectLoopback;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
@@ -95,21 +96,6 @@ std::unique_ptr<httplib::Client> ClientOf(const HttpServer& server) {
   client->set_url_encode(false);  // send targets exactly as written
   client->set_keep_alive(true);
   return client;
-}
-
-// A TCP connection to 127.0.0.1:port, or -1.
-int ConnectLoopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // Sends `bytes` on a fresh connection, half-closes it, and returns all that

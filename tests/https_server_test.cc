@@ -75,21 +75,8 @@ std::unique_ptr<httplib::SSLClient> ClientOf(const HttpServer& server, const std
   return client;
 }
 
-int ConnectLoopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  const timeval limit{10, 0};  // bounds a failure; nothing waits on it
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
-  return fd;
-}
+// Reads wait at most 10 s: that bounds a failure, nothing waits on it.
+int ConnectLoopback(int port) { return filemesh::testing::ConnectLoopback(port, 10); }
 
 // What a bare OpenSSL client saw of one handshake (and, when it succeeded,
 // of one request sent after it).

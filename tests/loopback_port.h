@@ -1,4 +1,5 @@
-// Loopback ports for test servers, below the kernel's ephemeral range.
+// Loopback ports for test servers, below the kernel's ephemeral range, and
+// raw connections to them.
 //
 // A server bound to port 0 gets a port from the ephemeral range, where any
 // outgoing connection may take it while the server is down: a test that
@@ -11,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -64,6 +66,27 @@ inline int FreeLoopbackPort() {
 // "127.0.0.1:<FreeLoopbackPort()>": a listen address for a test server.
 inline std::string LoopbackListenAddress() {
   return "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+}
+
+// A TCP connection to 127.0.0.1:port, or -1. With `receive_timeout_seconds`
+// a read waits at most that long (to bound a failure, never to wait for
+// something).
+inline int ConnectLoopback(int port, int receive_timeout_seconds = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  if (receive_timeout_seconds > 0) {
+    const timeval limit{receive_timeout_seconds, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  }
+  return fd;
 }
 
 }  // namespace filemesh::testing
