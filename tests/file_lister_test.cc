@@ -110,11 +110,23 @@ TEST_F(FileListerTest, TargetsThatLeaveTheRootAreWithheldWhenAsked) {
     EXPECT_TRUE(r->entries(i).symlink_target_redacted()) << i;
     EXPECT_EQ(r->entries(i).symlink_target(), "") << i;
     EXPECT_EQ(r->entries(i).raw_symlink_target(), "") << i;
+    EXPECT_EQ(r->entries(i).size(), 0u) << i;  // the target's length: withheld too
   }
+  EXPECT_EQ(r->entries(3).size(), 13u);  // "../d/./x/../y"
   EXPECT_FALSE(r->entries(1).symlink_target_redacted());
   EXPECT_EQ(r->entries(1).raw_symlink_target(), "caf\xff");
   EXPECT_FALSE(r->entries(3).symlink_target_redacted());
   EXPECT_EQ(r->entries(3).symlink_target(), "../d/./x/../y");
+  // Sorted by size, withheld targets count as 0 bytes: their place does not
+  // tell their length (11 and 5 bytes; "caf\xff" is 4).
+  request.set_sort(v1::SORT_FIELD_SIZE);
+  r = FileLister(tree_.root(), options).List(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Paths(r->entries()),
+            (std::vector<std::string>{"d/absolute", "d/climbs", "d/bytes", "d/stays"}));
+  EXPECT_EQ(Paths(ListOk(request).entries()),
+            (std::vector<std::string>{"d/bytes", "d/climbs", "d/absolute", "d/stays"}));
+  request.set_sort(v1::SORT_FIELD_NAME);
   // Off by default in the SDK.
   EXPECT_EQ(ListOk(request).entries(0).symlink_target(), "/etc/passwd");
 }

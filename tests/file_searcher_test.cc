@@ -202,11 +202,17 @@ TEST_F(FileSearcherTest, TargetsThatLeaveTheRootAreWithheldWhenAsked) {
   EXPECT_EQ(r->matches(1).symlink_target(), "../src");
   EXPECT_EQ(r->matches(2).symlink_target(), "../api.h");
   EXPECT_TRUE(r->matches(3).symlink_target_redacted());
+  // A symlink's size is its target's length: withheld with it. (Size
+  // filters take regular files only, so they cannot find it out either.)
+  EXPECT_EQ(r->matches(0).size(), 0u);
+  EXPECT_EQ(r->matches(3).size(), 0u);
+  EXPECT_EQ(r->matches(1).size(), 6u);  // "../src", shown
   // The SDK's default reports every target.
   r = FileSearcher(tree_.root()).Search(request);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->matches(3).symlink_target(), "../../..");
   EXPECT_FALSE(r->matches(3).symlink_target_redacted());
+  EXPECT_EQ(r->matches(3).size(), 8u);
 }
 
 // Walks "/" two levels down, where /proc (procfs) is another filesystem than

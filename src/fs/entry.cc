@@ -107,6 +107,31 @@ void FillPathEntry(std::string_view path, std::string_view name, uint8_t dtype,
   entry->set_type(FileTypeFromMode(DTTOIF(dtype)));
 }
 
+namespace {
+
+// Whether a symlink's `target`, in the directory of `path`, is withheld.
+bool Withheld(const Redaction& redaction, std::string_view path, std::string_view target) {
+  if (!redaction.outside_targets || target.empty()) return false;
+  if (redaction.depth_correction.has_value()) {
+    int64_t depth = *redaction.depth_correction;
+    for (char c : path) depth += c == '/' ? 1 : 0;
+    return TargetLeavesRootFrom(depth, target);
+  }
+  // Where the link lies is unknown: no target that climbs is shown.
+  return target.front() == '/' || target == ".." || target.substr(0, 3) == "../" ||
+         target.find("/..") != std::string_view::npos;
+}
+
+// The target of symlink `name` in `dir_fd`, in `buf`; empty if it cannot be
+// read (a link replaced since its stat).
+std::string_view ReadTarget(int dir_fd, std::string_view name, char (&buf)[PATH_MAX]) {
+  const std::string name_z(name);
+  const ssize_t n = ::readlinkat(dir_fd, name_z.c_str(), buf, sizeof(buf));
+  return std::string_view(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+}  // namespace
+
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
                const Redaction& redaction, v1::FileEntry* entry) {
   FillPathEntry(path, name, static_cast<uint8_t>(IFTODT(st.st_mode)), entry);
@@ -115,27 +140,15 @@ void FillEntry(int dir_fd, std::string_view path, std::string_view name, const s
   entry->mutable_modified()->set_seconds(st.st_mtim.tv_sec);
   entry->mutable_modified()->set_nanos(static_cast<int32_t>(st.st_mtim.tv_nsec));
   if (S_ISLNK(st.st_mode)) {
-    char target[PATH_MAX];
-    const std::string name_z(name);
-    const ssize_t n = ::readlinkat(dir_fd, name_z.c_str(), target, sizeof(target));
+    char buf[PATH_MAX];
     // A link replaced since the stat reads as an empty target: the entry is
     // still reported, as what the stat saw.
-    const std::string_view text(target, n > 0 ? static_cast<size_t>(n) : 0);
-    bool withheld = false;
-    if (redaction.outside_targets && n > 0) {
-      if (redaction.depth_correction.has_value()) {
-        int64_t depth = *redaction.depth_correction;
-        for (char c : path) depth += c == '/' ? 1 : 0;
-        withheld = TargetLeavesRootFrom(depth, text);
-      } else {
-        // Where the link lies is unknown: no target that climbs is shown.
-        withheld = text.front() == '/' || text == ".." || text.substr(0, 3) == "../" ||
-                   text.find("/..") != std::string_view::npos;
-      }
-    }
-    if (withheld) {
+    const std::string_view text = ReadTarget(dir_fd, name, buf);
+    if (Withheld(redaction, path, text)) {
       entry->set_symlink_target_redacted(true);
-    } else if (n > 0) {
+      // A symlink's size is its target's length: withheld too.
+      entry->clear_size();
+    } else if (!text.empty()) {
       SetName(
           text, [&](std::string s) { entry->set_symlink_target(std::move(s)); },
           [&](std::string s) { entry->set_raw_symlink_target(std::move(s)); });
@@ -155,6 +168,15 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
 size_t RepeatedFieldBytes(const v1::FileEntry& entry) {
   const size_t size = entry.ByteSizeLong();
   return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size;
+}
+
+uint64_t ReportedSize(int dir_fd, std::string_view path, std::string_view name,
+                      const struct stat& st, const Redaction& redaction) {
+  if (!S_ISLNK(st.st_mode) || !redaction.outside_targets) return static_cast<uint64_t>(st.st_size);
+  char buf[PATH_MAX];
+  return Withheld(redaction, path, ReadTarget(dir_fd, name, buf))
+             ? 0
+             : static_cast<uint64_t>(st.st_size);
 }
 
 }  // namespace filemesh::internal

@@ -35,9 +35,15 @@ struct Redaction {
 // the target of a symlink; with `redaction.outside_targets`, a target that
 // leaves the root (TargetLeavesRoot, from the link directory's real depth)
 // is withheld (symlink_target_redacted). Sets raw_* only where the display
-// form differs.
+// form differs. A symlink whose target is withheld reports no size either
+// (a symlink's size is its target's length).
 void FillEntry(int dir_fd, std::string_view path, std::string_view name, const struct stat& st,
                const Redaction& redaction, v1::FileEntry* entry);
+
+// The size FillEntry reports for that entry: st_size, or 0 for a symlink
+// whose target is withheld (so that sorting by size cannot tell its length).
+uint64_t ReportedSize(int dir_fd, std::string_view path, std::string_view name,
+                      const struct stat& st, const Redaction& redaction);
 
 // How many levels `dir_fd` lies below `root_fd`, from their real paths
 // (/proc/self/fd); nullopt when it cannot be told (no /proc, a directory

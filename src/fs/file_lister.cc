@@ -119,7 +119,11 @@ absl::Status ReadNames(int dir_fd, const ListPlan& plan, absl::Time deadline, Na
 // Sorting by size or time needs every entry's stat: the one cost that grows
 // with the directory, so it is spread over the cores. An entry removed since
 // it was read is simply not listed.
-absl::Status StatCandidates(int dir_fd, const ListPlan& plan, absl::Time deadline, uint64_t read,
+// By size, a symlink whose target is withheld counts as 0 bytes, as it is
+// reported: its place in the order (or a page token) must not tell the
+// target's length.
+absl::Status StatCandidates(int dir_fd, const ListPlan& plan, const internal::Redaction& redaction,
+                            absl::Time deadline, uint64_t read,
                             std::vector<Candidate>* candidates) {
   const bool by_size = plan.sort == v1::SORT_FIELD_SIZE;
   std::atomic<bool> late{false};
@@ -133,7 +137,11 @@ absl::Status StatCandidates(int dir_fd, const ListPlan& plan, absl::Time deadlin
       }
       Candidate& c = (*candidates)[i];
       c.gone = internal::StatAt(dir_fd, c.name.data(), &st) != 0;
-      c.number = by_size ? static_cast<uint64_t>(st.st_size) : MtimeKey(st);
+      c.number = !by_size ? MtimeKey(st)
+                 : S_ISLNK(st.st_mode) && redaction.outside_targets
+                     ? internal::ReportedSize(dir_fd, internal::JoinPath(plan.path, c.name), c.name,
+                                              st, redaction)
+                     : static_cast<uint64_t>(st.st_size);
     }
   });
   if (late.load()) return TooLate(plan.path, read);
@@ -190,7 +198,9 @@ struct FileLister::Impl {
   }
 
   absl::StatusOr<ListPlan> Plan(const v1::ListRequest& request) const;
-  v1::ListResponse FillPage(int dir_fd, const ListPlan& plan,
+  // How symlink targets in `dir_fd` are judged (FileEntry's redaction).
+  internal::Redaction RedactionFor(int dir_fd, const ListPlan& plan) const;
+  v1::ListResponse FillPage(int dir_fd, const ListPlan& plan, const internal::Redaction& redaction,
                             const std::vector<Candidate>& candidates, bool more) const;
 };
 
@@ -233,11 +243,7 @@ absl::StatusOr<ListPlan> FileLister::Impl::Plan(const v1::ListRequest& request) 
 // The page's entries, ending early before the first that does not fit in the
 // byte budget (one entry always goes, so paging moves on), and the token of
 // the next page when there is one.
-v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
-                                            const std::vector<Candidate>& candidates,
-                                            bool more) const {
-  v1::ListResponse response;
-  response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
+internal::Redaction FileLister::Impl::RedactionFor(int dir_fd, const ListPlan& plan) const {
   // Targets are judged from where the directory really is below the root,
   // not from the path's text (which may pass through a link like a/up -> ..).
   internal::Redaction redaction;
@@ -248,6 +254,15 @@ v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
         depth.has_value() ? std::optional<int64_t>(*depth - internal::LexicalDepth(plan.path))
                           : std::nullopt;
   }
+  return redaction;
+}
+
+v1::ListResponse FileLister::Impl::FillPage(int dir_fd, const ListPlan& plan,
+                                            const internal::Redaction& redaction,
+                                            const std::vector<Candidate>& candidates,
+                                            bool more) const {
+  v1::ListResponse response;
+  response.mutable_entries()->Reserve(static_cast<int>(candidates.size()));
   size_t bytes = 0;
   size_t end = candidates.size();  // the page covers candidates [0, end)
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -306,12 +321,14 @@ absl::StatusOr<v1::ListResponse> FileLister::List(const v1::ListRequest& request
     candidates[i].name =
         std::string_view(names.bytes).substr(names.spans[i].first, names.spans[i].second);
   }
+  const internal::Redaction redaction = impl_->RedactionFor(dir->get(), *plan);
   if (plan->sort != v1::SORT_FIELD_NAME) {
-    absl::Status status = StatCandidates(dir->get(), *plan, deadline, names.read, &candidates);
+    absl::Status status =
+        StatCandidates(dir->get(), *plan, redaction, deadline, names.read, &candidates);
     if (!status.ok()) return status;
   }
   const bool more = SelectPage(*plan, &candidates);
-  return impl_->FillPage(dir->get(), *plan, candidates, more);
+  return impl_->FillPage(dir->get(), *plan, redaction, candidates, more);
 }
 
 }  // namespace filemesh
