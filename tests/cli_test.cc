@@ -146,6 +146,26 @@ TEST_F(CliTest, LibraryErrorsExitOneWithTheStatus) {
   EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
 }
 
+// `filemesh ls /usr/include` is a habit from ls: the answer says how to do
+// what was meant (--root), and with a gateway that paths are below its root.
+TEST_F(CliTest, AnAbsolutePathSaysToUseRoot) {
+  Result r = RunCli({"ls", tree_.Abs("src")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("is absolute, but paths are relative to the root"));
+  EXPECT_THAT(r.err, HasSubstr("run: filemesh ls --root " + tree_.Abs("src") + "\n"));
+  // The suggestion does what was meant.
+  EXPECT_EQ(RunCli({"ls", "--root", tree_.Abs("src")}).code, kExitOk);
+  r = RunCli({"find", "--path", tree_.Abs("src"), "*.h"});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("run: filemesh find --root " + tree_.Abs("src") + " PATTERN"));
+  // A path the shell would need quoted: no command, the advice only.
+  r = RunCli({"ls", "/tmp/a b"});
+  EXPECT_THAT(r.err, HasSubstr("give that directory as --root instead"));
+  r = RunCli({"ls", "--gateway", "http://127.0.0.1:1", "/etc"});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("relative to the root the gateway's services serve"));
+}
+
 TEST_F(CliTest, UsageErrorsExitTwo) {
   const std::vector<std::vector<std::string>> bad = {
       {},

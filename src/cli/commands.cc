@@ -16,7 +16,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "base/absl_compat.h"
 #include "base/utf8.h"
@@ -188,6 +190,34 @@ int Fail(std::FILE* err, const absl::Status& status) {
   absl::FPrintF(err, "filemesh: %s: %s\n", absl::StatusCodeToString(status.code()),
                 status.message());
   return kExitFailure;
+}
+
+// `filemesh ls /usr/include` is a habit from ls: here paths are relative to
+// the root, so an absolute one is refused with the command that does what was
+// meant (`--root`). `command_line` is that command with DIR for the
+// directory, e.g. "filemesh ls --root DIR". OK for a relative path.
+absl::Status CheckRelative(std::string_view path, bool remote, std::string_view command_line) {
+  if (path.empty() || path.front() != '/') return absl::OkStatus();
+  std::string message = "path \"";
+  internal::AppendTerminalForm(path, &message);
+  message += "\" is absolute, but paths are relative to the root";
+  if (remote) {
+    absl::StrAppend(&message, " the gateway's services serve: ask for the path below it");
+    return absl::InvalidArgumentError(message);
+  }
+  // Shown as a command only when the path needs no shell quoting.
+  const bool plain = std::all_of(path.begin(), path.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' ||
+           c == '_' || c == '-' || c == '+' || c == ',' || c == '@' || c == ':';
+  });
+  if (plain) {
+    absl::StrAppend(&message, " (--root, default: the current directory); for that directory run: ",
+                    absl::StrReplaceAll(internal::AbslView(command_line), {{"DIR", internal::AbslView(path)}}));
+  } else {
+    absl::StrAppend(&message, " (--root, default: the current directory): give that directory "
+                              "as --root instead");
+  }
+  return absl::InvalidArgumentError(message);
 }
 
 int PrintJson(const google::protobuf::Message& message, std::FILE* out, std::FILE* err) {
@@ -440,6 +470,11 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
   std::optional<uint32_t> page_size;
   std::optional<v1::ListRequest> request = LsRequest(args, flags, &page_size);
   if (!request.has_value()) return kExitUsage;
+  const bool remote = !FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY").empty();
+  if (absl::Status relative = CheckRelative(request->path(), remote, "filemesh ls --root DIR");
+      !relative.ok()) {
+    return Fail(err, relative);
+  }
 
   // Local: a FileLister on the root. Remote: the gateway's /api/v1/files.
   ListFunction list;
@@ -691,6 +726,11 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   std::optional<v1::SearchRequest> request = FindRequest(args, &flags);
   if (!request.has_value()) return kExitUsage;
   const std::string url = FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY");
+  if (absl::Status relative = CheckRelative(request->path(), !url.empty(),
+                                            "filemesh find --root DIR PATTERN");
+      !relative.ok()) {
+    return Fail(err, relative);
+  }
   if (url.empty()) return FindLocal(flags, *request, run, out, err);
   if (!flags.root.empty() || flags.threads) {
     return args.Usage("--root and --threads apply to local searches, not with --gateway"),

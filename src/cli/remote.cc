@@ -1,11 +1,16 @@
 #include "cli/remote.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <utility>
 
@@ -87,11 +92,78 @@ std::string Hint(httplib::Error error) {
   }
 }
 
+// The reason a TCP connect failed with `err`.
+std::string ConnectError(int err, const std::string& where, absl::Duration waited) {
+  switch (err) {
+    case ECONNREFUSED:
+      return absl::StrCat("connection refused (nothing listens on ", where, ")");
+    case ETIMEDOUT:
+      return absl::StrCat("no answer from ", where, " within ", absl::FormatDuration(waited),
+                          " (the host is down, or a firewall drops the packets)");
+    case EHOSTUNREACH:
+      return absl::StrCat("no route to host ", where);
+    case ENETUNREACH:
+      return absl::StrCat("network unreachable for ", where);
+    default:
+      return absl::StrCat(std::strerror(err), " (", where, ")");
+  }
+}
+
+// httplib 0.11 names a failed connect only "Connection", without errno: one
+// more connect to `host`:`port`, made here within `timeout`, says why
+// (refused, timed out, no route, a name that does not resolve).
+std::string WhyNoConnection(const std::string& host, const std::string& port,
+                            absl::Duration timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return absl::StrCat("cannot resolve \"", host, "\": ", ::gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  const std::string where = host.find(':') == std::string::npos
+                                ? absl::StrCat(host, ":", port)
+                                : absl::StrCat("[", host, "]:", port);
+  std::string why = "no address to connect to";
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                            a->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int err = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      const int ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout), 1,
+                                                          60000));
+      if (::poll(&p, 1, ms) <= 0) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t len = sizeof(err);
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      }
+    }
+    ::close(fd);
+    if (err == 0) {
+      return absl::StrCat("the connection failed, but a second one to ", where,
+                          " succeeded: the gateway may be starting or overloaded; try again");
+    }
+    why = ConnectError(err, where, timeout);
+  }
+  return why;
+}
+
 }  // namespace
 
 struct GatewayClient::Impl {
   Options options;
   std::unique_ptr<httplib::Client> http;
+  // Where the URL points (for a reason when the connection fails).
+  std::string host;
+  std::string port;
+  absl::Duration connect_timeout = kMaxExchange;
   absl::Time deadline = absl::InfiniteFuture();
 
   bool Interrupted() const { return options.interrupted != nullptr && options.interrupted->load(); }
@@ -128,9 +200,23 @@ struct GatewayClient::Impl {
           kExitUnreachable);
     }
     if (!result) {
+      std::string why;
+      switch (result.error()) {
+        case httplib::Error::Connection:
+          why = WhyNoConnection(host, port, connect_timeout);
+          break;
+        case httplib::Error::ConnectionTimeout:
+          why = absl::StrCat("no connection within ", absl::FormatDuration(connect_timeout));
+          break;
+        case httplib::Error::Read:
+          why = "the connection closed before an answer came (is it a filemesh gateway, and "
+                "does it speak the scheme of the URL?)";
+          break;
+        default:
+          why = absl::StrCat(httplib::to_string(result.error()), Hint(result.error()));
+      }
       return Failure(absl::StatusCode::kUnavailable,
-                     absl::StrCat("filemesh: cannot reach the gateway at ", options.url, ": ",
-                                  httplib::to_string(result.error()), Hint(result.error())),
+                     absl::StrCat("filemesh: cannot reach the gateway at ", options.url, ": ", why),
                      kExitUnreachable);
     }
     Reply reply;
@@ -285,6 +371,17 @@ absl::StatusOr<std::unique_ptr<GatewayClient>> GatewayClient::Create(Options opt
   const absl::Duration exchange = std::min(options.timeout, kMaxExchange);
   const auto micros = absl::ToInt64Microseconds(exchange);
   impl->http->set_connection_timeout(micros / 1000000, micros % 1000000);
+  impl->connect_timeout = exchange;
+  // HOST, HOST:PORT, [V6] or [V6]:PORT.
+  const size_t port_colon = rest.rfind(':');
+  const bool has_port = port_colon != std::string_view::npos && rest.back() != ']' &&
+                        (rest.front() != '[' || rest[port_colon - 1] == ']');
+  std::string_view host = has_port ? rest.substr(0, port_colon) : rest;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  impl->host = std::string(host);
+  impl->port = has_port ? std::string(rest.substr(port_colon + 1)) : https ? "443" : "80";
   impl->http->set_read_timeout(micros / 1000000, micros % 1000000);
   impl->http->set_write_timeout(micros / 1000000, micros % 1000000);
   impl->http->set_follow_location(false);

@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/absl_compat.h"
 #include "filemesh/service/log.hpp"
 
@@ -80,6 +81,47 @@ bool IsHelpArgument(std::string_view arg) {
   std::exit(0);
 }
 
+// What a duration flag's value must look like; Abseil's own message ("Illegal
+// value '5' specified for flag ...") does not say.
+constexpr char kDurationHint[] =
+    "is not a duration: give a number and its unit, e.g. 5s, 250ms, 1m30s or 2h (units: ns, "
+    "us, ms, s, m, h)";
+
+bool IsDurationFlag(const absl::CommandLineFlag& flag) { return flag.IsOfType<absl::Duration>(); }
+
+// Checks the values the command line gives duration flags (--name=value,
+// --name value, also with one dash) before Abseil parses them, so that a
+// value without its unit is told what it lacks. Exits 1, as a malformed
+// command line does.
+void CheckDurations(int argc, char** argv, std::string_view program) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+    std::string_view name = arg;
+    std::string_view value;
+    const size_t equals = arg.find('=');
+    if (equals != std::string_view::npos) {
+      name = arg.substr(0, equals);
+      value = arg.substr(equals + 1);
+    }
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(AbslView(name));
+    if (flag == nullptr || !IsDurationFlag(*flag)) continue;
+    if (equals == std::string_view::npos) {
+      if (i + 1 >= argc) continue;  // Abseil says a value is missing
+      value = argv[++i];
+    }
+    absl::Duration parsed;
+    if (!absl::ParseDuration(AbslView(value), &parsed)) {
+      const std::string message = absl::StrCat(AbslView(program), ": --", AbslView(name), " \"",
+                                               AbslView(value), "\" ", kDurationHint, "\n");
+      std::fwrite(message.data(), 1, message.size(), stderr);
+      std::exit(1);
+    }
+  }
+}
+
 void ApplyEnvironment(std::string_view program) {
   for (absl::CommandLineFlag* flag : ProgramFlags()) {
     const std::string variable = FlagEnvironmentVariable(StdView(flag->Name()));
@@ -87,9 +129,9 @@ void ApplyEnvironment(std::string_view program) {
     if (value == nullptr) continue;
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
-      const std::string message =
-          absl::StrCat(AbslView(program), ": environment variable ", variable, " (for --",
-                       flag->Name(), "): ", error, "\n");
+      const std::string message = absl::StrCat(
+          AbslView(program), ": environment variable ", variable, " (for --", flag->Name(), "): ",
+          IsDurationFlag(*flag) ? absl::StrCat("\"", value, "\" ", kDurationHint) : error, "\n");
       std::fwrite(message.data(), 1, message.size(), stderr);
       std::exit(2);
     }
@@ -120,6 +162,7 @@ std::vector<char*> ParseFlags(int argc, char** argv, std::string_view usage) {
     if (IsHelpArgument(arg)) PrintHelpAndExit(usage);
   }
   ApplyEnvironment(program);
+  CheckDurations(argc, argv, program);
   return absl::ParseCommandLine(argc, argv);
 }
 

@@ -33,7 +33,9 @@ std::string FlagEnvironmentVariable(std::string_view flag_name);
 // `--help` (also -help, --helpfull, --helpshort, -h) prints `usage` and every
 // flag with its default and variable to stdout and exits 0. A malformed
 // variable prints which variable and why and exits 2; a malformed command
-// line exits 1 with Abseil's message. Call once per process.
+// line exits 1 with Abseil's message (a duration without its unit, such as
+// `--request_timeout 5`, with one that names the units). Call once per
+// process.
 std::vector<char*> ParseFlags(int argc, char** argv, std::string_view usage);
 
 // Raises this process's soft limit on open file descriptors (RLIMIT_NOFILE)
