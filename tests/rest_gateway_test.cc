@@ -744,13 +744,19 @@ TEST_F(RestGatewayTest, ReadyzReportsEachBackend) {
   EXPECT_FALSE(
       down.struct_value().fields().at("grpc").struct_value().fields().at("available").bool_value());
 
-  // Both down: nothing can serve the lister.
+  EXPECT_EQ(Str(body, "status"), "ready");
+  EXPECT_EQ(body.fields().at("missing").list_value().values_size(), 0);
+
+  // Both down: nothing can serve the lister, the searcher still answers:
+  // degraded (200), and `missing` names the lister.
   list_backend_.fallback->SetUnavailable(true);
   r = Get("/readyz");
-  EXPECT_EQ(r.status, 503) << r.body;
-  EXPECT_FALSE(gateway_->Ready());
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(gateway_->Ready());
   body = ParseObject(r.body);
-  EXPECT_EQ(Str(body, "status"), "unavailable");
+  EXPECT_EQ(Str(body, "status"), "degraded");
+  ASSERT_EQ(body.fields().at("missing").list_value().values_size(), 1);
+  EXPECT_EQ(body.fields().at("missing").list_value().values(0).string_value(), "lister");
   EXPECT_FALSE(body.fields()
                    .at("backends")
                    .struct_value()
@@ -795,8 +801,26 @@ TEST_F(RestGatewayTest, ReadyzWithoutAnyBackendIs503) {
   lister_client_ = nullptr;
   searcher_client_ = nullptr;
   Rebuild();
-  EXPECT_EQ(Get("/readyz").status, 503);
+  const HttpResponse r = Get("/readyz");
+  EXPECT_EQ(r.status, 503);
   EXPECT_FALSE(gateway_->Ready());
+  const google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_EQ(Str(body, "status"), "unavailable");
+  EXPECT_EQ(body.fields().at("missing").list_value().values_size(), 2);
+}
+
+// A gateway with a lister only (a newcomer's first start): /readyz is 200
+// but says the searcher is missing, as the 503 of every search does.
+TEST_F(RestGatewayTest, ReadyzNamesABackendThatIsNotConfigured) {
+  searcher_client_ = nullptr;
+  Rebuild();
+  const HttpResponse r = Get("/readyz");
+  EXPECT_EQ(r.status, 200) << r.body;
+  const google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_EQ(Str(body, "status"), "degraded");
+  ASSERT_EQ(body.fields().at("missing").list_value().values_size(), 1);
+  EXPECT_EQ(body.fields().at("missing").list_value().values(0).string_value(), "searcher");
+  EXPECT_EQ(Get("/api/v1/search", {{"q", "*"}}).status, 503);
 }
 
 // --- authentication ----------------------------------------------------------

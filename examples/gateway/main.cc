@@ -254,6 +254,24 @@ int main(int argc, char** argv) {
       searcher ? std::make_shared<filemesh::FileSearcherClient>(searcher, options.request_timeout)
                : nullptr);
   if (!gateway.status().ok()) Exit(gateway.status());
+  // A route without a backend answers 503 to every call: say so at start,
+  // not only in the answers.
+  struct Backend {
+    const char* name;
+    const filemesh::FailoverChannel* channel;
+    const char* routes;
+    const char* flag;
+  };
+  for (const Backend& backend :
+       {Backend{"lister", lister.get(), "/api/v1/files", "--lister_grpc"},
+        Backend{"searcher", searcher.get(), "/api/v1/search", "--searcher_grpc"}}) {
+    if (backend.channel != nullptr) continue;
+    filemesh::LogEvent(filemesh::LogLevel::kWarning, "backend_missing",
+                       {{"backend", backend.name},
+                        {"routes", backend.routes},
+                        {"answer", "503"},
+                        {"hint", absl::StrCat("give ", backend.flag, " or --amqp_url")}});
+  }
   filemesh::LogEvent(
       "gateway_configured",
       {{"lister_grpc", lister_grpc},

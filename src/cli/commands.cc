@@ -14,9 +14,9 @@
 #include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -207,15 +207,17 @@ absl::Status CheckRelative(std::string_view path, bool remote, std::string_view 
   }
   // Shown as a command only when the path needs no shell quoting.
   const bool plain = std::all_of(path.begin(), path.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' ||
-           c == '_' || c == '-' || c == '+' || c == ',' || c == '@' || c == ':';
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' ||
+           c == '-' || c == '+' || c == ',' || c == '@' || c == ':';
   });
   if (plain) {
-    absl::StrAppend(&message, " (--root, default: the current directory); for that directory run: ",
-                    absl::StrReplaceAll(internal::AbslView(command_line), {{"DIR", internal::AbslView(path)}}));
+    absl::StrAppend(
+        &message, " (--root, default: the current directory); for that directory run: ",
+        absl::StrReplaceAll(internal::AbslView(command_line), {{"DIR", internal::AbslView(path)}}));
   } else {
-    absl::StrAppend(&message, " (--root, default: the current directory): give that directory "
-                              "as --root instead");
+    absl::StrAppend(&message,
+                    " (--root, default: the current directory): give that directory "
+                    "as --root instead");
   }
   return absl::InvalidArgumentError(message);
 }
@@ -726,8 +728,8 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
   std::optional<v1::SearchRequest> request = FindRequest(args, &flags);
   if (!request.has_value()) return kExitUsage;
   const std::string url = FlagOrEnv(flags.gateway_flag, "FILEMESH_GATEWAY");
-  if (absl::Status relative = CheckRelative(request->path(), !url.empty(),
-                                            "filemesh find --root DIR PATTERN");
+  if (absl::Status relative =
+          CheckRelative(request->path(), !url.empty(), "filemesh find --root DIR PATTERN");
       !relative.ok()) {
     return Fail(err, relative);
   }

@@ -127,8 +127,8 @@ std::string WhyNoConnection(const std::string& host, const std::string& port,
                                 : absl::StrCat("[", host, "]:", port);
   std::string why = "no address to connect to";
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            a->ai_protocol);
+    const int fd =
+        ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) {
       why = std::strerror(errno);
       continue;
@@ -136,8 +136,8 @@ std::string WhyNoConnection(const std::string& host, const std::string& port,
     int err = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
-      const int ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout), 1,
-                                                          60000));
+      const int ms =
+          static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout), 1, 60000));
       if (::poll(&p, 1, ms) <= 0) {
         err = ETIMEDOUT;
       } else {
@@ -209,8 +209,9 @@ struct GatewayClient::Impl {
           why = absl::StrCat("no connection within ", absl::FormatDuration(connect_timeout));
           break;
         case httplib::Error::Read:
-          why = "the connection closed before an answer came (is it a filemesh gateway, and "
-                "does it speak the scheme of the URL?)";
+          why =
+              "the connection closed before an answer came (is it a filemesh gateway, and "
+              "does it speak the scheme of the URL?)";
           break;
         default:
           why = absl::StrCat(httplib::to_string(result.error()), Hint(result.error()));

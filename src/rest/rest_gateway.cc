@@ -736,43 +736,56 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
 
 HttpResponse RestGateway::Impl::Readiness(bool* ready) const {
   JsonObjectWriter backends;
-  bool any_configured = false;
-  bool all_ready = true;
+  // The backends that cannot serve now (not configured, or no transport
+  // can deliver), as a JSON array.
+  std::string missing;
+  bool any_serving = false;
   auto describe = [&](std::string_view name, const void* backend, const FailoverChannel* channel) {
+    bool serving = true;
     if (backend == nullptr) {
+      serving = false;
       backends.Raw(name, JsonObjectWriter().Bool("configured", false).Finish());
-      return;
-    }
-    any_configured = true;
-    if (channel == nullptr) {  // a backend of its own, not on a FailoverChannel
+    } else if (channel == nullptr) {  // a backend of its own, not on a FailoverChannel
       backends.Raw(name, JsonObjectWriter().Bool("configured", true).Bool("ready", true).Finish());
-      return;
-    }
-    const bool primary = channel->primary_available();
-    const bool fallback = channel->fallback_available();
-    all_ready = all_ready && (primary || fallback);
-    backends.Raw(name, JsonObjectWriter()
-                           .Bool("configured", true)
-                           .Bool("ready", primary || fallback)
-                           .Raw("grpc", JsonObjectWriter()
-                                            .Bool("configured", channel->has_primary())
-                                            .Bool("available", primary)
-                                            .Finish())
-                           .Raw("broker", JsonObjectWriter()
-                                              .Bool("configured", channel->has_fallback())
-                                              .Bool("connected", fallback)
+    } else {
+      const bool primary = channel->primary_available();
+      const bool fallback = channel->fallback_available();
+      serving = primary || fallback;
+      backends.Raw(name, JsonObjectWriter()
+                             .Bool("configured", true)
+                             .Bool("ready", serving)
+                             .Raw("grpc", JsonObjectWriter()
+                                              .Bool("configured", channel->has_primary())
+                                              .Bool("available", primary)
                                               .Finish())
-                           .String("breaker", BreakerStateName(channel->breaker_state()))
-                           .Finish());
+                             .Raw("broker", JsonObjectWriter()
+                                                .Bool("configured", channel->has_fallback())
+                                                .Bool("connected", fallback)
+                                                .Finish())
+                             .String("breaker", BreakerStateName(channel->breaker_state()))
+                             .Finish());
+    }
+    any_serving = any_serving || serving;
+    if (!serving) {
+      missing += missing.empty() ? "[" : ",";
+      internal::AppendJsonString(name, &missing);
+    }
   };
   describe("lister", lister.get(), lister != nullptr ? lister->failover_channel() : nullptr);
   describe("searcher", searcher.get(),
            searcher != nullptr ? searcher->failover_channel() : nullptr);
-  *ready = any_configured && all_ready;
-  return JsonResponse(*ready ? 200 : 503, JsonObjectWriter()
-                                              .String("status", *ready ? "ready" : "unavailable")
-                                              .Raw("backends", backends.Finish())
-                                              .Finish());
+  missing = missing.empty() ? "[]" : missing + "]";
+  // 503 only when nothing can be served: a gateway that can list but not
+  // search still answers half the API ("degraded", and `missing` says what).
+  *ready = any_serving;
+  const std::string_view state = !any_serving      ? "unavailable"
+                                 : missing == "[]" ? "ready"
+                                                   : "degraded";
+  return JsonResponse(any_serving ? 200 : 503, JsonObjectWriter()
+                                                   .String("status", state)
+                                                   .Raw("missing", missing)
+                                                   .Raw("backends", backends.Finish())
+                                                   .Finish());
 }
 
 RestGateway::RestGateway(RestGatewayOptions options,

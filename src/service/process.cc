@@ -130,8 +130,9 @@ void ApplyEnvironment(std::string_view program) {
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
       const std::string message = absl::StrCat(
-          AbslView(program), ": environment variable ", variable, " (for --", flag->Name(), "): ",
-          IsDurationFlag(*flag) ? absl::StrCat("\"", value, "\" ", kDurationHint) : error, "\n");
+          AbslView(program), ": environment variable ", variable, " (for --", flag->Name(),
+          "): ", IsDurationFlag(*flag) ? absl::StrCat("\"", value, "\" ", kDurationHint) : error,
+          "\n");
       std::fwrite(message.data(), 1, message.size(), stderr);
       std::exit(2);
     }

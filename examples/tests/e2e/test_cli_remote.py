@@ -53,7 +53,15 @@ class RemoteModeTest(harness.ProcessTestCase):
                       [os.fsdecode(b"caf\xff")]):
             with self.subTest(flags=flags):
                 remote = self.remote("ls", *flags)
-                self.assertEqual(remote, self.local("ls", *flags))
+                local = self.local("ls", *flags)
+                if "size" in flags:
+                    # The services withhold the target of `outside` (it leaves
+                    # the root), and with it its size (the target's length):
+                    # 0 bytes, the smallest here, so last in --desc.
+                    lines = local[1].splitlines(keepends=True)
+                    lines.remove(b"outside\n")
+                    local = (local[0], b"".join(lines) + b"outside\n", local[2])
+                self.assertEqual(remote, local)
                 self.assertEqual(remote[0], 0, remote[2])
         # The token printed by a remote page continues remotely.
         code, first, err = self.remote("ls", "--page-size", "2")

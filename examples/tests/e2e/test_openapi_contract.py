@@ -795,6 +795,10 @@ class FailingBackendsTest(ContractMixin, harness.ProcessTestCase):
         harness.wait_until(lambda: gw.http.get("/readyz").status == 503, 10, "/readyz 503")
         body = self.call(gw.http, "/readyz", expect=503).json()
         self.assertEqual(body["status"], "unavailable")
+        self.assertEqual(body["missing"], ["lister", "searcher"])
+        # Started without a searcher: said at start, not only in each 503.
+        self.assertEqual(len(gw.events("backend_missing", backend="searcher", answer="503")), 1)
+        self.assertEqual(gw.events("backend_missing", backend="lister"), [])
         r = self.call(gw.http, "/api/v1/files", expect=503)
         self.assertEqual(r.json()["code"], "UNAVAILABLE")
         self.call(gw.http, "/healthz", expect=200)

@@ -376,6 +376,7 @@ class RestApiTest(harness.ProcessTestCase):
         self.assertEqual(r.status, 200, r)
         body = r.json()
         self.assertEqual(body["status"], "ready", body)
+        self.assertEqual(body["missing"], [], body)
         for backend in ("lister", "searcher"):
             state = body["backends"][backend]
             self.assertIs(state["ready"], True, body)

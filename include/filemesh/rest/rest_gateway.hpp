@@ -127,8 +127,10 @@ class RestGateway {
   // 503. A server should check it before it starts.
   absl::Status status() const;
 
-  // True when /readyz answers 200: at least one backend is configured and
-  // each configured one has a transport that can deliver now.
+  // True when /readyz answers 200: at least one backend (lister, searcher)
+  // is configured and has a transport that can deliver now. /readyz says
+  // "ready" when both can, "degraded" (still 200) when one cannot, naming it
+  // in `missing`, and "unavailable" (503) when neither can.
   bool Ready() const;
 
   // The registry /metrics renders (options.metrics_registry, or the
