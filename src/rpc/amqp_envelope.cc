@@ -80,7 +80,7 @@ AmqpTable StatusHeaders(const absl::Status& status) {
   return headers;
 }
 
-absl::StatusOr<std::string> ReplyOutcome(const AmqpMessage& reply) {
+absl::StatusOr<std::string> ReplyOutcome(AmqpMessage reply) {
   const AmqpTable& headers = reply.properties.headers;
   auto it = headers.find(std::string(kStatusHeader));
   if (it == headers.end()) return absl::InternalError("AMQP reply without a grpc-status header");
@@ -90,7 +90,7 @@ absl::StatusOr<std::string> ReplyOutcome(const AmqpMessage& reply) {
   } else if (!absl::SimpleAtoi(AbslView(std::get<std::string>(it->second)), &code)) {
     return absl::InternalError("AMQP reply with a non-numeric grpc-status header");
   }
-  if (code == 0) return reply.body;
+  if (code == 0) return std::move(reply.body);
   std::string message;
   auto m = headers.find(std::string(kMessageHeader));
   if (m != headers.end()) {

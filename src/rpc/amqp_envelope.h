@@ -58,9 +58,10 @@ bool IsUnparseableRequest(const absl::Status& status);
 // when not OK, grpc-message.
 AmqpTable StatusHeaders(const absl::Status& status);
 
-// The outcome a reply carries: the body when grpc-status is 0, else that
-// status with grpc-message. A reply without a usable grpc-status is Internal.
-absl::StatusOr<std::string> ReplyOutcome(const AmqpMessage& reply);
+// The outcome a reply carries: the body (moved out) when grpc-status is 0,
+// else that status with grpc-message. A reply without a usable grpc-status is
+// Internal.
+absl::StatusOr<std::string> ReplyOutcome(AmqpMessage reply);
 
 // Whole milliseconds of `d`, at least 1, as AMQP's `expiration` wants them.
 std::string ExpirationMillis(absl::Duration d);
