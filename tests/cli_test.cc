@@ -130,7 +130,17 @@ TEST_F(CliTest, TruncationIsReportedOnStderr) {
   EXPECT_EQ(r.code, kExitOk);
   // Which match is kept when the walk stops early depends on thread timing.
   EXPECT_THAT(r.out, ::testing::AnyOf("src/a.h\n", "top.h\n"));
-  EXPECT_THAT(r.err, HasSubstr("truncated"));
+  const std::string note = "filemesh: results truncated (--max-results reached): 1 matches shown\n";
+  EXPECT_EQ(r.err, note);
+  // The same words with --sort and with --json (whose answer says it too).
+  for (const char* mode : {"--sort", "--json"}) {
+    const Result sorted =
+        RunCli({"find", "--root", tree_.root(), "--max-results", "1", mode, "*.h"});
+    EXPECT_EQ(sorted.code, kExitOk) << mode;
+    EXPECT_EQ(sorted.err, note) << mode;
+  }
+  EXPECT_THAT(RunCli({"find", "--root", tree_.root(), "--max-results", "1", "--json", "*.h"}).out,
+              HasSubstr("\"truncation_reason\": \"TRUNCATION_REASON_MAX_RESULTS\""));
 }
 
 TEST_F(CliTest, LibraryErrorsExitOneWithTheStatus) {

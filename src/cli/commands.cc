@@ -509,19 +509,17 @@ int RunLs(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
 // What a search's summary says on stderr: truncation, skipped directories,
 // and mount points left out when the user did not ask for that (a gateway's
 // services stay on one filesystem by default).
-void ReportSummary(const v1::SearchResponse& summary, bool counted, uint64_t shown,
-                   bool asked_one_file_system, std::FILE* err) {
+// `shown` matches were printed, in whatever form (paths, or --json). The
+// same words in every mode: streamed, --sort, --json, local or remote.
+void ReportSummary(const v1::SearchResponse& summary, uint64_t shown, bool asked_one_file_system,
+                   std::FILE* err) {
   if (summary.truncated()) {
     const char* why = summary.truncation_reason() == v1::TRUNCATION_REASON_DEADLINE
                           ? "--timeout reached"
                       : summary.truncation_reason() == v1::TRUNCATION_REASON_MAX_BYTES
                           ? "the answer's size limit reached"
                           : "--max-results reached";
-    if (counted) {
-      absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n", why, shown);
-    } else {
-      absl::FPrintF(err, "filemesh: results truncated (%s)\n", why);
-    }
+    absl::FPrintF(err, "filemesh: results truncated (%s): %d matches shown\n", why, shown);
   }
   if (summary.skipped_directories() > 0) {
     absl::FPrintF(err, "filemesh: %d directories could not be read and were skipped\n",
@@ -550,10 +548,13 @@ int FindRemote(Args& args, const std::string& url, const std::string& api_key,
   absl::StatusOr<v1::SearchResponse> response = gateway->Search(request);
   progress.Clear();
   if (!response.ok()) return FailRemote(err, response.status());
-  if (json) return PrintJson(*response, out, err);
-  const bool terminal = IsTerminal(out);
-  for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, terminal, out);
-  ReportSummary(*response, /*counted=*/true, static_cast<uint64_t>(response->matches_size()),
+  if (json) {
+    if (const int printed = PrintJson(*response, out, err); printed != kExitOk) return printed;
+  } else {
+    const bool terminal = IsTerminal(out);
+    for (const v1::FileEntry& e : response->matches()) PrintPath(e, print0, terminal, out);
+  }
+  ReportSummary(*response, static_cast<uint64_t>(response->matches_size()),
                 request.has_one_file_system(), err);
   return kExitOk;
 }
@@ -646,10 +647,12 @@ std::optional<v1::SearchRequest> FindRequest(Args& args, FindFlags* flags) {
 
 // Prints what a streamed search collected for --sort or --json, then the
 // summary.
+// `streamed` matches were printed as they came; with `collect` they are in
+// `collected`, to print sorted now.
 int PrintCollected(std::vector<v1::FileEntry> collected, v1::SearchResponse summary, bool collect,
-                   const FindFlags& flags, bool asked_one_file_system, std::FILE* out,
-                   std::FILE* err) {
-  uint64_t shown = 0;
+                   uint64_t streamed, const FindFlags& flags, bool asked_one_file_system,
+                   std::FILE* out, std::FILE* err) {
+  uint64_t shown = streamed;
   if (collect) {
     std::sort(
         collected.begin(), collected.end(),
@@ -658,12 +661,13 @@ int PrintCollected(std::vector<v1::FileEntry> collected, v1::SearchResponse summ
     if (flags.json) {
       summary.mutable_matches()->Reserve(static_cast<int>(collected.size()));
       for (v1::FileEntry& e : collected) summary.add_matches()->Swap(&e);
-      return PrintJson(summary, out, err);
+      if (const int code = PrintJson(summary, out, err); code != kExitOk) return code;
+    } else {
+      const bool terminal = IsTerminal(out);
+      for (const v1::FileEntry& e : collected) PrintPath(e, flags.print0, terminal, out);
     }
-    const bool terminal = IsTerminal(out);
-    for (const v1::FileEntry& e : collected) PrintPath(e, flags.print0, terminal, out);
   }
-  ReportSummary(summary, collect, shown, asked_one_file_system, err);
+  ReportSummary(summary, shown, asked_one_file_system, err);
   return kExitOk;
 }
 
@@ -680,6 +684,7 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
       flags.timeout ? absl::Now() + absl::Seconds(*flags.timeout) : absl::InfiniteFuture();
   const bool collect = flags.sort || flags.json;
   std::vector<v1::FileEntry> collected;
+  uint64_t streamed = 0;
   std::string text;  // a batch's paths, reused
   const bool terminal = IsTerminal(out);
   ProgressLine progress(err, terminal && IsTerminal(err), run.progress_after);
@@ -693,6 +698,7 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
         } else if (!batch.matches.empty()) {
           progress.Clear();
           PrintPaths(batch.matches, flags.print0, terminal, &text, out);
+          streamed += batch.matches.size();
           if (std::fflush(out) != 0) {
             write_error = errno;
             return false;
@@ -711,7 +717,7 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
                          absl::StrCat("writing the results: ", std::strerror(write_error))));
   }
   if (!summary.ok()) return Fail(err, summary.status());
-  return PrintCollected(std::move(collected), *std::move(summary), collect, flags,
+  return PrintCollected(std::move(collected), *std::move(summary), collect, streamed, flags,
                         request.has_one_file_system(), out, err);
 }
 
