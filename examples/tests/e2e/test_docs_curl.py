@@ -1,4 +1,5 @@
-"""The curl examples of docs/rest.md, run as a reader would run them: every
+"""The examples of docs/rest.md and docs/services.md, run as a reader would
+run them. rest.md: every
 ```console block marked `<!-- runnable: STATUS ... -->` (one HTTP status per
 `$ ` command, `-` for a pipeline that must succeed) is run with bash against
 live services (mserv1, mserv2 over gRPC, and the gateway; blocks marked
@@ -6,6 +7,10 @@ live services (mserv1, mserv2 over gRPC, and the gateway; blocks marked
 the examples name (docs/, reports/, ...). Each command must answer the status
 written beside it, and where the docs show an answer, every field the live
 answer has must be named there: an example that drifts from the API fails.
+services.md: the block marked runnable (the services and the gateway started
+by hand) runs as a script against a private RabbitMQ node, with its ports and
+served root changed to free ones and a tree of the test's, and must print a
+listing served over gRPC.
 
 Needs curl."""
 
@@ -13,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -115,6 +121,45 @@ class DocsCurlTest(harness.ProcessTestCase):
                                          f"fields the answer has and the docs do not show:\n"
                                          f"{body}")
         self.assertGreaterEqual(ran, 11)
+
+
+class ServicesByHandTest(harness.BrokerTestCase):
+
+    def test_the_by_hand_block_of_services_md_serves_a_listing(self):
+        with open(os.path.join(DOCS, "services.md"), encoding="utf-8") as f:
+            found = re.findall(r"<!-- runnable[^>]*-->\n```sh\n(.*?)```", f.read(), re.S)
+        self.assertEqual(len(found), 1, "services.md: one runnable sh block expected")
+        script = found[0]
+        broker_port = self.amqp_url.rsplit(":", 1)[1].split("/")[0]
+        replace = {"5672": broker_port, "50051": str(harness.free_port()),
+                   "50052": str(harness.free_port()), "8080": str(harness.free_port()),
+                   "/srv/data": self.tree.root}
+        for old, new in replace.items():
+            self.assertIn(old, script)
+            script = script.replace(old, new)
+        for program in ("mserv1", "mserv2", "gateway"):
+            script = re.sub(rf"^{program} ", harness.BINARIES[program] + " ", script, flags=re.M)
+        # The script's background processes are a group of its own, stopped
+        # at the end whatever happens; they keep its stdout open, so it goes
+        # to a file and the script itself is waited for.
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen(["bash", "-c", script], stdout=out,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.fail("the services.md block did not finish within 60 s")
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            out.seek(0)
+            printed = out.read()
+        self.assertEqual(proc.returncode, 0)
+        body = json.loads(printed)
+        self.assertEqual(body["served_by"], "grpc", body)
+        self.assertEqual(len(body["entries"]), 5, body)
 
 
 if __name__ == "__main__":
