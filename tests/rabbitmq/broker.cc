@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "loopback_port.h"
 
@@ -39,13 +40,16 @@ bool PortFree(int port) {
 // A port P with P, P+1 and P+2 free (AMQP, distribution, epmd), below the
 // ephemeral range: the node restarts on the same ports, which an outgoing
 // connection could otherwise take while it is down.
-int PickPorts() {
+// `count` consecutive ones for a cluster.
+int PickPorts(int count = 3) {
   std::random_device seed;
   std::mt19937 gen(seed());
-  std::uniform_int_distribution<int> dist(20000, EphemeralPortLow() - 3);
+  std::uniform_int_distribution<int> dist(20000, EphemeralPortLow() - count);
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int port = dist(gen);
-    if (PortFree(port) && PortFree(port + 1) && PortFree(port + 2)) return port;
+    bool free = true;
+    for (int i = 0; i < count && free; ++i) free = PortFree(port + i);
+    if (free) return port;
   }
   return -1;
 }
@@ -60,8 +64,8 @@ std::string Tail(const std::string& path) {
 
 }  // namespace
 
-RabbitNode::RabbitNode(std::string dir, int port, bool tls)
-    : dir_(std::move(dir)), port_(port), tls_(tls) {
+RabbitNode::RabbitNode(std::string dir, int port, bool tls, std::string env)
+    : dir_(std::move(dir)), port_(port), env_(std::move(env)), tls_(tls) {
   url_ = UrlFor("guest", "guest");
   if (dir_.empty()) return;  // external: nothing to watch
   // The watchdog: stops the node and removes its directory when this process
@@ -70,7 +74,7 @@ RabbitNode::RabbitNode(std::string dir, int port, bool tls)
   if (pipe2(fds, O_CLOEXEC) != 0) return;
   const std::string script = FILEMESH_RABBITMQ_NODE_SCRIPT;
   const std::string port_text = std::to_string(port_);
-  const char* cleanup = "\"$0\" stop \"$1\" \"$2\" >/dev/null 2>&1; rm -rf \"$1\"";
+  const std::string cleanup = env_ + "\"$0\" stop \"$1\" \"$2\" >/dev/null 2>&1; rm -rf \"$1\"";
   // Forked twice, so that it is no descendant of this process: ctest kills a
   // timed-out test's whole process tree, and the watchdog must survive that.
   const pid_t pid = fork();
@@ -90,7 +94,7 @@ RabbitNode::RabbitNode(std::string dir, int port, bool tls)
       n = read(3, &c, 1);
     } while (n < 0 && errno == EINTR);
     if (n == 1 && c == 'q') _exit(0);
-    execl("/bin/sh", "sh", "-c", cleanup, script.c_str(), dir_.c_str(), port_text.c_str(),
+    execl("/bin/sh", "sh", "-c", cleanup.c_str(), script.c_str(), dir_.c_str(), port_text.c_str(),
           static_cast<char*>(nullptr));
     _exit(1);
   }
@@ -126,8 +130,8 @@ bool RabbitNode::Run(const std::string& action) {
     return false;
   }
   const std::string log = dir_ + "/script.log";
-  const std::string command = std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " " + action + " '" +
-                              dir_ + "' " + std::to_string(port_) + " >>'" + log + "' 2>&1";
+  const std::string command = env_ + std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " " + action +
+                              " '" + dir_ + "' " + std::to_string(port_) + " >>'" + log + "' 2>&1";
   const int rc = std::system(command.c_str());
   if (rc == 0) return true;
   last_failure_ =
@@ -146,11 +150,20 @@ std::string RabbitNode::UrlFor(const std::string& user, const std::string& passw
          (tls_ ? "localhost:" : "127.0.0.1:") + std::to_string(port_) + "/";
 }
 
-bool RabbitNode::Ctl(const std::string& args) {
+bool RabbitNode::Ctl(const std::string& args, std::string* output) {
   const std::string log = dir_ + "/ctl.log";
-  const std::string command = std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " ctl '" + dir_ + "' " +
-                              std::to_string(port_) + " " + args + " >>'" + log + "' 2>&1";
-  if (std::system(command.c_str()) == 0) return true;
+  const std::string out = dir_ + "/ctl.out";
+  const std::string command = env_ + std::string(FILEMESH_RABBITMQ_NODE_SCRIPT) + " ctl '" + dir_ +
+                              "' " + std::to_string(port_) + " " + args + " >'" + out + "' 2>>'" +
+                              log + "'; rc=$?; cat '" + out + "' >>'" + log + "'; exit $rc";
+  const int rc = std::system(command.c_str());
+  if (output != nullptr) {
+    std::ifstream in(out);
+    std::stringstream text;
+    text << in.rdbuf();
+    *output = text.str();
+  }
+  if (rc == 0) return true;
   ADD_FAILURE() << "rabbitmqctl " << args << " failed:\n" << Tail(log);
   return false;
 }
@@ -188,8 +201,87 @@ std::unique_ptr<RabbitNode> RabbitNode::Start(std::string* error, const std::str
 }
 
 bool RabbitNode::Stop() { return Report("stop", Run("stop")); }
+bool RabbitNode::Kill() { return Report("kill", Run("kill")); }
 bool RabbitNode::StartAgain() { return Report("start", Run("start")); }
 bool RabbitNode::Restart() { return Report("restart", Run("restart")); }
+
+std::unique_ptr<RabbitNode> RabbitNode::StartOn(int port, const std::string& env,
+                                                std::string* error) {
+  char dir[] = "/tmp/filemesh-rabbitmq-XXXXXX";  // the rabbitmq user must reach it
+  if (mkdtemp(dir) == nullptr) {
+    *error = "mkdtemp failed";
+    return nullptr;
+  }
+  std::unique_ptr<RabbitNode> node(new RabbitNode(dir, port, false, env));
+  if (node->Run("start")) return node;
+  *error = node->last_failure_;
+  return nullptr;
+}
+
+std::unique_ptr<RabbitCluster> RabbitCluster::Start(int nodes, std::string* error) {
+  // Node i on base + 3i (AMQP) and base + 3i + 1 (distribution); the
+  // cluster's epmd on base + 2.
+  const int base = PickPorts(3 * nodes);
+  if (base < 0) {
+    *error = "no free ports";
+    return nullptr;
+  }
+  std::unique_ptr<RabbitCluster> cluster(new RabbitCluster);
+  cluster->epmd_port_ = base + 2;
+  std::random_device seed;
+  const std::string cookie = "filemeshtest" + std::to_string(seed()) + std::to_string(seed());
+  const std::string env = "RABBITMQ_NODE_EPMD_PORT=" + std::to_string(cluster->epmd_port_) +
+                          " RABBITMQ_NODE_COOKIE=" + cookie + " ";
+  // The first starts the epmd; the others start together (a node takes
+  // seconds, mostly waiting).
+  cluster->nodes_.push_back(RabbitNode::StartOn(base, env, error));
+  if (cluster->nodes_.back() == nullptr) return nullptr;
+  std::vector<std::string> errors(static_cast<size_t>(nodes));
+  cluster->nodes_.resize(static_cast<size_t>(nodes));
+  std::vector<std::thread> starts;
+  for (int i = 1; i < nodes; ++i) {
+    starts.emplace_back([&cluster, &errors, &env, base, i] {
+      cluster->nodes_[static_cast<size_t>(i)] =
+          RabbitNode::StartOn(base + 3 * i, env, &errors[static_cast<size_t>(i)]);
+    });
+  }
+  for (std::thread& start : starts) start.join();
+  for (int i = 1; i < nodes; ++i) {
+    if (cluster->nodes_[static_cast<size_t>(i)] == nullptr) {
+      *error = "node " + std::to_string(i) + ": " + errors[static_cast<size_t>(i)];
+      return nullptr;
+    }
+  }
+  const std::string first = "filemesh-test-" + std::to_string(base) + "@localhost";
+  for (int i = 1; i < nodes; ++i) {
+    RabbitNode& node = cluster->node(i);
+    if (!node.Ctl("stop_app") || !node.Ctl("join_cluster " + first) || !node.Ctl("start_app") ||
+        !node.Ctl("await_startup")) {
+      *error = "node " + std::to_string(i) + " could not join " + first;
+      return nullptr;
+    }
+  }
+  return cluster;
+}
+
+RabbitCluster::~RabbitCluster() {
+  // The last node stops first: a node that leaves waits for no one.
+  while (!nodes_.empty()) nodes_.pop_back();
+  if (epmd_port_ != 0) {
+    const std::string kill = "epmd -port " + std::to_string(epmd_port_) + " -kill >/dev/null 2>&1";
+    (void)!std::system(kill.c_str());
+  }
+}
+
+std::string RabbitCluster::Urls(const std::string& user, const std::string& password,
+                                int first) const {
+  std::string out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!out.empty()) out += ",";
+    out += nodes_[(static_cast<size_t>(first) + i) % nodes_.size()]->UrlFor(user, password);
+  }
+  return out;
+}
 
 void SharedBrokerEnvironment::SetUp() {
   if (const char* url = std::getenv("FILEMESH_TEST_AMQP_URL"); url != nullptr && *url != 0) {

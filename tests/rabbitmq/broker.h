@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -39,8 +40,8 @@ class RabbitNode {
   // The URL for `user` and `password` instead of guest's.
   std::string UrlFor(const std::string& user, const std::string& password) const;
   // Runs rabbitmqctl ARGS against the node (add_user, set_permissions...);
-  // false (and a test failure) if it fails.
-  bool Ctl(const std::string& args);
+  // false (and a test failure) if it fails. With `output`, what it printed.
+  bool Ctl(const std::string& args, std::string* output = nullptr);
   int port() const { return port_; }
 
   // Stops the node (its durable state stays), starts it again on the same
@@ -49,9 +50,14 @@ class RabbitNode {
   bool Stop();
   bool StartAgain();
   bool Restart();
+  // kill -9 of the node (a crash); true once its process is gone.
+  bool Kill();
 
  private:
-  RabbitNode(std::string dir, int port, bool tls);
+  friend class RabbitCluster;
+  RabbitNode(std::string dir, int port, bool tls, std::string env = "");
+  // A node on `port` (and port+1) with `env` before every script command.
+  static std::unique_ptr<RabbitNode> StartOn(int port, const std::string& env, std::string* error);
   // Runs the node script; false (see last_failure_) if it failed.
   bool Run(const std::string& action);
   // Records a test failure for a failed `action`; returns `ok`.
@@ -59,10 +65,36 @@ class RabbitNode {
 
   std::string dir_;
   int port_;
+  std::string env_;  // "NAME=VALUE ... " before every script command
   bool tls_ = false;
   std::string url_;
   std::string last_failure_;
   int watchdog_fd_ = -1;  // closing it without a 'q' sets the watchdog off
+};
+
+// A cluster of private nodes on loopback (RabbitMQ's "a cluster on a single
+// machine"): distinct node names, ports and directories, one epmd and one
+// Erlang cookie. Stopped, with its epmd, when the object dies.
+class RabbitCluster {
+ public:
+  // Starts `nodes` nodes and joins the others to the first. Null, with
+  // `error` set, if that fails.
+  static std::unique_ptr<RabbitCluster> Start(int nodes, std::string* error);
+  ~RabbitCluster();
+
+  RabbitCluster(const RabbitCluster&) = delete;
+  RabbitCluster& operator=(const RabbitCluster&) = delete;
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  RabbitNode& node(int i) { return *nodes_[static_cast<size_t>(i)]; }
+  // The nodes' URLs for `user`, comma-separated, from node `first` on (and
+  // round to the ones before it): AmqpOptions::url for a cluster.
+  std::string Urls(const std::string& user, const std::string& password, int first = 0) const;
+
+ private:
+  RabbitCluster() = default;
+  std::vector<std::unique_ptr<RabbitNode>> nodes_;
+  int epmd_port_ = 0;
 };
 
 // Starts one node before the binary's first test and stops it after the

@@ -2,9 +2,9 @@
 # A private RabbitMQ node for tests: its own state folder, ports, node name and
 # epmd, on loopback.
 #
-#   rabbitmq_node.sh start|stop|restart DIR PORT
+#   rabbitmq_node.sh start|stop|restart|kill DIR PORT
 #   rabbitmq_node.sh ctl DIR PORT ARGS...     rabbitmqctl ARGS for that node
-#   rabbitmq_node.sh free-port
+#   rabbitmq_node.sh free-port [COUNT]
 #
 # DIR holds the node's state (mnesia, logs, pid, plugins file, cookie) and is
 # made if missing. PORT is the AMQP port; the node also uses PORT+1 (Erlang
@@ -12,11 +12,19 @@
 # waits (at most RABBITMQ_NODE_START_TIMEOUT seconds, default 60) until the
 # node accepts AMQP connections and prints the URL. `stop` stops the node and
 # its epmd (killing them if a clean stop does not finish in time); stopping a
-# node that is not running is not an error. Needs root (the node runs as the
+# node that is not running is not an error. `kill` is kill -9 of the node (a
+# node lost as a crash loses it), returning once its process is gone. Needs root (the node runs as the
 # `rabbitmq` user, as Debian's scripts arrange). `free-port` prints a PORT
-# for `start`: PORT, PORT+1 and PORT+2 free on 127.0.0.1, between 20000 and
-# 32000, below Linux's ephemeral range (where a port free now can be taken by
-# any outgoing connection before the node binds it).
+# for `start`: PORT to PORT+COUNT-1 (COUNT defaults to 3) free on 127.0.0.1,
+# between 20000 and 32000, below Linux's ephemeral range (where a port free
+# now can be taken by any outgoing connection before the node binds it).
+#
+# A cluster on one machine (RabbitMQ's clustering guide): nodes with
+# RABBITMQ_NODE_EPMD_PORT (one epmd for all, started by the first node, left
+# running by `stop`: kill it with `epmd -port N -kill` after the last) and
+# RABBITMQ_NODE_COOKIE (the Erlang cookie they share), joined with
+# `ctl DIR PORT stop_app`, `ctl DIR PORT join_cluster filemesh-test-P1@localhost`
+# and `ctl DIR PORT start_app`.
 #
 # TLS: when DIR/tls holds ca.pem, server.pem and server.key (as made by
 # tests/tls/make_certs.sh), the node listens with TLS only (no plain-text
@@ -28,15 +36,21 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|stop|restart DIR PORT" >&2
+  echo "usage: $0 start|stop|restart|kill DIR PORT" >&2
   echo "       $0 ctl DIR PORT ARGS..." >&2
-  echo "       $0 free-port" >&2
+  echo "       $0 free-port [COUNT]" >&2
   exit 2
 }
 
-if [[ $# -eq 1 && $1 == free-port ]]; then
-  exec python3 - <<'EOF'
+if [[ $# -ge 1 && $1 == free-port ]]; then
+  count=${2:-3}
+  if ! [[ $count =~ ^[0-9]+$ ]] || ((count < 1 || count > 64)); then
+    echo "$0: bad port count '$count' (1 to 64)" >&2
+    exit 2
+  fi
+  exec python3 - "$count" <<'EOF'
 import random, socket, sys
+count = int(sys.argv[1])
 def free(port):
     with socket.socket() as s:
         try:
@@ -45,11 +59,11 @@ def free(port):
             return False
     return True
 for _ in range(200):
-    base = random.randint(20000, 32000)
-    if all(free(base + i) for i in range(3)):
+    base = random.randint(20000, 32767 - count)
+    if all(free(base + i) for i in range(count)):
         print(base)
         sys.exit(0)
-print("no three consecutive free ports found between 20000 and 32002", file=sys.stderr)
+print(f"no {count} consecutive free ports found between 20000 and 32767", file=sys.stderr)
 sys.exit(1)
 EOF
 fi
@@ -69,7 +83,11 @@ start_timeout=${RABBITMQ_NODE_START_TIMEOUT:-60}
 stop_timeout=${RABBITMQ_NODE_STOP_TIMEOUT:-30}
 node="filemesh-test-${port}@localhost"
 dist_port=$((port + 1))
-epmd_port=$((port + 2))
+# Nodes of one cluster share an epmd (RABBITMQ_NODE_EPMD_PORT, started by the
+# first node and left running by `stop`) and an Erlang cookie
+# (RABBITMQ_NODE_COOKIE); a lone node has its own epmd on PORT+2.
+shared_epmd=${RABBITMQ_NODE_EPMD_PORT:-}
+epmd_port=${shared_epmd:-$((port + 2))}
 
 tls_only() { [[ -f $dir/tls/server.pem ]]; }
 
@@ -141,18 +159,26 @@ start() {
   mkdir -p "$dir/mnesia" "$dir/log"
   echo '[].' >"$dir/plugins"
   if tls_only; then write_tls_config; fi
+  if [[ -n ${RABBITMQ_NODE_COOKIE:-} ]]; then
+    printf '%s' "$RABBITMQ_NODE_COOKIE" >"$dir/.erlang.cookie"
+    chmod 400 "$dir/.erlang.cookie"
+  fi
   chown -R rabbitmq:rabbitmq "$dir"
   node_env
-  local p
-  for p in "$port" "$dist_port" "$epmd_port"; do
+  local p ports=("$port" "$dist_port")
+  [[ -n $shared_epmd ]] || ports+=("$epmd_port")
+  for p in "${ports[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$0: port $p is already in use (the node needs $port, $dist_port and $epmd_port)" >&2
       exit 1
     fi
   done
-  # The node's own epmd, on loopback (before anything else starts one). It
-  # daemonizes even when it cannot bind its port: check that it answers.
-  epmd -daemon -address 127.0.0.1 -port "$epmd_port"
+  # The node's own epmd (or the cluster's, if not running yet), on loopback
+  # (before anything else starts one). It daemonizes even when it cannot bind
+  # its port: check that it answers.
+  if [[ -z $shared_epmd ]] || ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
+    epmd -daemon -address 127.0.0.1 -port "$epmd_port"
+  fi
   local epmd_deadline=$((SECONDS + 10))
   until epmd -port "$epmd_port" -names >/dev/null 2>&1; do
     if ((SECONDS >= epmd_deadline)); then
@@ -199,14 +225,26 @@ stop_node() {
   if [[ -n $pid ]]; then
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  # The node's own epmd (started by the node on ERL_EPMD_PORT).
-  epmd -port "$epmd_port" -kill >/dev/null 2>&1 || true
+  # The node's own epmd (a cluster's shared one stays for the other nodes).
+  [[ -n $shared_epmd ]] || epmd -port "$epmd_port" -kill >/dev/null 2>&1 || true
   rm -f "$dir/pid" "$dir/beam.pid"
+}
+
+kill_node() {
+  local pid
+  pid=$(beam_pid)
+  [[ -n $pid ]] || return 0
+  kill -KILL "$pid"
+  local deadline=$((SECONDS + stop_timeout))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+  # Its own epmd (if it had one) forgets it when it dies; the pid files stay
+  # for `stop`, which finds nothing running.
 }
 
 case $action in
   start) start ;;
   stop) stop_node ;;
+  kill) kill_node ;;
   ctl)
     node_env
     ctl "$@"
