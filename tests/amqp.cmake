@@ -49,3 +49,6 @@ target_compile_definitions(amqp_tls_test PRIVATE
 # Replies a client can believe: service users, user_id, the reply namespace.
 filemesh_add_amqp_test(amqp_trust_test BROKER)
 target_link_libraries(amqp_trust_test PRIVATE filemesh_rpc_test_support)
+
+# A three-node cluster of private nodes loses the node client and server use.
+filemesh_add_amqp_test(amqp_cluster_test BROKER)

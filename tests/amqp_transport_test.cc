@@ -240,6 +240,56 @@ TEST_F(AmqpTransportTest, AFullQueueRefusesACallAtOnce) {
   EXPECT_EQ(admin->Stats(queue_).messages, 2);
 }
 
+TEST_F(AmqpTransportTest, AFullQuorumQueueRefusesACallAtOnce) {
+  // A quorum queue's nack is ambiguous (full, or a channel that cannot reach
+  // the queue's leader); a full one still fails the call at once.
+  FailoverChannelOptions options = ClientOptions();
+  options.amqp.quorum_queues = true;
+  options.amqp.queue_limits.max_length = 2;
+  auto client = Connect(options);
+  ASSERT_TRUE(client);
+  for (const char* path : {"one", "two"}) {
+    TransportResult queued =
+        client->Call(kListMethod, ListRequestBytes(path), In(absl::Milliseconds(300)));
+    EXPECT_FALSE(queued.queued_id.empty()) << queued.response.status();
+  }
+  // A quorum queue's limit is not exact: it refuses once it is past it, so
+  // it may take one more first.
+  TransportResult refused;
+  int accepted_past = 0;
+  for (; accepted_past < 3; ++accepted_past) {
+    const absl::Time start = absl::Now();
+    refused = client->Call(kListMethod, ListRequestBytes("more"), In(absl::Seconds(2)));
+    if (refused.queued_id.empty()) {
+      EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "refused, not retried to the deadline";
+      break;
+    }
+  }
+  EXPECT_LE(accepted_past, 1);
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kResourceExhausted)
+      << refused.response.status();
+  EXPECT_NE(std::string(refused.response.status().message()).find("full"), std::string::npos);
+}
+
+TEST_F(AmqpTransportTest, ABrokerListGoesPastANodeThatIsDown) {
+  EchoService service;
+  auto server = Serve(ServerOptions(service));
+  ASSERT_TRUE(server);
+  // The first broker of the list does not answer; the second serves.
+  FailoverChannelOptions options = ClientOptions();
+  const int dead = filemesh::testing::FreeLoopbackPort();
+  options.amqp.url =
+      "amqp://guest:guest@127.0.0.1:" + std::to_string(dead) + "/," + SharedBroker()->url();
+  options.amqp.quorum_queues = false;  // the server's queues are classic
+  auto client = AmqpTransport::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  // A call made before any broker took the connection waits for one.
+  TransportResult result = (*client)->Call(kListMethod, ListRequestBytes("listed"), In(kSettle));
+  ASSERT_TRUE(result.response.ok()) << result.response.status();
+  EXPECT_EQ(*result.response, ExpectedListResponse("listed"));
+  EXPECT_TRUE((*client)->Connected());
+}
+
 TEST_F(AmqpTransportTest, DeadLetterQueuesAreBoundedInLengthAndTime) {
   FailoverChannelOptions options = ClientOptions();
   options.amqp.queue_limits.dead_letter_max_length = 2;

@@ -1,6 +1,7 @@
 #include "rpc/amqp_url.h"
 
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -126,6 +127,61 @@ TEST(AmqpUrlTest, RedactedHidesThePasswordAndRoundTrips) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->host, "::1");
   EXPECT_EQ(again->vhost, "/");
+}
+
+TEST(AmqpUrlTest, ParsesAClustersList) {
+  auto one = ParseAmqpUrls("amqp://u:p@h1:5672/v");
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ(one->front().host, "h1");
+
+  auto three = ParseAmqpUrls("amqp://u:p@h1:5672/v, amqp://u:p@h2:5673/v ,amqp://u:p@[::1]/v");
+  ASSERT_TRUE(three.ok()) << three.status();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[0].port, 5672);
+  EXPECT_EQ((*three)[1].host, "h2");
+  EXPECT_EQ((*three)[1].port, 5673);
+  EXPECT_EQ((*three)[2].host, "::1");
+  EXPECT_EQ(RedactedUrls(*three),
+            "amqp://u:***@h1:5672/v, amqp://u:***@h2:5673/v, amqp://u:***@[::1]:5672/v");
+  // A comma inside a password is written %2C.
+  auto encoded = ParseAmqpUrls("amqp://u:a%2Cb@h1,amqp://u:a%2Cb@h2");
+  ASSERT_TRUE(encoded.ok()) << encoded.status();
+  EXPECT_EQ((*encoded)[1].password, "a,b");
+}
+
+TEST(AmqpUrlTest, RefusesListsThatAreNotOneCluster) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "empty"},
+      {"amqp://h1,", "URL 2 of the list is empty"},
+      {"amqp://h1,,amqp://h2", "URL 2 of the list is empty"},
+      {"amqp://h1,http://h2", "URL 2 of the list: invalid AMQP URL: must start with"},
+      {"amqp://u:p@h1,amqp://v:p@h2", "URL 2 of the list differs from the first"},
+      {"amqp://u:p@h1,amqp://u:q@h2", "URL 2 of the list differs from the first"},
+      {"amqp://h1/a,amqp://h2/b", "URL 2 of the list differs from the first"},
+      {"amqp://h1,amqps://h2", "URL 2 of the list differs from the first"},
+      {"amqp://h1:5672,amqp://h1", "URL 2 of the list names h1:5672 again"},
+      {"amqp://u:secret@h1,amqp://u:secret@h2:bad", "URL 2 of the list: invalid AMQP URL"},
+  };
+  for (const auto& [list, want] : cases) {
+    auto urls = ParseAmqpUrls(list);
+    ASSERT_FALSE(urls.ok()) << list;
+    EXPECT_EQ(urls.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(urls.status().message().find(want), absl::string_view::npos)
+        << list << ": " << urls.status();
+    EXPECT_EQ(urls.status().message().find("secret"), absl::string_view::npos) << urls.status();
+  }
+  // At most kMaxAmqpUrls brokers.
+  std::string many;
+  for (size_t i = 0; i <= kMaxAmqpUrls; ++i) {
+    many += (i == 0 ? "" : ",") + std::string("amqp://h") + std::to_string(i);
+  }
+  auto too_many = ParseAmqpUrls(many);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.status().message().find("at most 16"), absl::string_view::npos)
+      << too_many.status();
+  many = many.substr(0, many.rfind(','));
+  EXPECT_TRUE(ParseAmqpUrls(many).ok()) << "16 brokers are taken";
 }
 
 }  // namespace

@@ -241,6 +241,11 @@ TEST(LogTest, RedactUrlHidesPasswordsOnly) {
   EXPECT_EQ(RedactUrl("amqp://host:5672/"), "amqp://host:5672/");
   EXPECT_EQ(RedactUrl("http://host/?email=a@b"), "http://host/?email=a@b");
   EXPECT_EQ(RedactUrl(""), "");
+  // A broker cluster's list: each URL's password, whatever the spaces.
+  EXPECT_EQ(RedactUrl("amqp://u:a@h1:5672/,amqp://u:b@h2:5672/, amqps://u:c@h3/v"),
+            "amqp://u:***@h1:5672/,amqp://u:***@h2:5672/, amqps://u:***@h3/v");
+  // A comma in a password is no separator (nothing of it is left).
+  EXPECT_EQ(RedactUrl("amqp://u:p,w@h1/,amqp://u:p,w@h2/"), "amqp://u:***@h1/,amqp://u:***@h2/");
 }
 
 TEST(LogTest, ServiceHostLogsListeningAddressStartAndStop) {

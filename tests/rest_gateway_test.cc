@@ -1114,6 +1114,7 @@ TEST_F(RestGatewayObservabilityTest, MetricsCountRequestsByRouteCodeAndTransport
   EXPECT_EQ(SampleValue(text, "filemesh_channel_breaker_state{backend=\"lister\",state=\"open\"}"),
             0);
   EXPECT_EQ(SampleValue(text, "filemesh_channel_outbox_refused_total{backend=\"lister\"}"), 0);
+  EXPECT_EQ(SampleValue(text, "filemesh_channel_resent_total{backend=\"lister\"}"), 0);
   EXPECT_EQ(SampleValue(text, "filemesh_http_operations"), 0);
   // Every line is a comment or "series value".
   for (const std::string& line : {std::string("# TYPE filemesh_http_requests_total counter"),

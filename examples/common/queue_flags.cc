@@ -10,7 +10,13 @@
 
 ABSL_FLAG(std::string, amqp_url, "",
           "RabbitMQ broker, amqp://USER:PASS@HOST:PORT/VHOST, or amqps:// for TLS "
-          "(?auth_mechanism=external to log in with --amqp_tls_cert); empty: no AMQP");
+          "(?auth_mechanism=external to log in with --amqp_tls_cert); the nodes of a cluster "
+          "separated by commas (at most 16; on losing one the connection goes to the next); "
+          "empty: no AMQP");
+ABSL_FLAG(std::string, quorum_queues, "auto",
+          "declare every queue as a quorum queue (replicated on the cluster's nodes): true, "
+          "false, or auto (true when --amqp_url lists more than one broker); the same on every "
+          "service and gateway");
 ABSL_FLAG(std::string, amqp_ca, "",
           "amqps: the CA file (PEM) the broker's certificate must lead to (empty: the system's "
           "CAs); the certificate must name the URL's host");
@@ -82,6 +88,16 @@ absl::StatusOr<filemesh::AmqpOptions> AmqpOptionsFromFlags() {
   amqp.tls.cert_file = absl::GetFlag(FLAGS_amqp_tls_cert);
   amqp.tls.key_file = absl::GetFlag(FLAGS_amqp_tls_key);
   amqp.queue_prefix = absl::GetFlag(FLAGS_queue_prefix);
+  const std::string quorum = absl::GetFlag(FLAGS_quorum_queues);
+  if (quorum == "true") {
+    amqp.quorum_queues = true;
+  } else if (quorum == "false") {
+    amqp.quorum_queues = false;
+  } else if (quorum != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--quorum_queues takes true, false or auto (true for a list of brokers), not \"", quorum,
+        "\""));
+  }
   amqp.connect_timeout = absl::GetFlag(FLAGS_amqp_connect_timeout);
   if (amqp.connect_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("--amqp_connect_timeout must be positive, not ",

@@ -71,6 +71,10 @@ constexpr ChannelCounter kChannelCounters[] = {
      "AMQP calls refused at once because too many waited for the broker to take them "
      "(outbox_max_calls, outbox_max_bytes).",
      &ChannelStats::outbox_refused},
+    {"filemesh_channel_resent_total",
+     "AMQP calls sent again on a new broker connection because the one that carried them was "
+     "lost before the broker confirmed them.",
+     &ChannelStats::resent},
 };
 
 }  // namespace

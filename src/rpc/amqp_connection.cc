@@ -24,6 +24,11 @@ namespace {
 
 constexpr amqp_channel_t kMainChannel = 1;
 constexpr amqp_channel_t kTopologyChannel = 2;
+// Publishes ride a channel of their own, numbered from here on: each
+// ResetPublishChannel moves to the next, so that a confirm of the channel
+// before is never taken for one of the new channel's.
+constexpr amqp_channel_t kFirstPublishChannel = 3;
+constexpr amqp_channel_t kLastPublishChannel = 1000;  // below RabbitMQ's channel_max 2047
 constexpr int kFrameMax = 131072;
 // Frames handled per loop round before outbound work gets its turn.
 constexpr int kMaxFramesPerRound = 4096;
@@ -160,9 +165,9 @@ std::string LibraryError(int code) { return amqp_error_string2(code); }
 // amqps:// URL without a CA file of its own.
 constexpr char kSystemCaBundle[] = "/etc/ssl/certs/ca-certificates.crt";
 
-absl::StatusOr<amqp_socket_t*> NewSocket(amqp_connection_state_t conn,
+absl::StatusOr<amqp_socket_t*> NewSocket(amqp_connection_state_t conn, const AmqpUrl& url,
                                          const AmqpConnectionOptions& options) {
-  if (!options.url.tls) {
+  if (!url.tls) {
     amqp_socket_t* socket = amqp_tcp_socket_new(conn);
     if (socket == nullptr) return absl::ResourceExhaustedError("amqp_tcp_socket_new failed");
     return socket;
@@ -204,7 +209,13 @@ struct AmqpConnection::Inbound {
 };
 
 AmqpConnection::AmqpConnection(AmqpConnectionOptions options, AmqpSession* session)
-    : options_(std::move(options)), session_(session), inbound_(std::make_unique<Inbound>()) {}
+    : options_(std::move(options)),
+      session_(session),
+      inbound_(std::make_unique<Inbound>()),
+      return_inbound_(std::make_unique<Inbound>()) {
+  if (options_.urls.empty()) options_.urls.emplace_back();  // Start refuses it
+  current_url_ = options_.urls.front().Redacted();
+}
 
 AmqpConnection::~AmqpConnection() {
   Shutdown();
@@ -230,7 +241,7 @@ void AmqpConnection::Shutdown() {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
-  FinishFirstAttempt();  // nobody waits for an attempt that will not come
+  StopSeeking();  // nobody waits for an attempt that will not come
 }
 
 void AmqpConnection::Wake() {
@@ -242,6 +253,18 @@ void AmqpConnection::Wake() {
 std::string AmqpConnection::LastError() const {
   MutexLock lock(&error_mu_);
   return last_error_;
+}
+
+std::string AmqpConnection::CurrentUrl() const {
+  MutexLock lock(&error_mu_);
+  return current_url_;
+}
+
+void AmqpConnection::MoveToNextUrl() {
+  if (options_.urls.size() < 2) return;
+  url_index_ = (url_index_ + 1) % options_.urls.size();
+  MutexLock lock(&error_mu_);
+  current_url_ = url().Redacted();
 }
 
 std::string AmqpConnection::BlockedReason() const {
@@ -259,13 +282,12 @@ void AmqpConnection::SetBlocked(bool blocked, std::string reason) {
   blocked_.store(blocked, std::memory_order_release);
   if (blocked) {
     blocked_at_ = absl::Now();
-    LogEvent(
-        LogLevel::kWarning, "amqp_blocked",
-        {{"role", options_.role}, {"url", options_.url.Redacted()}, {"reason", BlockedReason()}});
+    LogEvent(LogLevel::kWarning, "amqp_blocked",
+             {{"role", options_.role}, {"url", url().Redacted()}, {"reason", BlockedReason()}});
   } else {
     LogEvent("amqp_unblocked",
              {{"role", options_.role},
-              {"url", options_.url.Redacted()},
+              {"url", url().Redacted()},
               {"blocked_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - blocked_at_))}});
   }
 }
@@ -342,25 +364,23 @@ bool AmqpConnection::LogIn(const std::string& where) {
   // RabbitMQ ignores the identity sent with it; rabbitmq-c 0.11 cannot send
   // an empty one (it fails with "could not allocate memory"), so it is the
   // certificate's common name.
-  user_ = BrokerUser(options_.url, options_.tls);
+  user_ = BrokerUser(url(), options_.tls);
   const std::string& identity = user_;
   amqp_rpc_reply_t login =
-      options_.url.external_auth
-          ? amqp_login_with_properties(conn, options_.url.vhost.c_str(), 0, kFrameMax,
-                                       heartbeat_seconds, &client_properties,
-                                       AMQP_SASL_METHOD_EXTERNAL,
+      url().external_auth
+          ? amqp_login_with_properties(conn, url().vhost.c_str(), 0, kFrameMax, heartbeat_seconds,
+                                       &client_properties, AMQP_SASL_METHOD_EXTERNAL,
                                        identity.empty() ? "-" : identity.c_str())
-          : amqp_login_with_properties(conn, options_.url.vhost.c_str(), 0, kFrameMax,
-                                       heartbeat_seconds, &client_properties,
-                                       AMQP_SASL_METHOD_PLAIN, options_.url.user.c_str(),
-                                       options_.url.password.c_str());
+          : amqp_login_with_properties(conn, url().vhost.c_str(), 0, kFrameMax, heartbeat_seconds,
+                                       &client_properties, AMQP_SASL_METHOD_PLAIN,
+                                       url().user.c_str(), url().password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     if (login.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         login.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
       const auto* m = static_cast<const amqp_connection_close_t*>(login.reply.decoded);
-      broken_ = absl::UnavailableError(
-          absl::StrCat("login to ", where, " vhost \"", options_.url.vhost,
-                       "\" refused: ", m->reply_code, " ", String(m->reply_text)));
+      broken_ = absl::UnavailableError(absl::StrCat("login to ", where, " vhost \"", url().vhost,
+                                                    "\" refused: ", m->reply_code, " ",
+                                                    String(m->reply_text)));
     } else if (login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
       broken_ = absl::UnavailableError(
           absl::StrCat("login to ", where, " failed: ", LibraryError(login.library_error)));
@@ -374,23 +394,25 @@ bool AmqpConnection::LogIn(const std::string& where) {
 
 bool AmqpConnection::Connect() {
   broken_ = absl::OkStatus();
-  *inbound_ = Inbound();
+  ResetInbound();
   amqp_connection_state_t conn = amqp_new_connection();
   if (conn == nullptr) {
     broken_ = absl::ResourceExhaustedError("amqp_new_connection failed");
     return false;
   }
   conn_ = conn;
-  const std::string where = absl::StrCat("AMQP broker ", options_.url.host, ":", options_.url.port);
-  absl::StatusOr<amqp_socket_t*> made = NewSocket(conn, options_);
+  const AmqpUrl& target = url();
+  const std::string where = absl::StrCat(
+      "AMQP broker ", target.host.find(':') == std::string::npos ? "" : "[", target.host,
+      target.host.find(':') == std::string::npos ? "" : "]", ":", target.port);
+  absl::StatusOr<amqp_socket_t*> made = NewSocket(conn, target, options_);
   if (!made.ok()) {
     broken_ = made.status();
     return false;
   }
   amqp_socket_t* socket = *made;
   timeval connect_timeout = absl::ToTimeval(options_.connect_timeout);
-  int rc = amqp_socket_open_noblock(socket, options_.url.host.c_str(), options_.url.port,
-                                    &connect_timeout);
+  int rc = amqp_socket_open_noblock(socket, target.host.c_str(), target.port, &connect_timeout);
   if (rc != AMQP_STATUS_OK) {
     broken_ =
         absl::UnavailableError(absl::StrCat("cannot connect to ", where, ": ", LibraryError(rc)));
@@ -405,12 +427,10 @@ bool AmqpConnection::Connect() {
 
   amqp_channel_open(conn, kMainChannel);
   if (!RpcStatus("open channel 1", kMainChannel).ok()) return false;
-  amqp_confirm_select(conn, kMainChannel);
-  if (!RpcStatus("confirm.select", kMainChannel).ok()) return false;
   amqp_channel_open(conn, kTopologyChannel);
   if (!RpcStatus("open channel 2", kTopologyChannel).ok()) return false;
-  publish_seq_ = 0;
-  return broken_.ok();
+  publish_channel_ = kFirstPublishChannel;
+  return OpenPublishChannel().ok() && broken_.ok();
 }
 
 void AmqpConnection::Disconnect(bool polite) {
@@ -423,7 +443,7 @@ void AmqpConnection::Disconnect(bool polite) {
   }
   amqp_destroy_connection(conn);
   conn_ = nullptr;
-  *inbound_ = Inbound();
+  ResetInbound();
   blocked_.store(false, std::memory_order_release);  // a new connection starts unblocked
 }
 
@@ -481,13 +501,9 @@ absl::Status AmqpConnection::RpcStatus(std::string_view what, int channel) {
   return status;
 }
 
-void AmqpConnection::FinishFirstAttempt() {
-  first_attempt_ended_.store(true, std::memory_order_release);
-}
+void AmqpConnection::StopSeeking() { seeking_.store(false, std::memory_order_release); }
 
-bool AmqpConnection::FirstAttemptDone() const {
-  return first_attempt_ended_.load(std::memory_order_acquire);
-}
+bool AmqpConnection::Seeking() const { return seeking_.load(std::memory_order_acquire); }
 
 // Connects when there is no connection and the backoff is over. True when
 // the connection is up; false when the loop should go round again.
@@ -513,18 +529,22 @@ bool AmqpConnection::EnsureConnected(absl::Time* next_attempt) {
     SetLastError(status);
     Disconnect(false);
     if (session_connected) session_->OnDisconnected(status);
-    FinishFirstAttempt();
+    // Every broker has had its chance since the connection was lost (or
+    // since the start): calls stop waiting for one.
+    if (++failed_since_up_ >= options_.urls.size()) StopSeeking();
     const absl::Duration backoff = NextBackoff();
     LogConnectFailed(status, backoff);
+    MoveToNextUrl();
     *next_attempt = absl::Now() + backoff;
     return false;
   }
   connected_at_ = absl::Now();
   read_socket_ = true;
+  failed_since_up_ = 0;
   connected_.store(true, std::memory_order_release);
   // For a server this means its queues are being consumed.
-  LogEvent("amqp_connected", {{"role", options_.role}, {"url", options_.url.Redacted()}});
-  FinishFirstAttempt();
+  LogEvent("amqp_connected", {{"role", options_.role}, {"url", url().Redacted()}});
+  StopSeeking();
   return true;
 }
 
@@ -534,14 +554,22 @@ void AmqpConnection::HandleBroken(absl::Time* next_attempt) {
   SetLastError(why);
   connected_.store(false, std::memory_order_release);
   const bool lived = absl::Now() - connected_at_ >= options_.reconnect_backoff_max;
+  // Until every broker has been tried once, calls wait for the next
+  // connection instead of failing (set before the session hears of the loss,
+  // so that what it requeues is kept).
+  seeking_.store(true, std::memory_order_release);
+  failed_since_up_ = 0;
   Disconnect(false);
   session_->OnDisconnected(why);
   if (lived) backoff_attempt_ = 0;
   const absl::Duration backoff = NextBackoff();
+  const std::string lost_url = url().Redacted();
+  MoveToNextUrl();
   LogEvent(LogLevel::kWarning, "amqp_connection_lost",
            {{"role", options_.role},
-            {"url", options_.url.Redacted()},
+            {"url", lost_url},
             {"error", StdView(why.message())},
+            {"next_url", url().Redacted()},
             {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(backoff))}});
   *next_attempt = absl::Now() + backoff;
 }
@@ -550,6 +578,13 @@ void AmqpConnection::HandleBroken(absl::Time* next_attempt) {
 void AmqpConnection::PollSocket() {
   amqp_connection_state_t conn = State(conn_);
   int timeout_ms = heartbeat_seconds_ > 0 ? heartbeat_seconds_ * 500 : 1000;
+  if (wake_by_ != absl::InfiniteFuture()) {
+    const int64_t until = absl::ToInt64Milliseconds(
+        absl::Ceil(std::max(wake_by_ - absl::Now(), absl::ZeroDuration()), absl::Milliseconds(1)));
+    if (until < timeout_ms) timeout_ms = static_cast<int>(until);
+    // This round's OnWake comes after the poll; a later WakeBy sets it anew.
+    wake_by_ = absl::InfiniteFuture();
+  }
   if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn)) {
     timeout_ms = 0;
   } else {
@@ -585,7 +620,7 @@ void AmqpConnection::Run() {
   if (conn_ != nullptr) {
     Disconnect(true);
     session_->OnDisconnected(absl::UnavailableError("AMQP connection shut down"));
-    LogEvent("amqp_closed", {{"role", options_.role}, {"url", options_.url.Redacted()}});
+    LogEvent("amqp_closed", {{"role", options_.role}, {"url", url().Redacted()}});
   }
 }
 
@@ -602,8 +637,8 @@ void AmqpConnection::RunRound(absl::Time* next_attempt) {
 
 void AmqpConnection::OnRoundFailed(const char* what, absl::Time* next_attempt) {
   LogEvent(LogLevel::kError, "amqp_round_failed",
-           {{"role", options_.role}, {"url", options_.url.Redacted()}, {"error", what}});
-  *inbound_ = Inbound();
+           {{"role", options_.role}, {"url", url().Redacted()}, {"error", what}});
+  ResetInbound();
   MarkBroken(absl::InternalError(absl::StrCat("AMQP connection dropped after an error: ", what)));
   if (conn_ != nullptr) {
     HandleBroken(next_attempt);
@@ -616,7 +651,7 @@ void AmqpConnection::OnRoundFailed(const char* what, absl::Time* next_attempt) {
 void AmqpConnection::LogConnectFailed(const absl::Status& why, absl::Duration retry_in) {
   LogEvent(LogLevel::kWarning, "amqp_connect_failed",
            {{"role", options_.role},
-            {"url", options_.url.Redacted()},
+            {"url", url().Redacted()},
             {"attempt", absl::StrCat(backoff_attempt_)},
             {"error", StdView(why.message())},
             {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(retry_in))}});
@@ -645,13 +680,22 @@ void AmqpConnection::DrainFrames() {
   }
 }
 
+void AmqpConnection::ResetInbound() {
+  *inbound_ = Inbound();
+  *return_inbound_ = Inbound();
+}
+
+AmqpConnection::Inbound& AmqpConnection::InboundOf(const void* frame) {
+  return static_cast<const amqp_frame_t*>(frame)->channel == kMainChannel ? *inbound_
+                                                                          : *return_inbound_;
+}
+
 void AmqpConnection::ProtocolError(std::string_view what) {
   MarkBroken(absl::UnavailableError(absl::StrCat("AMQP protocol error: ", AbslView(what))));
 }
 
 // The message being assembled is whole: to the session.
-void AmqpConnection::CompleteInbound() {
-  Inbound& in = *inbound_;
+void AmqpConnection::CompleteInbound(Inbound& in) {
   AmqpMessage message = std::move(in.message);
   const bool is_return = in.is_return;
   in = Inbound();
@@ -664,17 +708,20 @@ void AmqpConnection::CompleteInbound() {
 
 void AmqpConnection::HandleFrame(const void* raw) {
   const auto& frame = *static_cast<const amqp_frame_t*>(raw);
+  // Channel 1 (deliveries) and the publish channel (confirms, returns);
+  // frames of a publish channel left behind are dropped.
+  const bool ours = frame.channel == kMainChannel || frame.channel == publish_channel_;
   switch (frame.frame_type) {
     case AMQP_FRAME_METHOD:
       if (frame.channel == 0) return HandleConnectionMethod(raw);
       if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) return HandleChannelClose(raw);
-      if (frame.channel == kMainChannel) HandleMainChannelMethod(raw);
+      if (ours) HandleMainChannelMethod(raw);
       return;
     case AMQP_FRAME_HEADER:
-      if (frame.channel == kMainChannel) HandleContentHeader(raw);
+      if (ours) HandleContentHeader(raw);
       return;
     case AMQP_FRAME_BODY:
-      if (frame.channel == kMainChannel) HandleContentBody(raw);
+      if (ours) HandleContentBody(raw);
       return;
     default:
       return;
@@ -709,12 +756,14 @@ void AmqpConnection::HandleChannelClose(const void* raw) {
       "broker closed channel ", frame.channel, ": ", m->reply_code, " ", String(m->reply_text)));
   amqp_channel_close_ok_t ok;
   amqp_send_method(State(conn_), frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  // A publish channel left behind may close as it likes.
+  if (frame.channel >= kFirstPublishChannel && frame.channel != publish_channel_) return;
   MarkBroken(std::move(status));
 }
 
 void AmqpConnection::HandleMainChannelMethod(const void* raw) {
   const amqp_method_t& method = static_cast<const amqp_frame_t*>(raw)->payload.method;
-  Inbound& in = *inbound_;
+  Inbound& in = InboundOf(raw);
   switch (method.id) {
     case AMQP_BASIC_DELIVER_METHOD: {
       if (in.active) return ProtocolError("basic.deliver inside a content");
@@ -763,7 +812,7 @@ void AmqpConnection::HandleMainChannelMethod(const void* raw) {
 
 void AmqpConnection::HandleContentHeader(const void* raw) {
   const auto& frame = *static_cast<const amqp_frame_t*>(raw);
-  Inbound& in = *inbound_;
+  Inbound& in = InboundOf(raw);
   if (!in.active || in.have_header) return ProtocolError("unexpected content header");
   in.have_header = true;
   in.body_size = frame.payload.properties.body_size;
@@ -774,19 +823,19 @@ void AmqpConnection::HandleContentHeader(const void* raw) {
   // frames are counted and dropped, and the session refuses the message.
   in.message.body_dropped = in.body_size > options_.max_body_bytes;
   if (!in.message.body_dropped) in.message.body.reserve(in.body_size);
-  if (in.body_size == 0) CompleteInbound();
+  if (in.body_size == 0) CompleteInbound(in);
 }
 
 void AmqpConnection::HandleContentBody(const void* raw) {
   const amqp_bytes_t& fragment = static_cast<const amqp_frame_t*>(raw)->payload.body_fragment;
-  Inbound& in = *inbound_;
+  Inbound& in = InboundOf(raw);
   if (!in.active || !in.have_header) return ProtocolError("unexpected content body");
   in.received += fragment.len;
   if (in.received > in.body_size) return ProtocolError("body exceeds its size");
   if (!in.message.body_dropped) {
     in.message.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
   }
-  if (in.received == in.body_size) CompleteInbound();
+  if (in.received == in.body_size) CompleteInbound(in);
 }
 
 absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,
@@ -816,8 +865,8 @@ absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,
     p._flags |= AMQP_BASIC_HEADERS_FLAG;
     p.headers = headers.table();
   }
-  const int rc = amqp_basic_publish(State(conn_), kMainChannel, Bytes(exchange), Bytes(routing_key),
-                                    mandatory ? 1 : 0, 0, &p, Bytes(body));
+  const int rc = amqp_basic_publish(State(conn_), publish_channel_, Bytes(exchange),
+                                    Bytes(routing_key), mandatory ? 1 : 0, 0, &p, Bytes(body));
   if (rc != AMQP_STATUS_OK) {
     absl::Status status =
         absl::UnavailableError(absl::StrCat("AMQP publish failed: ", LibraryError(rc)));
@@ -825,6 +874,50 @@ absl::StatusOr<uint64_t> AmqpConnection::Publish(std::string_view exchange,
     return status;
   }
   return ++publish_seq_;
+}
+
+absl::Status AmqpConnection::OpenPublishChannel() {
+  amqp_connection_state_t conn = State(conn_);
+  amqp_channel_open(conn, publish_channel_);
+  absl::Status status =
+      RpcStatus(absl::StrCat("open channel ", publish_channel_), publish_channel_);
+  if (!status.ok()) return status;
+  amqp_confirm_select(conn, publish_channel_);
+  status = RpcStatus("confirm.select", publish_channel_);
+  if (!status.ok()) return status;
+  publish_seq_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConnection::ResetPublishChannel() {
+  if (!usable()) return absl::UnavailableError("AMQP broker not connected");
+  const amqp_channel_t old = publish_channel_;
+  amqp_channel_close(State(conn_), old, AMQP_REPLY_SUCCESS);
+  // A failed close (the broker closed it first) leaves the connection up;
+  // the channel is left behind either way.
+  if (absl::Status closed = RpcStatus(absl::StrCat("close channel ", old), old);
+      !closed.ok() && !usable()) {
+    return closed;
+  }
+  publish_channel_ = old == kLastPublishChannel ? kFirstPublishChannel : old + 1;
+  *return_inbound_ = Inbound();
+  absl::Status status = OpenPublishChannel();
+  if (!status.ok()) {
+    MarkBroken(absl::UnavailableError(
+        absl::StrCat("cannot open a new publish channel: ", status.message())));
+  }
+  return status;
+}
+
+absl::StatusOr<uint32_t> AmqpConnection::QueueMessageCount(std::string_view queue) {
+  if (!usable()) return absl::UnavailableError("AMQP broker not connected");
+  const amqp_queue_declare_ok_t* ok = amqp_queue_declare(
+      State(conn_), kTopologyChannel, Bytes(queue), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  absl::Status status = RpcStatus(absl::StrCat("declare queue \"", AbslView(queue), "\" (passive)"),
+                                  kTopologyChannel);
+  if (!status.ok()) return status;
+  if (ok == nullptr) return absl::UnavailableError("queue.declare: no reply");
+  return ok->message_count;
 }
 
 absl::Status AmqpConnection::Ack(uint64_t delivery_tag, bool multiple) {

@@ -7,9 +7,10 @@
 // them. Other threads hand work to the session under its own lock and call
 // Wake(); the loop then calls AmqpSession::OnWake.
 //
-// Layout on the wire: channel 1 is in confirm mode and carries publishes,
-// consumers and acks; channel 2 only declares topology, so that a refused
-// declaration (it closes its channel) never disturbs channel 1.
+// Layout on the wire: channel 1 carries consumers and acks; channel 2 only
+// declares topology, so that a refused declaration (it closes its channel)
+// never disturbs channel 1; publishes ride a channel of their own (3 on),
+// in confirm mode, which ResetPublishChannel replaces by a fresh one.
 //
 // Thread safety: Start, Shutdown, Connected, Wake and LastError may be called
 // from any thread; the rest only from the session's callbacks.
@@ -86,7 +87,9 @@ struct AmqpQueueSpec {
 };
 
 struct AmqpConnectionOptions {
-  AmqpUrl url;
+  // The brokers of one cluster (at least one): the connection goes to the
+  // first, and each failed attempt or lost connection moves it to the next.
+  std::vector<AmqpUrl> urls;
   // With url.tls: the CA, and the client certificate if any (checked by
   // CheckEndpointOptions; read by rabbitmq-c at every connection).
   TlsOptions tls;
@@ -114,15 +117,15 @@ struct AmqpConnectionOptions {
 std::string BrokerUser(const AmqpUrl& url, const TlsOptions& tls);
 
 // The connection settings a client's or a server's options carry (heartbeat
-// and connect timeout in `amqp`, reconnect backoff), for `url`, named `name`
+// and connect timeout in `amqp`, reconnect backoff), for `urls`, named `name`
 // in the broker's tools and logging as `role`, holding bodies of at most
 // `max_body_bytes` (replies for a client, requests for a server).
 template <typename EndpointOptions>
-AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options, const AmqpUrl& url,
-                                          std::string name, std::string role,
-                                          size_t max_body_bytes) {
+AmqpConnectionOptions ConnectionOptionsOf(const EndpointOptions& options,
+                                          const std::vector<AmqpUrl>& urls, std::string name,
+                                          std::string role, size_t max_body_bytes) {
   AmqpConnectionOptions out;
-  out.url = url;
+  out.urls = urls;
   out.tls = options.amqp.tls;
   out.heartbeat = options.amqp.heartbeat;
   out.connect_timeout = options.amqp.connect_timeout;
@@ -187,8 +190,13 @@ class AmqpConnection {
   void Shutdown();
   // The connection is up and the session's OnConnected succeeded.
   bool Connected() const { return connected_.load(std::memory_order_acquire); }
-  // Whether the first connection attempt has ended (either way).
-  bool FirstAttemptDone() const;
+  // Between brokers: before the first attempt has ended, or since the
+  // connection was lost until it is back or every broker has refused once.
+  // Work may wait for the next connection meanwhile; once this is false and
+  // the connection is down, the brokers are known to be unreachable.
+  bool Seeking() const;
+  // The broker connected to, or to be tried next, redacted (for messages).
+  std::string CurrentUrl() const;
   // Makes the I/O thread call OnWake soon.
   void Wake();
   // Why the connection last went down or could not be made (for messages).
@@ -208,10 +216,27 @@ class AmqpConnection {
   // The broker user this connection logged in as (BrokerUser).
   const std::string& user() const { return user_; }
 
-  // Publishes on channel 1; returns the publisher-confirm sequence number.
+  // Publishes on the publish channel; returns the publisher-confirm sequence
+  // number (from 1 on each publish channel).
   absl::StatusOr<uint64_t> Publish(std::string_view exchange, std::string_view routing_key,
                                    bool mandatory, const AmqpProperties& properties,
                                    std::string_view body);
+  // Closes the publish channel and opens another in confirm mode: the
+  // broker's state for the old one goes with it. Confirms of what was
+  // published on it never come: the session treats those publishes as
+  // lost. (RabbitMQ 3.10 nacks every publish of a channel to a quorum queue
+  // whose leader was on a node that was down when the channel first
+  // published to it, for the channel's life: a fresh channel is the way out
+  // once a new leader is elected.) An error means the connection broke.
+  absl::Status ResetPublishChannel();
+  // The messages ready in `queue` (a passive queue.declare on channel 2);
+  // NotFound when it does not exist. For a quorum queue whose leader is
+  // unreachable RabbitMQ answers 0.
+  absl::StatusOr<uint32_t> QueueMessageCount(std::string_view queue);
+  // The loop goes round (OnWake) by `when` at the latest, even if nothing
+  // comes (e.g. when a publish backoff ends).
+  void WakeBy(absl::Time when) { wake_by_ = std::min(wake_by_, when); }
+
   absl::Status Ack(uint64_t delivery_tag, bool multiple);
   absl::Status Reject(uint64_t delivery_tag, bool requeue);
 
@@ -251,7 +276,12 @@ class AmqpConnection {
   void HandleMainChannelMethod(const void* frame);
   void HandleContentHeader(const void* frame);
   void HandleContentBody(const void* frame);
-  void CompleteInbound();
+  void CompleteInbound(Inbound& in);
+  void ResetInbound();
+  // The message being assembled on the frame's channel (deliveries on
+  // channel 1, returns on the publish channel).
+  Inbound& InboundOf(const void* frame);
+  absl::Status OpenPublishChannel();  // publish_channel_, confirm.select
   void ProtocolError(std::string_view what);
   // Run's steps.
   bool EnsureConnected(absl::Time* next_attempt);
@@ -265,7 +295,7 @@ class AmqpConnection {
   // One log line per connection event (see Run).
   void LogConnectFailed(const absl::Status& why, absl::Duration retry_in);
 
-  const AmqpConnectionOptions options_;
+  AmqpConnectionOptions options_;  // const after the constructor
   AmqpSession* const session_;
 
   Mutex shutdown_mu_;
@@ -276,13 +306,18 @@ class AmqpConnection {
   std::atomic<bool> wake_pending_{false};
   int wake_fd_ = -1;
 
-  // Whether the first connection attempt has ended (either way).
-  std::atomic<bool> first_attempt_ended_{false};
-  void FinishFirstAttempt();
+  // Seeking(); set false once a connection is up or every broker failed.
+  std::atomic<bool> seeking_{true};
+  void StopSeeking();
+  // The broker of this attempt or connection (I/O thread).
+  const AmqpUrl& url() const { return options_.urls[url_index_]; }
+  // Moves to the next broker of the list (I/O thread).
+  void MoveToNextUrl();
 
   mutable Mutex error_mu_;
   std::string last_error_ ABSL_GUARDED_BY(error_mu_);
   std::string blocked_reason_ ABSL_GUARDED_BY(error_mu_);
+  std::string current_url_ ABSL_GUARDED_BY(error_mu_);  // url(), redacted
   std::atomic<bool> blocked_{false};
   absl::Time blocked_at_;  // I/O thread
 
@@ -294,10 +329,15 @@ class AmqpConnection {
   int heartbeat_seconds_ = 0;
   std::string user_;  // BrokerUser of options_, set by Connect
   int backoff_attempt_ = 0;
+  size_t url_index_ = 0;        // options_.urls[url_index_] is url()
+  size_t failed_since_up_ = 0;  // attempts failed since the last connection
   absl::Time connected_at_;
   bool read_socket_ = true;  // the socket may have data rabbitmq-c has not read
   absl::Time last_socket_read_;
-  std::unique_ptr<Inbound> inbound_;
+  std::unique_ptr<Inbound> inbound_;         // channel 1
+  std::unique_ptr<Inbound> return_inbound_;  // the publish channel
+  uint16_t publish_channel_ = 3;
+  absl::Time wake_by_ = absl::InfiniteFuture();  // WakeBy
 };
 
 }  // namespace filemesh::internal

@@ -14,6 +14,10 @@
 
 namespace filemesh::internal {
 
+bool UsesQuorumQueues(const AmqpOptions& amqp, size_t broker_count) {
+  return amqp.quorum_queues.value_or(broker_count > 1);
+}
+
 AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum, const QueueLimits& limits) {
   AmqpQueueSpec spec;
   spec.name = queue;
@@ -112,8 +116,9 @@ namespace {
 // The TLS options against the URL's scheme and auth mechanism, then the
 // files themselves.
 absl::Status CheckAmqpTls(const AmqpOptions& amqp) {
-  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(amqp.url);
-  if (!url.ok()) return url.status();
+  absl::StatusOr<std::vector<AmqpUrl>> urls = ParseAmqpUrls(amqp.url);
+  if (!urls.ok()) return urls.status();
+  const AmqpUrl* url = &urls->front();  // all alike (ParseAmqpUrls)
   if (!url->tls) {
     if (amqp.tls.enabled()) {
       return absl::InvalidArgumentError(

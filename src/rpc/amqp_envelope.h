@@ -36,6 +36,10 @@ inline constexpr size_t kMaxServiceQueueName = kMaxShortString - 4;
 // A service's queue: durable, dead-lettering to filemesh.dlx with routing key
 // "<queue>.dlq", at most limits.max_length requests (x-overflow
 // reject-publish), a quorum queue when asked (then with x-delivery-limit).
+// Whether the queues are quorum queues: AmqpOptions::quorum_queues, or
+// when it is unset, whether the URL list names more than one broker.
+bool UsesQuorumQueues(const AmqpOptions& amqp, size_t broker_count);
+
 AmqpQueueSpec ServiceQueueSpec(const std::string& queue, bool quorum, const QueueLimits& limits);
 
 // Its dead-letter queue "<queue>.dlq": durable, with the TTL and length limit

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <utility>
 #include <variant>
@@ -36,9 +37,10 @@ struct Completion {
 
 class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this<Core> {
  public:
-  Core(AmqpServerOptions options, const AmqpUrl& url)
+  Core(AmqpServerOptions options, const std::vector<AmqpUrl>& urls)
       : options_(std::move(options)),
-        connection_(ConnectionOptionsOf(options_, url, "filemesh server", "server",
+        quorum_(UsesQuorumQueues(options_.amqp, urls.size())),
+        connection_(ConnectionOptionsOf(options_, urls, "filemesh server", "server",
                                         options_.max_request_bytes),
                     this) {}
   ~Core() override { connection_.Shutdown(); }
@@ -60,10 +62,25 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   void OnDisconnected(const absl::Status& why) override;
 
  private:
-  // Publishes the reply for a delivery and settles it once confirmed.
+  // Publishes the reply for a delivery and settles the delivery.
   void Reply(AmqpConnection& connection, const std::string& reply_to,
-             const std::string& correlation_id, const absl::StatusOr<std::string>& result,
+             const std::string& correlation_id, absl::StatusOr<std::string> result,
              uint64_t delivery_tag, Settle settle);
+  // A reply the broker has not confirmed yet (quorum queues only), kept to
+  // be published again should it be nacked or its connection lost.
+  struct KeptReply {
+    std::string reply_to;
+    std::string correlation_id;
+    absl::StatusOr<std::string> result;
+  };
+  // Publishes `reply`; keeps it until confirmed. False when not published
+  // (the connection is down: it waits in replies_to_resend_).
+  bool PublishReply(AmqpConnection& connection, KeptReply reply);
+  // Replies waiting for a confirm or to be published again, at most.
+  size_t MaxKeptReplies() const {
+    return static_cast<size_t>(options_.prefetch) * options_.services.size();
+  }
+  size_t KeptReplies() const { return unconfirmed_replies_.size() + replies_to_resend_.size(); }
   void Complete(Completion completion);  // any thread
   void Settled(int64_t count);
   // A delivery that says an earlier one ended without an answer: dead-letters
@@ -82,6 +99,7 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   };
 
   const AmqpServerOptions options_;
+  const bool quorum_;  // UsesQuorumQueues
   // Where replies may go: "<prefix>filemesh.reply." and a client's id.
   const std::string reply_namespace_ = absl::StrCat(options_.amqp.queue_prefix, kReplyQueueInfix);
 
@@ -96,7 +114,14 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   std::map<std::string, std::string> consumer_services_;  // consumer tag -> service
   bool consumers_cancelled_ = false;
   std::map<uint64_t, Requeued> requeued_;  // publish sequence of the copy -> original
-  uint64_t refused_reply_to_ = 0;          // requests whose reply_to was outside the namespace
+  // Quorum queues: replies sent, by publish sequence, until confirmed; and
+  // those nacked or lost with their connection, to publish again.
+  std::map<uint64_t, KeptReply> unconfirmed_replies_;
+  std::deque<KeptReply> replies_to_resend_;
+  bool reset_publishing_ = false;  // a reply was nacked: new publish channel
+  absl::Time publish_hold_until_;
+  absl::Duration publish_backoff_ = absl::Milliseconds(50);
+  uint64_t refused_reply_to_ = 0;  // requests whose reply_to was outside the namespace
 
   AmqpConnection connection_;  // last: its thread uses everything above
 };
@@ -105,9 +130,8 @@ absl::Status AmqpServer::Core::OnConnected(AmqpConnection& connection) {
   consumer_services_.clear();
   consumers_cancelled_ = false;
   for (const std::string& service : options_.services) {
-    absl::Status status =
-        DeclareServiceQueue(connection, options_.amqp.queue_prefix + service,
-                            options_.amqp.quorum_queues, options_.amqp.queue_limits);
+    absl::Status status = DeclareServiceQueue(connection, options_.amqp.queue_prefix + service,
+                                              quorum_, options_.amqp.queue_limits);
     if (!status.ok()) return status;
   }
   {
@@ -256,35 +280,87 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
       if (!connection.Cancel(tag).ok()) break;
     }
   }
+  if (quorum_ && connection.usable()) {
+    if (reset_publishing_) {
+      // A quorum queue nacked a reply (it has no length limit, so this is a
+      // channel that cannot reach the queue's leader; see
+      // AmqpConnection::ResetPublishChannel): a new channel, after a
+      // backoff, and everything unconfirmed goes again.
+      reset_publishing_ = false;
+      (void)connection.ResetPublishChannel();
+      for (auto& [sequence, reply] : unconfirmed_replies_) {
+        replies_to_resend_.push_back(std::move(reply));
+      }
+      unconfirmed_replies_.clear();
+      publish_hold_until_ = absl::Now() + publish_backoff_;
+      LogEvent(LogLevel::kWarning, "amqp_publish_channel_reset",
+               {{"role", "server"},
+                {"reason", "a quorum reply queue nacked a reply"},
+                {"republished", absl::StrCat(replies_to_resend_.size())},
+                {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(publish_backoff_))}});
+      publish_backoff_ = std::min(publish_backoff_ * 2, absl::Seconds(2));
+    }
+    if (absl::Now() < publish_hold_until_) {
+      connection.WakeBy(publish_hold_until_);
+    } else {
+      while (!replies_to_resend_.empty() && connection.usable()) {
+        KeptReply reply = std::move(replies_to_resend_.front());
+        replies_to_resend_.pop_front();
+        PublishReply(connection, std::move(reply));
+      }
+    }
+  }
+  size_t taken = 0;
   for (Completion& c : batch) {
     // Deliveries of an earlier connection are void: the broker delivers
     // them again, so their outcome is dropped.
-    if (c.generation != connection.generation() || !connection.usable()) continue;
+    if (c.generation != connection.generation() || !connection.usable()) {
+      ++taken;
+      continue;
+    }
+    // Replies kept for the broker's confirm are bounded: past the bound the
+    // rest waits, their requests unacked (so prefetch stops deliveries).
+    if (quorum_ && (KeptReplies() >= MaxKeptReplies() || absl::Now() < publish_hold_until_)) break;
+    ++taken;
     // A request that does not parse will not parse anywhere: answered, then
     // dead-lettered for an operator to see.
-    Reply(
-        connection, c.reply_to, c.correlation_id, c.result, c.delivery_tag,
-        !c.result.ok() && IsUnparseableRequest(c.result.status()) ? Settle::kReject : Settle::kAck);
+    const Settle settle =
+        !c.result.ok() && IsUnparseableRequest(c.result.status()) ? Settle::kReject : Settle::kAck;
+    Reply(connection, c.reply_to, c.correlation_id, std::move(c.result), c.delivery_tag, settle);
+  }
+  if (taken < batch.size()) {
+    MutexLock lock(&mu_);
+    completions_.insert(completions_.begin(), std::make_move_iterator(batch.begin() + taken),
+                        std::make_move_iterator(batch.end()));
   }
 }
 
-void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& reply_to,
-                             const std::string& correlation_id,
-                             const absl::StatusOr<std::string>& result, uint64_t delivery_tag,
-                             Settle settle) {
+bool AmqpServer::Core::PublishReply(AmqpConnection& connection, KeptReply reply) {
   AmqpProperties properties;
   properties.content_type = std::string(kContentType);
-  properties.correlation_id = correlation_id;
+  properties.correlation_id = reply.correlation_id;
   // The broker checks it against this connection's user: clients believe
   // replies from service users only (AmqpOptions::service_users).
   properties.user_id = connection.user();
   properties.delivery_mode = 2;
-  properties.headers = StatusHeaders(result.status());
-  const std::string_view body = result.ok() ? std::string_view(*result) : std::string_view();
+  properties.headers = StatusHeaders(reply.result.status());
+  const std::string_view body =
+      reply.result.ok() ? std::string_view(*reply.result) : std::string_view();
   absl::StatusOr<uint64_t> sequence =
-      connection.Publish("", reply_to, /*mandatory=*/false, properties, body);
+      connection.Publish("", reply.reply_to, /*mandatory=*/false, properties, body);
+  if (!sequence.ok()) {
+    if (quorum_) replies_to_resend_.push_back(std::move(reply));
+    return false;
+  }
+  if (quorum_) unconfirmed_replies_.emplace(*sequence, std::move(reply));
+  return true;
+}
+
+void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& reply_to,
+                             const std::string& correlation_id, absl::StatusOr<std::string> result,
+                             uint64_t delivery_tag, Settle settle) {
   // On failure the connection is down and the delivery void (redelivered).
-  if (!sequence.ok()) return;
+  if (!PublishReply(connection, KeptReply{reply_to, correlation_id, std::move(result)})) return;
   // Settle the request right behind its reply, on the same channel: the
   // broker reads the two in order, so it never sees the ack without the
   // reply. Waiting for the reply's confirm (an fsync for a persistent
@@ -302,7 +378,7 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
 
 bool AmqpServer::Core::Redelivered(AmqpConnection& connection, const AmqpMessage& message) {
   // Quorum queues count deliveries themselves (x-delivery-limit).
-  if (options_.amqp.quorum_queues) return false;
+  if (quorum_) return false;
   const AmqpProperties& p = message.properties;
   int64_t earlier = 0;
   auto it = p.headers.find(std::string(kRedeliveriesHeader));
@@ -334,6 +410,19 @@ bool AmqpServer::Core::Redelivered(AmqpConnection& connection, const AmqpMessage
 
 void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, bool multiple,
                                  bool ack) {
+  if (quorum_) {
+    auto first = multiple ? unconfirmed_replies_.begin() : unconfirmed_replies_.find(sequence);
+    auto last = multiple ? unconfirmed_replies_.upper_bound(sequence)
+                         : (first == unconfirmed_replies_.end() ? first : std::next(first));
+    if (ack) {
+      if (first != last) publish_backoff_ = absl::Milliseconds(50);
+    } else {
+      for (auto it = first; it != last; ++it) replies_to_resend_.push_back(std::move(it->second));
+      if (first != last) reset_publishing_ = true;
+    }
+    unconfirmed_replies_.erase(first, last);
+    if (!ack && first != last) connection.Wake();
+  }
   // Requests are settled right behind their replies (see Reply), so the
   // confirms of the replies change nothing; those of requeued copies settle
   // their originals: acked once the copy is safe, dead-lettered if the broker
@@ -368,6 +457,14 @@ void AmqpServer::Core::Settled(int64_t count) {
 void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
   (void)why;
   consumer_services_.clear();
+  // Replies not confirmed go again on the next connection: their requests
+  // were settled already, so nobody would answer them otherwise.
+  for (auto& [sequence, reply] : unconfirmed_replies_) {
+    replies_to_resend_.push_back(std::move(reply));
+  }
+  unconfirmed_replies_.clear();
+  reset_publishing_ = false;
+  publish_hold_until_ = absl::InfinitePast();
   requeued_.clear();  // their originals go back to the queue with the connection
   MutexLock lock(&mu_);
   // Every unacked delivery of that connection goes back to its queue.
@@ -398,8 +495,8 @@ AmqpServer::AmqpServer(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 AmqpServer::~AmqpServer() { core_->Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerOptions& options) {
-  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.amqp.url);
-  if (!url.ok()) return url.status();
+  absl::StatusOr<std::vector<AmqpUrl>> urls = ParseAmqpUrls(options.amqp.url);
+  if (!urls.ok()) return urls.status();
   if (options.services.empty()) return absl::InvalidArgumentError("no services to serve");
   for (const std::string& service : options.services) {
     if (service.empty() || service.find('/') != std::string::npos) {
@@ -421,7 +518,7 @@ absl::StatusOr<std::unique_ptr<AmqpServer>> AmqpServer::Create(const AmqpServerO
       !checked.ok()) {
     return checked;
   }
-  auto core = std::make_shared<Core>(options, *std::move(url));
+  auto core = std::make_shared<Core>(options, *urls);
   return std::unique_ptr<AmqpServer>(new AmqpServer(std::move(core)));
 }
 

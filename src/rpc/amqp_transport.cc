@@ -34,6 +34,12 @@ constexpr absl::Duration kMinReplyQueueExpiry = absl::Seconds(10);
 // FailoverChannelOptions::callback_threads at most.
 constexpr int kMaxCallbackThreads = 64;
 
+// After a publish channel was replaced (a quorum queue nacked a request it
+// had room for), publishing waits this long, doubling up to the maximum
+// until the broker confirms again.
+constexpr absl::Duration kMinPublishBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kMaxPublishBackoff = absl::Seconds(2);
+
 struct PendingCall {
   enum class State {
     kOutbox,     // waiting for the I/O thread
@@ -52,6 +58,9 @@ struct PendingCall {
   // Its key in Core::outbox_ while kOutbox.
   uint64_t outbox_key = 0;
   State state = State::kOutbox;
+  // Published once already, on a connection lost before the broker confirmed
+  // it: a second loss fails it.
+  bool resent = false;
   // The caller left with a queued id: the outcome waits for TakeLateReply
   // until `expires`.
   bool late = false;
@@ -77,7 +86,8 @@ struct Delivery {
   std::optional<AmqpMessage> reply;
 };
 
-// AmqpOptions::service_users, or the client's own broker user.
+// AmqpOptions::service_users, or the client's own broker user (the same on
+// every broker of the list: ParseAmqpUrls).
 std::vector<std::string> ServiceUsers(const FailoverChannelOptions& options, const AmqpUrl& url) {
   if (!options.amqp.service_users.empty()) return options.amqp.service_users;
   return {BrokerUser(url, options.amqp.tls)};
@@ -87,16 +97,17 @@ std::vector<std::string> ServiceUsers(const FailoverChannelOptions& options, con
 
 class AmqpTransport::Core : public AmqpSession {
  public:
-  Core(const FailoverChannelOptions& options, AmqpUrl url)
+  Core(const FailoverChannelOptions& options, const std::vector<AmqpUrl>& urls)
       : options_(options),
-        url_(std::move(url)),
+        brokers_(RedactedUrls(urls)),
+        quorum_(UsesQuorumQueues(options.amqp, urls.size())),
         client_id_(RandomHexId()),
         reply_queue_(absl::StrCat(options.amqp.queue_prefix, kReplyQueueInfix, client_id_)),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
-        service_users_(ServiceUsers(options, url_)),
+        service_users_(ServiceUsers(options, urls.front())),
         callbacks_(std::make_unique<WorkerPool>(options.callback_threads,
                                                 std::max<size_t>(options.outbox_max_calls, 1))),
-        connection_(ConnectionOptionsOf(options, url_, absl::StrCat("filemesh client ", client_id_),
+        connection_(ConnectionOptionsOf(options, urls, absl::StrCat("filemesh client ", client_id_),
                                         "client", options.max_message_bytes),
                     this) {}
 
@@ -123,6 +134,9 @@ class AmqpTransport::Core : public AmqpSession {
   uint64_t replies_refused() const { return replies_refused_.load(); }
   uint64_t late_replies_dropped() const { return late_dropped_.load(); }
   uint64_t outbox_refused() const { return outbox_refused_.load(); }
+  uint64_t resent() const { return resent_.load(); }
+  // Not connected (calls made while it seeks a broker wait for one, but
+  // readiness says what is), or blocked.
   bool KnownUnavailable() const { return !connection_.Connected() || connection_.Blocked(); }
 
   void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
@@ -161,14 +175,14 @@ class AmqpTransport::Core : public AmqpSession {
 
   absl::Status NotConnected() const {
     std::string why = connection_.LastError();
-    return absl::UnavailableError(absl::StrCat("AMQP broker ", url_.Redacted(), " not connected",
-                                               why.empty() ? "" : ": ", why));
+    return absl::UnavailableError(
+        absl::StrCat("AMQP broker ", brokers_, " not connected", why.empty() ? "" : ": ", why));
   }
 
   // Why calls fail while the broker blocks publishing.
   absl::Status BlockedStatus() const {
     return absl::UnavailableError(absl::StrCat(
-        "the AMQP broker ", url_.Redacted(), " blocked publishing (connection.blocked: ",
+        "the AMQP broker ", connection_.CurrentUrl(), " blocked publishing (connection.blocked: ",
         connection_.BlockedReason(), "); calls fail at once until it unblocks"));
   }
 
@@ -187,6 +201,12 @@ class AmqpTransport::Core : public AmqpSession {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `call` no longer counts against the outbox bounds.
   void LeaveOutbox(PendingCall& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a published call back in the outbox, to be published again.
+  void Requeue(const CallPtr& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The requests quorum queues nacked (I/O thread): failed when their queue
+  // is full, else published again on a fresh publish channel after a
+  // backoff (see AmqpConnection::ResetPublishChannel).
+  void HandleNacked(AmqpConnection& connection);
   // Fails every call in the outbox and those `in_flight` with `status`.
   void FailUnconfirmed(const absl::Status& status, const std::map<uint64_t, CallPtr>& in_flight)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -200,7 +220,8 @@ class AmqpTransport::Core : public AmqpSession {
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
   const FailoverChannelOptions options_;
-  const AmqpUrl url_;
+  const std::string brokers_;  // the URL list, redacted
+  const bool quorum_;          // UsesQuorumQueues
   const std::string client_id_;
   const std::string reply_queue_;
   const std::string expiration_;
@@ -208,6 +229,7 @@ class AmqpTransport::Core : public AmqpSession {
   const std::vector<std::string> service_users_;
   std::atomic<uint64_t> replies_refused_{0};
   std::atomic<uint64_t> outbox_refused_{0};
+  std::atomic<uint64_t> resent_{0};
 
   Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
@@ -234,8 +256,11 @@ class AmqpTransport::Core : public AmqpSession {
 
   // I/O thread only.
   std::map<uint64_t, CallPtr> unconfirmed_;  // by publish sequence
-  std::set<std::string> declared_;           // on this connection
-  std::set<std::string> known_queues_;       // ever used, redeclared on reconnect
+  std::vector<CallPtr> nacked_;              // for HandleNacked
+  absl::Time publish_hold_until_;            // no publishing before it
+  absl::Duration publish_backoff_ = kMinPublishBackoff;
+  std::set<std::string> declared_;      // on this connection
+  std::set<std::string> known_queues_;  // ever used, redeclared on reconnect
   uint64_t reply_tag_seen_ = 0;
   uint64_t reply_tag_acked_ = 0;
 
@@ -302,6 +327,63 @@ void AmqpTransport::Core::LeaveOutbox(PendingCall& call) {
   call.in_outbox = false;
   --outbox_calls_;
   outbox_bytes_ -= call.request_bytes;
+}
+
+void AmqpTransport::Core::Requeue(const CallPtr& call) {
+  call->state = PendingCall::State::kOutbox;  // still counted (in_outbox)
+  call->outbox_key = ++next_outbox_key_;
+  outbox_.emplace(call->outbox_key, call);
+}
+
+void AmqpTransport::Core::HandleNacked(AmqpConnection& connection) {
+  std::vector<CallPtr> nacked;
+  nacked.swap(nacked_);
+  // A nack from a quorum queue that has room is not about room: the
+  // channel cannot reach the queue's leader (see ResetPublishChannel).
+  std::map<std::string, bool> full;
+  for (const CallPtr& call : nacked) {
+    if (full.count(call->queue) != 0) continue;
+    absl::StatusOr<uint32_t> ready = connection.QueueMessageCount(call->queue);
+    full[call->queue] =
+        ready.ok() && static_cast<int64_t>(*ready) >= options_.amqp.queue_limits.max_length;
+  }
+  bool retry = false;
+  {
+    MutexLock lock(&mu_);
+    for (const CallPtr& call : nacked) {
+      if (call->state != PendingCall::State::kInFlight) continue;  // answered meanwhile
+      if (full[call->queue]) {
+        Finish(call, absl::ResourceExhaustedError(absl::StrCat(
+                         "the broker refused the request to \"", call->queue,
+                         "\" (basic.nack): the queue is full (queue_limits.max_length ",
+                         options_.amqp.queue_limits.max_length, ")")));
+      } else {
+        Requeue(call);
+        retry = true;
+      }
+    }
+  }
+  if (retry) {
+    const size_t left = unconfirmed_.size();
+    (void)connection.ResetPublishChannel();  // an error broke the connection
+    {
+      // What the old channel carried will not be confirmed now.
+      MutexLock lock(&mu_);
+      for (auto& [sequence, call] : unconfirmed_) {
+        if (call->state == PendingCall::State::kInFlight) Requeue(call);
+      }
+    }
+    unconfirmed_.clear();
+    publish_hold_until_ = absl::Now() + publish_backoff_;
+    LogEvent(LogLevel::kWarning, "amqp_publish_channel_reset",
+             {{"role", "client"},
+              {"reason", "a quorum queue with room nacked a request"},
+              {"nacked", absl::StrCat(nacked.size())},
+              {"republished", absl::StrCat(nacked.size() + left)},
+              {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(publish_backoff_))}});
+    publish_backoff_ = std::min(publish_backoff_ * 2, kMaxPublishBackoff);
+  }
+  DeliverReady();
 }
 
 void AmqpTransport::Core::FailUnconfirmed(const absl::Status& status,
@@ -424,9 +506,10 @@ void AmqpTransport::Core::CallAsync(const std::string& method, const std::string
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "method name \"", method, "\" too long for AMQP (or for its queue name with the prefix)")));
   }
-  // Before the first connection attempt has ended the call waits in the
-  // outbox (OnWake keeps it); after it, a broker that is down fails it now.
-  if (!connection_.Connected() && connection_.FirstAttemptDone()) return fail(NotConnected());
+  // While the connection seeks a broker (at the start, or after a loss until
+  // each has been tried) the call waits in the outbox (OnWake keeps it);
+  // when every broker has failed, it fails now.
+  if (!connection_.Connected() && !connection_.Seeking()) return fail(NotConnected());
   if (connection_.Blocked()) return fail(BlockedStatus());
   if (deadline <= absl::Now()) {
     return fail(absl::DeadlineExceededError("deadline passed before the call was sent"));
@@ -504,6 +587,9 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
   AmqpQueueSpec reply;
   reply.name = reply_queue_;
   reply.durable = true;
+  // Replicated like the service queues: replies on their way outlive the
+  // node this client was connected to.
+  if (quorum_) reply.arguments["x-queue-type"] = std::string("quorum");
   reply.arguments["x-expires"] =
       absl::ToInt64Milliseconds(std::max(options_.late_reply_ttl, kMinReplyQueueExpiry));
   absl::Status status = connection.DeclareQueue(reply);
@@ -512,9 +598,7 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
   if (!tag.ok()) return tag.status();
   for (const std::string& queue : known_queues_) {
     // A refusal here is reported to the calls that use the queue.
-    if (DeclareServiceQueue(connection, queue, options_.amqp.quorum_queues,
-                            options_.amqp.queue_limits)
-            .ok()) {
+    if (DeclareServiceQueue(connection, queue, quorum_, options_.amqp.queue_limits).ok()) {
       declared_.insert(queue);
     }
     if (!connection.usable()) return absl::UnavailableError("connection lost while declaring");
@@ -525,8 +609,7 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
 absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
                                                  const std::string& queue) {
   if (declared_.count(queue) != 0) return absl::OkStatus();
-  absl::Status status = DeclareServiceQueue(connection, queue, options_.amqp.quorum_queues,
-                                            options_.amqp.queue_limits);
+  absl::Status status = DeclareServiceQueue(connection, queue, quorum_, options_.amqp.queue_limits);
   if (!status.ok()) return status;
   declared_.insert(queue);
   known_queues_.insert(queue);
@@ -534,12 +617,18 @@ absl::Status AmqpTransport::Core::EnsureDeclared(AmqpConnection& connection,
 }
 
 void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
+  if (!nacked_.empty() && connection.usable()) HandleNacked(connection);
   std::vector<CallPtr> batch;
   {
     MutexLock lock(&mu_);
     if (outbox_.empty()) return;
-    // Calls made before the first attempt ended wait for its outcome.
-    if (!connection.usable() && !connection.FirstAttemptDone()) return;
+    // After a publish channel was replaced, wait.
+    if (connection.usable() && absl::Now() < publish_hold_until_) {
+      connection.WakeBy(publish_hold_until_);
+      return;
+    }
+    // Calls wait while the connection seeks a broker.
+    if (!connection.usable() && connection.Seeking()) return;
     if (connection.usable() && connection.Blocked()) {
       // Published now, they would wait unread (and a large one would stall
       // this thread in its write): they fail at once instead.
@@ -591,7 +680,8 @@ void AmqpTransport::Core::OnWake(AmqpConnection& connection) {
       failed.emplace_back(std::move(call), sequence.status());
       continue;
     }
-    std::string().swap(call->request);  // sent: its bytes are the broker's now
+    // The request is kept until the broker confirms it: should the
+    // connection be lost first, it is sent again on the next.
     unconfirmed_.emplace(*sequence, std::move(call));
   }
   if (failed.empty()) return;
@@ -616,6 +706,10 @@ void AmqpTransport::Core::OnConfirm(AmqpConnection& connection, uint64_t sequenc
       if (ack) {
         LeaveOutbox(*call);
         call->state = PendingCall::State::kConfirmed;
+        std::string().swap(call->request);  // the broker has it now
+        publish_backoff_ = kMinPublishBackoff;
+      } else if (quorum_) {
+        nacked_.push_back(call);  // HandleNacked, at the next OnWake
       } else {
         // A full queue (x-overflow reject-publish) is the usual reason.
         Finish(call, absl::ResourceExhaustedError(absl::StrCat(
@@ -687,20 +781,40 @@ void AmqpTransport::Core::OnBlocked(AmqpConnection& connection, const std::strin
 
 void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
   declared_.clear();
+  publish_hold_until_ = absl::InfinitePast();
   reply_tag_seen_ = 0;
   reply_tag_acked_ = 0;
-  std::map<uint64_t, CallPtr> lost;
-  lost.swap(unconfirmed_);
+  // What the broker had not confirmed, and nacked calls not handled yet.
+  std::vector<CallPtr> lost;
+  lost.reserve(unconfirmed_.size() + nacked_.size());
+  for (auto& [sequence, call] : unconfirmed_) lost.push_back(std::move(call));
+  for (CallPtr& call : nacked_) lost.push_back(std::move(call));
+  unconfirmed_.clear();
+  nacked_.clear();
+  bool resend = false;
   {
     MutexLock lock(&mu_);
-    for (auto& [sequence, call] : lost) {
+    const absl::Time now = absl::Now();
+    for (const CallPtr& call : lost) {
       if (call->state != PendingCall::State::kInFlight) continue;
-      Finish(call, absl::UnavailableError(absl::StrCat(
-                       "connection to the broker lost before it confirmed the request: ",
-                       why.message())));
+      // Whether the broker took it is unknown. List and Search are reads:
+      // it goes once more, on the next connection (to the next broker of
+      // the list), and should both copies be served the second reply finds
+      // the call answered and is dropped.
+      if (!call->resent && !shutting_down_ && call->deadline > now) {
+        call->resent = true;
+        Requeue(call);
+        resent_.fetch_add(1, std::memory_order_relaxed);
+        resend = true;
+        continue;
+      }
+      Finish(call, absl::UnavailableError(
+                       absl::StrCat("connection to the broker lost before it confirmed the request",
+                                    call->resent ? " (sent twice)" : "", ": ", why.message())));
     }
   }
   DeliverReady();
+  if (resend) connection_.Wake();
 }
 
 AmqpTransport::AmqpTransport(std::unique_ptr<Core> core) : core_(std::move(core)) {}
@@ -708,8 +822,8 @@ AmqpTransport::~AmqpTransport() = default;
 
 absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
     const FailoverChannelOptions& options) {
-  absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(options.amqp.url);
-  if (!url.ok()) return url.status();
+  absl::StatusOr<std::vector<AmqpUrl>> urls = ParseAmqpUrls(options.amqp.url);
+  if (!urls.ok()) return urls.status();
   if (options.amqp.queue_prefix.size() + sizeof(kReplyQueueInfix) + 32 > kMaxShortString) {
     return absl::InvalidArgumentError("queue_prefix too long for AMQP queue names");
   }
@@ -734,7 +848,7 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (absl::Status size = internal::CheckMaxMessageBytes(options.max_message_bytes); !size.ok()) {
     return size;
   }
-  auto core = std::make_unique<Core>(options, *std::move(url));
+  auto core = std::make_unique<Core>(options, *urls);
   absl::Status started = core->Start();
   if (!started.ok()) return started;
   return std::unique_ptr<AmqpTransport>(new AmqpTransport(std::move(core)));
@@ -750,6 +864,8 @@ bool AmqpTransport::KnownUnavailable() const { return core_->KnownUnavailable();
 uint64_t AmqpTransport::replies_refused() const { return core_->replies_refused(); }
 
 uint64_t AmqpTransport::outbox_refused() const { return core_->outbox_refused(); }
+
+uint64_t AmqpTransport::resent() const { return core_->resent(); }
 
 uint64_t AmqpTransport::late_replies_dropped() const { return core_->late_replies_dropped(); }
 

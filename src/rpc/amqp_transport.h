@@ -9,6 +9,13 @@
 // DeadlineExceeded and a `queued_id`; the reply is kept when it comes
 // (bounded, with a TTL) for TakeLateReply.
 //
+// A broker cluster (AmqpOptions::url lists its nodes): when the connection
+// is lost it goes to the next node, declares the queues again and sends once
+// more the calls the lost node had not confirmed (resent()); calls made
+// meanwhile wait in the outbox until a node takes them or every node has
+// failed once. With quorum queues (the default for a cluster) requests and
+// replies the broker confirmed outlive the node.
+//
 // On a bad day: calls not yet confirmed by the broker are bounded
 // (outbox_max_calls, outbox_max_bytes: past them ResourceExhausted at once),
 // one whose deadline passes before it was sent leaves the outbox then, and
@@ -67,6 +74,7 @@ class AmqpTransport : public Transport {
   uint64_t replies_refused() const override;
   uint64_t late_replies_dropped() const override;
   uint64_t outbox_refused() const override;
+  uint64_t resent() const override;
 
   // Whether the connection is up (the opposite of KnownUnavailable).
   bool Connected() const;

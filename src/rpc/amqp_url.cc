@@ -2,7 +2,11 @@
 
 #include <cctype>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/absl_compat.h"
 #include "base/percent_encoding.h"
 #include "filemesh/service/log.hpp"
@@ -191,6 +195,51 @@ absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url) {
     if (absl::Status status = ParseVhost(rest.substr(slash + 1), &out); !status.ok()) return status;
   }
   return out;
+}
+
+absl::StatusOr<std::vector<AmqpUrl>> ParseAmqpUrls(std::string_view urls) {
+  std::vector<AmqpUrl> out;
+  const std::vector<absl::string_view> parts = absl::StrSplit(AbslView(urls), ',');
+  if (parts.size() > kMaxAmqpUrls) {
+    return Bad(absl::StrCat("a list of ", parts.size(), " URLs; at most ", kMaxAmqpUrls,
+                            " brokers of one cluster are taken"));
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const absl::string_view part = absl::StripAsciiWhitespace(parts[i]);
+    if (part.empty()) {
+      return Bad(parts.size() == 1 ? std::string("empty")
+                                   : absl::StrCat("URL ", i + 1, " of the list is empty"));
+    }
+    absl::StatusOr<AmqpUrl> url = ParseAmqpUrl(StdView(part));
+    if (!url.ok()) {
+      if (parts.size() == 1) return url.status();
+      return absl::InvalidArgumentError(
+          absl::StrCat("URL ", i + 1, " of the list: ", url.status().message()));
+    }
+    if (!out.empty()) {
+      const AmqpUrl& first = out.front();
+      if (url->tls != first.tls || url->external_auth != first.external_auth ||
+          url->user != first.user || url->password != first.password || url->vhost != first.vhost) {
+        return Bad(absl::StrCat("URL ", i + 1,
+                                " of the list differs from the first in its scheme, user, "
+                                "password, vhost or auth mechanism: the URLs name nodes of one "
+                                "cluster, logged into the same way"));
+      }
+      for (const AmqpUrl& seen : out) {
+        if (seen.host == url->host && seen.port == url->port) {
+          return Bad(absl::StrCat("URL ", i + 1, " of the list names ", url->host, ":", url->port,
+                                  " again"));
+        }
+      }
+    }
+    out.push_back(*std::move(url));
+  }
+  return out;
+}
+
+std::string RedactedUrls(const std::vector<AmqpUrl>& urls) {
+  return absl::StrJoin(urls, ", ",
+                       [](std::string* out, const AmqpUrl& url) { out->append(url.Redacted()); });
 }
 
 }  // namespace filemesh::internal

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -45,6 +46,19 @@ struct AmqpUrl {
 // InvalidArgument (naming the part at fault, never the password) for
 // anything else, including other query parameters and fragments.
 absl::StatusOr<AmqpUrl> ParseAmqpUrl(std::string_view url);
+
+// The brokers of one cluster a URL list names: AmqpOptions::url.
+inline constexpr size_t kMaxAmqpUrls = 16;
+
+// Parses "URL[,URL...]" (spaces around a comma allowed; a comma inside a
+// password must be written %2C): at least one, at most kMaxAmqpUrls, each as
+// ParseAmqpUrl takes it. All name nodes of one cluster, logged into the same
+// way: the same scheme, user, password, vhost and auth mechanism, and no
+// node twice. InvalidArgument naming the URL at fault (its position) otherwise.
+absl::StatusOr<std::vector<AmqpUrl>> ParseAmqpUrls(std::string_view urls);
+
+// "URL, URL, ..." through AmqpUrl::Redacted, for messages.
+std::string RedactedUrls(const std::vector<AmqpUrl>& urls);
 
 }  // namespace filemesh::internal
 

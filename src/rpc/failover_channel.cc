@@ -281,6 +281,7 @@ ChannelStats FailoverChannel::stats() const {
     s.replies_refused += transport->replies_refused();
     s.late_replies_dropped += transport->late_replies_dropped();
     s.outbox_refused += transport->outbox_refused();
+    s.resent += transport->resent();
   }
   s.breaker = impl_->breaker.state();
   return s;

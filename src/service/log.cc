@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <limits>
@@ -197,7 +198,46 @@ void SetLogSink(std::function<void(std::string_view line)> sink) {
   output.sink = std::move(sink);
 }
 
+namespace {
+
+// Where the next URL of a comma-separated list starts: after a ',' that
+// (past spaces) begins "scheme://", or npos. A comma elsewhere (a password's)
+// is not a separator.
+size_t NextUrlInList(std::string_view list, size_t from) {
+  for (size_t comma = list.find(',', from); comma != std::string_view::npos;
+       comma = list.find(',', comma + 1)) {
+    size_t start = comma + 1;
+    while (start < list.size() && list[start] == ' ') ++start;
+    size_t i = start;
+    while (i < list.size() && (std::isalnum(static_cast<unsigned char>(list[i])) ||
+                               list[i] == '+' || list[i] == '-' || list[i] == '.')) {
+      ++i;
+    }
+    if (i > start && list.substr(i, 3) == "://") return comma;
+  }
+  return std::string_view::npos;
+}
+
+std::string RedactOneUrl(std::string_view url);
+
+}  // namespace
+
 std::string RedactUrl(std::string_view url) {
+  std::string out;
+  size_t begin = 0;
+  for (size_t comma = NextUrlInList(url, 0); comma != std::string_view::npos;
+       comma = NextUrlInList(url, comma + 1)) {
+    out.append(RedactOneUrl(url.substr(begin, comma - begin)));
+    out.push_back(',');
+    begin = comma + 1;
+  }
+  out.append(RedactOneUrl(url.substr(begin)));
+  return out;
+}
+
+namespace {
+
+std::string RedactOneUrl(std::string_view url) {
   // The user info starts after "scheme://" (or at the start, for
   // "user:pass@host") and ends at the last '@' before any query or fragment:
   // a password holding an unencoded '@' or '/' must not leave its tail in
@@ -216,5 +256,7 @@ std::string RedactUrl(std::string_view url) {
   out.append(url.substr(at));
   return out;
 }
+
+}  // namespace
 
 }  // namespace filemesh

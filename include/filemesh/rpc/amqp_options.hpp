@@ -12,6 +12,7 @@
 #define FILEMESH_RPC_AMQP_OPTIONS_HPP_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,12 @@ struct AmqpOptions {
   // "amqp://user:pass@host:port/vhost", or amqps:// for TLS (port 5671 by
   // default; "?auth_mechanism=external" to log in with the client
   // certificate). docs/protocol.md. Empty: no AMQP.
+  //
+  // A RabbitMQ cluster: its nodes' URLs separated by commas (at most 16,
+  // alike but for host and port; a comma in a password is written %2C). The
+  // connection goes to the first; when an attempt fails or the connection is
+  // lost it goes to the next, with backoff, declares its queues again and
+  // sends again what the lost node had not confirmed (docs/deploy.md).
   std::string url;
   // With an amqps:// url (filemesh/service/tls.hpp): ca_file verifies the
   // broker's certificate, which must name the url's host (empty: the
@@ -56,9 +63,11 @@ struct AmqpOptions {
   std::vector<std::string> service_users;
   // Prepended to every queue name; the same on both sides.
   std::string queue_prefix;
-  // Declare the service queues as quorum queues (for clusters); the same on
-  // both sides.
-  bool quorum_queues = false;
+  // Declare every queue (service, dead-letter and reply queues) as a quorum
+  // queue, replicated on the cluster's nodes so that none lives on one node
+  // only. Unset: quorum queues when `url` names more than one broker, classic
+  // queues for one. The same on both sides.
+  std::optional<bool> quorum_queues;
   // Bounds of the service queues; the same on both sides.
   QueueLimits queue_limits;
   // Heartbeat interval asked of the broker (it may lower it); zero disables

@@ -85,6 +85,9 @@ struct ChannelStats {
   // Calls the fallback refused at once because its outbox was full
   // (outbox_max_calls, outbox_max_bytes).
   uint64_t outbox_refused = 0;
+  // Calls sent again on a new broker connection because the one that
+  // carried them was lost before the broker confirmed them.
+  uint64_t resent = 0;
   BreakerState breaker = BreakerState::kClosed;
 };
 

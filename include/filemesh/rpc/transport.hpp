@@ -117,6 +117,10 @@ class Transport {
   // FailoverChannelOptions::outbox_max_calls and outbox_max_bytes).
   virtual uint64_t outbox_refused() const { return 0; }
 
+  // Calls sent a second time because the connection that carried them was
+  // lost before the other side confirmed them (AMQP: a broker node lost).
+  virtual uint64_t resent() const { return 0; }
+
   // The reply to a call that returned a `queued_id`, if it has arrived.
   virtual LateReply TakeLateReply(const std::string& queued_id) {
     (void)queued_id;
