@@ -24,7 +24,8 @@
 # running by `stop`: kill it with `epmd -port N -kill` after the last) and
 # RABBITMQ_NODE_COOKIE (the Erlang cookie they share), joined with
 # `ctl DIR PORT stop_app`, `ctl DIR PORT join_cluster filemesh-test-P1@localhost`
-# and `ctl DIR PORT start_app`.
+# and `ctl DIR PORT start_app`. RABBITMQ_NODE_ERL_ARGS adds Erlang VM flags
+# (e.g. "+sbwt none" when several nodes share the cores).
 #
 # TLS: when DIR/tls holds ca.pem, server.pem and server.key (as made by
 # tests/tls/make_certs.sh), the node listens with TLS only (no plain-text
@@ -109,7 +110,7 @@ node_env() {
   export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/plugins"
   export HOME="$dir"
   # Distribution on loopback only, like everything else here.
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${RABBITMQ_NODE_ERL_ARGS:-}"
 }
 
 ctl() {
