@@ -390,11 +390,12 @@ BROKER_USERS = {
 
 
 def broker_url_as(url, user):
-    """`url` (a test broker's guest URL) logging in as `user` of
-    BROKER_USERS instead: the services and the gateway never use guest."""
+    """`url` (a test broker's guest URL, or a cluster's list of them) logging
+    in as `user` of BROKER_USERS instead: the services and the gateway never
+    use guest."""
     if user not in BROKER_USERS or "//guest:guest@" not in url:
         return url
-    return url.replace("//guest:guest@", f"//{user}:{user}-e2e-password@", 1)
+    return url.replace("//guest:guest@", f"//{user}:{user}-e2e-password@")
 
 
 class Broker:
@@ -451,6 +452,76 @@ class Broker:
 
     def close(self):
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        _unregister(self)
+
+
+class BrokerCluster:
+    """Three (or `size`) RabbitMQ nodes of a cluster on loopback
+    (tests/rabbitmq/rabbitmq_node.sh: one epmd and one Erlang cookie for all,
+    the others joined to the first), with BROKER_USERS. Node i listens on
+    base + 3i; `urls` lists them first node first (guest's)."""
+
+    def __init__(self, size=3):
+        self.size = size
+        self.dir = tempfile.mkdtemp(prefix="filemesh-e2e-cluster-")
+        os.chmod(self.dir, 0o755)  # the rabbitmq user reaches the nodes' folders
+        self.base = None
+        self.urls = []
+        _register(self)
+
+    def __repr__(self):
+        return f"<BrokerCluster base={self.base}>"
+
+    def _env(self):
+        env = dict(os.environ)
+        env["RABBITMQ_NODE_EPMD_PORT"] = str(self.base + 2)
+        env["RABBITMQ_NODE_COOKIE"] = f"filemeshe2e{self.base}"
+        return env
+
+    def _script(self, action, node, *args, timeout=150):
+        return subprocess.run(["bash", BINARIES["broker_script"], action,
+                               os.path.join(self.dir, f"node{node}"), str(self.base + 3 * node),
+                               *args], capture_output=True, text=True, timeout=timeout,
+                              check=False, env=self._env())
+
+    def _must(self, done, what):
+        if done.returncode != 0:
+            raise RuntimeError(f"{what}: {done.stdout}{done.stderr}")
+        return done
+
+    def start(self):
+        """Starts and joins the nodes; returns their URLs, comma-separated."""
+        self.base = free_ports(3 * self.size)
+        for i in range(self.size):
+            done = self._must(self._script("start", i), f"node {i} did not start")
+            self.urls.append(done.stdout.strip().splitlines()[-1])
+        first = f"filemesh-test-{self.base}@localhost"
+        for i in range(1, self.size):
+            for args in (["stop_app"], ["join_cluster", first], ["start_app"], ["await_startup"]):
+                self._must(self._script("ctl", i, *args), f"node {i}: rabbitmqctl {args[0]}")
+        # Users live in the cluster's shared state: made once, on the first.
+        for user, (configure, write, read) in BROKER_USERS.items():
+            self._script("ctl", 0, "add_user", user, f"{user}-e2e-password")
+            self._must(self._script("ctl", 0, "set_permissions", "-p", "/", user, configure,
+                                    write, read), f"set_permissions {user}")
+        return self.url_list()
+
+    def url_list(self, first=0):
+        """The nodes' URLs, from node `first` on, comma-separated."""
+        order = self.urls[first:] + self.urls[:first]
+        return ",".join(order)
+
+    def kill(self, node):
+        """kill -9 of node `node`."""
+        self._must(self._script("kill", node), f"kill node {node}")
+
+    def close(self):
+        if self.base is not None:
+            for i in reversed(range(self.size)):
+                self._script("stop", i)
+            subprocess.run(["epmd", "-port", str(self.base + 2), "-kill"],
+                           capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
         _unregister(self)
 
