@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "captured_log.h"
 #include "gtest/gtest.h"
 #include "loopback_port.h"
 #include "rabbitmq/amqp_admin.h"
@@ -269,6 +270,49 @@ TEST_F(AmqpTransportTest, AFullQuorumQueueRefusesACallAtOnce) {
   EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kResourceExhausted)
       << refused.response.status();
   EXPECT_NE(std::string(refused.response.status().message()).find("full"), std::string::npos);
+}
+
+TEST_F(AmqpTransportTest, AReplyQueueThatRefusesEverythingDoesNotPinTheServer) {
+  // Quorum queues: the server keeps each reply until confirmed, at most
+  // prefetch x services (here 1), and publishes a nacked one again. A reply
+  // queue that takes nothing must not hold that slot for ever.
+  CapturedLog log;
+  EchoService service;
+  AmqpServerOptions server_options = ServerOptions(service);
+  server_options.amqp.quorum_queues = true;
+  server_options.prefetch = 1;
+  auto server = Serve(server_options);
+  ASSERT_TRUE(server);
+  auto admin = Admin();
+  ASSERT_NE(admin, nullptr);
+  const std::string refusing = prefix_ + "filemesh.reply.refusing";
+  ASSERT_TRUE(admin->DeclareRefusingQuorumQueue(refusing));
+  // A quorum queue refuses once it is past its limit: one message in it.
+  RawMessage filler;
+  filler.body = "filler";
+  ASSERT_TRUE(admin->Publish(refusing, filler));
+  RawMessage raw;
+  raw.content_type = "application/x-protobuf";
+  raw.type = kListMethod;
+  raw.correlation_id = "c-refused";
+  raw.reply_to = refusing;
+  raw.body = ListRequestBytes("refused");
+  ASSERT_TRUE(admin->Publish(queue_, raw));
+  ASSERT_TRUE(WaitFor([&] { return service.handled() == 1; }, kSettle));
+
+  // A caller behind it is answered once the refused reply is dropped.
+  FailoverChannelOptions client_options = ClientOptions();
+  client_options.amqp.quorum_queues = true;
+  auto client = Connect(client_options);
+  ASSERT_TRUE(client);
+  TransportResult after = client->Call(kListMethod, ListRequestBytes("after"), In(kSettle));
+  ASSERT_TRUE(after.response.ok()) << after.response.status();
+  EXPECT_EQ(*after.response, ExpectedListResponse("after"));
+  const std::vector<std::string> dropped = log.Events("amqp_reply_dropped");
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_NE(dropped[0].find("queue=" + refusing), std::string::npos) << dropped[0];
+  EXPECT_NE(dropped[0].find("attempts=8"), std::string::npos) << dropped[0];
+  EXPECT_EQ(admin->Stats(refusing).messages, 1) << "the filler only";
 }
 
 TEST_F(AmqpTransportTest, ABrokerListGoesPastANodeThatIsDown) {

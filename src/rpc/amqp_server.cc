@@ -72,7 +72,21 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
     std::string reply_to;
     std::string correlation_id;
     absl::StatusOr<std::string> result;
+    int nacks = 0;          // the broker refused it so often
+    absl::Time not_before;  // published again from then on (a backoff)
   };
+  // Publishes the replies to send again whose time has come, after a new
+  // publish channel when one was asked for.
+  void ResendReplies(AmqpConnection& connection);
+  // Publish channels are replaced at most this often.
+  static constexpr absl::Duration kMinResetInterval = absl::Milliseconds(50);
+  // A nacked reply is published again; its reply queue refusing it this
+  // often is no leader election (those end within seconds: the backoff
+  // between the attempts adds up to about 5 s) but a queue that takes
+  // nothing, and the reply is dropped: a client's queue must not pin the
+  // server's kept replies (MaxKeptReplies).
+  static constexpr int kMaxReplyNacks = 8;
+  uint64_t replies_dropped_ = 0;  // I/O thread
   // Publishes `reply`; keeps it until confirmed. False when not published
   // (the connection is down: it waits in replies_to_resend_).
   bool PublishReply(AmqpConnection& connection, KeptReply reply);
@@ -119,8 +133,7 @@ class AmqpServer::Core : public AmqpSession, public std::enable_shared_from_this
   std::map<uint64_t, KeptReply> unconfirmed_replies_;
   std::deque<KeptReply> replies_to_resend_;
   bool reset_publishing_ = false;  // a reply was nacked: new publish channel
-  absl::Time publish_hold_until_;
-  absl::Duration publish_backoff_ = absl::Milliseconds(50);
+  absl::Time next_reset_;          // not before (kMinResetInterval)
   uint64_t refused_reply_to_ = 0;  // requests whose reply_to was outside the namespace
 
   AmqpConnection connection_;  // last: its thread uses everything above
@@ -280,36 +293,7 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
       if (!connection.Cancel(tag).ok()) break;
     }
   }
-  if (quorum_ && connection.usable()) {
-    if (reset_publishing_) {
-      // A quorum queue nacked a reply (it has no length limit, so this is a
-      // channel that cannot reach the queue's leader; see
-      // AmqpConnection::ResetPublishChannel): a new channel, after a
-      // backoff, and everything unconfirmed goes again.
-      reset_publishing_ = false;
-      (void)connection.ResetPublishChannel();
-      for (auto& [sequence, reply] : unconfirmed_replies_) {
-        replies_to_resend_.push_back(std::move(reply));
-      }
-      unconfirmed_replies_.clear();
-      publish_hold_until_ = absl::Now() + publish_backoff_;
-      LogEvent(LogLevel::kWarning, "amqp_publish_channel_reset",
-               {{"role", "server"},
-                {"reason", "a quorum reply queue nacked a reply"},
-                {"republished", absl::StrCat(replies_to_resend_.size())},
-                {"retry_in_ms", absl::StrCat(absl::ToInt64Milliseconds(publish_backoff_))}});
-      publish_backoff_ = std::min(publish_backoff_ * 2, absl::Seconds(2));
-    }
-    if (absl::Now() < publish_hold_until_) {
-      connection.WakeBy(publish_hold_until_);
-    } else {
-      while (!replies_to_resend_.empty() && connection.usable()) {
-        KeptReply reply = std::move(replies_to_resend_.front());
-        replies_to_resend_.pop_front();
-        PublishReply(connection, std::move(reply));
-      }
-    }
-  }
+  if (quorum_ && connection.usable()) ResendReplies(connection);
   size_t taken = 0;
   for (Completion& c : batch) {
     // Deliveries of an earlier connection are void: the broker delivers
@@ -320,7 +304,7 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
     }
     // Replies kept for the broker's confirm are bounded: past the bound the
     // rest waits, their requests unacked (so prefetch stops deliveries).
-    if (quorum_ && (KeptReplies() >= MaxKeptReplies() || absl::Now() < publish_hold_until_)) break;
+    if (quorum_ && KeptReplies() >= MaxKeptReplies()) break;
     ++taken;
     // A request that does not parse will not parse anywhere: answered, then
     // dead-lettered for an operator to see.
@@ -333,6 +317,47 @@ void AmqpServer::Core::OnWake(AmqpConnection& connection) {
     completions_.insert(completions_.begin(), std::make_move_iterator(batch.begin() + taken),
                         std::make_move_iterator(batch.end()));
   }
+}
+
+void AmqpServer::Core::ResendReplies(AmqpConnection& connection) {
+  const absl::Time now = absl::Now();
+  if (reset_publishing_) {
+    if (now < next_reset_) {
+      connection.WakeBy(next_reset_);
+    } else {
+      // A quorum queue nacked a reply: the channel may not reach the
+      // queue's leader (see AmqpConnection::ResetPublishChannel). A new
+      // one, at most every kMinResetInterval; what the old one had not
+      // confirmed goes again at once.
+      reset_publishing_ = false;
+      next_reset_ = now + kMinResetInterval;
+      (void)connection.ResetPublishChannel();
+      for (auto& [sequence, reply] : unconfirmed_replies_) {
+        reply.not_before = now;
+        replies_to_resend_.push_back(std::move(reply));
+      }
+      unconfirmed_replies_.clear();
+      LogEvent(LogLevel::kWarning, "amqp_publish_channel_reset",
+               {{"role", "server"},
+                {"reason", "a quorum reply queue nacked a reply"},
+                {"replies_to_resend", absl::StrCat(replies_to_resend_.size())}});
+    }
+  }
+  // Each nacked reply waits its own backoff; the others go now.
+  absl::Time next = absl::InfiniteFuture();
+  std::deque<KeptReply> waiting;
+  while (!replies_to_resend_.empty() && connection.usable()) {
+    KeptReply reply = std::move(replies_to_resend_.front());
+    replies_to_resend_.pop_front();
+    if (reply.not_before > now) {
+      next = std::min(next, reply.not_before);
+      waiting.push_back(std::move(reply));
+      continue;
+    }
+    PublishReply(connection, std::move(reply));
+  }
+  for (KeptReply& reply : waiting) replies_to_resend_.push_back(std::move(reply));
+  if (next != absl::InfiniteFuture()) connection.WakeBy(next);
 }
 
 bool AmqpServer::Core::PublishReply(AmqpConnection& connection, KeptReply reply) {
@@ -360,7 +385,11 @@ void AmqpServer::Core::Reply(AmqpConnection& connection, const std::string& repl
                              const std::string& correlation_id, absl::StatusOr<std::string> result,
                              uint64_t delivery_tag, Settle settle) {
   // On failure the connection is down and the delivery void (redelivered).
-  if (!PublishReply(connection, KeptReply{reply_to, correlation_id, std::move(result)})) return;
+  KeptReply reply;
+  reply.reply_to = reply_to;
+  reply.correlation_id = correlation_id;
+  reply.result = std::move(result);
+  if (!PublishReply(connection, std::move(reply))) return;
   // Settle the request right behind its reply, on the same channel: the
   // broker reads the two in order, so it never sees the ack without the
   // reply. Waiting for the reply's confirm (an fsync for a persistent
@@ -414,11 +443,26 @@ void AmqpServer::Core::OnConfirm(AmqpConnection& connection, uint64_t sequence, 
     auto first = multiple ? unconfirmed_replies_.begin() : unconfirmed_replies_.find(sequence);
     auto last = multiple ? unconfirmed_replies_.upper_bound(sequence)
                          : (first == unconfirmed_replies_.end() ? first : std::next(first));
-    if (ack) {
-      if (first != last) publish_backoff_ = absl::Milliseconds(50);
-    } else {
-      for (auto it = first; it != last; ++it) replies_to_resend_.push_back(std::move(it->second));
-      if (first != last) reset_publishing_ = true;
+    if (!ack) {
+      for (auto it = first; it != last; ++it) {
+        KeptReply& reply = it->second;
+        if (++reply.nacks < kMaxReplyNacks) {
+          // 50 ms, doubling, at most 2 s.
+          reply.not_before =
+              absl::Now() + std::min(absl::Milliseconds(50) * (int64_t{1} << (reply.nacks - 1)),
+                                     absl::Seconds(2));
+          replies_to_resend_.push_back(std::move(reply));
+          reset_publishing_ = true;
+          continue;
+        }
+        if (++replies_dropped_ == 1 || replies_dropped_ % 100 == 0) {
+          LogEvent(LogLevel::kWarning, "amqp_reply_dropped",
+                   {{"queue", reply.reply_to},
+                    {"reason", "the broker refused it every time (basic.nack)"},
+                    {"attempts", absl::StrCat(reply.nacks)},
+                    {"count", absl::StrCat(replies_dropped_)}});
+        }
+      }
     }
     unconfirmed_replies_.erase(first, last);
     if (!ack && first != last) connection.Wake();
@@ -464,7 +508,6 @@ void AmqpServer::Core::OnDisconnected(const absl::Status& why) {
   }
   unconfirmed_replies_.clear();
   reset_publishing_ = false;
-  publish_hold_until_ = absl::InfinitePast();
   requeued_.clear();  // their originals go back to the queue with the connection
   MutexLock lock(&mu_);
   // Every unacked delivery of that connection goes back to its queue.

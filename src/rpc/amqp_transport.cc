@@ -348,10 +348,12 @@ void AmqpTransport::Core::HandleNacked(AmqpConnection& connection) {
         ready.ok() && static_cast<int64_t>(*ready) >= options_.amqp.queue_limits.max_length;
   }
   bool retry = false;
+  const absl::Time now = absl::Now();
   {
     MutexLock lock(&mu_);
     for (const CallPtr& call : nacked) {
       if (call->state != PendingCall::State::kInFlight) continue;  // answered meanwhile
+      if (call->deadline <= now) continue;  // its caller has been answered (Expire)
       if (full[call->queue]) {
         Finish(call, absl::ResourceExhaustedError(absl::StrCat(
                          "the broker refused the request to \"", call->queue,
@@ -370,7 +372,7 @@ void AmqpTransport::Core::HandleNacked(AmqpConnection& connection) {
       // What the old channel carried will not be confirmed now.
       MutexLock lock(&mu_);
       for (auto& [sequence, call] : unconfirmed_) {
-        if (call->state == PendingCall::State::kInFlight) Requeue(call);
+        if (call->state == PendingCall::State::kInFlight && call->deadline > now) Requeue(call);
       }
     }
     unconfirmed_.clear();

@@ -183,6 +183,22 @@ bool AmqpAdmin::DeclareQueue(const std::string& queue) {
   return Ok("queue.declare");
 }
 
+bool AmqpAdmin::DeclareRefusingQuorumQueue(const std::string& queue) {
+  amqp_table_entry_t entries[3];
+  entries[0].key = amqp_cstring_bytes("x-queue-type");
+  entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[0].value.value.bytes = amqp_cstring_bytes("quorum");
+  entries[1].key = amqp_cstring_bytes("x-max-length");
+  entries[1].value.kind = AMQP_FIELD_KIND_I64;
+  entries[1].value.value.i64 = 0;
+  entries[2].key = amqp_cstring_bytes("x-overflow");
+  entries[2].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[2].value.value.bytes = amqp_cstring_bytes("reject-publish");
+  amqp_table_t arguments{3, entries};
+  amqp_queue_declare(State(conn_), kOtherChannel, Bytes(queue), 0, 1, 0, 0, arguments);
+  return Ok("queue.declare");
+}
+
 bool AmqpAdmin::DeleteQueue(const std::string& queue) {
   amqp_queue_delete(State(conn_), kOtherChannel, Bytes(queue), 0, 0);
   return Ok("queue.delete");

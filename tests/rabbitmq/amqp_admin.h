@@ -40,6 +40,10 @@ class AmqpAdmin {
   bool Publish(const std::string& routing_key, const RawMessage& message);
   // A plain durable queue without arguments.
   bool DeclareQueue(const std::string& queue);
+  // A durable quorum queue with x-max-length 0 and x-overflow
+  // reject-publish: once it holds a message (a quorum queue refuses when it
+  // is past its limit) every publish to it is nacked.
+  bool DeclareRefusingQuorumQueue(const std::string& queue);
   bool DeleteQueue(const std::string& queue);
   // Messages ready in `queue` and its consumers; -1 each if it does not exist.
   struct QueueStats {
