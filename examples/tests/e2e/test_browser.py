@@ -113,6 +113,8 @@ class BrowserTest(harness.ProcessTestCase):
         cls.addClassCleanup(shutil.rmtree, profile, True)
         cls.driver = make_browser(profile)
         cls.addClassCleanup(cls.driver.quit)
+        # Whatever Chromium opened at start ends here, before the first test.
+        cls.driver.get("about:blank")
 
     def setUp(self):
         self.expected_errors = []  # (url part, status) a test provokes on purpose
@@ -135,12 +137,24 @@ class BrowserTest(harness.ProcessTestCase):
                 for part, status in self.expected_errors)
             if not allowed:
                 unexpected.append(f"{entry.get('level')} {entry.get('source')}: {message}")
+        # A failed request counts when the page made it (its document is the
+        # gateway's) or when it cannot be told apart. Chromium's own pages
+        # (the new-tab page it may open at start) fetch from hosts CI cannot
+        # resolve; their failures are not the page's.
         failed = []
+        sent = {}  # request id -> (url, document url)
         for entry in self.driver.get_log("performance"):
             event = json.loads(entry["message"])["message"]
-            if event.get("method") == "Network.loadingFailed":
-                params = event.get("params", {})
-                failed.append(f"{params.get('errorText')} {params.get('blockedReason', '')}")
+            params = event.get("params", {})
+            if event.get("method") == "Network.requestWillBeSent":
+                sent[params.get("requestId")] = (params.get("request", {}).get("url", ""),
+                                                  params.get("documentURL", ""))
+            elif event.get("method") == "Network.loadingFailed":
+                url, document = sent.get(params.get("requestId"), ("?", "?"))
+                if document.startswith("chrome://") and not url.startswith(self.base):
+                    continue
+                failed.append(f"{url} from {document}: {params.get('errorText')} "
+                              f"{params.get('blockedReason', '')}".rstrip())
         self.assertEqual(unexpected, [], "console messages")
         self.assertEqual(failed, [], "failed requests")
         self.assertFalse(self.alert_present(), "a dialog opened")
