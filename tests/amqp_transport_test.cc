@@ -11,11 +11,14 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "captured_log.h"
 #include "gtest/gtest.h"
 #include "loopback_port.h"
@@ -590,6 +593,77 @@ TEST_F(AmqpTransportTest, QueuedCallIsServedWhenAServerComes) {
   EXPECT_EQ(*late.response, ExpectedListResponse("later", 9));
   // Taken: it is gone.
   EXPECT_EQ(client->TakeLateReply(result.queued_id).state, LateReply::State::kUnknown);
+}
+
+// The listener hears a late reply once its caller's callback has returned
+// (so a gateway has recorded the operation first), and a reply it leaves
+// stays for TakeLateReply.
+TEST_F(AmqpTransportTest, TheListenerHearsALateReplyOnceItsCallerWasAnswered) {
+  auto client = Connect(ClientOptions());
+  ASSERT_TRUE(client);
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> heard;  // id, response
+  std::string left;  // the id the listener leaves
+  client->SetLateReplyListener(
+      [&](const std::string& id, const absl::StatusOr<std::string>& response) {
+        std::lock_guard<std::mutex> lock(mu);
+        heard.emplace_back(id, response.ok() ? *response : response.status().ToString());
+        return id != left;
+      });
+  const auto heard_count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return heard.size();
+  };
+  // A caller still in its callback when its reply comes.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto unblock = absl::MakeCleanup([&] {
+    if (released.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      release.set_value();
+    }
+  });
+  std::promise<std::string> held_id;
+  client->CallAsync(kListMethod, ListRequestBytes("held", 1), Until(In(absl::Milliseconds(300))),
+                    [&](TransportResult r) {
+                      held_id.set_value(r.queued_id);
+                      released.wait();
+                    });
+  const std::string held = held_id.get_future().get();
+  ASSERT_FALSE(held.empty());
+  TransportResult second =
+      client->Call(kListMethod, ListRequestBytes("left", 2), In(absl::Milliseconds(300)));
+  ASSERT_FALSE(second.queued_id.empty()) << second.response.status();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    left = second.queued_id;
+  }
+
+  EchoService service;
+  auto server = Serve(ServerOptions(service));
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(WaitFor([&] { return heard_count() == 1; }, kSettle));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(heard[0].first, second.queued_id);
+  }
+  // Left by the listener: TakeLateReply has it.
+  LateReply late = client->TakeLateReply(second.queued_id);
+  ASSERT_EQ(late.state, LateReply::State::kDone);
+  EXPECT_EQ(late.response.value_or(""), ExpectedListResponse("left", 2));
+  // The held caller's call was served too, but its reply waits for the
+  // callback to return.
+  ASSERT_TRUE(WaitFor([&] { return service.handled() == 2; }, kSettle));
+  EXPECT_EQ(heard_count(), 1u);
+  release.set_value();
+  ASSERT_TRUE(WaitFor([&] { return heard_count() == 2; }, kSettle));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(heard[1].first, held);
+    EXPECT_EQ(heard[1].second, ExpectedListResponse("held", 1));
+  }
+  // Taken by the listener: gone from the transport.
+  EXPECT_EQ(client->TakeLateReply(held).state, LateReply::State::kUnknown);
+  client->SetLateReplyListener(nullptr);
 }
 
 TEST_F(AmqpTransportTest, LateRepliesAreBoundedByCapacity) {

@@ -6,7 +6,7 @@ endif()
 # RestGateway over in-memory transports (included by tests/CMakeLists.txt).
 filemesh_add_test(http_test SOURCES http_test.cc LIBS filemesh::rest protobuf::libprotobuf)
 filemesh_add_test(rest_gateway_test SOURCES rest_gateway_test.cc
-  LIBS filemesh::rest filemesh::rpc filemesh::testing protobuf::libprotobuf)
+  LIBS filemesh::rest filemesh::rpc filemesh::testing protobuf::libprotobuf SQLite::SQLite3)
 # The page and the OpenAPI document are compared with the files they came from.
 target_compile_definitions(rest_gateway_test PRIVATE FILEMESH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 # A real HttpServer on loopback, driven by httplib's client.
@@ -29,3 +29,7 @@ filemesh_add_test(https_server_test SOURCES https_server_test.cc
   LIBS filemesh::rest PkgConfig::HTTPLIB OpenSSL::SSL OpenSSL::Crypto)
 target_compile_definitions(https_server_test PRIVATE
   FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")
+# The operation stores (memory, SQLite): bounds, expiry, a completion written
+# once; for the file: reopening, two connections on one file, foreign files.
+filemesh_add_test(operation_store_test SOURCES operation_store_test.cc
+  LIBS filemesh::rest SQLite::SQLite3)

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include <sqlite3.h>
+
 #include "absl/strings/str_cat.h"
 #include "captured_log.h"
 #include "filemesh/file_lister.hpp"
@@ -940,8 +942,17 @@ TEST_F(RestGatewayOperationTest, QueuedListCompletesLater) {
   HttpResponse r = Get(operation);
   ASSERT_EQ(r.status, 200) << r.body;
   google::protobuf::Struct body = ParseObject(r.body);
+  // AIP-151: name, done, metadata; neither response nor error yet.
+  EXPECT_EQ("/api/v1/" + Str(body, "name"), operation);
   EXPECT_FALSE(body.fields().at("done").bool_value());
-  EXPECT_EQ(body.fields().size(), 1u);
+  EXPECT_EQ(body.fields().count("response"), 0u);
+  EXPECT_EQ(body.fields().count("error"), 0u);
+  const google::protobuf::Struct pending = body.fields().at("metadata").struct_value();
+  EXPECT_EQ(Str(pending, "kind"), "list");
+  EXPECT_EQ(Str(pending, "served_by"), "in-memory");
+  EXPECT_THAT(Str(pending, "create_time"),
+              ::testing::MatchesRegex("20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:.]+Z"));
+  EXPECT_EQ(Str(pending, "update_time"), Str(pending, "create_time"));
 
   list_backend_.fallback->DeliverQueued();
   r = Get(operation);
@@ -949,6 +960,9 @@ TEST_F(RestGatewayOperationTest, QueuedListCompletesLater) {
   body = ParseObject(r.body);
   EXPECT_TRUE(body.fields().at("done").bool_value());
   EXPECT_EQ(Str(body, "served_by"), "in-memory");
+  const google::protobuf::Struct& done = body.fields().at("metadata").struct_value();
+  EXPECT_EQ(Str(done, "create_time"), Str(pending, "create_time"));
+  EXPECT_GE(Str(done, "update_time"), Str(done, "create_time"));
   std::string response_json;
   ASSERT_TRUE(
       google::protobuf::util::MessageToJsonString(body.fields().at("response"), &response_json)
@@ -982,9 +996,17 @@ TEST_F(RestGatewayOperationTest, QueuedCallThatFailsAnswersItsError) {
   QueueEverything();
   const std::string operation = Accepted(Get("/api/v1/files", {{"path", "missing"}}));
   list_backend_.fallback->DeliverQueued();
+  // The operation was found: 200, done, with the call's error (AIP-151's
+  // google.rpc.Status: the code's number and name, and its message).
   const HttpResponse r = Get(operation);
-  EXPECT_EQ(StatusAndCode(r), std::make_pair(404, std::string("NOT_FOUND")));
-  EXPECT_EQ(r.content_type, "application/problem+json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const google::protobuf::Struct body = ParseObject(r.body);
+  EXPECT_TRUE(body.fields().at("done").bool_value());
+  EXPECT_EQ(body.fields().count("response"), 0u);
+  const google::protobuf::Struct& error = body.fields().at("error").struct_value();
+  EXPECT_EQ(error.fields().at("code").number_value(), 5);
+  EXPECT_EQ(Str(error, "status"), "NOT_FOUND");
+  EXPECT_THAT(Str(error, "message"), HasSubstr("missing"));
   EXPECT_EQ(Get(operation).body, r.body);
 }
 
@@ -1007,7 +1029,7 @@ TEST_F(RestGatewayOperationTest, OperationsTakeNoParameters) {
 }
 
 TEST_F(RestGatewayOperationTest, OperationsExpire) {
-  options_.operation_ttl = absl::ZeroDuration();
+  options_.operation_ttl = absl::Nanoseconds(1);
   Rebuild();
   QueueEverything();
   const std::string operation = Accepted(Get("/api/v1/files"));
@@ -1018,18 +1040,21 @@ TEST_F(RestGatewayOperationTest, OperationsExpire) {
 // oldest operation is forgotten, and counted.
 TEST_F(RestGatewayOperationTest, OldestOperationIsForgottenPastTheByteBound) {
   QueueEverything();
-  // The size of one finished answer, with the default bound.
+  // The size of one finished answer (the reply message, as stored), with
+  // the default bound.
   const std::string probe = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
   list_backend_.fallback->DeliverQueued();
-  const size_t answer = Get(probe).body.size();
+  std::string response_json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(
+                  ParseObject(Get(probe).body).fields().at("response"), &response_json)
+                  .ok());
+  const size_t answer = ParseMessage<v1::ListResponse>(response_json).ByteSizeLong();
   ASSERT_GT(answer, 100u);
   options_.operation_max_bytes = answer + answer / 2;  // one fits, not two
   Rebuild();
   const std::string first = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
   const std::string second = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
-  list_backend_.fallback->DeliverQueued();
-  EXPECT_EQ(Get(first).status, 200);
-  EXPECT_EQ(Get(second).status, 200);  // two answers held: the first goes
+  list_backend_.fallback->DeliverQueued();  // two answers stored: the first goes
   EXPECT_EQ(Get(first).status, 404);
   EXPECT_EQ(Get(second).status, 200);
   EXPECT_THAT(Get("/metrics").body, HasSubstr("filemesh_http_operations_evicted_total 1"));
@@ -1045,6 +1070,104 @@ TEST_F(RestGatewayOperationTest, OldestOperationIsForgottenPastTheCapacity) {
   EXPECT_EQ(Get(first).status, 404);
   EXPECT_EQ(Get(second).status, 200);
   EXPECT_EQ(Get(third).status, 200);
+}
+
+// --- operations in an SQLite file (operations_db) ------------------------------
+
+class RestGatewayOperationsDbTest : public RestGatewayOperationTest {
+ protected:
+  RestGatewayOperationsDbTest() {
+    options_.operations_db = db_dir_.Abs("operations.db");
+    Rebuild();
+  }
+
+  // GET `path` from `gateway`.
+  static HttpResponse GetFrom(RestGateway& gateway, const std::string& path) {
+    HttpRequest request;
+    request.method = "GET";
+    request.path = path;
+    request.remote_address = "127.0.0.1:40001";
+    return gateway.Handle(request);
+  }
+
+  static bool Done(const HttpResponse& r) {
+    return ParseObject(r.body).fields().at("done").bool_value();
+  }
+
+  testing::TestTree db_dir_;
+};
+
+// Gateway replicas on one database: the one whose channel takes the reply
+// writes it, any other answers it.
+TEST_F(RestGatewayOperationsDbTest, AnotherGatewayOnTheDatabaseAnswersTheOperation) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  RestGateway other(options_, nullptr, nullptr);
+  ASSERT_TRUE(other.status().ok()) << other.status();
+  HttpResponse r = GetFrom(other, operation);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(Done(r));
+
+  list_backend_.fallback->DeliverQueued();  // no GET on this gateway
+  r = GetFrom(other, operation);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(Done(r)) << r.body;
+  std::string response_json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(
+                  ParseObject(r.body).fields().at("response"), &response_json)
+                  .ok());
+  EXPECT_THAT(Names(ParseMessage<v1::ListResponse>(response_json).entries()),
+              ElementsAre("C.TXT", "a.txt", "b.csv", "sub"));
+  EXPECT_EQ(Get(operation).body, r.body) << "both gateways answer the same";
+}
+
+// A gateway that restarts on its database keeps its operations: the
+// finished ones, and the pending ones, whose reply its channel takes later.
+TEST_F(RestGatewayOperationsDbTest, OperationsOutliveTheGatewayThatMadeThem) {
+  QueueEverything();
+  const std::string finished = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  list_backend_.fallback->DeliverQueued();
+  const std::string pending = Accepted(Get("/api/v1/search", {{"q", "*.csv"}}));
+  const std::string finished_body = Get(finished).body;
+  ASSERT_TRUE(Done(Get(finished)));
+
+  gateway_.reset();
+  Rebuild();
+  EXPECT_EQ(Get(finished).body, finished_body);
+  EXPECT_FALSE(Done(Get(pending)));
+  search_backend_.fallback->DeliverQueued();
+  const HttpResponse r = Get(pending);
+  ASSERT_TRUE(Done(r)) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("docs/b.csv"));
+}
+
+// A database that fails under the gateway (here: its table dropped by
+// another program) is a 503 that says so, never a 404 or a crash.
+TEST_F(RestGatewayOperationsDbTest, ADatabaseThatFailsIs503) {
+  QueueEverything();
+  const std::string operation = Accepted(Get("/api/v1/files", {{"path", "docs"}}));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(options_.operations_db.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE operations", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  HttpResponse r = Get(operation);
+  EXPECT_EQ(StatusAndCode(r), std::make_pair(503, std::string("UNAVAILABLE")));
+  EXPECT_THAT(r.body, HasSubstr("cannot read its operations"));
+  r = Get("/api/v1/files", {{"path", "docs"}});
+  EXPECT_EQ(StatusAndCode(r), std::make_pair(503, std::string("UNAVAILABLE")));
+  EXPECT_THAT(r.body, HasSubstr("could not record its operation"));
+}
+
+TEST_F(RestGatewayOperationsDbTest, ADatabaseThatCannotBeOpenedIsSaidAndServesNothing) {
+  options_.operations_db = db_dir_.Abs("no-such-dir/operations.db");
+  Rebuild();
+  EXPECT_EQ(gateway_->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(gateway_->status().message()),
+              HasSubstr("cannot open the operations database"));
+  const HttpResponse r = Get("/api/v1/files");
+  EXPECT_EQ(StatusAndCode(r), std::make_pair(503, std::string("UNAVAILABLE")));
+  EXPECT_THAT(r.body, HasSubstr("operations database"));
+  EXPECT_EQ(Get("/healthz").status, 200);
 }
 
 // --- metrics, access log, concurrency ------------------------------------------

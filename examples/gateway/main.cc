@@ -54,7 +54,11 @@ ABSL_FLAG(absl::Duration, attempt_timeout, absl::Milliseconds(250),
           "(an acknowledged call waits for its answer until --request_timeout)");
 ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
-ABSL_FLAG(absl::Duration, operation_ttl, absl::Minutes(10),
+ABSL_FLAG(std::string, operations_db, "",
+          "where the operations of 202s live: an SQLite file (created if missing; gateways on "
+          "one host may share it), or \":memory:\"; empty: $STATE_DIRECTORY/operations.db "
+          "when systemd gives a state directory, else memory");
+ABSL_FLAG(absl::Duration, operation_ttl, absl::Hours(1),
           "how long a 202's operation, and its answer once it came, is remembered");
 ABSL_FLAG(int64_t, operation_capacity, 10000,
           "operations remembered at once; past it the oldest is forgotten");
@@ -62,8 +66,9 @@ ABSL_FLAG(int64_t, operation_max_bytes, int64_t{256} << 20,
           "bytes the finished operations' answers may hold together; past it the oldest are "
           "forgotten");
 ABSL_FLAG(absl::Duration, late_reply_ttl, absl::Minutes(10),
-          "how long a request queued on the broker stays worth serving, and its late reply is "
-          "kept (at least --operation_ttl)");
+          "how long a request queued on the broker stays worth serving (an operation whose "
+          "reply has not come by then ends DEADLINE_EXCEEDED), and a late reply the operations "
+          "database could not take is kept");
 ABSL_FLAG(int64_t, late_reply_capacity, 10000,
           "late replies kept at once per backend; past it the oldest is dropped");
 ABSL_FLAG(int64_t, late_reply_max_bytes, int64_t{256} << 20,
@@ -210,13 +215,6 @@ int main(int argc, char** argv) {
   CheckPositive("attempt_timeout", absl::GetFlag(FLAGS_attempt_timeout));
   CheckPositive("breaker_cooldown", absl::GetFlag(FLAGS_breaker_cooldown));
   CheckPositive("operation_ttl", absl::GetFlag(FLAGS_operation_ttl));
-  if (absl::GetFlag(FLAGS_late_reply_ttl) < absl::GetFlag(FLAGS_operation_ttl)) {
-    Exit(absl::InvalidArgumentError(absl::StrCat(
-        "--late_reply_ttl (", absl::FormatDuration(absl::GetFlag(FLAGS_late_reply_ttl)),
-        ") must be at least --operation_ttl (",
-        absl::FormatDuration(absl::GetFlag(FLAGS_operation_ttl)),
-        "): an operation would outlive the reply it waits for")));
-  }
 
   filemesh::RestGatewayOptions options;
   options.api_key = absl::GetFlag(FLAGS_api_key);
@@ -239,6 +237,17 @@ int main(int argc, char** argv) {
     if (host != "0.0.0.0" && host != "::") options.allowed_hosts.push_back(host);
   }
   options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.operations_db = absl::GetFlag(FLAGS_operations_db);
+  if (options.operations_db.empty()) {
+    // systemd's StateDirectory= (the Debian unit's /var/lib/filemesh-gateway).
+    const char* state = std::getenv("STATE_DIRECTORY");
+    if (state != nullptr && *state != '\0') {
+      // Several directories come colon-separated: the first is ours.
+      options.operations_db = absl::StrCat(std::string(state).substr(0, std::string(state).find(':')),
+                                           "/operations.db");
+    }
+  }
+  if (options.operations_db == ":memory:") options.operations_db.clear();
   options.operation_ttl = absl::GetFlag(FLAGS_operation_ttl);
   options.operation_capacity =
       PositiveCount("operation_capacity", absl::GetFlag(FLAGS_operation_capacity));
@@ -279,6 +288,7 @@ int main(int argc, char** argv) {
        {"amqp_url", filemesh::RedactUrl(amqp->url)},
        {"auth", options.api_key.empty() && options.api_keys_file.empty() ? "none" : "bearer"},
        {"audit_log", options.audit_log},
+       {"operations_db", options.operations_db.empty() ? ":memory:" : options.operations_db},
        {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
        {"ui", options.serve_ui ? "on" : "off"}});
 

@@ -301,6 +301,16 @@ struct GatewayClient::Impl {
       }
       const auto done = state->fields().find("done");
       if (done == state->fields().end() || !done->second.bool_value()) continue;
+      // A failed call: AIP-151's `error` (google.rpc.Status).
+      if (const auto error = state->fields().find("error");
+          error != state->fields().end() && error->second.has_struct_value()) {
+        const google::protobuf::Struct& status = error->second.struct_value();
+        return Failure(absl::StatusCode::kUnknown,
+                       absl::StrCat("filemesh: the queued call failed: ",
+                                    internal::AbslView(FieldString(status, "status")), ": ",
+                                    internal::AbslView(FieldString(status, "message"))),
+                       1);
+      }
       const auto response = state->fields().find("response");
       if (response == state->fields().end() || !response->second.has_struct_value()) {
         return Failure(absl::StatusCode::kUnavailable,

@@ -1,87 +1,98 @@
-// The operations RestGateway hands out with a 202: each public id (random,
-// URL-safe) names a call the broker queued, and keeps the finished answer so
-// that every later GET gives the same one. Bounded in number (the oldest is
-// forgotten past the capacity) and in age (forgotten `ttl` after it was made).
+// OperationStore: the operations RestGateway hands out with a 202 (calls
+// the broker queued) and their outcomes, AIP-151 style: each has a public
+// id, is pending until the call's reply comes, and then done with the
+// reply's status and response. Three backends (OpenOperationStore):
 //
-// Thread safety: all methods may be called concurrently; a record's `mu`
-// serializes fetching its reply.
+//   ""   (or ":memory:")      in this process only (the SDK's default)
+//   a file path              SQLite: outlives the gateway (sqlite_operations.h)
+//   postgresql://...         PostgreSQL: shared by gateway replicas (to come)
+//
+// Each is bounded in count and in the bytes of its outcomes (past either the
+// oldest operations are forgotten, counted in evicted()) and in age (an
+// operation expires `ttl` after it was made). The outcome of a call is
+// written once: whoever takes its reply first writes it, a second Complete
+// (a redelivered reply, the same reply taken by two gateways) changes
+// nothing.
+//
+// Thread safety: every method may be called from any thread.
 
 #ifndef FILEMESH_SRC_REST_OPERATION_STORE_H_
 #define FILEMESH_SRC_REST_OPERATION_STORE_H_
 
-#include <atomic>
-#include <list>
-#include <map>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "filemesh/internal/mutex.hpp"
-#include "filemesh/rest/http.hpp"
-#include "filemesh/rpc/transport.hpp"
 
 namespace filemesh::internal {
 
-enum class OperationKind { kList, kSearch };
+// What a queued call asked for (StoredOperation::kind).
+enum class OperationKind { kList = 0, kSearch = 1 };
 
-struct OperationRecord {
-  OperationKind kind = OperationKind::kList;
-  // The id FailoverChannel gave the queued call (for TakeLateReply).
-  std::string channel_id;
-  TransportKind served_by = TransportKind::kNone;
-  // The path the request asked about (relative to the root): a key limited
-  // to a scope reads only the operations of paths within it.
-  std::string path;
+struct OperationLimits {
+  size_t capacity = 10000;               // operations at most (at least 1)
+  size_t max_bytes = size_t{256} << 20;  // of their outcomes together (at least 1)
+  absl::Duration ttl = absl::Hours(1);   // from creation (positive)
+};
 
-  Mutex mu;
-  // The answer once the reply came.
-  std::optional<HttpResponse> finished ABSL_GUARDED_BY(mu);
+// One operation as stored.
+struct StoredOperation {
+  std::string id;       // public, random: set by Add
+  std::string call_id;  // the queued call's id (its AMQP correlation_id)
+  int kind = 0;         // an OperationKind
+  int served_by = 0;    // the TransportKind that queued it
+  std::string path;     // the path asked about (scoped keys read their own)
+  // The gateway that queued the call (random per process): the one whose
+  // channel can still be asked about it.
+  std::string owner;
+  absl::Time create_time;  // set by Add
+  absl::Time update_time;  // set by Add and Complete
+  bool done = false;
+  // Once done: the call's status and, when OK, its serialized response.
+  absl::Status error;
+  std::string response;
 };
 
 class OperationStore {
  public:
-  // A capacity or max_bytes of 0 is taken as 1. `max_bytes` bounds the
-  // finished answers held (Finished) together.
-  OperationStore(size_t capacity, absl::Duration ttl, size_t max_bytes = size_t{256} << 20);
+  virtual ~OperationStore() = default;
 
-  // Remembers a queued call and returns its new public id.
-  std::string Add(OperationKind kind, std::string channel_id, TransportKind served_by,
-                  absl::Time now, std::string path = "");
-  // The operation `id`, or null when it is unknown or expired at `now`.
-  std::shared_ptr<OperationRecord> Find(std::string_view id, absl::Time now);
-  // Forgets `id` (no-op when unknown).
-  void Remove(std::string_view id);
-  // Counts the `bytes` of `id`'s finished answer, now held; past max_bytes
-  // the oldest operations are forgotten (perhaps `id` itself).
-  void Finished(std::string_view id, size_t bytes, absl::Time now);
-  // Operations forgotten before their ttl to stay within the capacity or
-  // max_bytes.
-  uint64_t evicted() const { return evicted_.load(); }
-  // Operations remembered (expired ones may still count until the next Add
-  // or Find).
-  size_t size() const;
-
- private:
-  struct Entry {
-    std::shared_ptr<OperationRecord> record;
-    absl::Time expires;
-    std::list<std::string>::iterator order;
-    size_t bytes = 0;  // of the finished answer, once Finished
-  };
-  // Drops expired operations and the oldest past the capacity.
-  void Purge(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  const size_t capacity_;
-  const absl::Duration ttl_;
-  const size_t max_bytes_;
-  std::atomic<uint64_t> evicted_{0};
-  mutable Mutex mu_;
-  std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
-  std::list<std::string> oldest_first_ ABSL_GUARDED_BY(mu_);
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // "memory", "sqlite" or "postgresql".
+  virtual std::string_view backend() const = 0;
+  // Stores a new pending operation for `op.call_id` (id and times are set
+  // here) and returns its public id.
+  virtual absl::StatusOr<std::string> Add(const StoredOperation& op, absl::Time now) = 0;
+  // The operation `id`; nullopt when unknown or expired.
+  virtual absl::StatusOr<std::optional<StoredOperation>> Find(std::string_view id,
+                                                              absl::Time now) = 0;
+  // Writes the outcome of call `call_id` once: true when this call did,
+  // false when it was done already or is unknown (a redelivered reply).
+  virtual absl::StatusOr<bool> Complete(std::string_view call_id, const absl::Status& status,
+                                        std::string_view response, absl::Time now) = 0;
+  // Operations stored (expired ones may count until the next write).
+  virtual absl::StatusOr<size_t> Count() = 0;
+  // Operations forgotten before their ttl to stay within the bounds.
+  virtual uint64_t evicted() const = 0;
 };
+
+// InvalidArgument unless capacity and max_bytes are at least 1 and ttl is
+// positive.
+absl::Status CheckOperationLimits(const OperationLimits& limits);
+
+// In this process's memory.
+std::unique_ptr<OperationStore> NewMemoryOperationStore(OperationLimits limits);
+
+// The store `where` names: "" or ":memory:" in memory, else an SQLite file
+// (created if missing; its directory must exist). "postgresql://" and
+// "postgres://" URLs are refused until that backend lands (Unimplemented).
+absl::StatusOr<std::unique_ptr<OperationStore>> OpenOperationStore(const std::string& where,
+                                                                   OperationLimits limits);
 
 }  // namespace filemesh::internal
 

@@ -1,5 +1,6 @@
 #include "filemesh/rest/rest_gateway.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -186,8 +187,11 @@ struct Exchange {
 // timed out, broken) carry transport internals (peer addresses, broker
 // users and hosts, gRPC core text): the client gets a sentence it can act
 // on and the request id, the log gets the whole text.
-HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, const std::string& path,
-                            const Exchange& exchange) {
+//
+// PublicStatus gives what the client sees (`request_id` names the request
+// whose log line has the cause); BackendProblem logs the cause and answers.
+absl::Status PublicStatus(const absl::Status& status, OperationKind kind,
+                          std::string_view request_id) {
   const char* service = kind == OperationKind::kList ? "list" : "search";
   std::string said;
   switch (status.code()) {
@@ -208,17 +212,78 @@ HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, cons
       said = absl::StrCat("the ", service, " service failed to answer");
       break;
     default:
-      return ProblemResponse(status, path);
+      return status;
   }
-  LogEvent(LogLevel::kWarning, "backend_failed",
-           {{"request_id", exchange.request_id},
-            {"backend", service},
-            {"code", internal::StdView(absl::StatusCodeToString(status.code()))},
-            {"error", internal::StdView(status.message())}});
-  return ProblemResponse(
-      absl::Status(status.code(), absl::StrCat(said, " (request ", exchange.request_id,
-                                               "; the gateway's log has the cause)")),
-      path);
+  return absl::Status(status.code(), absl::StrCat(said, " (", internal::AbslView(request_id),
+                                                  "; the gateway's log has the cause)"));
+}
+
+HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, const std::string& path,
+                            const Exchange& exchange) {
+  absl::Status shown =
+      PublicStatus(status, kind, absl::StrCat("request ", exchange.request_id));
+  if (shown != status) {
+    LogEvent(LogLevel::kWarning, "backend_failed",
+             {{"request_id", exchange.request_id},
+              {"backend", kind == OperationKind::kList ? "list" : "search"},
+              {"code", internal::StdView(absl::StatusCodeToString(status.code()))},
+              {"error", internal::StdView(status.message())}});
+  }
+  return ProblemResponse(shown, path);
+}
+
+// A call's id in the operation store: the backend's name and the id its
+// channel gave the call (ids are unique per channel only).
+std::string StoredCallId(OperationKind kind, std::string_view channel_id) {
+  return absl::StrCat(kind == OperationKind::kList ? "list/" : "search/",
+                      internal::AbslView(channel_id));
+}
+
+// The channel's id of a stored call id.
+std::string ChannelCallId(const std::string& stored) {
+  return stored.substr(stored.find('/') + 1);
+}
+
+std::string_view OperationKindName(int kind) {
+  return kind == static_cast<int>(OperationKind::kSearch) ? "search" : "list";
+}
+
+// RFC 3339 in UTC, as protobuf's JSON mapping writes a Timestamp.
+std::string Rfc3339(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", time, absl::UTCTimeZone());
+}
+
+// An operation as AIP-151 has it (google.longrunning.Operation in
+// protobuf's JSON mapping, snake_case as the rest of the API): `name`,
+// `done`, `metadata` (kind, served_by, create_time, update_time) and, once
+// done, `error` (google.rpc.Status: code, message, and the code's name as
+// `status`) or `response` (`response_json`, the reply as JSON). Also `operation`
+// (its URL) and `served_by` at the top, as 1.x clients read them.
+std::string OperationJson(const internal::StoredOperation& op, std::string_view url,
+                          const absl::Status& error, std::string_view response_json) {
+  const std::string_view served_by = TransportKindName(static_cast<TransportKind>(op.served_by));
+  JsonObjectWriter json;
+  json.String("name", absl::StrCat("operations/", op.id))
+      .String("operation", url)
+      .Bool("done", op.done)
+      .Raw("metadata", JsonObjectWriter()
+                           .String("kind", OperationKindName(op.kind))
+                           .String("served_by", served_by)
+                           .String("create_time", Rfc3339(op.create_time))
+                           .String("update_time", Rfc3339(op.update_time))
+                           .Finish())
+      .String("served_by", served_by);
+  if (op.done && !error.ok()) {
+    json.Raw("error", JsonObjectWriter()
+                          .Int("code", static_cast<int>(error.code()))
+                          .String("status", internal::StdView(
+                                                absl::StatusCodeToString(error.code())))
+                          .String("message", internal::StdView(error.message()))
+                          .Finish());
+  } else if (op.done) {
+    json.Raw("response", response_json);
+  }
+  return json.Finish();
 }
 
 // Where a route's response goes: once, from any thread.
@@ -242,6 +307,15 @@ struct RestGateway::Impl {
   void Search(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange,
               const Reply& reply);
   HttpResponse GetOperation(const HttpRequest& request, Exchange* exchange);
+  // The late-reply listener of the backends' channels: writes the outcome of
+  // a queued call to the operation store (true: stored, or no operation
+  // waits for it; false: the store failed, the channel keeps the reply).
+  bool OnLateReply(const std::string& call_id, const absl::StatusOr<std::string>& response);
+  // What the backend's channel says of queued call `op` (its owner's only):
+  // its reply, or that it is gone, written to the store. Returns the
+  // operation as stored then (as known here, when the store failed).
+  internal::StoredOperation AskChannel(internal::StoredOperation op);
+  size_t OperationCount() const;
   HttpResponse Readiness(bool* ready) const;
   template <typename Response>
   HttpResponse Answer(const absl::StatusOr<Response>& result, const CallInfo& info,
@@ -270,7 +344,17 @@ struct RestGateway::Impl {
   const std::set<std::string> allowed_hosts;
   const std::shared_ptr<const AsyncFileListerInterface> lister;
   const std::shared_ptr<const AsyncFileSearcherInterface> searcher;
-  internal::OperationStore operations;
+  // What the channels' late-reply listeners reach: this object until its
+  // destructor begins, then nothing.
+  struct ListenerTarget {
+    internal::Mutex mu;
+    Impl* impl ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  const std::shared_ptr<ListenerTarget> listener = std::make_shared<ListenerTarget>();
+  // This gateway in the operation store (StoredOperation::owner).
+  const std::string instance = internal::RandomHexId();
+  // Null when it could not be opened (`status` says why).
+  std::unique_ptr<internal::OperationStore> operations;
 
   const std::shared_ptr<prometheus::Registry> registry;
   internal::GatewayMetrics metrics;
@@ -281,7 +365,29 @@ struct RestGateway::Impl {
   size_t calls_in_flight ABSL_GUARDED_BY(calls_mu) = 0;
 };
 
+namespace {
+
+std::vector<std::pair<std::string, const FailoverChannel*>> BackendChannels(
+    const AsyncFileListerInterface* lister, const AsyncFileSearcherInterface* searcher) {
+  std::vector<std::pair<std::string, const FailoverChannel*>> channels;
+  if (lister != nullptr && lister->failover_channel() != nullptr) {
+    channels.emplace_back("lister", lister->failover_channel());
+  }
+  if (searcher != nullptr && searcher->failover_channel() != nullptr) {
+    channels.emplace_back("searcher", searcher->failover_channel());
+  }
+  return channels;
+}
+
+}  // namespace
+
 RestGateway::Impl::~Impl() {
+  {
+    // No late reply comes here from now on (the channels may outlive this
+    // gateway, and serve the next one: their listener is left in place).
+    internal::MutexLock lock(&listener->mu);
+    listener->impl = nullptr;
+  }
   internal::MutexLock lock(&calls_mu);
   while (calls_in_flight != 0) calls_cv.Wait();
 }
@@ -307,18 +413,6 @@ std::vector<std::string> RouteLabels() {
   return labels;
 }
 
-std::vector<std::pair<std::string, const FailoverChannel*>> BackendChannels(
-    const AsyncFileListerInterface* lister, const AsyncFileSearcherInterface* searcher) {
-  std::vector<std::pair<std::string, const FailoverChannel*>> channels;
-  if (lister != nullptr && lister->failover_channel() != nullptr) {
-    channels.emplace_back("lister", lister->failover_channel());
-  }
-  if (searcher != nullptr && searcher->failover_channel() != nullptr) {
-    channels.emplace_back("searcher", searcher->failover_channel());
-  }
-  return channels;
-}
-
 }  // namespace
 
 // The channels and the operation store outlive the collector: this object
@@ -330,13 +424,12 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       allowed_hosts(AllowedHosts(options.allowed_hosts)),
       lister(std::move(list_client)),
       searcher(std::move(search_client)),
-      operations(options.operation_capacity, options.operation_ttl, options.operation_max_bytes),
       registry(options.metrics_registry != nullptr ? options.metrics_registry
                                                    : std::make_shared<prometheus::Registry>()),
       metrics(*registry, RouteLabels()),
       backend_metrics(
-          BackendChannels(lister.get(), searcher.get()), [this] { return operations.size(); },
-          [this] { return operations.evicted(); }) {
+          BackendChannels(lister.get(), searcher.get()), [this] { return OperationCount(); },
+          [this] { return operations != nullptr ? operations->evicted() : 0; }) {
   if (!options.api_key.empty() || !options.api_keys_file.empty()) {
     absl::StatusOr<std::unique_ptr<internal::ApiKeySource>> made =
         internal::ApiKeySource::Create(options.api_keys_file, options.api_key);
@@ -353,6 +446,33 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       audit = *std::move(opened);
     } else {
       status = opened.status();
+    }
+  }
+  if (status.ok()) {
+    internal::OperationLimits limits;
+    limits.capacity = std::max<size_t>(options.operation_capacity, 1);
+    limits.max_bytes = std::max<size_t>(options.operation_max_bytes, 1);
+    limits.ttl = options.operation_ttl;
+    absl::StatusOr<std::unique_ptr<internal::OperationStore>> store =
+        internal::OpenOperationStore(options.operations_db, limits);
+    if (store.ok()) {
+      operations = *std::move(store);
+      {
+        internal::MutexLock lock(&listener->mu);
+        listener->impl = this;
+      }
+      for (const auto& [name, channel] : BackendChannels(lister.get(), searcher.get())) {
+        const OperationKind kind = name == "lister" ? OperationKind::kList : OperationKind::kSearch;
+        channel->SetLateReplyListener([target = listener, kind](
+                                          const std::string& call_id,
+                                          const absl::StatusOr<std::string>& response) {
+          internal::MutexLock lock(&target->mu);
+          if (target->impl == nullptr) return false;  // gone: left for TakeLateReply
+          return target->impl->OnLateReply(StoredCallId(kind, call_id), response);
+        });
+      }
+    } else {
+      status = store.status();
     }
   }
   if (!status.ok()) {
@@ -438,7 +558,9 @@ std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& requ
   const bool api = absl::StartsWith(internal::AbslView(request.path), "/api/");
   if (api && !status.ok()) {
     return ProblemResponse(
-        absl::UnavailableError("the gateway cannot check API keys now (its log says why)"),
+        absl::UnavailableError(
+            "the gateway cannot serve its API: its API keys, audit log or operations database "
+            "could not be opened (its log says why)"),
         request.path);
   }
   if (api && keys != nullptr) {
@@ -658,11 +780,29 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
                                                           TransportKindName(info.served_by)));
   }
   if (info.queued) {
-    const std::string location = absl::StrCat(
-        internal::AbslView(kOperationsPrefix),
-        operations.Add(kind, info.operation_id, info.served_by, absl::Now(), exchange->asked_path));
-    HttpResponse response =
-        JsonResponse(202, JsonObjectWriter().String("operation", location).Finish());
+    internal::StoredOperation op;
+    op.call_id = StoredCallId(kind, info.operation_id);
+    op.kind = static_cast<int>(kind);
+    op.served_by = static_cast<int>(info.served_by);
+    op.path = exchange->asked_path;
+    op.owner = instance;
+    op.create_time = op.update_time = absl::Now();
+    absl::StatusOr<std::string> id = operations->Add(op, op.create_time);
+    if (!id.ok()) {
+      LogEvent(LogLevel::kError, "operation_store_failed",
+               {{"request_id", exchange->request_id},
+                {"action", "add"},
+                {"error", internal::StdView(id.status().message())}});
+      return ProblemResponse(
+          absl::UnavailableError(absl::StrCat(
+              "the call is queued on the broker, but the gateway could not record its operation "
+              "(request ",
+              exchange->request_id, "; the gateway's log has the cause)")),
+          path);
+    }
+    op.id = *id;
+    const std::string location = absl::StrCat(internal::AbslView(kOperationsPrefix), op.id);
+    HttpResponse response = JsonResponse(202, OperationJson(op, location, absl::OkStatus(), ""));
     response.headers.emplace_back("Location", location);
     return response;
   }
@@ -673,65 +813,141 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
   absl::StatusOr<QueryParams> params = QueryParams::Parse(request.query, {});
   if (!params.ok()) return ProblemResponse(params.status(), request.path);
   const std::string_view id = std::string_view(request.path).substr(kOperationsPrefix.size());
-  std::shared_ptr<internal::OperationRecord> record =
-      IsOperationId(id) ? operations.Find(id, absl::Now()) : nullptr;
-  if (record == nullptr) {
+  const auto store_failed = [&](const absl::Status& why) {
+    LogEvent(LogLevel::kError, "operation_store_failed",
+             {{"request_id", exchange->request_id},
+              {"action", "find"},
+              {"error", internal::StdView(why.message())}});
+    return ProblemResponse(absl::UnavailableError(absl::StrCat(
+                               "the gateway cannot read its operations now (request ",
+                               exchange->request_id, "; the gateway's log has the cause)")),
+                           request.path);
+  };
+  absl::StatusOr<std::optional<internal::StoredOperation>> found =
+      IsOperationId(id) ? operations->Find(id, absl::Now())
+                        : std::optional<internal::StoredOperation>();
+  if (!found.ok()) return store_failed(found.status());
+  if (!found->has_value()) {
     return ProblemResponse(
         absl::NotFoundError(
             absl::StrCat("no operation ", internal::QuoteClientText(id), ": unknown, or expired")),
         request.path);
   }
+  internal::StoredOperation op = **std::move(found);
 
   // A scoped key reads only the operations of requests within its scope
   // (a key for projects/a those of projects/a/x, not those of projects/b or
   // of a key for the whole tree).
-  if (!exchange->scope.empty() && !internal::WithinScope(record->path, exchange->scope)) {
+  if (!exchange->scope.empty() && !internal::WithinScope(op.path, exchange->scope)) {
     return ProblemResponse(absl::PermissionDeniedError(absl::StrCat(
                                "the key \"", exchange->key_name,
                                "\" may not read operations outside \"", exchange->scope, "\"")),
                            request.path);
   }
-  internal::MutexLock lock(&record->mu);
-  exchange->served_by = record->served_by;
-  if (record->finished.has_value()) return *record->finished;
+  exchange->served_by = static_cast<TransportKind>(op.served_by);
+  // The gateway that queued the call may still hold its reply (when the
+  // store failed as it came), or know that none will come.
+  if (!op.done && op.owner == instance) {
+    op = AskChannel(std::move(op));
+  }
 
+  const std::string location = absl::StrCat(internal::AbslView(kOperationsPrefix), op.id);
+  const auto kind = static_cast<OperationKind>(op.kind);
+  if (!op.done) return JsonResponse(200, OperationJson(op, location, absl::OkStatus(), ""));
+  if (!op.error.ok()) {
+    return JsonResponse(
+        200, OperationJson(op, location,
+                           PublicStatus(op.error, kind, absl::StrCat("operation ", op.id)), ""));
+  }
+  absl::StatusOr<std::string> json = absl::InternalError("unknown operation kind");
+  if (kind == OperationKind::kList) {
+    v1::ListResponse response;
+    json = response.ParseFromString(op.response)
+               ? internal::MessageToJson(response)
+               : absl::DataLossError("the stored answer is not a ListResponse");
+  } else if (kind == OperationKind::kSearch) {
+    v1::SearchResponse response;
+    json = response.ParseFromString(op.response)
+               ? internal::MessageToJson(response)
+               : absl::DataLossError("the stored answer is not a SearchResponse");
+  }
+  if (!json.ok()) {
+    op.error = json.status();
+    return JsonResponse(200, OperationJson(op, location, json.status(), ""));
+  }
+  return JsonResponse(200, OperationJson(op, location, absl::OkStatus(), *json));
+}
+
+bool RestGateway::Impl::OnLateReply(const std::string& call_id,
+                                    const absl::StatusOr<std::string>& response) {
+  absl::StatusOr<bool> wrote = operations->Complete(
+      call_id, response.status(), response.ok() ? *response : std::string(), absl::Now());
+  if (!wrote.ok()) {
+    LogEvent(LogLevel::kError, "operation_store_failed",
+             {{"call_id", call_id},
+              {"action", "complete"},
+              {"error", internal::StdView(wrote.status().message())}});
+    return false;  // the channel keeps it: a GET here asks for it again
+  }
+  if (*wrote && !response.ok()) {
+    LogEvent(LogLevel::kWarning, "operation_failed",
+             {{"call_id", call_id},
+              {"code", internal::StdView(absl::StatusCodeToString(response.status().code()))},
+              {"error", internal::StdView(response.status().message())}});
+  }
+  return true;
+}
+
+internal::StoredOperation RestGateway::Impl::AskChannel(internal::StoredOperation op) {
   LateReply::State state = LateReply::State::kUnknown;
-  absl::StatusOr<std::string> json = absl::UnknownError("no reply");
-  if (record->kind == OperationKind::kList && lister != nullptr) {
-    Operation<v1::ListResponse> op = lister->TakeList(record->channel_id);
-    state = op.state;
-    json = op.response.ok() ? internal::MessageToJson(*op.response) : op.response.status();
-  } else if (record->kind == OperationKind::kSearch && searcher != nullptr) {
-    Operation<v1::SearchResponse> op = searcher->TakeSearch(record->channel_id);
-    state = op.state;
-    json = op.response.ok() ? internal::MessageToJson(*op.response) : op.response.status();
-  }
-
-  switch (state) {
-    case LateReply::State::kPending:
-      return JsonResponse(200, JsonObjectWriter().Bool("done", false).Finish());
-    case LateReply::State::kDone: {
-      HttpResponse finished =
-          json.ok()
-              ? JsonResponse(200, JsonObjectWriter()
-                                      .Bool("done", true)
-                                      .Raw("response", *json)
-                                      .String("served_by", TransportKindName(record->served_by))
-                                      .Finish())
-              : BackendProblem(json.status(), record->kind, request.path, *exchange);
-      record->finished = finished;
-      operations.Finished(id, finished.body.size(), absl::Now());
-      return finished;
+  absl::Status outcome = absl::OkStatus();
+  std::string bytes;
+  const auto take = [&](auto operation) {
+    state = operation.state;
+    if (!operation.response.ok()) {
+      outcome = operation.response.status();
+    } else {
+      bytes = operation.response->SerializeAsString();
     }
-    case LateReply::State::kUnknown:
-      break;
+  };
+  if (op.kind == static_cast<int>(OperationKind::kList) && lister != nullptr) {
+    take(lister->TakeList(ChannelCallId(op.call_id)));
+  } else if (op.kind == static_cast<int>(OperationKind::kSearch) && searcher != nullptr) {
+    take(searcher->TakeSearch(ChannelCallId(op.call_id)));
   }
-  // The channel no longer knows the call: its reply expired there.
-  operations.Remove(id);
-  return ProblemResponse(
-      absl::NotFoundError(absl::StrCat("operation ", internal::AbslView(id),
-                                       " is no longer known: its reply expired")),
-      request.path);
+  if (state == LateReply::State::kPending) return op;
+  if (state == LateReply::State::kUnknown) {
+    // Neither came nor will: the request expired in its queue, or the
+    // reply was dropped for room (late_reply_ttl, late_reply_capacity).
+    // Unless the listener stored it meanwhile: Complete writes only once.
+    outcome = absl::DeadlineExceededError(
+        "no reply came while the queued request was worth serving (the gateway's "
+        "--late_reply_ttl), or it was dropped for room");
+    bytes.clear();
+  }
+  const absl::Time now = absl::Now();
+  absl::StatusOr<bool> wrote = operations->Complete(op.call_id, outcome, bytes, now);
+  absl::StatusOr<std::optional<internal::StoredOperation>> again =
+      wrote.ok() ? operations->Find(op.id, now) : wrote.status();
+  if (again.ok() && again->has_value()) return **std::move(again);
+  if (!again.ok()) {
+    // Taken from the channel, not stored: this answer is the last of it.
+    LogEvent(LogLevel::kError, "operation_store_failed",
+             {{"operation", op.id},
+              {"action", "complete"},
+              {"error", internal::StdView(again.status().message())}});
+  }
+  op.done = true;  // (or evicted meanwhile): answer what was found
+  op.error = outcome;
+  op.response = std::move(bytes);
+  op.update_time = now;
+  return op;
+}
+
+size_t RestGateway::Impl::OperationCount() const {
+  if (operations == nullptr) return 0;
+  absl::StatusOr<size_t> count = operations->Count();
+  return count.ok() ? *count : 0;
 }
 
 HttpResponse RestGateway::Impl::Readiness(bool* ready) const {

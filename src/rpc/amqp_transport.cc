@@ -65,6 +65,9 @@ struct PendingCall {
   // until `expires`.
   bool late = false;
   absl::Time expires;
+  // The caller's callback, given the queued id, has returned: from then on
+  // the late-reply listener may be told of the reply.
+  bool answered = false;
   // When the caller is answered, at the latest.
   absl::Time deadline;
   // The caller's callback until it has been handed the outcome.
@@ -84,6 +87,8 @@ struct Delivery {
   TransportCallback done;
   TransportResult result;
   std::optional<AmqpMessage> reply;
+  // Set when `result` is a queued id: its call, for AnsweredQueued.
+  CallPtr queued;
 };
 
 // AmqpOptions::service_users, or the client's own broker user (the same on
@@ -142,6 +147,10 @@ class AmqpTransport::Core : public AmqpSession {
   void CallAsync(const std::string& method, const std::string& request, absl::Time deadline,
                  TransportCallback done);
   LateReply TakeLateReply(const std::string& id);
+  void SetLateReplyListener(LateReplyListener listener) {
+    MutexLock lock(&listener_mu_);
+    listener_ = std::move(listener);
+  }
 
   // AmqpSession (I/O thread).
   absl::Status OnConnected(AmqpConnection& connection) override;
@@ -217,6 +226,12 @@ class AmqpTransport::Core : public AmqpSession {
   // Hands the answers Finish and Expire left to the callback threads;
   // called without the lock.
   void DeliverReady();
+  // The caller of queued `call` has been answered: its reply, should it have
+  // come already, goes to the listener now.
+  void AnsweredQueued(const CallPtr& call);
+  // Tells the listener of late call `id`'s reply, and forgets the reply when
+  // the listener takes it. Without mu_.
+  void NotifyLate(const std::string& id);
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
   const FailoverChannelOptions options_;
@@ -248,6 +263,13 @@ class AmqpTransport::Core : public AmqpSession {
   size_t late_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> late_dropped_{0};
   std::vector<Delivery> ready_ ABSL_GUARDED_BY(mu_);
+  // Late calls whose reply came after their caller was answered, for
+  // NotifyLate (by DeliverReady).
+  std::vector<std::string> late_notify_ ABSL_GUARDED_BY(mu_);
+  // Held while the listener runs, so that SetLateReplyListener returns once
+  // the one before is done. Taken before mu_, never after.
+  Mutex listener_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  LateReplyListener listener_ ABSL_GUARDED_BY(listener_mu_);
   // The deadlines of calls whose caller waits; reset first by ~Core.
   std::unique_ptr<TimerQueue> timers_ = std::make_unique<TimerQueue>();
   // Where replies are read and callbacks run (never the I/O thread, unless
@@ -314,6 +336,8 @@ void AmqpTransport::Core::FileResult(const CallPtr& call, absl::StatusOr<std::st
     call->expires = absl::Now() + options_.late_reply_ttl;
     late_order_.emplace_back(call->expires, call->id);
     late_bytes_ += call->result_bytes;
+    // (Not the "shut down" a closing transport files: no reply came.)
+    if (call->answered && !shutting_down_) late_notify_.push_back(call->id);
     SweepLate(absl::Now());  // last: it may erase the entry `call` refers to
   }
 }
@@ -424,23 +448,64 @@ void AmqpTransport::Core::Expire(const CallPtr& call) {
   }
   Delivery delivery;
   delivery.done = std::move(call->done);
+  if (!out.queued_id.empty()) delivery.queued = call;
   delivery.result = std::move(out);
   ready_.push_back(std::move(delivery));
   call->done = nullptr;
 }
 
+void AmqpTransport::Core::AnsweredQueued(const CallPtr& call) {
+  {
+    MutexLock lock(&mu_);
+    call->answered = true;
+    if (call->state != PendingCall::State::kDone) return;  // FileResult will tell
+    if (shutting_down_) return;  // its "shut down" is no reply
+  }
+  NotifyLate(call->id);
+}
+
+void AmqpTransport::Core::NotifyLate(const std::string& id) {
+  MutexLock hold(&listener_mu_);
+  if (!listener_) return;
+  absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  {
+    MutexLock lock(&mu_);
+    auto it = calls_.find(id);
+    if (it == calls_.end() || !it->second->late || it->second->state != PendingCall::State::kDone) {
+      return;  // taken, expired or dropped meanwhile
+    }
+    response = it->second->result;
+  }
+  if (!listener_(id, response)) return;  // left for TakeLateReply
+  MutexLock lock(&mu_);
+  auto it = calls_.find(id);
+  if (it == calls_.end() || !it->second->late || it->second->state != PendingCall::State::kDone) {
+    return;
+  }
+  late_bytes_ -= it->second->result_bytes;
+  calls_.erase(it);
+  --late_count_;
+}
+
 void AmqpTransport::Core::DeliverReady() {
   std::vector<Delivery> batch;
+  std::vector<std::string> notify;
   {
     MutexLock lock(&mu_);
     batch.swap(ready_);
+    notify.swap(late_notify_);
+  }
+  for (std::string& id : notify) {
+    auto task = [this, id = std::move(id)] { NotifyLate(id); };
+    if (!callbacks_->Submit(task)) task();
   }
   for (Delivery& delivery : batch) {
     // std::function wants a copyable task: the delivery rides in a
     // shared_ptr.
-    auto task = [d = std::make_shared<Delivery>(std::move(delivery))] {
+    auto task = [this, d = std::make_shared<Delivery>(std::move(delivery))] {
       if (d->reply.has_value()) d->result.response = ReplyOutcome(*std::move(d->reply));
       d->done(std::move(d->result));
+      if (d->queued != nullptr) AnsweredQueued(d->queued);
     };
     // A full queue (or a pool stopping): run it here, which slows this
     // thread's producer down.
@@ -873,6 +938,10 @@ uint64_t AmqpTransport::late_replies_dropped() const { return core_->late_replie
 
 LateReply AmqpTransport::TakeLateReply(const std::string& queued_id) {
   return core_->TakeLateReply(queued_id);
+}
+
+void AmqpTransport::SetLateReplyListener(LateReplyListener listener) {
+  core_->SetLateReplyListener(std::move(listener));
 }
 
 bool AmqpTransport::Connected() const { return core_->Connected(); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -264,6 +265,12 @@ LateReply FailoverChannel::TakeLateReply(const std::string& operation_id) {
   }
   if (impl_->primary != nullptr) return impl_->primary->TakeLateReply(operation_id);
   return {};
+}
+
+void FailoverChannel::SetLateReplyListener(LateReplyListener listener) const {
+  // Each transport names its own queued ids: both get the listener.
+  if (impl_->primary != nullptr) impl_->primary->SetLateReplyListener(listener);
+  if (impl_->fallback != nullptr) impl_->fallback->SetLateReplyListener(std::move(listener));
 }
 
 BreakerState FailoverChannel::breaker_state() const { return impl_->breaker.state(); }

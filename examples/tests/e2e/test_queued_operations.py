@@ -16,7 +16,11 @@ class QueuedOperationTest(harness.BrokerTestCase):
         self.assertEqual(r.status, 202, r)
         location = r.headers.get("location")
         self.assertTrue(location and location.startswith("/api/v1/operations/"), r.headers)
-        self.assertEqual(r.json(), {"operation": location})
+        body = r.json()
+        self.assertEqual(body["operation"], location)
+        self.assertEqual(body["name"], location[len("/api/v1/"):])
+        self.assertIs(body["done"], False)
+        self.assertEqual(body["metadata"]["kind"], "search" if "search" in route else "list")
         return location
 
     def wait_done(self, gw, operation, timeout=30):
@@ -40,7 +44,9 @@ class QueuedOperationTest(harness.BrokerTestCase):
         pending = gw.http.get(search)
         self.assertEqual(pending.status, 200, pending)
         self.assertEqual(pending.content_type, "application/json")
-        self.assertEqual(pending.json(), {"done": False})
+        self.assertIs(pending.json()["done"], False)
+        self.assertNotIn("response", pending.json())
+        self.assertNotIn("error", pending.json())
 
         self.mserv("mserv2", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
         self.mserv("mserv1", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
@@ -58,11 +64,12 @@ class QueuedOperationTest(harness.BrokerTestCase):
         self.assertEqual([exact_path(e) for e in listed.json()["response"]["entries"]],
                          [b"docs/" + name for name, _, _ in self.tree.listing(b"docs")])
 
-        # A call that the service refused completes with its error.
+        # A call that the service refused completes with its error (AIP-151).
         refused = self.wait_done(gw, failing)
-        self.assertEqual(refused.status, 400, refused)
-        self.assertEqual(refused.content_type, "application/problem+json")
-        self.assertEqual(refused.json()["code"], "FAILED_PRECONDITION")
+        self.assertEqual(refused.status, 200, refused)
+        self.assertEqual(refused.json()["error"]["status"], "FAILED_PRECONDITION")
+        self.assertEqual(refused.json()["error"]["code"], 9)
+        self.assertNotIn("response", refused.json())
 
 
 if __name__ == "__main__":

@@ -75,12 +75,24 @@ struct RestGatewayOptions {
   // Deadline of the backend call a request makes. When it passes with the
   // call queued on the broker, the answer is 202 and an operation.
   absl::Duration request_timeout = absl::Seconds(5);
+  // Where the operations of 202s live (AIP-151: GET /api/v1/operations/{id}
+  // answers `done` and then `response` or `error`):
+  //   ""                 this process's memory (lost when it ends)
+  //   a file path        an SQLite database, created if missing (its folder
+  //                      must exist): operations outlive a restart, and
+  //                      gateways on one host may share the file
+  // A store that cannot be opened makes status() say why, and the /api/
+  // routes answer 503. The gateway sets the late-reply listener of its
+  // backends' channels (FailoverChannel::SetLateReplyListener) and, while it
+  // lives, writes each late reply to the store, once.
+  std::string operations_db;
   // Most operations remembered at once; past it the oldest is forgotten (0
   // is taken as 1).
   size_t operation_capacity = 10000;
   // How long an operation, and its answer once it came, is remembered after
-  // the 202. Keep it within the channel's late_reply_ttl.
-  absl::Duration operation_ttl = absl::Minutes(10);
+  // the 202. An operation whose reply has not come within the channel's
+  // late_reply_ttl ends with DEADLINE_EXCEEDED.
+  absl::Duration operation_ttl = absl::Hours(1);
   // Bytes the finished operations' answers may hold together (0 is taken as
   // 1); past it the oldest operations are forgotten (404 afterwards), and
   // counted in filemesh_http_operations_evicted_total with those forgotten

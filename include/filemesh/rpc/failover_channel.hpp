@@ -125,6 +125,15 @@ class FailoverChannel {
   // The reply of a call that ended queued (see CallInfo::operation_id).
   LateReply TakeLateReply(const std::string& operation_id);
 
+  // Tells `listener` of the reply of each call that ended queued, when it
+  // arrives (Transport::SetLateReplyListener: after the call's callback
+  // returned, on a transport thread; true takes the reply, false leaves it
+  // for TakeLateReply). Null: none. One listener per channel; setting one
+  // replaces the one before, which is no longer running when this returns.
+  // const: a listener is not part of the calls' state, and RestGateway,
+  // which receives its backends as const, sets one on their channels.
+  void SetLateReplyListener(LateReplyListener listener) const;
+
   BreakerState breaker_state() const;
   ChannelStats stats() const;
 

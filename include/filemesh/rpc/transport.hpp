@@ -68,6 +68,16 @@ struct LateReply {
 // Receives the outcome of one call, exactly once.
 using TransportCallback = std::function<void(TransportResult)>;
 
+// Told of the reply of a queued call (one that returned a queued_id) when it
+// arrives, so that the reply can be stored where other processes read it
+// (the REST gateway's operations). Called on a transport thread, after the
+// call's own callback has returned, at most once per reply; it must not
+// block for long. Returns true when it took the reply: the transport then
+// forgets it (TakeLateReply says kUnknown); false leaves it for
+// TakeLateReply.
+using LateReplyListener =
+    std::function<bool(const std::string& queued_id, const absl::StatusOr<std::string>& response)>;
+
 // When a call must end.
 struct CallOptions {
   // The answer must come by then; past it the call ends DeadlineExceeded.
@@ -126,6 +136,11 @@ class Transport {
     (void)queued_id;
     return {};
   }
+
+  // Tells `listener` of each late reply from now on (a null one: none). A
+  // transport that never queues ignores it. Replaces the one before; when it
+  // returns, the one before is no longer running and will not be called.
+  virtual void SetLateReplyListener(LateReplyListener listener) { (void)listener; }
 };
 
 }  // namespace filemesh

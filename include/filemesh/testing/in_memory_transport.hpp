@@ -62,7 +62,8 @@ class InMemoryTransport final : public Transport {
     internal::MutexLock lock(&mu_);
     queueing_ = queueing;
   }
-  // Answers every queued call now (their replies become TakeLateReply's).
+  // Answers every queued call now (their replies go to the late-reply
+  // listener, or become TakeLateReply's).
   void DeliverQueued();
 
   // Calls received so far.
@@ -75,18 +76,34 @@ class InMemoryTransport final : public Transport {
   // Serves the call on the calling thread: `done` runs before it returns.
   void CallAsync(const std::string& method, const std::string& request, const CallOptions& options,
                  TransportCallback done) override {
-    done(Answer(method, request, options.deadline));
+    TransportResult result = Answer(method, request, options.deadline);
+    const std::string queued_id = result.queued_id;
+    done(std::move(result));
+    if (queued_id.empty()) return;
+    {
+      internal::MutexLock lock(&mu_);
+      auto it = queued_.find(queued_id);
+      if (it == queued_.end()) return;
+      it->second.answered = true;
+      if (!it->second.done) return;
+    }
+    NotifyLate(queued_id);
   }
   bool KnownUnavailable() const override {
     internal::MutexLock lock(&mu_);
     return unavailable_;
   }
   LateReply TakeLateReply(const std::string& queued_id) override;
+  void SetLateReplyListener(LateReplyListener listener) override {
+    internal::MutexLock lock(&listener_mu_);
+    listener_ = std::move(listener);
+  }
 
  private:
   struct Queued {
     std::string method;
     std::string request;
+    bool answered = false;  // the caller's callback has returned
     bool done = false;
     absl::StatusOr<std::string> response = absl::UnknownError("no reply");
   };
@@ -95,6 +112,11 @@ class InMemoryTransport final : public Transport {
                          absl::Time deadline);
   absl::StatusOr<std::string> Serve(const std::string& method, const std::string& request,
                                     absl::Time deadline) const;
+  // Gives queued call `id`'s reply to the listener (forgotten when taken).
+  void NotifyLate(const std::string& id);
+
+  internal::Mutex listener_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  LateReplyListener listener_ ABSL_GUARDED_BY(listener_mu_);
 
   mutable internal::Mutex mu_;
   std::map<std::string, RawMethodHandler> handlers_ ABSL_GUARDED_BY(mu_);
@@ -115,12 +137,31 @@ inline void InMemoryTransport::DeliverQueued() {
   }
   for (auto& [id, q] : pending) {
     absl::StatusOr<std::string> response = Serve(q.method, q.request, absl::InfiniteFuture());
+    {
+      internal::MutexLock lock(&mu_);
+      auto it = queued_.find(id);
+      if (it == queued_.end()) continue;
+      it->second.done = true;
+      it->second.response = std::move(response);
+      if (!it->second.answered) continue;  // CallAsync tells, once its caller returned
+    }
+    NotifyLate(id);
+  }
+}
+
+inline void InMemoryTransport::NotifyLate(const std::string& id) {
+  internal::MutexLock hold(&listener_mu_);
+  if (!listener_) return;
+  absl::StatusOr<std::string> response = absl::UnknownError("no reply");
+  {
     internal::MutexLock lock(&mu_);
     auto it = queued_.find(id);
-    if (it == queued_.end()) continue;
-    it->second.done = true;
-    it->second.response = std::move(response);
+    if (it == queued_.end() || !it->second.done) return;
+    response = it->second.response;
   }
+  if (!listener_(id, response)) return;
+  internal::MutexLock lock(&mu_);
+  queued_.erase(id);
 }
 
 inline LateReply InMemoryTransport::TakeLateReply(const std::string& queued_id) {

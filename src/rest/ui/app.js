@@ -239,6 +239,14 @@
     }
     delete $('status').dataset.queued;
     if (result.status !== 200) return result;
+    if (result.body.error) {
+      // A failed call (AIP-151: google.rpc.Status), shown as the problem a
+      // call answered at once would have been: "NOT_FOUND" reads "Not found".
+      const name = String(result.body.error.status || 'UNKNOWN').toLowerCase().replace(/_/g, ' ');
+      const title = name.charAt(0).toUpperCase() + name.slice(1);
+      return { status: 500, body: { title, detail: String(result.body.error.message || '') },
+        headers: result.headers };
+    }
     const body = Object.assign({}, result.body.response, { served_by: result.body.served_by });
     return { status: 200, body, headers: result.headers };
   }
