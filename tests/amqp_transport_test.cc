@@ -603,7 +603,7 @@ TEST_F(AmqpTransportTest, TheListenerHearsALateReplyOnceItsCallerWasAnswered) {
   ASSERT_TRUE(client);
   std::mutex mu;
   std::vector<std::pair<std::string, std::string>> heard;  // id, response
-  std::string left;  // the id the listener leaves
+  std::string left;                                        // the id the listener leaves
   client->SetLateReplyListener(
       [&](const std::string& id, const absl::StatusOr<std::string>& response) {
         std::lock_guard<std::mutex> lock(mu);

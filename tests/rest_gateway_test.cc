@@ -5,6 +5,8 @@
 
 #include "filemesh/rest/rest_gateway.hpp"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -17,8 +19,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
 #include "captured_log.h"

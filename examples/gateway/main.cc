@@ -243,8 +243,8 @@ int main(int argc, char** argv) {
     const char* state = std::getenv("STATE_DIRECTORY");
     if (state != nullptr && *state != '\0') {
       // Several directories come colon-separated: the first is ours.
-      options.operations_db = absl::StrCat(std::string(state).substr(0, std::string(state).find(':')),
-                                           "/operations.db");
+      options.operations_db = absl::StrCat(
+          std::string(state).substr(0, std::string(state).find(':')), "/operations.db");
     }
   }
   if (options.operations_db == ":memory:") options.operations_db.clear();

@@ -220,8 +220,7 @@ absl::Status PublicStatus(const absl::Status& status, OperationKind kind,
 
 HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, const std::string& path,
                             const Exchange& exchange) {
-  absl::Status shown =
-      PublicStatus(status, kind, absl::StrCat("request ", exchange.request_id));
+  absl::Status shown = PublicStatus(status, kind, absl::StrCat("request ", exchange.request_id));
   if (shown != status) {
     LogEvent(LogLevel::kWarning, "backend_failed",
              {{"request_id", exchange.request_id},
@@ -240,9 +239,7 @@ std::string StoredCallId(OperationKind kind, std::string_view channel_id) {
 }
 
 // The channel's id of a stored call id.
-std::string ChannelCallId(const std::string& stored) {
-  return stored.substr(stored.find('/') + 1);
-}
+std::string ChannelCallId(const std::string& stored) { return stored.substr(stored.find('/') + 1); }
 
 std::string_view OperationKindName(int kind) {
   return kind == static_cast<int>(OperationKind::kSearch) ? "search" : "list";
@@ -274,16 +271,24 @@ std::string OperationJson(const internal::StoredOperation& op, std::string_view 
                            .Finish())
       .String("served_by", served_by);
   if (op.done && !error.ok()) {
-    json.Raw("error", JsonObjectWriter()
-                          .Int("code", static_cast<int>(error.code()))
-                          .String("status", internal::StdView(
-                                                absl::StatusCodeToString(error.code())))
-                          .String("message", internal::StdView(error.message()))
-                          .Finish());
+    json.Raw("error",
+             JsonObjectWriter()
+                 .Int("code", static_cast<int>(error.code()))
+                 .String("status", internal::StdView(absl::StatusCodeToString(error.code())))
+                 .String("message", internal::StdView(error.message()))
+                 .Finish());
   } else if (op.done) {
     json.Raw("response", response_json);
   }
   return json.Finish();
+}
+
+// What the /api/ routes answer when the gateway could not open what it
+// needs (RestGateway::status() says which).
+absl::Status MisconfiguredStatus() {
+  return absl::UnavailableError(
+      "the gateway cannot serve its API: its API keys, audit log or operations database could "
+      "not be opened (its log says why)");
 }
 
 // Where a route's response goes: once, from any thread.
@@ -463,13 +468,13 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
       }
       for (const auto& [name, channel] : BackendChannels(lister.get(), searcher.get())) {
         const OperationKind kind = name == "lister" ? OperationKind::kList : OperationKind::kSearch;
-        channel->SetLateReplyListener([target = listener, kind](
-                                          const std::string& call_id,
-                                          const absl::StatusOr<std::string>& response) {
-          internal::MutexLock lock(&target->mu);
-          if (target->impl == nullptr) return false;  // gone: left for TakeLateReply
-          return target->impl->OnLateReply(StoredCallId(kind, call_id), response);
-        });
+        channel->SetLateReplyListener(
+            [target = listener, kind](const std::string& call_id,
+                                      const absl::StatusOr<std::string>& response) {
+              internal::MutexLock lock(&target->mu);
+              if (target->impl == nullptr) return false;  // gone: left for TakeLateReply
+              return target->impl->OnLateReply(StoredCallId(kind, call_id), response);
+            });
       }
     } else {
       status = store.status();
@@ -556,13 +561,7 @@ std::optional<HttpResponse> RestGateway::Impl::AnswerNow(const HttpRequest& requ
         request.path);
   }
   const bool api = absl::StartsWith(internal::AbslView(request.path), "/api/");
-  if (api && !status.ok()) {
-    return ProblemResponse(
-        absl::UnavailableError(
-            "the gateway cannot serve its API: its API keys, audit log or operations database "
-            "could not be opened (its log says why)"),
-        request.path);
-  }
+  if (api && !status.ok()) return ProblemResponse(MisconfiguredStatus(), request.path);
   if (api && keys != nullptr) {
     std::string why;
     if (!Authorized(request, exchange, &why)) {

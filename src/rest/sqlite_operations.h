@@ -43,8 +43,7 @@ class SqliteOperations final : public OperationStore {
 
   std::string_view backend() const override { return "sqlite"; }
   absl::StatusOr<std::string> Add(const StoredOperation& op, absl::Time now) override;
-  absl::StatusOr<std::optional<StoredOperation>> Find(std::string_view id,
-                                                      absl::Time now) override;
+  absl::StatusOr<std::optional<StoredOperation>> Find(std::string_view id, absl::Time now) override;
   absl::StatusOr<bool> Complete(std::string_view call_id, const absl::Status& status,
                                 std::string_view response, absl::Time now) override;
   absl::StatusOr<size_t> Count() override;

@@ -459,7 +459,7 @@ void AmqpTransport::Core::AnsweredQueued(const CallPtr& call) {
     MutexLock lock(&mu_);
     call->answered = true;
     if (call->state != PendingCall::State::kDone) return;  // FileResult will tell
-    if (shutting_down_) return;  // its "shut down" is no reply
+    if (shutting_down_) return;                            // its "shut down" is no reply
   }
   NotifyLate(call->id);
 }

@@ -17,8 +17,12 @@ Needs PyYAML and jsonschema >= 4 (Debian: python3-yaml, python3-jsonschema):
 without them the scenario is skipped, or fails when CI is set."""
 
 import base64
+import hashlib
 import os
 import re
+import shutil
+import sqlite3
+import tempfile
 import threading
 import unittest
 
@@ -36,6 +40,8 @@ else:
 SPEC_PATH = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                           "..", "docs", "openapi.yaml"))
 API_KEY = "contract-key"
+# A key limited to docs/ (QueuedCallsTest).
+SCOPED_KEY = "contract-docs-key"
 
 # Headers any HTTP response may carry without the document naming them.
 GENERIC_HEADERS = {"date", "content-type", "content-length", "connection", "keep-alive"}
@@ -827,8 +833,15 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
 
     def test_202_and_every_operation_status(self):
         dead = harness.loopback(harness.free_port())
+        state = tempfile.mkdtemp(prefix="filemesh-contract-")
+        self.addCleanup(shutil.rmtree, state, True)
+        database = os.path.join(state, "operations.db")
+        keys = os.path.join(state, "keys")
+        with open(keys, "w", encoding="ascii") as f:
+            f.write(f"docs-reader {hashlib.sha256(SCOPED_KEY.encode()).hexdigest()} docs\n")
         gw = self.gateway(lister_grpc=dead, searcher_grpc=dead, amqp_url=self.amqp_url,
-                          queue_prefix=self.prefix, request_timeout="1s", api_key=API_KEY)
+                          queue_prefix=self.prefix, request_timeout="1s", api_key=API_KEY,
+                          extra=(f"--operations_db={database}", f"--api_keys_file={keys}"))
 
         def broker_connected():
             backends = gw.http.get("/readyz").json()["backends"]
@@ -840,8 +853,7 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
             "listing": ("/api/v1/files", {"path": "docs"}),
             "not_a_directory": ("/api/v1/search", {"q": "*", "path": "README.md"}),
             "outside": ("/api/v1/search", {"q": "*", "path": "outside"}),
-            # Over the lister's 4 KiB messages: RESOURCE_EXHAUSTED, a 503
-            # that only the default response documents for an operation.
+            # Over the lister's 4 KiB messages: RESOURCE_EXHAUSTED.
             "too_big": ("/api/v1/files", {"path": "a" * 5000}),
         }
         answers = {}
@@ -859,15 +871,19 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
         for name, (path, _) in calls.items():
             r = answers[name]
             self.conforms(r, path, expect=202)
-            self.assertEqual(r.json(), {"operation": r.headers["location"]})
+            self.assertEqual(r.json()["operation"], r.headers["location"])
+            self.assertIs(r.json()["done"], False)
             operations[name] = r.headers["location"]
         self.assertEqual(len(set(operations.values())), len(calls))
 
         pending = self.call(gw.http, operations["search"], headers={"X-Request-Id": "op-1"},
                             expect=200)
-        self.assertEqual(pending.json(), {"done": False})
+        self.assertIs(pending.json()["done"], False)
         COVERAGE.parameter("/api/v1/operations/{id}", "path", "id", "valid")
         self.call(gw.http, operations["search"], auth=False, expect=401)
+        # A key limited to docs/ reads no operation of the whole tree's.
+        self.call(gw.http, operations["search"], auth=False, expect=403,
+                  headers={"authorization": f"bearer {SCOPED_KEY}"})
 
         self.spawn(start_service("mserv2", self.tree.root, grpc=False, amqp_url=self.amqp_url,
                                  queue_prefix=self.prefix))
@@ -881,13 +897,16 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
 
             return harness.wait_until(done, 30, f"{operation} to finish")
 
-        expected = {"search": 200, "listing": 200, "not_a_directory": 400, "outside": 403,
-                    "too_big": 503}
-        for name, status in expected.items():
+        # Every operation is found (200); a failed call's status is its
+        # `error` (AIP-151).
+        expected = {"search": None, "listing": None, "not_a_directory": "FAILED_PRECONDITION",
+                    "outside": "PERMISSION_DENIED", "too_big": "RESOURCE_EXHAUSTED"}
+        for name, error in expected.items():
             with self.subTest(call=name):
                 r = finished(operations[name])
-                self.conforms(r, operations[name], expect=status)
-                again = self.call(gw.http, operations[name], expect=status)
+                self.conforms(r, operations[name], expect=200)
+                self.assertEqual(r.json().get("error", {}).get("status"), error, r.json())
+                again = self.call(gw.http, operations[name], expect=200)
                 self.assertEqual(again.body, r.body, "a finished answer is kept")
         searched = gw.http.get(operations["search"]).json()
         self.assertEqual(searched["served_by"], "amqp")
@@ -895,9 +914,15 @@ class QueuedCallsTest(ContractMixin, harness.BrokerTestCase):
         listed = gw.http.get(operations["listing"]).json()
         self.assertEqual([harness.exact_path(e) for e in listed["response"]["entries"]],
                          [b"docs/" + name for name, _, _ in self.tree.listing(b"docs")])
-        self.assertEqual(gw.http.get(operations["too_big"]).json()["code"], "RESOURCE_EXHAUSTED")
         head = gw.http.request(operations["search"], method="HEAD")
         self.conforms(head, operations["search"], method="HEAD", expect=200)
+
+        # The operations database failing under the gateway (its table
+        # dropped by another program): a 503 problem, the `default` answer.
+        with sqlite3.connect(database) as other:
+            other.execute("DROP TABLE operations")
+        failed = self.call(gw.http, operations["search"], expect=503)
+        self.assertIn("cannot read its operations", failed.json()["detail"])
 
 
 # ---------------------------------------------------------------------------
