@@ -940,8 +940,8 @@ LateReply AmqpTransport::TakeLateReply(const std::string& queued_id) {
   return core_->TakeLateReply(queued_id);
 }
 
-void AmqpTransport::SetLateReplyListener(LateReplyListener listener) {
-  core_->SetLateReplyListener(std::move(listener));
+void AmqpTransport::SetLateReplyListener(const LateReplyListener& listener) {
+  core_->SetLateReplyListener(listener);
 }
 
 bool AmqpTransport::Connected() const { return core_->Connected(); }

@@ -68,7 +68,7 @@ class AmqpTransport : public Transport {
   bool KnownUnavailable() const override;
 
   LateReply TakeLateReply(const std::string& queued_id) override;
-  void SetLateReplyListener(LateReplyListener listener) override;
+  void SetLateReplyListener(const LateReplyListener& listener) override;
 
   // Replies dropped because their user_id is not a service user's
   // (AmqpOptions::service_users): forged or misdirected.

@@ -267,10 +267,10 @@ LateReply FailoverChannel::TakeLateReply(const std::string& operation_id) {
   return {};
 }
 
-void FailoverChannel::SetLateReplyListener(LateReplyListener listener) const {
+void FailoverChannel::SetLateReplyListener(const LateReplyListener& listener) const {
   // Each transport names its own queued ids: both get the listener.
   if (impl_->primary != nullptr) impl_->primary->SetLateReplyListener(listener);
-  if (impl_->fallback != nullptr) impl_->fallback->SetLateReplyListener(std::move(listener));
+  if (impl_->fallback != nullptr) impl_->fallback->SetLateReplyListener(listener);
 }
 
 BreakerState FailoverChannel::breaker_state() const { return impl_->breaker.state(); }

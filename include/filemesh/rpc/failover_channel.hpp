@@ -132,7 +132,7 @@ class FailoverChannel {
   // replaces the one before, which is no longer running when this returns.
   // const: a listener is not part of the calls' state, and RestGateway,
   // which receives its backends as const, sets one on their channels.
-  void SetLateReplyListener(LateReplyListener listener) const;
+  void SetLateReplyListener(const LateReplyListener& listener) const;
 
   BreakerState breaker_state() const;
   ChannelStats stats() const;

@@ -140,7 +140,7 @@ class Transport {
   // Tells `listener` of each late reply from now on (a null one: none). A
   // transport that never queues ignores it. Replaces the one before; when it
   // returns, the one before is no longer running and will not be called.
-  virtual void SetLateReplyListener(LateReplyListener /*listener*/) {}
+  virtual void SetLateReplyListener(const LateReplyListener& /*listener*/) {}
 };
 
 }  // namespace filemesh

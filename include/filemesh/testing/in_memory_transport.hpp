@@ -94,9 +94,9 @@ class InMemoryTransport final : public Transport {
     return unavailable_;
   }
   LateReply TakeLateReply(const std::string& queued_id) override;
-  void SetLateReplyListener(LateReplyListener listener) override {
+  void SetLateReplyListener(const LateReplyListener& listener) override {
     internal::MutexLock lock(&listener_mu_);
-    listener_ = std::move(listener);
+    listener_ = listener;
   }
 
  private:
