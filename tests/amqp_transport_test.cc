@@ -666,6 +666,72 @@ TEST_F(AmqpTransportTest, TheListenerHearsALateReplyOnceItsCallerWasAnswered) {
   client->SetLateReplyListener(nullptr);
 }
 
+// share_orphan_replies: a reply that comes after its client died moves from
+// the client's reply queue to the orphan queue, and another client's
+// listener gets it.
+class AmqpOrphanReplyTest : public AmqpTransportTest {
+ protected:
+  void ExpectTheOrphanReachesAnotherClient(bool quorum);
+};
+
+void AmqpOrphanReplyTest::ExpectTheOrphanReachesAnotherClient(bool quorum) {
+  FailoverChannelOptions options = ClientOptions();
+  options.amqp.quorum_queues = quorum;
+  options.share_orphan_replies = true;
+  options.orphan_reply_after = absl::Milliseconds(200);
+  std::string queued;
+  {
+    auto dying = Connect(options);
+    ASSERT_TRUE(dying);
+    TransportResult result =
+        dying->Call(kListMethod, ListRequestBytes("orphan", 4), In(absl::Seconds(1)));
+    queued = result.queued_id;
+    ASSERT_FALSE(queued.empty()) << result.response.status();
+  }  // gone: nobody reads its reply queue now
+  auto survivor = Connect(options);
+  ASSERT_TRUE(survivor);
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> heard;
+  survivor->SetLateReplyListener(
+      [&](const std::string& id, const absl::StatusOr<std::string>& response) {
+        std::lock_guard<std::mutex> lock(mu);
+        heard.emplace_back(id, response.ok() ? *response : response.status().ToString());
+        return true;
+      });
+  EchoService service;
+  AmqpServerOptions server_options = ServerOptions(service);
+  server_options.amqp.quorum_queues = quorum;
+  auto server = Serve(server_options);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return !heard.empty();
+      },
+      kSettle));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(heard.size(), 1u);
+    EXPECT_EQ(heard[0].first, queued);
+    EXPECT_EQ(heard[0].second, ExpectedListResponse("orphan", 4));
+  }
+  EXPECT_EQ(survivor->orphan_replies(), 1u);
+  // Its own calls still come back to it, not to the listener.
+  TransportResult own = survivor->Call(kListMethod, ListRequestBytes("own", 1), In(kSettle));
+  ASSERT_TRUE(own.response.ok()) << own.response.status();
+  EXPECT_EQ(*own.response, ExpectedListResponse("own", 1));
+  survivor->SetLateReplyListener(nullptr);
+}
+
+TEST_F(AmqpOrphanReplyTest, AReplyWhoseClientDiedGoesToAnotherClientsListener) {
+  ExpectTheOrphanReachesAnotherClient(/*quorum=*/false);
+}
+
+// The same through quorum queues (dead-lettered at-least-once).
+TEST_F(AmqpOrphanReplyTest, AReplyWhoseClientDiedGoesToAnotherClientsListenerOnQuorumQueues) {
+  ExpectTheOrphanReachesAnotherClient(/*quorum=*/true);
+}
+
 TEST_F(AmqpTransportTest, LateRepliesAreBoundedByCapacity) {
   FailoverChannelOptions options = ClientOptions();
   options.late_reply_capacity = 2;

@@ -58,6 +58,10 @@ ABSL_FLAG(std::string, operations_db, "",
           "where the operations of 202s live: an SQLite file (created if missing; gateways on "
           "one host may share it), or \":memory:\"; empty: $STATE_DIRECTORY/operations.db "
           "when systemd gives a state directory, else memory");
+ABSL_FLAG(absl::Duration, orphan_reply_after, absl::Seconds(10),
+          "with an operations database: a reply left unread this long in a gateway's reply "
+          "queue (the gateway was killed or restarted) moves to the queue every gateway reads, "
+          "and whichever takes it writes it to the database; at least 100ms");
 ABSL_FLAG(absl::Duration, operation_ttl, absl::Hours(1),
           "how long a 202's operation, and its answer once it came, is remembered");
 ABSL_FLAG(int64_t, operation_capacity, 10000,
@@ -155,8 +159,11 @@ size_t PositiveCount(const char* flag, int64_t value) {
 }
 
 // A channel to `grpc_targets` (and the broker, if any); null when neither.
+// `share_orphans`: the gateway keeps its operations in a database, which
+// another gateway (or this one restarted) completes from the orphan queue.
 std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_targets,
-                                                     const filemesh::AmqpOptions& amqp) {
+                                                     const filemesh::AmqpOptions& amqp,
+                                                     bool share_orphans) {
   filemesh::FailoverChannelOptions options;
   options.grpc_target = grpc_targets;
   options.grpc_tls.ca_file = absl::GetFlag(FLAGS_backend_ca);
@@ -165,6 +172,8 @@ std::shared_ptr<filemesh::FailoverChannel> ChannelTo(const std::string& grpc_tar
   options.grpc_tls.server_name = absl::GetFlag(FLAGS_backend_server_name);
   options.amqp = amqp;
   options.late_reply_ttl = absl::GetFlag(FLAGS_late_reply_ttl);
+  options.share_orphan_replies = share_orphans;
+  options.orphan_reply_after = absl::GetFlag(FLAGS_orphan_reply_after);
   options.late_reply_capacity =
       PositiveCount("late_reply_capacity", absl::GetFlag(FLAGS_late_reply_capacity));
   options.late_reply_max_bytes =
@@ -254,8 +263,10 @@ int main(int argc, char** argv) {
   options.operation_max_bytes =
       PositiveCount("operation_max_bytes", absl::GetFlag(FLAGS_operation_max_bytes));
   options.serve_ui = absl::GetFlag(FLAGS_ui);
-  std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc, *amqp);
-  std::shared_ptr<filemesh::FailoverChannel> searcher = ChannelTo(searcher_grpc, *amqp);
+  const bool share_orphans = !options.operations_db.empty();
+  std::shared_ptr<filemesh::FailoverChannel> lister = ChannelTo(lister_grpc, *amqp, share_orphans);
+  std::shared_ptr<filemesh::FailoverChannel> searcher =
+      ChannelTo(searcher_grpc, *amqp, share_orphans);
   filemesh::RestGateway gateway(
       options,
       lister ? std::make_shared<filemesh::FileListerClient>(lister, options.request_timeout)

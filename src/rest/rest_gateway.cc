@@ -231,16 +231,6 @@ HttpResponse BackendProblem(const absl::Status& status, OperationKind kind, cons
   return ProblemResponse(shown, path);
 }
 
-// A call's id in the operation store: the backend's name and the id its
-// channel gave the call (ids are unique per channel only).
-std::string StoredCallId(OperationKind kind, std::string_view channel_id) {
-  return absl::StrCat(kind == OperationKind::kList ? "list/" : "search/",
-                      internal::AbslView(channel_id));
-}
-
-// The channel's id of a stored call id.
-std::string ChannelCallId(const std::string& stored) { return stored.substr(stored.find('/') + 1); }
-
 std::string_view OperationKindName(int kind) {
   return kind == static_cast<int>(OperationKind::kSearch) ? "search" : "list";
 }
@@ -466,14 +456,16 @@ RestGateway::Impl::Impl(RestGatewayOptions opts,
         internal::MutexLock lock(&listener->mu);
         listener->impl = this;
       }
+      // Call ids are unique across channels (random; in-memory ones per
+      // process), and a reply from the orphan queue may come to either
+      // backend's channel: the store finds the call by its id alone.
       for (const auto& [name, channel] : BackendChannels(lister.get(), searcher.get())) {
-        const OperationKind kind = name == "lister" ? OperationKind::kList : OperationKind::kSearch;
         channel->SetLateReplyListener(
-            [target = listener, kind](const std::string& call_id,
-                                      const absl::StatusOr<std::string>& response) {
+            [target = listener](const std::string& call_id,
+                                const absl::StatusOr<std::string>& response) {
               internal::MutexLock lock(&target->mu);
               if (target->impl == nullptr) return false;  // gone: left for TakeLateReply
-              return target->impl->OnLateReply(StoredCallId(kind, call_id), response);
+              return target->impl->OnLateReply(call_id, response);
             });
       }
     } else {
@@ -780,7 +772,7 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
   }
   if (info.queued) {
     internal::StoredOperation op;
-    op.call_id = StoredCallId(kind, info.operation_id);
+    op.call_id = info.operation_id;
     op.kind = static_cast<int>(kind);
     op.served_by = static_cast<int>(info.served_by);
     op.path = exchange->asked_path;
@@ -910,9 +902,9 @@ internal::StoredOperation RestGateway::Impl::AskChannel(internal::StoredOperatio
     }
   };
   if (op.kind == static_cast<int>(OperationKind::kList) && lister != nullptr) {
-    take(lister->TakeList(ChannelCallId(op.call_id)));
+    take(lister->TakeList(op.call_id));
   } else if (op.kind == static_cast<int>(OperationKind::kSearch) && searcher != nullptr) {
-    take(searcher->TakeSearch(ChannelCallId(op.call_id)));
+    take(searcher->TakeSearch(op.call_id));
   }
   if (state == LateReply::State::kPending) return op;
   if (state == LateReply::State::kUnknown) {

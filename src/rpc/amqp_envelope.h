@@ -28,6 +28,9 @@ inline constexpr char kRedeliveriesHeader[] = "filemesh-redeliveries";
 // milliseconds from when it starts (docs/protocol.md).
 inline constexpr char kTimeoutHeader[] = "filemesh-timeout-ms";
 inline constexpr char kReplyQueueInfix[] = "filemesh.reply.";
+// After the queue prefix: the queue where replies nobody read move
+// (FailoverChannelOptions::share_orphan_replies).
+inline constexpr char kOrphanReplyQueue[] = "filemesh.reply.orphans";
 // AMQP short strings (queue names, `type`, `correlation_id`) hold 255 bytes;
 // "<queue>.dlq" must fit too.
 inline constexpr size_t kMaxShortString = 255;

@@ -31,6 +31,11 @@ namespace {
 // The shortest life of the reply queue once nobody consumes it.
 constexpr absl::Duration kMinReplyQueueExpiry = absl::Seconds(10);
 
+// With share_orphan_replies, the reply queue outlives its client by this much
+// beyond the last reply's move to the orphan queue (a reply that comes while
+// the request runs, the broker's expiry sweep).
+constexpr absl::Duration kOrphanMoveMargin = absl::Minutes(1);
+
 // FailoverChannelOptions::callback_threads at most.
 constexpr int kMaxCallbackThreads = 64;
 
@@ -108,6 +113,9 @@ class AmqpTransport::Core : public AmqpSession {
         quorum_(UsesQuorumQueues(options.amqp, urls.size())),
         client_id_(RandomHexId()),
         reply_queue_(absl::StrCat(options.amqp.queue_prefix, kReplyQueueInfix, client_id_)),
+        orphan_queue_(options.share_orphan_replies
+                          ? absl::StrCat(options.amqp.queue_prefix, kOrphanReplyQueue)
+                          : std::string()),
         expiration_(ExpirationMillis(options.late_reply_ttl)),
         service_users_(ServiceUsers(options, urls.front())),
         callbacks_(std::make_unique<WorkerPool>(options.callback_threads,
@@ -140,6 +148,7 @@ class AmqpTransport::Core : public AmqpSession {
   uint64_t late_replies_dropped() const { return late_dropped_.load(); }
   uint64_t outbox_refused() const { return outbox_refused_.load(); }
   uint64_t resent() const { return resent_.load(); }
+  uint64_t orphan_replies() const { return orphans_.load(); }
   // Not connected (calls made while it seeks a broker wait for one, but
   // readiness says what is), or blocked.
   bool KnownUnavailable() const { return !connection_.Connected() || connection_.Blocked(); }
@@ -232,6 +241,9 @@ class AmqpTransport::Core : public AmqpSession {
   // Tells the listener of late call `id`'s reply, and forgets the reply when
   // the listener takes it. Without mu_.
   void NotifyLate(const std::string& id);
+  // Gives the listener a reply from the orphan queue for another client's
+  // call (callback thread).
+  void NotifyOrphan(AmqpMessage message);
   absl::Status EnsureDeclared(AmqpConnection& connection, const std::string& queue);
 
   const FailoverChannelOptions options_;
@@ -239,12 +251,15 @@ class AmqpTransport::Core : public AmqpSession {
   const bool quorum_;          // UsesQuorumQueues
   const std::string client_id_;
   const std::string reply_queue_;
+  // kOrphanReplyQueue with the prefix; empty without share_orphan_replies.
+  const std::string orphan_queue_;
   const std::string expiration_;
   // The broker users whose replies are believed (their user_id).
   const std::vector<std::string> service_users_;
   std::atomic<uint64_t> replies_refused_{0};
   std::atomic<uint64_t> outbox_refused_{0};
   std::atomic<uint64_t> resent_{0};
+  std::atomic<uint64_t> orphans_{0};
 
   Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
@@ -283,6 +298,7 @@ class AmqpTransport::Core : public AmqpSession {
   absl::Duration publish_backoff_ = kMinPublishBackoff;
   std::set<std::string> declared_;      // on this connection
   std::set<std::string> known_queues_;  // ever used, redeclared on reconnect
+  std::string orphan_tag_;              // the consumer of orphan_queue_
   uint64_t reply_tag_seen_ = 0;
   uint64_t reply_tag_acked_ = 0;
 
@@ -452,6 +468,23 @@ void AmqpTransport::Core::Expire(const CallPtr& call) {
   delivery.result = std::move(out);
   ready_.push_back(std::move(delivery));
   call->done = nullptr;
+}
+
+void AmqpTransport::Core::NotifyOrphan(AmqpMessage message) {
+  const std::string id = message.properties.correlation_id;
+  absl::StatusOr<std::string> response =
+      message.body_dropped || message.body.size() > options_.max_message_bytes
+          ? internal::MessageTooLarge("reply", message.body_size, options_.max_message_bytes)
+          : ReplyOutcome(std::move(message));
+  MutexLock hold(&listener_mu_);
+  const bool taken = listener_ && listener_(id, response);
+  orphans_.fetch_add(1, std::memory_order_relaxed);
+  if (!taken) {
+    LogEvent(LogLevel::kWarning, "amqp_orphan_reply_dropped",
+             {{"queue", orphan_queue_},
+              {"correlation_id", id},
+              {"reason", listener_ ? "the listener did not take it" : "no listener"}});
+  }
 }
 
 void AmqpTransport::Core::AnsweredQueued(const CallPtr& call) {
@@ -657,12 +690,39 @@ absl::Status AmqpTransport::Core::OnConnected(AmqpConnection& connection) {
   // Replicated like the service queues: replies on their way outlive the
   // node this client was connected to.
   if (quorum_) reply.arguments["x-queue-type"] = std::string("quorum");
-  reply.arguments["x-expires"] =
-      absl::ToInt64Milliseconds(std::max(options_.late_reply_ttl, kMinReplyQueueExpiry));
+  absl::Duration expiry = std::max(options_.late_reply_ttl, kMinReplyQueueExpiry);
+  if (!orphan_queue_.empty()) {
+    // A reply unread for orphan_reply_after moves to the orphan queue; the
+    // queue outlives its client long enough for the last reply to come and
+    // move (a request lives late_reply_ttl in its queue, then runs).
+    reply.arguments["x-message-ttl"] = absl::ToInt64Milliseconds(options_.orphan_reply_after);
+    reply.arguments["x-dead-letter-exchange"] = std::string();
+    reply.arguments["x-dead-letter-routing-key"] = orphan_queue_;
+    if (quorum_) {
+      // Moved only once the orphan queue has it (at-least-once needs
+      // reject-publish).
+      reply.arguments["x-dead-letter-strategy"] = std::string("at-least-once");
+      reply.arguments["x-overflow"] = std::string("reject-publish");
+    }
+    expiry += options_.orphan_reply_after + kOrphanMoveMargin;
+    AmqpQueueSpec orphans;
+    orphans.name = orphan_queue_;
+    orphans.durable = true;
+    if (quorum_) orphans.arguments["x-queue-type"] = std::string("quorum");
+    orphans.arguments["x-max-length"] = options_.amqp.queue_limits.max_length;
+    orphans.arguments["x-overflow"] = std::string("reject-publish");
+    if (absl::Status status = connection.DeclareQueue(orphans); !status.ok()) return status;
+  }
+  reply.arguments["x-expires"] = absl::ToInt64Milliseconds(expiry);
   absl::Status status = connection.DeclareQueue(reply);
   if (!status.ok()) return status;
   absl::StatusOr<std::string> tag = connection.Consume(reply_queue_, /*exclusive=*/true);
   if (!tag.ok()) return tag.status();
+  if (!orphan_queue_.empty()) {
+    absl::StatusOr<std::string> orphan_tag = connection.Consume(orphan_queue_, /*exclusive=*/false);
+    if (!orphan_tag.ok()) return orphan_tag.status();
+    orphan_tag_ = *std::move(orphan_tag);
+  }
   for (const std::string& queue : known_queues_) {
     // A refusal here is reported to the calls that use the queue.
     if (DeclareServiceQueue(connection, queue, quorum_, options_.amqp.queue_limits).ok()) {
@@ -809,6 +869,22 @@ void AmqpTransport::Core::OnDelivery(AmqpConnection& connection, AmqpMessage mes
   (void)connection;
   reply_tag_seen_ = std::max(reply_tag_seen_, message.delivery_tag);
   if (!Believed(message)) return;  // dropped (and acked)
+  if (!orphan_tag_.empty() && message.consumer_tag == orphan_tag_) {
+    bool ours = false;
+    {
+      MutexLock lock(&mu_);
+      ours = calls_.count(message.properties.correlation_id) != 0;
+    }
+    if (!ours) {
+      // Another client's reply (or an earlier life's): the listener's, on a
+      // callback thread, never under mu_.
+      auto task = [this, m = std::make_shared<AmqpMessage>(std::move(message))] {
+        NotifyOrphan(std::move(*m));
+      };
+      if (!callbacks_->Submit(task)) task();
+      return;
+    }
+  }
   {
     MutexLock lock(&mu_);
     auto it = calls_.find(message.properties.correlation_id);
@@ -907,6 +983,11 @@ absl::StatusOr<std::unique_ptr<AmqpTransport>> AmqpTransport::Create(
   if (options.late_reply_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("late_reply_ttl must be at least 1 ms");
   }
+  if (options.share_orphan_replies && options.orphan_reply_after < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("orphan_reply_after must be at least 100ms, not ",
+                     absl::FormatDuration(options.orphan_reply_after)));
+  }
   if (absl::Status checked = CheckEndpointOptions(options.amqp, options.reconnect_backoff_min,
                                                   options.reconnect_backoff_max);
       !checked.ok()) {
@@ -933,6 +1014,8 @@ uint64_t AmqpTransport::replies_refused() const { return core_->replies_refused(
 uint64_t AmqpTransport::outbox_refused() const { return core_->outbox_refused(); }
 
 uint64_t AmqpTransport::resent() const { return core_->resent(); }
+
+uint64_t AmqpTransport::orphan_replies() const { return core_->orphan_replies(); }
 
 uint64_t AmqpTransport::late_replies_dropped() const { return core_->late_replies_dropped(); }
 

@@ -76,6 +76,9 @@ class AmqpTransport : public Transport {
   uint64_t late_replies_dropped() const override;
   uint64_t outbox_refused() const override;
   uint64_t resent() const override;
+  // Replies taken from the orphan queue for other clients' calls
+  // (share_orphan_replies), whether the listener took them or not.
+  uint64_t orphan_replies() const;
 
   // Whether the connection is up (the opposite of KnownUnavailable).
   bool Connected() const;

@@ -3,6 +3,9 @@ on the broker and answers 202 with an operation; once a replica starts, the
 operation completes with the answer the tree on disk gives."""
 
 import fnmatch
+import os
+import shutil
+import tempfile
 
 import harness
 from harness import exact_path
@@ -70,6 +73,46 @@ class QueuedOperationTest(harness.BrokerTestCase):
         self.assertEqual(refused.json()["error"]["status"], "FAILED_PRECONDITION")
         self.assertEqual(refused.json()["error"]["code"], 9)
         self.assertNotIn("response", refused.json())
+
+    def test_operations_outlive_a_killed_gateway(self):
+        """Two gateways on one operations database: kill -9 the one that
+        queued the calls, and the other answers them once replicas start
+        (the replies move from the dead gateway's reply queue to the orphan
+        queue, and the survivor writes them)."""
+        dead = harness.loopback(harness.free_port())
+        state = tempfile.mkdtemp(prefix="filemesh-operations-")
+        self.addCleanup(shutil.rmtree, state, True)
+        database = os.path.join(state, "operations.db")
+
+        def gateway(name):
+            return self.gateway(lister_grpc=dead, searcher_grpc=dead, amqp_url=self.amqp_url,
+                                queue_prefix=self.prefix, request_timeout="1s", name=name,
+                                extra=(f"--operations_db={database}",
+                                       "--orphan_reply_after=500ms"))
+
+        doomed = gateway("gateway-A")
+        survivor = gateway("gateway-B")
+        queued = {self.queue(doomed, "/api/v1/files", {"path": "docs"}): "list",
+                  self.queue(doomed, "/api/v1/search", {"q": "*.md"}): "search",
+                  self.queue(doomed, "/api/v1/files", {"path": "README.md"}): "error"}
+        for operation in queued:
+            r = survivor.http.get(operation)
+            self.assertEqual(r.status, 200, r)
+            self.assertIs(r.json()["done"], False)
+        doomed.kill()
+
+        self.mserv("mserv2", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
+        self.mserv("mserv1", self.tree.root, amqp_url=self.amqp_url, queue_prefix=self.prefix)
+        for operation, kind in queued.items():
+            body = self.wait_done(survivor, operation).json()
+            self.assertIs(body["done"], True, body)
+            if kind == "list":
+                self.assertEqual([exact_path(e) for e in body["response"]["entries"]],
+                                 [b"docs/" + name for name, _, _ in self.tree.listing(b"docs")])
+            elif kind == "search":
+                self.assertIn("matches", body["response"])
+            else:
+                self.assertEqual(body["error"]["status"], "FAILED_PRECONDITION")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,19 @@ struct FailoverChannelOptions {
   // past it the oldest are dropped (an answer bigger than this is not kept).
   // Drops by either bound count in ChannelStats::late_replies_dropped.
   size_t late_reply_max_bytes = size_t{256} << 20;
+  // Replies that reach this client's reply queue while nobody reads it (the
+  // client was killed, or restarted under a new id) move, once they have
+  // waited `orphan_reply_after` there, to the queue
+  // `<queue_prefix>filemesh.reply.orphans` (dead-lettering), which every
+  // client with this option reads: its late-reply listener
+  // (FailoverChannel::SetLateReplyListener) gets them as it gets the client's
+  // own late replies. For gateway replicas that share an operations
+  // database: whichever takes a reply writes it. Off: a reply nobody reads
+  // is lost with its queue. orphan_reply_after: at least 100 ms; a reply its
+  // live client has not taken within it moves too (and comes back to it
+  // through the shared queue, or goes to another client's listener).
+  bool share_orphan_replies = false;
+  absl::Duration orphan_reply_after = absl::Seconds(10);
   // AMQP calls the broker has not confirmed yet (waiting to be sent, or sent
   // and unconfirmed), at most, and the bytes of their requests together (at
   // least 1 each). Past either a new call fails at once with

@@ -18,6 +18,7 @@
 #ifndef FILEMESH_TESTING_IN_MEMORY_TRANSPORT_HPP_
 #define FILEMESH_TESTING_IN_MEMORY_TRANSPORT_HPP_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -123,7 +124,6 @@ class InMemoryTransport final : public Transport {
   bool unavailable_ ABSL_GUARDED_BY(mu_) = false;
   bool queueing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, Queued> queued_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -190,7 +190,10 @@ inline TransportResult InMemoryTransport::Answer(const std::string& method,
       return result;
     }
     if (queueing_) {
-      const std::string id = absl::StrCat("in-memory-", next_id_++);
+      // Unique in the process, as a broker's random ids are everywhere: a
+      // gateway's operation store finds a call by its id alone.
+      static std::atomic<uint64_t> next_id{1};
+      const std::string id = absl::StrCat("in-memory-", next_id.fetch_add(1));
       queued_[id] = Queued{method, request};
       result.response = absl::DeadlineExceededError("queued; no reply yet");
       result.queued_id = id;
