@@ -1107,6 +1107,18 @@ TEST(AmqpTransportNoBrokerTest, CreateRejectsBadOptions) {
     EXPECT_EQ(AmqpTransport::Create(client).status().code(), absl::StatusCode::kInvalidArgument)
         << bytes;
   }
+  client.max_message_bytes = kDefaultMaxMessageBytes;
+  // A reply may not move to the orphan queue before its client could read it.
+  client.share_orphan_replies = true;
+  client.orphan_reply_after = absl::Milliseconds(99);
+  transport = AmqpTransport::Create(client);
+  EXPECT_EQ(transport.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(transport.status().message().find("orphan_reply_after must be at least 100ms"),
+            absl::string_view::npos)
+      << transport.status();
+  client.orphan_reply_after = absl::Milliseconds(100);
+  EXPECT_TRUE(AmqpTransport::Create(client).ok());
+  client.share_orphan_replies = false;
 
   EchoService service(1);
   AmqpServerOptions server;
