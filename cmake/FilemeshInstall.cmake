@@ -97,7 +97,7 @@ set(FILEMESH_PC_rpc_REQUIRES
 set(FILEMESH_PC_rpc_SUMMARY "RPC: FailoverChannel, ServiceHost, clients")
 # Boost.Beast (the HTTP server) is header-only: nothing to link.
 set(FILEMESH_PC_rest_REQUIRES
-  "filemesh-rpc filemesh-service filemesh-base protobuf prometheus-cpp-core sqlite3")
+  "filemesh-rpc filemesh-service filemesh-base protobuf prometheus-cpp-core sqlite3 libpq")
 set(FILEMESH_PC_rest_SUMMARY "REST: HttpServer, RestGateway")
 set(FILEMESH_PC_ALL "")
 foreach(component base fs service rpc rest)

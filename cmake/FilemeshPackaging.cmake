@@ -26,7 +26,7 @@ if(FILEMESH_BUILD_RPC)
   string(APPEND filemesh_dev_depends ", libgrpc++-dev, librabbitmq-dev")
 endif()
 if(FILEMESH_BUILD_REST)
-  string(APPEND filemesh_dev_depends ", libboost-dev, prometheus-cpp-dev, libsqlite3-dev")
+  string(APPEND filemesh_dev_depends ", libboost-dev, prometheus-cpp-dev, libsqlite3-dev, libpq-dev")
 endif()
 set(CPACK_DEBIAN_FILEMESH_DEVELOPMENT_PACKAGE_DEPENDS "${filemesh_dev_depends}")
 # Debian's place for the license (installed with the SDK's headers).

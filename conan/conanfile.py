@@ -104,6 +104,8 @@ class FilemeshConan(ConanFile):
             self.requires("prometheus-cpp/1.0.1", transitive_headers=True, transitive_libs=True)
             # The gateway's operations in an SQLite file (--operations_db).
             self.requires("sqlite3/3.40.1")
+            # ... or in PostgreSQL, shared by gateway replicas (libpq).
+            self.requires("libpq/15.18")
         if self.options.cli:
             # The command's remote mode (--gateway) is an HTTP client.
             self.requires("cpp-httplib/0.11.4")

@@ -11,7 +11,7 @@ target_include_directories(filemesh_amqp_test_support PUBLIC
 target_compile_definitions(filemesh_amqp_test_support PRIVATE
   FILEMESH_RABBITMQ_NODE_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/rabbitmq/rabbitmq_node.sh")
 target_link_libraries(filemesh_amqp_test_support
-  PUBLIC filemesh::rpc GTest::gtest absl::time absl::status absl::statusor
+  PUBLIC filemesh::rpc filemesh_test_support GTest::gtest absl::time absl::status absl::statusor
   PRIVATE rabbitmq::rabbitmq)
 filemesh_set_warnings(filemesh_amqp_test_support)
 

@@ -246,6 +246,12 @@ TEST(LogTest, RedactUrlHidesPasswordsOnly) {
             "amqp://u:***@h1:5672/,amqp://u:***@h2:5672/, amqps://u:***@h3/v");
   // A comma in a password is no separator (nothing of it is left).
   EXPECT_EQ(RedactUrl("amqp://u:p,w@h1/,amqp://u:p,w@h2/"), "amqp://u:***@h1/,amqp://u:***@h2/");
+  // libpq takes passwords in the query too, and keeps the other parameters.
+  EXPECT_EQ(RedactUrl("postgresql://u:a@db/ops?sslmode=verify-full&password=b&sslpassword=c#f"),
+            "postgresql://u:***@db/ops?sslmode=verify-full&password=***&sslpassword=***#f");
+  EXPECT_EQ(RedactUrl("postgresql://db/ops?PassWord=x&&options=-c%20a%3Db&password"),
+            "postgresql://db/ops?PassWord=***&&options=-c%20a%3Db&password");
+  EXPECT_EQ(RedactUrl("postgresql://db/ops?"), "postgresql://db/ops?");
 }
 
 TEST(LogTest, ServiceHostLogsListeningAddressStartAndStop) {

@@ -7,14 +7,23 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "loopback_port.h"
+#include "postgres/postgres_server.h"
+#include "rest/postgres_operations.h"
 #include "rest/sqlite_operations.h"
 
 namespace filemesh::internal {
 namespace {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1800000000);
+
+const auto* const kPostgres =
+    ::testing::AddGlobalTestEnvironment(new testing::SharedPostgresEnvironment);
 
 // The contract, on every backend (GetParam(): "memory" or "sqlite").
 class OperationStoreTest : public ::testing::TestWithParam<std::string> {
@@ -30,8 +39,21 @@ class OperationStoreTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(std::system(rm.c_str()), 0);
   }
 
+  // Where the store lives: "" (memory), the file, or a schema of its own on
+  // the shared PostgreSQL server (the same for every Open of a test).
+  std::string Where() {
+    if (GetParam() == "memory") return "";
+    if (GetParam() == "sqlite") return path_;
+    if (postgres_url_.empty()) {
+      testing::PostgresServer* server = testing::SharedPostgres();
+      if (server == nullptr) return "postgresql://no-server";
+      postgres_url_ = server->NewSchemaUrl(&schema_);
+    }
+    return postgres_url_;
+  }
+
   std::unique_ptr<OperationStore> Open(OperationLimits limits = {}) {
-    auto store = OpenOperationStore(GetParam() == "memory" ? "" : path_, limits);
+    auto store = OpenOperationStore(Where(), limits);
     EXPECT_TRUE(store.ok()) << store.status();
     if (!store.ok()) return nullptr;
     EXPECT_EQ((*store)->backend(), GetParam());
@@ -50,9 +72,18 @@ class OperationStoreTest : public ::testing::TestWithParam<std::string> {
 
   std::string dir_;
   std::string path_;
+  std::string postgres_url_;
+  std::string schema_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, OperationStoreTest, ::testing::Values("memory", "sqlite"),
+INSTANTIATE_TEST_SUITE_P(Backends, OperationStoreTest,
+                         ::testing::Values("memory", "sqlite", "postgresql"),
+                         [](const auto& backend) { return backend.param; });
+
+// What only a store outside the process can do.
+class DurableOperationStoreTest : public OperationStoreTest {};
+INSTANTIATE_TEST_SUITE_P(Durable, DurableOperationStoreTest,
+                         ::testing::Values("sqlite", "postgresql"),
                          [](const auto& backend) { return backend.param; });
 
 // What only a file can do.
@@ -108,7 +139,7 @@ TEST_P(OperationStoreTest, AFailedCallKeepsItsStatus) {
   EXPECT_EQ((*found)->response, "");
 }
 
-TEST_P(SqliteOperationsTest, OperationsOutliveTheProcessThatMadeThem) {
+TEST_P(DurableOperationStoreTest, OperationsOutliveTheProcessThatMadeThem) {
   std::string id;
   {
     auto store = Open();
@@ -212,9 +243,185 @@ TEST_P(SqliteOperationsTest, AFileOfAnotherKindIsRefusedAndLeftAlone) {
   EXPECT_EQ(SqliteOperations::Open(dir_ + "/z.db", zero).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenOperationStore("", zero).status().code(), absl::StatusCode::kInvalidArgument);
-  // PostgreSQL is not there yet: said so, not taken for a file name.
-  EXPECT_EQ(OpenOperationStore("postgresql://db.example/ops", {}).status().code(),
-            absl::StatusCode::kUnimplemented);
+  // A PostgreSQL URL is never taken for a file name.
+  absl::StatusOr<std::unique_ptr<OperationStore>> nobody =
+      OpenOperationStore("postgresql://127.0.0.1:1/ops?connect_timeout=2", {});
+  EXPECT_EQ(nobody.status().code(), absl::StatusCode::kUnavailable) << nobody.status();
+  EXPECT_THAT(std::string(nobody.status().message()),
+              ::testing::HasSubstr("cannot connect to the operations database"));
+}
+
+// What only PostgreSQL does: replicas on one database, TLS, passwords, a
+// server that restarts or never answers.
+class PostgresOperationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = testing::SharedPostgres();
+    ASSERT_NE(server_, nullptr);
+    url_ = server_->NewSchemaUrl(&schema_);
+  }
+
+  static StoredOperation Pending(std::string call_id) {
+    StoredOperation op;
+    op.call_id = std::move(call_id);
+    op.path = "docs";
+    op.owner = "gateway-1";
+    return op;
+  }
+
+  testing::PostgresServer* server_ = nullptr;
+  std::string url_;
+  std::string schema_;
+};
+
+TEST_F(PostgresOperationsTest, ReplicasShareOperationsAndCompleteEachOnce) {
+  auto a = PostgresOperations::Open(url_, {});
+  auto b = PostgresOperations::Open(url_, {});
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  constexpr int kOperations = 40;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kOperations; ++i) {
+    ids.push_back((*a)->Add(Pending("call-" + std::to_string(i)), kT0).value());
+  }
+  EXPECT_FALSE((*b)->Find(ids[0], kT0).value().value().done) << "b sees what a made";
+  // Both replicas take every reply at once (a reply redelivered to each):
+  // each completion is written by one of them only.
+  int wrote[2] = {0, 0};
+  auto complete = [&](PostgresOperations* store, int who) {
+    for (int i = 0; i < kOperations; ++i) {
+      absl::StatusOr<bool> done = store->Complete("call-" + std::to_string(i), absl::OkStatus(),
+                                                  "from " + std::to_string(who), kT0);
+      ASSERT_TRUE(done.ok()) << done.status();
+      wrote[who] += *done ? 1 : 0;
+    }
+  };
+  std::thread first(complete, a->get(), 0);
+  std::thread second(complete, b->get(), 1);
+  first.join();
+  second.join();
+  EXPECT_EQ(wrote[0] + wrote[1], kOperations);
+  int answered_by[2] = {0, 0};
+  for (const std::string& id : ids) {
+    std::optional<StoredOperation> op = (*a)->Find(id, kT0).value();
+    ASSERT_TRUE(op.has_value() && op->done);
+    ASSERT_TRUE(op->response == "from 0" || op->response == "from 1") << op->response;
+    ++answered_by[op->response == "from 1" ? 1 : 0];
+  }
+  EXPECT_EQ(answered_by[0], wrote[0]) << "the stored answer is the one whose write counted";
+  EXPECT_EQ(answered_by[1], wrote[1]);
+}
+
+TEST_F(PostgresOperationsTest, ReplicasStartingTogetherMakeTheTablesOnce) {
+  std::vector<std::thread> replicas;
+  std::vector<absl::Status> opened(4);
+  for (size_t i = 0; i < opened.size(); ++i) {
+    replicas.emplace_back([&, i] { opened[i] = PostgresOperations::Open(url_, {}).status(); });
+  }
+  for (std::thread& replica : replicas) replica.join();
+  for (const absl::Status& status : opened) EXPECT_TRUE(status.ok()) << status;
+  std::string versions;
+  ASSERT_TRUE(server_->Psql("SELECT COUNT(*) FROM " + schema_ + ".filemesh_schema", &versions));
+  EXPECT_EQ(versions, "1\n");
+}
+
+TEST_F(PostgresOperationsTest, AStoreCarriesOnAfterTheServerRestarts) {
+  auto store = PostgresOperations::Open(url_, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string id = (*store)->Add(Pending("c"), kT0).value();
+  ASSERT_TRUE(server_->CrashRestart());
+  // The first call finds its connection cut, connects again and is tried
+  // once more: the caller sees no error.
+  absl::StatusOr<std::optional<StoredOperation>> found = (*store)->Find(id, kT0);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->has_value());
+  EXPECT_EQ((*store)->reconnects(), 1u);
+  EXPECT_TRUE((*store)->Complete("c", absl::OkStatus(), "after", kT0).value());
+  EXPECT_EQ((*store)->reconnects(), 1u);
+}
+
+TEST_F(PostgresOperationsTest, VerifyFullTakesTheServersCaAndNoOther) {
+  std::string schema;
+  const std::string url = server_->NewSchemaUrl(
+      &schema, "sslmode=verify-full&sslrootcert=" + server_->tls_dir() + "/ca.pem");
+  auto store = PostgresOperations::Open(url, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Add(Pending("c"), kT0).ok());
+  // Over TLS indeed: the server's view of the store's connection.
+  std::string ssl;
+  ASSERT_TRUE(
+      server_->Psql("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                    "WHERE a.application_name = 'filemesh-gateway'",
+                    &ssl));
+  EXPECT_EQ(ssl, "t\n");
+
+  auto other = PostgresOperations::Open(
+      server_->NewSchemaUrl(
+          &schema, "sslmode=verify-full&sslrootcert=" + server_->tls_dir() + "/other-ca.pem"),
+      {});
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(other.status().message()),
+              ::testing::HasSubstr("certificate verify failed"));
+}
+
+TEST_F(PostgresOperationsTest, AWrongPasswordIsAnErrorThatDoesNotShowIt) {
+  std::string url = url_;
+  url.replace(url.find(testing::PostgresServer::kPassword),
+              std::string(testing::PostgresServer::kPassword).size(), "not-the-pass-word");
+  auto store = PostgresOperations::Open(url, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+  const std::string message(store.status().message());
+  EXPECT_THAT(message, ::testing::HasSubstr("password authentication failed"));
+  EXPECT_THAT(message, ::testing::HasSubstr("postgres:***@127.0.0.1"));
+  EXPECT_THAT(message, ::testing::Not(::testing::HasSubstr("not-the-pass-word")));
+  // In the query, too.
+  auto query = PostgresOperations::Open(url_ + "&password=not-the-pass-word", {});
+  ASSERT_FALSE(query.ok());
+  EXPECT_THAT(std::string(query.status().message()),
+              ::testing::Not(::testing::HasSubstr("not-the-pass-word")));
+}
+
+TEST_F(PostgresOperationsTest, TablesOfAnotherVersionAreRefusedAndLeftAlone) {
+  ASSERT_TRUE(PostgresOperations::Open(url_, {}).ok());
+  ASSERT_TRUE(server_->Psql("UPDATE " + schema_ + ".filemesh_schema SET version = 7"));
+  auto store = PostgresOperations::Open(url_, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()), ::testing::HasSubstr("version 7"));
+  std::string version;
+  ASSERT_TRUE(server_->Psql("SELECT version FROM " + schema_ + ".filemesh_schema", &version));
+  EXPECT_EQ(version, "7\n");
+  // A table of that name without the version beside it is not ours either.
+  ASSERT_TRUE(server_->Psql("DROP TABLE " + schema_ + ".filemesh_schema"));
+  EXPECT_EQ(PostgresOperations::Open(url_, {}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PostgresOperationsTest, TablesDroppedUnderTheStoreAreUnavailable) {
+  auto store = PostgresOperations::Open(url_, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string id = (*store)->Add(Pending("c"), kT0).value();
+  ASSERT_TRUE(server_->Psql("DROP TABLE " + schema_ + ".filemesh_operations"));
+  EXPECT_EQ((*store)->Find(id, kT0).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*store)->Complete("c", absl::OkStatus(), "x", kT0).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*store)->Add(Pending("d"), kT0).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(PostgresOperationsTest, AServerThatNeverAnswersIsAnErrorAfterTheConnectTimeout) {
+  // A listener that accepts (the kernel does) and never says a word.
+  int port = 0;
+  const int fd = testing::BindLowLoopbackPort(&port);
+  ASSERT_EQ(listen(fd, 4), 0);
+  auto store = PostgresOperations::Open(
+      "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres?connect_timeout=2",
+      {});
+  close(fd);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(store.status().message()), ::testing::HasSubstr("timeout"));
 }
 
 }  // namespace

@@ -29,7 +29,25 @@ filemesh_add_test(https_server_test SOURCES https_server_test.cc
   LIBS filemesh::rest PkgConfig::HTTPLIB OpenSSL::SSL OpenSSL::Crypto)
 target_compile_definitions(https_server_test PRIVATE
   FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")
-# The operation stores (memory, SQLite): bounds, expiry, a completion written
-# once; for the file: reopening, two connections on one file, foreign files.
-filemesh_add_test(operation_store_test SOURCES operation_store_test.cc
-  LIBS filemesh::rest SQLite::SQLite3)
+# A private PostgreSQL server (postgres/postgres_server.sh, as Debian's
+# postgres user: needs root), with TLS from tls/make_certs.sh.
+add_library(filemesh_postgres_test_support STATIC postgres/postgres_server.cc)
+target_include_directories(filemesh_postgres_test_support PUBLIC "${CMAKE_CURRENT_SOURCE_DIR}")
+target_compile_definitions(filemesh_postgres_test_support PRIVATE
+  FILEMESH_POSTGRES_SERVER_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/postgres/postgres_server.sh"
+  FILEMESH_TLS_CERTS_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/tls/make_certs.sh")
+target_link_libraries(filemesh_postgres_test_support PUBLIC filemesh_test_support GTest::gtest)
+filemesh_set_warnings(filemesh_postgres_test_support)
+
+# The operation stores (memory, SQLite, PostgreSQL): bounds, expiry, a
+# completion written once; for the file: reopening, two connections, foreign
+# files; for PostgreSQL: replicas, TLS, passwords, restarts. One ctest test:
+# its tests share one PostgreSQL server.
+add_executable(operation_store_test operation_store_test.cc)
+target_include_directories(operation_store_test PRIVATE "${PROJECT_SOURCE_DIR}/src")
+target_link_libraries(operation_store_test PRIVATE filemesh::rest filemesh::base
+  filemesh_postgres_test_support SQLite::SQLite3 absl::strings GTest::gmock GTest::gtest_main
+  Threads::Threads)
+filemesh_set_warnings(operation_store_test)
+add_test(NAME operation_store_test COMMAND operation_store_test)
+set_tests_properties(operation_store_test PROPERTIES LABELS unit TIMEOUT 300)

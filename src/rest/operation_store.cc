@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "base/random_id.h"
 #include "filemesh/internal/mutex.hpp"
+#include "rest/postgres_operations.h"
 #include "rest/sqlite_operations.h"
 
 namespace filemesh::internal {
@@ -129,8 +130,10 @@ absl::StatusOr<std::unique_ptr<OperationStore>> OpenOperationStore(const std::st
   if (absl::Status checked = CheckOperationLimits(limits); !checked.ok()) return checked;
   if (where.empty() || where == ":memory:") return NewMemoryOperationStore(limits);
   if (absl::StartsWith(where, "postgresql://") || absl::StartsWith(where, "postgres://")) {
-    return absl::UnimplementedError(
-        "a PostgreSQL operations database is not supported yet: give an SQLite file");
+    absl::StatusOr<std::unique_ptr<PostgresOperations>> postgres =
+        PostgresOperations::Open(where, limits);
+    if (!postgres.ok()) return postgres.status();
+    return std::unique_ptr<OperationStore>(*std::move(postgres));
   }
   absl::StatusOr<std::unique_ptr<SqliteOperations>> sqlite = SqliteOperations::Open(where, limits);
   if (!sqlite.ok()) return sqlite.status();

@@ -5,7 +5,8 @@
 //
 //   ""   (or ":memory:")      in this process only (the SDK's default)
 //   a file path              SQLite: outlives the gateway (sqlite_operations.h)
-//   postgresql://...         PostgreSQL: shared by gateway replicas (to come)
+//   postgresql://...         PostgreSQL: shared by gateway replicas
+//                            (postgres_operations.h)
 //
 // Each is bounded in count and in the bytes of its outcomes (past either the
 // oldest operations are forgotten, counted in evicted()) and in age (an
@@ -88,9 +89,9 @@ absl::Status CheckOperationLimits(const OperationLimits& limits);
 // In this process's memory.
 std::unique_ptr<OperationStore> NewMemoryOperationStore(OperationLimits limits);
 
-// The store `where` names: "" or ":memory:" in memory, else an SQLite file
-// (created if missing; its directory must exist). "postgresql://" and
-// "postgres://" URLs are refused until that backend lands (Unimplemented).
+// The store `where` names: "" or ":memory:" in memory; a "postgresql://" or
+// "postgres://" URL a PostgreSQL database (libpq's URL); else an SQLite file
+// (created if missing; its directory must exist).
 absl::StatusOr<std::unique_ptr<OperationStore>> OpenOperationStore(const std::string& where,
                                                                    OperationLimits limits);
 

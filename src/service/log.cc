@@ -11,9 +11,12 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/absl_compat.h"
 #include "base/quoted_escape.h"
 #include "base/utf8.h"
 #include "filemesh/internal/mutex.hpp"
@@ -247,13 +250,38 @@ std::string RedactOneUrl(std::string_view url) {
     begin = scheme_end + 3;
   }
   const size_t end = std::min(url.find_first_of("?#", begin), url.size());
+  std::string out;
   const size_t at = url.substr(0, end).rfind('@');
-  if (at == std::string_view::npos || at < begin) return std::string(url);
-  const size_t colon = url.substr(0, at).find(':', begin);
-  if (colon == std::string_view::npos || colon + 1 == at) return std::string(url);
-  std::string out(url.substr(0, colon + 1));
-  out.append("***");
-  out.append(url.substr(at));
+  const size_t colon =
+      at == std::string_view::npos || at < begin ? at : url.substr(0, at).find(':', begin);
+  if (at != std::string_view::npos && at >= begin && colon != std::string_view::npos &&
+      colon + 1 != at) {
+    out.append(url.substr(0, colon + 1));
+    out.append("***");
+    out.append(url.substr(at, end - at));
+  } else {
+    out.append(url.substr(0, end));
+  }
+  // A password may ride the query too (libpq's "?password=...",
+  // "sslpassword=..."): each such value is hidden.
+  std::string_view rest = url.substr(end);
+  if (rest.empty() || rest.front() != '?') return out.append(rest);
+  const size_t fragment = std::min(rest.find('#'), rest.size());
+  out.push_back('?');
+  bool first = true;
+  for (absl::string_view pair :
+       absl::StrSplit(internal::AbslView(rest.substr(1, fragment - 1)), '&')) {
+    if (!first) out.push_back('&');
+    first = false;
+    const absl::string_view key = pair.substr(0, pair.find('='));
+    if (key.size() < pair.size() &&
+        (absl::EqualsIgnoreCase(key, "password") || absl::EqualsIgnoreCase(key, "sslpassword"))) {
+      absl::StrAppend(&out, key, "=***");
+    } else {
+      absl::StrAppend(&out, pair);
+    }
+  }
+  out.append(rest.substr(fragment));
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cleanup_watchdog.h"
 #include "loopback_port.h"
 
 #ifndef FILEMESH_RABBITMQ_NODE_SCRIPT
@@ -69,42 +70,10 @@ RabbitNode::RabbitNode(std::string dir, int port, bool tls, std::string env)
   url_ = UrlFor("guest", "guest");
   if (dir_.empty()) return;  // external: nothing to watch
   // The watchdog: stops the node and removes its directory when this process
-  // dies without saying goodbye (its end of the pipe then reads EOF).
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return;
-  const std::string script = FILEMESH_RABBITMQ_NODE_SCRIPT;
-  const std::string port_text = std::to_string(port_);
-  const std::string cleanup = env_ + "\"$0\" stop \"$1\" \"$2\" >/dev/null 2>&1; rm -rf \"$1\"";
-  // Forked twice, so that it is no descendant of this process: ctest kills a
-  // timed-out test's whole process tree, and the watchdog must survive that.
-  const pid_t pid = fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    if (fork() != 0) _exit(0);
-    setsid();
-    const int null_fd = open("/dev/null", O_RDWR);
-    dup2(null_fd, 0);
-    dup2(null_fd, 1);
-    dup2(null_fd, 2);
-    dup2(fds[0], 3);
-    close_range(4, ~0U, 0);  // nobody else's pipes stay open through us
-    char c = 0;
-    ssize_t n;
-    do {
-      n = read(3, &c, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n == 1 && c == 'q') _exit(0);
-    execl("/bin/sh", "sh", "-c", cleanup.c_str(), script.c_str(), dir_.c_str(), port_text.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(1);
-  }
-  close(fds[0]);
-  if (pid < 0) {
-    close(fds[1]);
-    return;
-  }
-  waitpid(pid, nullptr, 0);  // the intermediate child, gone at once
-  watchdog_fd_ = fds[1];
+  // dies without saying goodbye.
+  watchdog_fd_ =
+      StartCleanupWatchdog(env_ + "\"$0\" stop \"$1\" \"$2\" >/dev/null 2>&1; rm -rf \"$1\"",
+                           {FILEMESH_RABBITMQ_NODE_SCRIPT, dir_, std::to_string(port_)});
 }
 
 std::unique_ptr<RabbitNode> RabbitNode::External(std::string url) {
@@ -118,10 +87,7 @@ RabbitNode::~RabbitNode() {
   Report("stop", Run("stop"));
   const std::string rm = "rm -rf '" + dir_ + "'";
   if (std::system(rm.c_str()) != 0) ADD_FAILURE() << "could not remove " << dir_;
-  if (watchdog_fd_ >= 0) {
-    (void)!write(watchdog_fd_, "q", 1);  // all done: the watchdog just exits
-    close(watchdog_fd_);
-  }
+  DismissCleanupWatchdog(watchdog_fd_);  // all done
 }
 
 bool RabbitNode::Run(const std::string& action) {

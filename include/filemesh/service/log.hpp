@@ -41,7 +41,9 @@ bool LogEnabled(LogLevel level);
 void SetLogSink(std::function<void(std::string_view line)> sink);
 
 // `url` with any password replaced by "***"
-// ("amqp://user:***@host:5672/vhost"). A comma-separated list of URLs (a
+// ("amqp://user:***@host:5672/vhost"), in the user info and in the query's
+// `password` and `sslpassword` parameters (libpq's
+// "postgresql://host/db?password=***"). A comma-separated list of URLs (a
 // broker cluster's) has each one's redacted.
 std::string RedactUrl(std::string_view url);
 
