@@ -56,8 +56,10 @@ ABSL_FLAG(absl::Duration, breaker_cooldown, absl::Seconds(1),
           "how long an open circuit breaker keeps calls off gRPC before probing it");
 ABSL_FLAG(std::string, operations_db, "",
           "where the operations of 202s live: an SQLite file (created if missing; gateways on "
-          "one host may share it), or \":memory:\"; empty: $STATE_DIRECTORY/operations.db "
-          "when systemd gives a state directory, else memory");
+          "one host may share it), a PostgreSQL URL (postgresql://user@host/db?sslmode="
+          "verify-full&sslrootcert=...: gateways on any host share it), or \":memory:\"; "
+          "empty: $STATE_DIRECTORY/operations.db when systemd gives a state directory, else "
+          "memory");
 ABSL_FLAG(absl::Duration, orphan_reply_after, absl::Seconds(10),
           "with an operations database: a reply left unread this long in a gateway's reply "
           "queue (the gateway was killed or restarted) moves to the queue every gateway reads, "
@@ -299,7 +301,8 @@ int main(int argc, char** argv) {
        {"amqp_url", filemesh::RedactUrl(amqp->url)},
        {"auth", options.api_key.empty() && options.api_keys_file.empty() ? "none" : "bearer"},
        {"audit_log", options.audit_log},
-       {"operations_db", options.operations_db.empty() ? ":memory:" : options.operations_db},
+       {"operations_db",
+        options.operations_db.empty() ? ":memory:" : filemesh::RedactUrl(options.operations_db)},
        {"allowed_hosts", absl::StrJoin(options.allowed_hosts, ",")},
        {"ui", options.serve_ui ? "on" : "off"}});
 

@@ -3,7 +3,8 @@
 # loopback, as Debian's `postgres` user.
 #
 #   postgres_server.sh start|stop|restart|crash-restart DIR PORT
-#   postgres_server.sh psql DIR PORT SQL       runs SQL as the superuser
+#   postgres_server.sh psql DIR PORT SQL [DB]  runs SQL as the superuser (in
+#                                              database DB, default postgres)
 #
 # DIR holds the cluster (DIR/data, made by initdb on the first start), its
 # socket and logs; it is made if missing and handed to the postgres user.
@@ -25,7 +26,7 @@ set -euo pipefail
 
 usage() {
   echo "usage: $0 start|stop|restart|crash-restart DIR PORT" >&2
-  echo "       $0 psql DIR PORT SQL" >&2
+  echo "       $0 psql DIR PORT SQL [DB]" >&2
   exit 2
 }
 
@@ -34,7 +35,7 @@ action=$1
 dir=$2
 port=$3
 shift 3
-[[ $action == psql && $# -eq 1 || $action != psql && $# -eq 0 ]] || usage
+[[ $action == psql && ($# -eq 1 || $# -eq 2) || $action != psql && $# -eq 0 ]] || usage
 if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
   echo "$0: bad port '$port'" >&2
   exit 2
@@ -93,7 +94,7 @@ case $action in
   restart) stop fast && start ;;
   crash-restart) stop immediate && start ;;
   psql)
-    as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres \
+    as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -d "${2:-postgres}" \
       -v ON_ERROR_STOP=1 -X -q -A -t -c "$1"
     ;;
   *) usage ;;

@@ -526,6 +526,55 @@ class BrokerCluster:
         _unregister(self)
 
 
+class Postgres:
+    """A PostgreSQL 15 server of its own (tests/postgres/postgres_server.sh,
+    beside the broker script) in a temporary directory on a loopback port;
+    `url()` is the superuser's, with a password, over TCP."""
+
+    PASSWORD = "filemesh-e2e-password"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="filemesh-e2e-postgres-")
+        self.port = None
+        self.script = os.path.join(os.path.dirname(BINARIES["broker_script"]), "..", "postgres",
+                                   "postgres_server.sh")
+        _register(self)
+
+    def __repr__(self):
+        return f"<Postgres port={self.port}>"
+
+    def _script(self, action, *args):
+        return subprocess.run(["bash", self.script, action, self.dir, str(self.port), *args],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def start(self):
+        for _ in range(3):
+            self.port = free_port()
+            done = self._script("start")
+            if done.returncode == 0:
+                self.psql(f"ALTER USER postgres PASSWORD '{self.PASSWORD}'")
+                return self.url()
+            last = done
+        raise RuntimeError(f"PostgreSQL did not start:\n{last.stdout}\n{last.stderr}")
+
+    def url(self, database="postgres"):
+        return f"postgresql://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql, database="postgres"):
+        """Runs `sql` as the superuser in `database`; returns what it
+        printed (unaligned, tuples only)."""
+        done = self._script("psql", sql, database)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql {sql}: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def close(self):
+        if self.port is not None:
+            self._script("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        _unregister(self)
+
+
 # ---------------------------------------------------------------------------
 # HTTP
 

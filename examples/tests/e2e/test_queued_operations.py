@@ -75,14 +75,29 @@ class QueuedOperationTest(harness.BrokerTestCase):
         self.assertNotIn("response", refused.json())
 
     def test_operations_outlive_a_killed_gateway(self):
-        """Two gateways on one operations database: kill -9 the one that
-        queued the calls, and the other answers them once replicas start
-        (the replies move from the dead gateway's reply queue to the orphan
-        queue, and the survivor writes them)."""
-        dead = harness.loopback(harness.free_port())
+        """Two gateways on one operations database (an SQLite file): kill -9
+        the one that queued the calls, and the other answers them once
+        replicas start (the replies move from the dead gateway's reply queue
+        to the orphan queue, and the survivor writes them)."""
         state = tempfile.mkdtemp(prefix="filemesh-operations-")
         self.addCleanup(shutil.rmtree, state, True)
-        database = os.path.join(state, "operations.db")
+        self.outlive_a_killed_gateway(os.path.join(state, "operations.db"))
+
+    def test_operations_outlive_a_killed_gateway_on_postgresql(self):
+        """The same with the gateways' operations in PostgreSQL, as gateway
+        replicas on several hosts share them; the database's own rows show
+        each operation written once."""
+        postgres = harness.Postgres()
+        self.addCleanup(postgres.close)
+        postgres.start()
+        postgres.psql("CREATE DATABASE filemesh")
+        self.outlive_a_killed_gateway(postgres.url("filemesh"))
+        rows = postgres.psql("SELECT COUNT(*), COUNT(*) FILTER (WHERE done) "
+                             "FROM filemesh_operations", "filemesh")
+        self.assertEqual(rows.strip(), "3|3")
+
+    def outlive_a_killed_gateway(self, database):
+        dead = harness.loopback(harness.free_port())
 
         def gateway(name):
             return self.gateway(lister_grpc=dead, searcher_grpc=dead, amqp_url=self.amqp_url,

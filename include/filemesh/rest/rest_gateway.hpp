@@ -81,6 +81,8 @@ struct RestGatewayOptions {
   //   a file path        an SQLite database, created if missing (its folder
   //                      must exist): operations outlive a restart, and
   //                      gateways on one host may share the file
+  //   postgresql://...   a PostgreSQL database (libpq's URL, e.g. with
+  //                      sslmode=verify-full): gateways on any host share it
   // A store that cannot be opened makes status() say why, and the /api/
   // routes answer 503. The gateway sets the late-reply listener of its
   // backends' channels (FailoverChannel::SetLateReplyListener) and, while it
