@@ -1,6 +1,7 @@
 #include "rest/operation_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -381,6 +382,27 @@ TEST_F(PostgresOperationsTest, AWrongPasswordIsAnErrorThatDoesNotShowIt) {
   ASSERT_FALSE(query.ok());
   EXPECT_THAT(std::string(query.status().message()),
               ::testing::Not(::testing::HasSubstr("not-the-pass-word")));
+}
+
+TEST_F(PostgresOperationsTest, APasswordFileKeepsThePasswordOutOfTheUrl) {
+  // libpq's passfile (docs/deploy.md): host:port:database:user:password,
+  // readable by its owner only.
+  char dir[] = "/tmp/filemesh-pgpass-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string passfile = std::string(dir) + "/pgpass";
+  std::ofstream(passfile) << "127.0.0.1:" << server_->port() << ":postgres:postgres:"
+                          << testing::PostgresServer::kPassword << "\n";
+  ASSERT_EQ(chmod(passfile.c_str(), 0600), 0);
+  std::string url = url_;
+  url.erase(url.find(':', url.find("//")),
+            std::string(testing::PostgresServer::kPassword).size() + 1);  // ":PASSWORD"
+  ASSERT_EQ(url.find(testing::PostgresServer::kPassword), std::string::npos) << url;
+  auto without = PostgresOperations::Open(url, {});
+  EXPECT_EQ(without.status().code(), absl::StatusCode::kUnavailable) << "no password at all";
+  auto store = PostgresOperations::Open(url + "&passfile=" + passfile, {});
+  EXPECT_TRUE(store.ok()) << store.status();
+  const std::string rm = std::string("rm -rf '") + dir + "'";
+  ASSERT_EQ(std::system(rm.c_str()), 0);
 }
 
 TEST_F(PostgresOperationsTest, TablesOfAnotherVersionAreRefusedAndLeftAlone) {
