@@ -1,8 +1,8 @@
 #include "rest/operation_store.h"
 
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -390,8 +390,8 @@ TEST_F(PostgresOperationsTest, APasswordFileKeepsThePasswordOutOfTheUrl) {
   char dir[] = "/tmp/filemesh-pgpass-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string passfile = std::string(dir) + "/pgpass";
-  std::ofstream(passfile) << "127.0.0.1:" << server_->port() << ":postgres:postgres:"
-                          << testing::PostgresServer::kPassword << "\n";
+  std::ofstream(passfile) << "127.0.0.1:" << server_->port()
+                          << ":postgres:postgres:" << testing::PostgresServer::kPassword << "\n";
   ASSERT_EQ(chmod(passfile.c_str(), 0600), 0);
   std::string url = url_;
   url.erase(url.find(':', url.find("//")),

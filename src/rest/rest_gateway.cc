@@ -800,6 +800,22 @@ HttpResponse RestGateway::Impl::Answer(const absl::StatusOr<Response>& result, c
   return BackendProblem(result.status(), kind, path, *exchange);
 }
 
+namespace {
+
+// A stored answer (serialized `Response`) as JSON; DataLoss when the bytes
+// are no such message.
+template <typename Response>
+absl::StatusOr<std::string> StoredAnswerJson(const std::string& bytes) {
+  Response response;
+  if (!response.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("the stored answer is not a ", Response::descriptor()->name()));
+  }
+  return internal::MessageToJson(response);
+}
+
+}  // namespace
+
 HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchange* exchange) {
   absl::StatusOr<QueryParams> params = QueryParams::Parse(request.query, {});
   if (!params.ok()) return ProblemResponse(params.status(), request.path);
@@ -850,18 +866,10 @@ HttpResponse RestGateway::Impl::GetOperation(const HttpRequest& request, Exchang
         200, OperationJson(op, location,
                            PublicStatus(op.error, kind, absl::StrCat("operation ", op.id)), ""));
   }
-  absl::StatusOr<std::string> json = absl::InternalError("unknown operation kind");
-  if (kind == OperationKind::kList) {
-    v1::ListResponse response;
-    json = response.ParseFromString(op.response)
-               ? internal::MessageToJson(response)
-               : absl::DataLossError("the stored answer is not a ListResponse");
-  } else if (kind == OperationKind::kSearch) {
-    v1::SearchResponse response;
-    json = response.ParseFromString(op.response)
-               ? internal::MessageToJson(response)
-               : absl::DataLossError("the stored answer is not a SearchResponse");
-  }
+  absl::StatusOr<std::string> json =
+      kind == OperationKind::kList     ? StoredAnswerJson<v1::ListResponse>(op.response)
+      : kind == OperationKind::kSearch ? StoredAnswerJson<v1::SearchResponse>(op.response)
+                                       : absl::InternalError("unknown operation kind");
   if (!json.ok()) {
     op.error = json.status();
     return JsonResponse(200, OperationJson(op, location, json.status(), ""));

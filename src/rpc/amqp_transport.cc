@@ -924,6 +924,7 @@ void AmqpTransport::Core::OnBlocked(AmqpConnection& connection, const std::strin
 
 void AmqpTransport::Core::OnDisconnected(const absl::Status& why) {
   declared_.clear();
+  orphan_tag_.clear();  // consumers end with their connection
   publish_hold_until_ = absl::InfinitePast();
   reply_tag_seen_ = 0;
   reply_tag_acked_ = 0;
