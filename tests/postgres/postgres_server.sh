@@ -21,6 +21,11 @@
 # certificate; clients ask for it with sslmode (verify-full checks the
 # certificate's names: localhost, 127.0.0.1).
 #
+# Other hosts, or network namespaces (e2e_multi_host): with
+# POSTGRES_SERVER_ADDRESS=A.B.C.D the server listens on that address instead
+# of 127.0.0.1, and POSTGRES_SERVER_CLIENTS=CIDR lets clients of that range
+# in with a password (pg_hba.conf, written at the first start).
+#
 # Tuned for tests, not for data: fsync is off.
 set -euo pipefail
 
@@ -53,9 +58,11 @@ as_postgres() {
 }
 
 data=$dir/data
+address=${POSTGRES_SERVER_ADDRESS:-127.0.0.1}
+clients=${POSTGRES_SERVER_CLIENTS:-}
 
 server_options() {
-  local options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off"
+  local options="-p $port -k $dir -c listen_addresses=$address -c fsync=off"
   options+=" -c max_connections=40 -c shared_buffers=16MB"
   if [[ -f $dir/tls/server.pem ]]; then
     options+=" -c ssl=on -c ssl_cert_file=$dir/tls/server.pem"
@@ -76,10 +83,13 @@ start() {
   if [[ ! -f $data/PG_VERSION ]]; then
     as_postgres "$bin/initdb" -D "$data" -U postgres -E UTF8 --locale=C --no-sync \
       --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log"
+    if [[ -n $clients ]]; then
+      echo "host all all $clients scram-sha-256" >>"$data/pg_hba.conf"
+    fi
   fi
   as_postgres "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
     -o "$(server_options)" start >/dev/null
-  echo "postgresql://127.0.0.1:$port/postgres"
+  echo "postgresql://$address:$port/postgres"
 }
 
 stop() { # MODE

@@ -27,6 +27,13 @@
 # and `ctl DIR PORT start_app`. RABBITMQ_NODE_ERL_ARGS adds Erlang VM flags
 # (e.g. "+sbwt none" when several nodes share the cores).
 #
+# Nodes on other hosts, or in network namespaces (e2e_multi_host): with
+# RABBITMQ_NODE_ADDRESS=A.B.C.D the node listens (AMQP, distribution, its
+# epmd) on that IPv4 address instead of 127.0.0.1, and is named
+# filemesh-test-PORT@A.B.C.D (long names), so nodes in other namespaces reach
+# it by address: join with `ctl DIR PORT join_cluster filemesh-test-P@A.B.C.D`.
+# Each namespace then runs its own epmd on RABBITMQ_NODE_EPMD_PORT.
+#
 # TLS: when DIR/tls holds ca.pem, server.pem and server.key (as made by
 # tests/tls/make_certs.sh), the node listens with TLS only (no plain-text
 # listener) on PORT, verifies client certificates against ca.pem when given
@@ -82,7 +89,19 @@ fi
 
 start_timeout=${RABBITMQ_NODE_START_TIMEOUT:-60}
 stop_timeout=${RABBITMQ_NODE_STOP_TIMEOUT:-30}
-node="filemesh-test-${port}@localhost"
+address=${RABBITMQ_NODE_ADDRESS:-127.0.0.1}
+if ! [[ $address =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
+  echo "$0: RABBITMQ_NODE_ADDRESS must be an IPv4 address, not '$address'" >&2
+  exit 2
+fi
+if [[ $address == 127.0.0.1 ]]; then
+  node="filemesh-test-${port}@localhost"
+  longnames=()
+else
+  node="filemesh-test-${port}@${address}"
+  longnames=(--longnames)
+  export RABBITMQ_USE_LONGNAME=true
+fi
 dist_port=$((port + 1))
 # Nodes of one cluster share an epmd (RABBITMQ_NODE_EPMD_PORT, started by the
 # first node and left running by `stop`) and an Erlang cookie
@@ -98,28 +117,28 @@ node_env() {
     # The listeners come from rabbitmq.conf (write_tls_config).
     export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
   else
-    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_NODE_IP_ADDRESS="$address"
     export RABBITMQ_NODE_PORT="$port"
   fi
   export RABBITMQ_DIST_PORT="$dist_port"
   export ERL_EPMD_PORT="$epmd_port"
-  export ERL_EPMD_ADDRESS=127.0.0.1
+  export ERL_EPMD_ADDRESS="$address"
   export RABBITMQ_MNESIA_BASE="$dir/mnesia"
   export RABBITMQ_LOG_BASE="$dir/log"
   export RABBITMQ_PID_FILE="$dir/pid"
   export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/plugins"
   export HOME="$dir"
-  # Distribution on loopback only, like everything else here.
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${RABBITMQ_NODE_ERL_ARGS:-}"
+  # Distribution on that address only, like everything else here.
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {${address//./,}} ${RABBITMQ_NODE_ERL_ARGS:-}"
 }
 
 ctl() {
   # rabbitmqctl's own timeout, and ours in case it hangs.
-  timeout 30 rabbitmqctl -n "$node" "$@"
+  timeout 30 rabbitmqctl "${longnames[@]}" -n "$node" "$@"
 }
 
 port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+  (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null
 }
 
 beam_pid() {
@@ -140,7 +159,7 @@ beam_pid() {
 write_tls_config() {
   cat >"$dir/rabbitmq.conf" <<CONF
 listeners.tcp = none
-listeners.ssl.default = 127.0.0.1:$port
+listeners.ssl.default = $address:$port
 ssl_options.cacertfile = $dir/tls/ca.pem
 ssl_options.certfile = $dir/tls/server.pem
 ssl_options.keyfile = $dir/tls/server.key
@@ -169,7 +188,7 @@ start() {
   local p ports=("$port" "$dist_port")
   [[ -n $shared_epmd ]] || ports+=("$epmd_port")
   for p in "${ports[@]}"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    if (exec 3<>"/dev/tcp/$address/$p") 2>/dev/null; then
       echo "$0: port $p is already in use (the node needs $port, $dist_port and $epmd_port)" >&2
       exit 1
     fi
@@ -178,12 +197,12 @@ start() {
   # (before anything else starts one). It daemonizes even when it cannot bind
   # its port: check that it answers.
   if [[ -z $shared_epmd ]] || ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
-    epmd -daemon -address 127.0.0.1 -port "$epmd_port"
+    epmd -daemon -address "$address" -port "$epmd_port"
   fi
   local epmd_deadline=$((SECONDS + 10))
   until epmd -port "$epmd_port" -names >/dev/null 2>&1; do
     if ((SECONDS >= epmd_deadline)); then
-      echo "$0: epmd did not come up on 127.0.0.1:$epmd_port (is the port taken?)" >&2
+      echo "$0: epmd did not come up on $address:$epmd_port (is the port taken?)" >&2
       exit 1
     fi
     sleep 0.1
@@ -209,7 +228,7 @@ start() {
   if tls_only; then
     echo "amqps://guest:guest@localhost:${port}/"
   else
-    echo "amqp://guest:guest@127.0.0.1:${port}/"
+    echo "amqp://guest:guest@${address}:${port}/"
   fi
 }
 

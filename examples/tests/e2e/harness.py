@@ -340,7 +340,7 @@ def start_mserv(binary_key, root, grpc_listen="", amqp_url="", queue_prefix="", 
 
 def start_gateway(lister_grpc="", searcher_grpc="", amqp_url="", queue_prefix="", api_key="",
                   request_timeout="5s", attempt_timeout="250ms", breaker_cooldown="1s",
-                  listen="127.0.0.1:0", extra=(), name="gateway", env=None):
+                  listen="127.0.0.1:0", extra=(), name="gateway", env=None, prefix=()):
     """The gateway; waits until it listens. `.http` is a client for it.
     Port 0 in `listen` means a free port below the ephemeral range."""
     listen = _listen_address(listen)
@@ -354,7 +354,7 @@ def start_gateway(lister_grpc="", searcher_grpc="", amqp_url="", queue_prefix=""
     if api_key:
         argv.append(f"--api_key={api_key}")
     argv.extend(extra)
-    proc = Process(name, argv, env=env)
+    proc = Process(name, argv, env=env, prefix=prefix)
     address = proc.wait_for_log("http_listening", 30)["address"]
     host, port = address.rsplit(":", 1)
     proc.http = HttpClient(host, int(port), api_key=api_key or None)
@@ -457,13 +457,16 @@ class Broker:
 
 
 class BrokerCluster:
-    """Three (or `size`) RabbitMQ nodes of a cluster on loopback
-    (tests/rabbitmq/rabbitmq_node.sh: one epmd and one Erlang cookie for all,
-    the others joined to the first), with BROKER_USERS. Node i listens on
-    base + 3i; `urls` lists them first node first (guest's)."""
+    """Three (or `size`) RabbitMQ nodes of a cluster (tests/rabbitmq/
+    rabbitmq_node.sh: one Erlang cookie for all, the others joined to the
+    first), with BROKER_USERS; `urls` lists them first node first (guest's).
+    On loopback, node i listens on base + 3i and they share one epmd. With a
+    Network, node i runs in its namespace `b<i+1>` on that address, port 5672
+    (AMQP), 5673 (distribution) and 5674 (its namespace's epmd)."""
 
-    def __init__(self, size=3):
+    def __init__(self, size=3, network=None):
         self.size = size
+        self.network = network
         self.dir = tempfile.mkdtemp(prefix="filemesh-e2e-cluster-")
         os.chmod(self.dir, 0o755)  # the rabbitmq user reaches the nodes' folders
         self.base = None
@@ -473,17 +476,31 @@ class BrokerCluster:
     def __repr__(self):
         return f"<BrokerCluster base={self.base}>"
 
-    def _env(self):
+    def role(self, node):
+        """The network namespace role of node `node` (with a Network)."""
+        return f"b{node + 1}"
+
+    def _port(self, node):
+        return self.base if self.network else self.base + 3 * node
+
+    def _node_name(self, node):
+        host = self.network.address(self.role(node)) if self.network else "localhost"
+        return f"filemesh-test-{self._port(node)}@{host}"
+
+    def _env(self, node):
         env = dict(os.environ)
         env["RABBITMQ_NODE_EPMD_PORT"] = str(self.base + 2)
         env["RABBITMQ_NODE_COOKIE"] = f"filemeshe2e{self.base}"
+        if self.network:
+            env["RABBITMQ_NODE_ADDRESS"] = self.network.address(self.role(node))
         return env
 
     def _script(self, action, node, *args, timeout=150):
-        return subprocess.run(["bash", BINARIES["broker_script"], action,
-                               os.path.join(self.dir, f"node{node}"), str(self.base + 3 * node),
+        prefix = self.network.exec_prefix(self.role(node)) if self.network else ()
+        return subprocess.run([*prefix, "bash", BINARIES["broker_script"], action,
+                               os.path.join(self.dir, f"node{node}"), str(self._port(node)),
                                *args], capture_output=True, text=True, timeout=timeout,
-                              check=False, env=self._env())
+                              check=False, env=self._env(node))
 
     def _must(self, done, what):
         if done.returncode != 0:
@@ -492,13 +509,13 @@ class BrokerCluster:
 
     def start(self):
         """Starts and joins the nodes; returns their URLs, comma-separated."""
-        self.base = free_ports(3 * self.size)
+        self.base = 5672 if self.network else free_ports(3 * self.size)
         for i in range(self.size):
             done = self._must(self._script("start", i), f"node {i} did not start")
             self.urls.append(done.stdout.strip().splitlines()[-1])
-        first = f"filemesh-test-{self.base}@localhost"
         for i in range(1, self.size):
-            for args in (["stop_app"], ["join_cluster", first], ["start_app"], ["await_startup"]):
+            for args in (["stop_app"], ["join_cluster", self._node_name(0)], ["start_app"],
+                         ["await_startup"]):
                 self._must(self._script("ctl", i, *args), f"node {i}: rabbitmqctl {args[0]}")
         # Users live in the cluster's shared state: made once, on the first.
         for user, (configure, write, read) in BROKER_USERS.items():
@@ -516,12 +533,19 @@ class BrokerCluster:
         """kill -9 of node `node`."""
         self._must(self._script("kill", node), f"kill node {node}")
 
+    def ctl(self, node, *args):
+        """rabbitmqctl ARGS on node `node`; its output."""
+        return self._must(self._script("ctl", node, *args), f"rabbitmqctl {args}").stdout
+
     def close(self):
         if self.base is not None:
             for i in reversed(range(self.size)):
                 self._script("stop", i)
-            subprocess.run(["epmd", "-port", str(self.base + 2), "-kill"],
-                           capture_output=True, check=False)
+            epmds = ([self.network.exec_prefix(self.role(i)) for i in range(self.size)]
+                     if self.network else [()])
+            for prefix in epmds:
+                subprocess.run([*prefix, "epmd", "-port", str(self.base + 2), "-kill"],
+                               capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
         _unregister(self)
 
@@ -533,9 +557,12 @@ class Postgres:
 
     PASSWORD = "filemesh-e2e-password"
 
-    def __init__(self):
+    def __init__(self, network=None, role="pg"):
         self.dir = tempfile.mkdtemp(prefix="filemesh-e2e-postgres-")
         self.port = None
+        self.network = network
+        self.role = role
+        self.host = network.address(role) if network else "127.0.0.1"
         self.script = os.path.join(os.path.dirname(BINARIES["broker_script"]), "..", "postgres",
                                    "postgres_server.sh")
         _register(self)
@@ -544,12 +571,19 @@ class Postgres:
         return f"<Postgres port={self.port}>"
 
     def _script(self, action, *args):
-        return subprocess.run(["bash", self.script, action, self.dir, str(self.port), *args],
-                              capture_output=True, text=True, timeout=120, check=False)
+        env = dict(os.environ)
+        prefix = ()
+        if self.network:
+            prefix = self.network.exec_prefix(self.role)
+            env["POSTGRES_SERVER_ADDRESS"] = self.host
+            env["POSTGRES_SERVER_CLIENTS"] = self.network.subnet
+        return subprocess.run([*prefix, "bash", self.script, action, self.dir, str(self.port),
+                               *args], capture_output=True, text=True, timeout=120, check=False,
+                              env=env)
 
     def start(self):
         for _ in range(3):
-            self.port = free_port()
+            self.port = 5432 if self.network else free_port()
             done = self._script("start")
             if done.returncode == 0:
                 self.psql(f"ALTER USER postgres PASSWORD '{self.PASSWORD}'")
@@ -558,7 +592,7 @@ class Postgres:
         raise RuntimeError(f"PostgreSQL did not start:\n{last.stdout}\n{last.stderr}")
 
     def url(self, database="postgres"):
-        return f"postgresql://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres:{self.PASSWORD}@{self.host}:{self.port}/{database}"
 
     def psql(self, sql, database="postgres"):
         """Runs `sql` as the superuser in `database`; returns what it
@@ -572,6 +606,117 @@ class Postgres:
         if self.port is not None:
             self._script("stop")
         shutil.rmtree(self.dir, ignore_errors=True)
+        _unregister(self)
+
+
+# ---------------------------------------------------------------------------
+# Network namespaces (e2e_multi_host)
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _ip(*args):
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Network:
+    """Network namespaces of the test's own, one per role, each with an
+    address of 10.231.77.0/24 on a veth whose other end is on one bridge (in
+    a namespace of its own too): hosts on one switch. The test's threads
+    join a role's namespace with enter(). close() kills whatever still runs
+    in them and removes them."""
+
+    subnet = "10.231.77.0/24"
+
+    def __init__(self, roles):
+        """`roles`: {role: last byte of its address}."""
+        self.tag = f"fm{os.getpid()}"
+        self.roles = dict(roles)
+        self._original = None
+        self._made = []
+        _register(self)
+
+    def __repr__(self):
+        return f"<Network {self.tag} {sorted(self.roles)}>"
+
+    def ns(self, role):
+        return f"{self.tag}-{role}"
+
+    def address(self, role):
+        return f"10.231.77.{self.roles[role]}"
+
+    def exec_prefix(self, role):
+        """argv prefix running a command in `role`'s namespace."""
+        return ("ip", "netns", "exec", self.ns(role))
+
+    def start(self):
+        hub = self.ns("hub")
+        _ip("netns", "add", hub)
+        self._made.append(hub)
+        _ip("-n", hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", hub, "link", "set", "br0", "up")
+        for role, last in self.roles.items():
+            ns = self.ns(role)
+            _ip("netns", "add", ns)
+            self._made.append(ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", hub, "link", "add", f"v{last}", "type", "veth", "peer", "name", "eth0",
+                "netns", ns)
+            _ip("-n", hub, "link", "set", f"v{last}", "master", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"{self.address(role)}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+        return self
+
+    def enter(self, role):
+        """Moves this thread (and the threads and processes it starts from
+        now on) into `role`'s namespace."""
+        if self._original is None:
+            self._original = os.open("/proc/self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{self.ns(role)}", os.O_RDONLY)
+        try:
+            if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.ns(role)}")
+        finally:
+            os.close(fd)
+
+    def leave(self):
+        if self._original is not None:
+            _libc.setns(self._original, _CLONE_NEWNET)
+            os.close(self._original)
+            self._original = None
+
+    def drop(self, role, peer):
+        """Silently drops every packet between `role` and `peer` (nftables in
+        `role`'s namespace: no RST, no ICMP), as a dead link does."""
+        address = self.address(peer)
+        rules = (f"table inet filemesh_drop {{\n"
+                 f"  chain input {{ type filter hook input priority 0; ip saddr {address} drop; }}\n"
+                 f"  chain output {{ type filter hook output priority 0; ip daddr {address} drop; }}\n"
+                 f"}}\n")
+        subprocess.run([*self.exec_prefix(role), "nft", "-f", "-"], input=rules, text=True,
+                       check=True, timeout=30)
+
+    def heal(self, role):
+        """Undoes drop() in `role`'s namespace."""
+        subprocess.run([*self.exec_prefix(role), "nft", "delete", "table", "inet",
+                        "filemesh_drop"], check=True, timeout=30)
+
+    def close(self):
+        self.leave()
+        for ns in reversed(self._made):
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                                  check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        self._made = []
         _unregister(self)
 
 
@@ -695,6 +840,9 @@ class Load:
         """served_by of the last `n` outcomes (fewer if not yet made)."""
         with self._lock:
             return [o[3] for o in sorted(self.outcomes)[-n:]]
+
+    def stopped(self):
+        return self._stop.is_set()
 
     def stop(self):
         self._stop.set()
