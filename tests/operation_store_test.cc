@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -430,6 +431,42 @@ TEST_F(PostgresOperationsTest, TablesDroppedUnderTheStoreAreUnavailable) {
   EXPECT_EQ((*store)->Complete("c", absl::OkStatus(), "x", kT0).status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ((*store)->Add(Pending("d"), kT0).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(PostgresOperationsTest, AStatementKeptWaitingIsCancelledAfterTheStatementTimeout) {
+  // The URL's statement_timeout (300 ms) stands: the store's default
+  // (kStatementTimeout) applies only when the URL sets none.
+  std::string schema;
+  auto store = PostgresOperations::Open(
+      server_->NewSchemaUrl(&schema, "options=-c%20statement_timeout%3D300"), {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  // Another session holds the table for 3 s (as a stuck migration would);
+  // the store's next read waits on it.
+  const std::string holder = "filemesh-lock-holder";
+  std::thread hold([&] {
+    server_->Psql("SET application_name = '" + holder + "'; BEGIN; LOCK TABLE " + schema +
+                  ".filemesh_operations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT");
+  });
+  auto held = [&] {
+    std::string count;
+    server_->Psql(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+        "WHERE a.application_name = '" +
+            holder +
+            "' AND l.mode = 'AccessExclusiveLock' "
+            "AND l.granted AND l.relation = '" +
+            schema + ".filemesh_operations'::regclass",
+        &count);
+    return count == "1\n";
+  };
+  for (int i = 0; i < 600 && !held(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(held()) << "the lock was never taken";
+  absl::StatusOr<size_t> count = (*store)->Count();
+  EXPECT_EQ(count.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(count.status().message()),
+              ::testing::HasSubstr("canceling statement due to statement timeout"));
+  hold.join();
 }
 
 TEST_F(PostgresOperationsTest, AServerThatNeverAnswersIsAnErrorAfterTheConnectTimeout) {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -78,12 +79,15 @@ std::unique_ptr<PostgresServer> PostgresServer::Start(std::string* error) {
 }
 
 bool PostgresServer::Run(const std::string& action, const std::string& sql, std::string* output) {
-  const std::string out = dir_ + "/script.out";
+  // Files of this call's own: tests may run statements from several threads.
+  static std::atomic<int> calls{0};
+  const std::string call = std::to_string(++calls);
+  const std::string out = dir_ + "/script." + call + ".out";
   std::string command = std::string(FILEMESH_POSTGRES_SERVER_SCRIPT) + " " + action + " '" + dir_ +
                         "' " + std::to_string(port_);
   if (!sql.empty()) {
     // The SQL through a file: no quoting of it in the shell.
-    const std::string file = dir_ + "/statement.sql";
+    const std::string file = dir_ + "/statement." + call + ".sql";
     std::ofstream(file) << sql;
     command += " \"$(cat '" + file + "')\"";
   }
