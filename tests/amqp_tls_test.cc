@@ -27,6 +27,9 @@ using ::testing::HasSubstr;
 using testing::RabbitNode;
 using testing::TestCertificates;
 
+const auto* const kOpenSsl =
+    ::testing::AddGlobalTestEnvironment(new testing::OpenSslWithoutAtExitEnvironment);
+
 class AmqpTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

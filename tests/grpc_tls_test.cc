@@ -38,6 +38,9 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TestCertificates;
 
+const auto* const kOpenSsl =
+    ::testing::AddGlobalTestEnvironment(new testing::OpenSslWithoutAtExitEnvironment);
+
 class GrpcTlsTest : public ::testing::Test {
  protected:
   // A host serving the sample tree on a free loopback port with `tls`.

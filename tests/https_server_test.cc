@@ -38,6 +38,9 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TestCertificates;
 
+const auto* const kOpenSsl =
+    ::testing::AddGlobalTestEnvironment(new testing::OpenSslWithoutAtExitEnvironment);
+
 HttpServerOptions HttpsOptions(const std::string& cert = "server", const std::string& ca = "") {
   HttpServerOptions options;
   options.listen = testing::LoopbackListenAddress();
