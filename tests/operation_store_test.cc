@@ -437,8 +437,9 @@ TEST_F(PostgresOperationsTest, AStatementKeptWaitingIsCancelledAfterTheStatement
   // The URL's statement_timeout (300 ms) stands: the store's default
   // (kStatementTimeout) applies only when the URL sets none.
   std::string schema;
+  server_->NewSchemaUrl(&schema);  // libpq takes one options parameter: both in it
   auto store = PostgresOperations::Open(
-      server_->NewSchemaUrl(&schema, "options=-c%20statement_timeout%3D300"), {});
+      server_->Url("options=-c%20search_path%3D" + schema + "%20-c%20statement_timeout%3D300"), {});
   ASSERT_TRUE(store.ok()) << store.status();
   // Another session holds the table for 3 s (as a stuck migration would);
   // the store's next read waits on it.
