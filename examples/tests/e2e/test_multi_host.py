@@ -80,13 +80,8 @@ class MultiHostTest(harness.ProcessTestCase):
         around = [o for o in outcomes if start <= o[0] < end]
         return len(around), max((o[1] - o[0] for o in around), default=0) * 1000
 
-    def test_faults_across_hosts_lose_nothing(self):
-        m1 = {"m1a": self.start_mserv1("m1a", 1), "m1b": self.start_mserv1("m1b", 2)}
-        self.mserv("mserv2", self.tree.root, name="mserv2-m2",
-                   amqp_url=self.cluster.url_list(first=2), prefix=self.net.exec_prefix("m2"))
-        gwa = self.start_gateway("gwa")
-        gwb = self.start_gateway("gwb")
-
+    def start_loads(self, gwa, gwb):
+        """Steady listings and searches on both gateways; {name: Load}."""
         list_check = harness.listing_check(self.tree, b"docs")
         expected_md = sorted(path for _b, path, name, *_ in self.tree.walk()
                              if name.endswith(b".md"))
@@ -95,69 +90,66 @@ class MultiHostTest(harness.ProcessTestCase):
             got = sorted(exact_path(m) for m in response.json().get("matches", []))
             return None if got == expected_md else f"found {got}, expected {expected_md}"
 
-        loads = {
-            "gwa list": harness.Load(gwa.http, "/api/v1/files", {"path": "docs"},
-                                     check=list_check, threads=2, pace=0.01, max_seconds=300),
-            "gwa search": harness.Load(gwa.http, "/api/v1/search", {"q": "*.md"},
-                                       check=search_check, threads=1, pace=0.01,
-                                       max_seconds=300),
-            "gwb list": harness.Load(gwb.http, "/api/v1/files", {"path": "docs"},
-                                     check=list_check, threads=1, pace=0.01, max_seconds=300),
-            "gwb search": harness.Load(gwb.http, "/api/v1/search", {"q": "*.md"},
-                                       check=search_check, threads=1, pace=0.01,
-                                       max_seconds=300),
+        def load(gw, route, params, check, threads):
+            return harness.Load(gw.http, route, params, check=check, threads=threads, pace=0.01,
+                                max_seconds=300)
+
+        self.loads = {
+            "gwa list": load(gwa, "/api/v1/files", {"path": "docs"}, list_check, 2),
+            "gwa search": load(gwa, "/api/v1/search", {"q": "*.md"}, search_check, 1),
+            "gwb list": load(gwb, "/api/v1/files", {"path": "docs"}, list_check, 1),
+            "gwb search": load(gwb, "/api/v1/search", {"q": "*.md"}, search_check, 1),
         }
-        for load in loads.values():
-            load.__enter__()
-        self.addCleanup(lambda: [load.stop() for load in loads.values()])
+        for running in self.loads.values():
+            running.__enter__()
+        self.addCleanup(lambda: [running.stop() for running in self.loads.values()])
 
-        def more(n, what):
-            counts = {name: load.count() for name, load in loads.items() if not load.stopped()}
-            harness.wait_until(
-                lambda: all(loads[name].count() >= c + n for name, c in counts.items()), 120,
-                f"{n} more answers on every load {what}")
+    def more(self, n, what):
+        """Waits for `n` more answers on every load still running."""
+        counts = {name: load.count() for name, load in self.loads.items() if not load.stopped()}
+        harness.wait_until(
+            lambda: all(self.loads[name].count() >= c + n for name, c in counts.items()), 120,
+            f"{n} more answers on every load {what}")
 
-        more(30, "before the faults")
-
-        # 1. The broker node both gateways use dies.
-        marks = {gw: gw.mark() for gw in (gwa, gwb)}
-        broker_fault = time.monotonic()
+    def broker_node_dies(self, gateways):
+        """1. The broker node both gateways use dies; they go to another."""
+        marks = {gw: gw.mark() for gw in gateways}
         self.cluster.kill(0)
-        more(100, "after broker node b1 died")
+        self.more(100, "after broker node b1 died")
         for gw, mark in marks.items():
             self.assertTrue(gw.events("amqp_connection_lost", since=mark), gw.name)
             self.assertTrue(gw.events("amqp_connected", since=mark), gw.name)
 
-        # 2. The link between gwa and one mserv1 replica goes silent, then
-        # comes back.
-        link_fault = time.monotonic()
+    def link_goes_silent(self, m1a):
+        """2. The link between gwa and m1a drops every packet, then heals.
+        Returns when it was healed and when m1a took gRPC calls again."""
+        dropped = time.monotonic()
         self.net.drop("gwa", "m1a")
-        more(100, "while gwa cannot reach m1a")
-        link_healed = time.monotonic()
+        self.more(100, "while gwa cannot reach m1a")
+        healed = time.monotonic()
         self.net.heal("gwa")
-        healed_mark = m1["m1a"].mark()
-        more(100, "after the link healed")
+        healed_mark = m1a.mark()
+        self.more(100, "after the link healed")
         # The drop was felt (calls meant for m1a went over the broker), and
         # m1a takes gwa's gRPC calls again once the link is back.
-        during = [o for o in loads["gwa list"].snapshot() if link_fault <= o[0] < link_healed]
+        during = [o for o in self.loads["gwa list"].snapshot() if dropped <= o[0] < healed]
         self.assertIn("amqp", {o[3] for o in during}, "no call failed over while the link was down")
-        harness.wait_until(lambda: m1["m1a"].events("call", since=healed_mark, transport="grpc"),
+        harness.wait_until(lambda: m1a.events("call", since=healed_mark, transport="grpc"),
                            90, "a gRPC call on m1a after the link healed")
-        back_on_grpc = time.monotonic()
+        return healed, time.monotonic()
 
-        # 3. gwa queues listings while no mserv1 runs, and is killed; gwb
-        # answers them once the replicas are back. gwa's own load stops
-        # first, as a load balancer drains a gateway, and so do the
-        # listings on gwb (their service is away on purpose); the searches
-        # on gwb go on.
-        drained = time.monotonic()
+    def gateway_dies_with_queued_operations(self, gwa, gwb, m1):
+        """3. gwa queues listings while no mserv1 runs, and is killed; gwb
+        answers them once the replicas are back. gwa's own load stops first,
+        as a load balancer drains a gateway, and so do the listings on gwb
+        (their service is away on purpose); the searches on gwb go on.
+        Returns (when gwa was killed, [(operation, path)], completed)."""
         for name in ("gwa list", "gwa search", "gwb list"):
-            loads[name].stop()
+            self.loads[name].stop()
         for proc in m1.values():
             proc.kill()
-        queued_paths = ["docs", "docs/sub", "README.md"] * 2
         operations = []
-        for path in queued_paths:
+        for path in ["docs", "docs/sub", "README.md"] * 2:
             r = gwa.http.get("/api/v1/files", {"path": path}, timeout=30)
             self.assertEqual(r.status, 202, r)
             operations.append((r.headers.get("location"), path))
@@ -165,9 +157,10 @@ class MultiHostTest(harness.ProcessTestCase):
             r = gwb.http.get(operation)
             self.assertEqual(r.status, 200, r)
             self.assertIs(r.json()["done"], False)
-        gateway_fault = time.monotonic()
+        killed = time.monotonic()
         gwa.kill()
-        m1 = {"m1a": self.start_mserv1("m1a", 1), "m1b": self.start_mserv1("m1b", 2)}
+        self.start_mserv1("m1a", 1)
+        self.start_mserv1("m1b", 2)
 
         completed = 0
         for operation, path in operations:
@@ -183,16 +176,33 @@ class MultiHostTest(harness.ProcessTestCase):
                                  [rel + b"/" + name for name, _, _ in self.tree.listing(rel)],
                                  path)
             completed += 1
-        more(50, "after the gateway was killed")
-        ended = time.monotonic()
-        outcomes = {name: load.stop() for name, load in loads.items()}
-
         # Each operation is one row, written once, in the shared database.
         rows = self.postgres.psql(
             "SELECT COUNT(*) FILTER (WHERE done) FROM filemesh_operations WHERE id IN (" +
             ",".join("'\\x" + op.rsplit("/", 1)[-1].encode().hex() + "'::bytea"
                      for op, _ in operations) + ")", "filemesh")
         self.assertEqual(rows.strip(), str(len(operations)))
+        return killed, operations, completed
+
+    def test_faults_across_hosts_lose_nothing(self):
+        m1 = {"m1a": self.start_mserv1("m1a", 1), "m1b": self.start_mserv1("m1b", 2)}
+        self.mserv("mserv2", self.tree.root, name="mserv2-m2",
+                   amqp_url=self.cluster.url_list(first=2), prefix=self.net.exec_prefix("m2"))
+        gwa = self.start_gateway("gwa")
+        gwb = self.start_gateway("gwb")
+        self.start_loads(gwa, gwb)
+        self.more(30, "before the faults")
+
+        broker_fault = time.monotonic()
+        self.broker_node_dies((gwa, gwb))
+        link_fault = time.monotonic()
+        link_healed, back_on_grpc = self.link_goes_silent(m1["m1a"])
+        drained = time.monotonic()
+        gateway_fault, operations, completed = self.gateway_dies_with_queued_operations(
+            gwa, gwb, m1)
+        self.more(50, "after the gateway was killed")
+        ended = time.monotonic()
+        outcomes = {name: load.stop() for name, load in self.loads.items()}
 
         every = [o for name in outcomes for o in outcomes[name]]
         failed = [(name, o) for name in outcomes for o in outcomes[name]
@@ -211,7 +221,6 @@ class MultiHostTest(harness.ProcessTestCase):
         print(f"operations queued {len(operations)}, completed {completed}, "
               f"lost {len(operations) - completed}")
         self.assertEqual(failed[:3], [], f"{len(failed)} of {len(every)} requests failed")
-
 
 if __name__ == "__main__":
     harness.main()
