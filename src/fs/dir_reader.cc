@@ -55,6 +55,7 @@ bool DirReader::Next(DirEntry* entry) {
     if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
     entry->name = std::string_view(name);
     entry->type = static_cast<uint8_t>(record[kTypeOffset]);
+    std::memcpy(&entry->inode, record, sizeof(entry->inode));
     return true;
   }
 }

@@ -12,6 +12,7 @@ namespace filemesh::internal {
 struct DirEntry {
   std::string_view name;  // valid until the next call to Next()
   uint8_t type;           // DT_* from <dirent.h>; DT_UNKNOWN on some filesystems
+  uint64_t inode;         // d_ino (for a mount point, the inode it covers)
 };
 
 // Not thread-safe; one per thread. The buffer is reused across directories,

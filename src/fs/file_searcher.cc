@@ -25,6 +25,7 @@
 #include "fs/errno_status.h"
 #include "fs/match_stream.h"
 #include "fs/matcher.h"
+#include "fs/search_plan.h"
 #include "fs/walk_scheduler.h"
 
 namespace filemesh {
@@ -35,60 +36,14 @@ namespace {
 
 using internal::DirectoryFds;
 using internal::MatchStream;
+using internal::PreparedSearch;
+using internal::SearchParams;
+using internal::TypeWanted;
 using internal::WalkScheduler;
 using internal::WorkItem;
 
 // How many entries a worker scans between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
-
-struct SearchParams {
-  const internal::Matcher* matcher;
-  std::string prefix;  // clean search path relative to the root
-  v1::FileType type;
-  uint32_t max_depth;
-  bool include_hidden;
-  bool size_filter;
-  bool paths_only;  // FileSearcherOptions::stream_paths_only, when streaming
-  uint64_t min_size;
-  uint64_t max_size;
-  uint64_t max_results;
-  uint64_t max_bytes;
-  absl::Time deadline;
-  // one_file_system: the walk stays on the start directory's device.
-  bool one_file_system = false;
-  dev_t start_device = 0;
-  internal::Redaction redaction;
-  // Streaming (SearchStream): where matches go as they are found; null to
-  // collect them into one sorted answer.
-  const SearchBatchCallback* on_batch = nullptr;
-  absl::Duration progress_interval = absl::Milliseconds(100);
-};
-
-bool TypeWanted(v1::FileType wanted, uint8_t dtype) {
-  switch (wanted) {
-    case v1::FILE_TYPE_UNSPECIFIED:
-      return true;
-    case v1::FILE_TYPE_FILE:
-      return dtype == DT_REG;
-    case v1::FILE_TYPE_DIRECTORY:
-      return dtype == DT_DIR;
-    case v1::FILE_TYPE_SYMLINK:
-      return dtype == DT_LNK;
-    case v1::FILE_TYPE_OTHER:
-      return dtype != DT_REG && dtype != DT_DIR && dtype != DT_LNK;
-    default:
-      return false;
-  }
-}
-
-// The walker threads of the process, shared by every search: as many as the
-// CPUs it may use. Never destroyed: searches may still run on other threads
-// while the process exits.
-internal::WorkerPool& WalkerPool() {
-  constexpr size_t kMaxQueuedHelpers = 4096;
-  static internal::WorkerPool* const pool = new internal::WorkerPool(0, kMaxQueuedHelpers);
-  return *pool;
-}
 
 // One parallel walk: its walkers (the calling thread, and threads of the
 // process's WalkerPool that join it when they are free) share directories
@@ -108,7 +63,7 @@ class Walk : public std::enable_shared_from_this<Walk> {
   }
 
   void Run(int helpers) {
-    internal::WorkerPool& pool = WalkerPool();
+    internal::WorkerPool& pool = internal::WalkerPool();
     helpers = std::min(helpers, static_cast<int>(pool.threads()));
     for (int i = 0; i < helpers; ++i) {
       if (!pool.Submit([self = shared_from_this()] { self->Help(); })) break;
@@ -462,25 +417,18 @@ void SetSearchClockForTesting(NowFunction now) { search_clock.store(now); }
 
 }  // namespace internal
 
-// What one search needs, checked: the matcher, the start directory and the
-// walk's parameters (whose `matcher` points into this object, so it stays
-// where it was made).
-struct PreparedSearch {
-  std::optional<internal::Matcher> matcher;
-  UniqueFd start;
-  SearchParams params;
-};
-
 struct FileSearcher::Impl {
   std::string root;
   UniqueFd root_fd;
   absl::Status root_status;
   FileSearcherOptions options;
 
-  // Checks `request` and opens its start. `streaming`: SearchStream's rules
-  // (no byte budget; max_results 0 is no limit, and any value is taken).
+  // Checks `request` and opens its start (see PrepareSearch).
   absl::Status Prepare(const v1::SearchRequest& request, absl::Time deadline, bool streaming,
-                       PreparedSearch* out) const;
+                       PreparedSearch* out) const {
+    if (!root_status.ok()) return root_status;
+    return internal::PrepareSearch(root_fd.get(), options, request, deadline, streaming, out);
+  }
 
   // Pool threads that may join one walk.
   int Helpers() const {
@@ -503,89 +451,6 @@ FileSearcher& FileSearcher::operator=(FileSearcher&&) noexcept = default;
 
 absl::Status FileSearcher::status() const { return impl_->root_status; }
 const std::string& FileSearcher::root() const { return impl_->root; }
-
-absl::Status FileSearcher::Impl::Prepare(const v1::SearchRequest& request, absl::Time deadline,
-                                         bool streaming, PreparedSearch* out) const {
-  if (!root_status.ok()) return root_status;
-  if (internal::SearchNow() >= deadline) {
-    return absl::DeadlineExceededError("the search deadline passed before the walk began");
-  }
-
-  const std::string& requested = request.raw_path().empty() ? request.path() : request.raw_path();
-  absl::StatusOr<std::string> path = internal::CleanRelativePath(requested);
-  if (!path.ok()) return path.status();
-
-  if (!v1::FileType_IsValid(request.type())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("type ", static_cast<int>(request.type()), " is unknown"));
-  }
-  if (request.has_max_depth() && request.max_depth() == 0) {
-    return absl::InvalidArgumentError("max_depth must be at least 1 (or unset for no limit)");
-  }
-  if (request.has_min_size() && request.has_max_size() && request.min_size() > request.max_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("min_size ", request.min_size(), " is above max_size ", request.max_size()));
-  }
-  if (!streaming && request.max_results() > kMaxResults) {
-    return absl::InvalidArgumentError(absl::StrCat("max_results ", request.max_results(),
-                                                   " is above the limit of ", kMaxResults));
-  }
-
-  internal::MatcherLimits limits;
-  limits.max_pattern_bytes = options.max_pattern_bytes;
-  limits.max_regex_memory = options.max_regex_memory;
-  absl::StatusOr<internal::Matcher> matcher = internal::Matcher::Create(
-      request.pattern(), request.syntax(), request.case_insensitive(), limits);
-  if (!matcher.ok()) return matcher.status();
-
-  absl::StatusOr<UniqueFd> start =
-      internal::OpenDirectoryInScope(root_fd.get(), request.scope(), *path);
-  if (!start.ok()) return start.status();
-
-  out->matcher.emplace(*std::move(matcher));
-  out->start = *std::move(start);
-  SearchParams& params = out->params;
-  params.matcher = &*out->matcher;
-  params.prefix = *path;
-  params.type = request.type();
-  params.max_depth =
-      request.has_max_depth() ? request.max_depth() : std::numeric_limits<uint32_t>::max();
-  params.include_hidden = request.include_hidden();
-  params.paths_only = streaming && options.stream_paths_only;
-  params.size_filter = request.has_min_size() || request.has_max_size();
-  params.min_size = request.has_min_size() ? request.min_size() : 0;
-  params.max_size =
-      request.has_max_size() ? request.max_size() : std::numeric_limits<uint64_t>::max();
-  if (streaming) {
-    params.max_results =
-        request.max_results() == 0 ? std::numeric_limits<uint64_t>::max() : request.max_results();
-    params.max_bytes = std::numeric_limits<uint64_t>::max();
-  } else {
-    params.max_results = request.max_results() == 0 ? kDefaultMaxResults : request.max_results();
-    params.max_bytes = options.max_response_bytes;
-  }
-  params.deadline = deadline;
-  // The operator's setting wins: a request may turn it on, never off.
-  params.one_file_system =
-      options.one_file_system || (request.has_one_file_system() && request.one_file_system());
-  if (params.one_file_system) {
-    struct stat start_stat;
-    if (::fstat(out->start.get(), &start_stat) != 0) {
-      return internal::ErrnoToStatus(errno, "stat", path->empty() ? "." : *path);
-    }
-    params.start_device = start_stat.st_dev;
-  }
-  // Targets are judged from where the start directory really is below the
-  // root (the walk below it follows no link, so its depths are real).
-  params.redaction.outside_targets = options.redact_outside_targets;
-  if (params.redaction.outside_targets) {
-    const std::optional<int64_t> depth = internal::DepthBelow(root_fd.get(), out->start.get());
-    params.redaction.depth_correction =
-        depth.has_value() ? std::optional<int64_t>(*depth - internal::LexicalDepth(*path))
-                          : std::nullopt;
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest& request,
                                                         absl::Time deadline) const {

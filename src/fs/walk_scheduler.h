@@ -30,6 +30,7 @@ struct WorkItem {
   std::string rel_path;    // exact bytes, relative to the search start ("" is the start)
   size_t base_offset = 0;  // rel_path.substr(base_offset) is relative to `base`
   uint32_t depth = 0;      // the start directory is depth 0
+  uint32_t tag = 0;        // the walker's own (FileIndex: the directory's node)
 };
 
 class WalkScheduler {

@@ -1,0 +1,927 @@
+#include "filemesh/file_index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <deque>
+#include <limits>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "base/worker_pool.h"
+#include "filemesh/internal/mutex.hpp"
+#include "filemesh/names.hpp"
+#include "fs/beneath.h"
+#include "fs/change_watcher.h"
+#include "fs/clock.h"
+#include "fs/dir_reader.h"
+#include "fs/directory_fds.h"
+#include "fs/entry.h"
+#include "fs/index_testing.h"
+#include "fs/errno_status.h"
+#include "fs/name_tree.h"
+#include "fs/search_plan.h"
+#include "fs/walk_scheduler.h"
+
+namespace filemesh {
+
+using internal::NameTree;
+using internal::UniqueFd;
+using Id = NameTree::Id;
+
+namespace {
+
+// Entries a search looks at between looks at the clock.
+constexpr uint64_t kDeadlineCheckEvery = 1024;
+
+// One entry of a directory as read from the disk.
+struct Listed {
+  std::string name;
+  uint8_t type;
+  uint64_t inode;
+};
+
+// Reads the entries of the open directory `fd` (from its start) into `out`;
+// an entry whose type the filesystem does not give is lstat'ed (skipped if
+// it is gone meanwhile). False when the directory could not be read to its
+// end.
+bool ReadEntries(int fd, internal::DirReader* reader, std::vector<Listed>* out) {
+  out->clear();
+  reader->Reset(fd);
+  internal::DirEntry e;
+  while (reader->Next(&e)) {
+    uint8_t type = e.type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (internal::StatAt(fd, e.name.data(), &st) != 0) continue;
+      type = internal::DirentTypeFromMode(st.st_mode);
+    }
+    out->push_back(Listed{std::string(e.name), type, e.inode});
+  }
+  return reader->error() == 0;
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t seconds = absl::ToUnixSeconds(t);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+}
+
+bool IsOutOfDescriptors(int error) { return error == EMFILE || error == ENFILE; }
+
+std::atomic<bool> following_paused{false};
+
+}  // namespace
+
+namespace internal {
+
+void PauseIndexFollowingForTesting(bool paused) { following_paused.store(paused); }
+
+}  // namespace internal
+
+struct FileIndex::Impl {
+  std::string root;
+  UniqueFd root_fd;
+  absl::Status root_status;
+  FileIndexOptions options;
+  FileSearcher walker;  // for searches the index cannot answer
+  dev_t root_device = 0;
+
+  mutable internal::SharedMutex tree_mu;
+  NameTree tree ABSL_GUARDED_BY(tree_mu);
+
+  // Set by Start, before the thread; read-only after.
+  std::unique_ptr<internal::ChangeWatcher> watcher;
+  UniqueFd wake_fd;  // eventfd: Stop and WaitUntilCurrent wake the thread
+  std::thread thread;
+
+  mutable internal::Mutex mu;
+  mutable internal::CondVar changed{&mu};
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  bool running ABSL_GUARDED_BY(mu) = false;  // the thread follows changes
+  absl::Time as_of ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Status status ABSL_GUARDED_BY(mu);
+  absl::Duration build_time ABSL_GUARDED_BY(mu);
+  std::string watch_mode ABSL_GUARDED_BY(mu);
+  // inotify: directories indexed but not watched; read at each verification.
+  absl::flat_hash_set<Id> unwatched ABSL_GUARDED_BY(mu);
+
+  std::atomic<bool> ready{false};
+  // Set when the tree would pass max_entries: the scan stops.
+  std::atomic<bool> too_large{false};
+  std::atomic<uint64_t> events{0};
+  std::atomic<uint64_t> refreshed{0};
+  mutable std::atomic<uint64_t> searches_indexed{0};
+  mutable std::atomic<uint64_t> searches_walked{0};
+  std::atomic<uint64_t> overflows{0};
+  std::atomic<uint64_t> rescans{0};
+  std::atomic<uint64_t> verified{0};
+  std::atomic<uint64_t> repairs{0};
+
+  Impl(std::string root_path, FileIndexOptions index_options)
+      : root(std::move(root_path)), options(index_options), walker(root, index_options.search) {}
+
+  // The background thread: build, then follow changes until Stop.
+  void Run();
+  absl::Status Build();
+  void Follow();
+  // Reads the reports queued, and the directories they name again. False
+  // when following has to stop (status says why).
+  bool ApplyChanges(bool* overflowed);
+  void Verify();
+
+  // Directories to read again, each once.
+  struct RefreshQueue {
+    std::deque<Id> queue;
+    absl::flat_hash_set<Id> queued;
+    bool recursive = false;  // a rescan: every directory below too
+    void Add(Id dir) {
+      if (queued.insert(dir).second) queue.push_back(dir);
+    }
+  };
+  // Reads the queued directories again and brings the index in line; true
+  // if something differed.
+  bool RefreshAll(RefreshQueue* queue);
+  bool Refresh(Id dir, RefreshQueue* queue);
+
+  // Builds what is below `dir` (which has no children yet), whose directory
+  // is `rel` beneath `base` (`rel` empty: `base` itself).
+  absl::Status ScanBelow(Id dir, std::shared_ptr<const UniqueFd> base, std::string rel);
+
+  // Scan's steps, on any walker thread. A directory `dir` was opened as
+  // `fd`: its identity, its filesystem and its watch. False when it is not
+  // to be read (another filesystem under one_file_system).
+  bool Enter(Id dir, int fd, const struct stat& st);
+  // Adds the entries read for `dir`; the new directories to `dirs` (in the
+  // order of `listed`). False when max_entries would be passed.
+  bool AddChildren(Id dir, const std::vector<Listed>& listed, std::vector<Id>* dirs);
+  void MarkUnreadable(Id dir);
+  void Forget(Id dir);  // a directory left the tree (removal callback)
+
+  void Fail(absl::Status why);
+
+  class Scan;
+
+  // The index's answer, or nullopt when it cannot answer (then the walk).
+  std::optional<absl::StatusOr<v1::SearchResponse>> SearchIndex(const v1::SearchRequest& request,
+                                                                absl::Time deadline) const;
+};
+
+// One parallel scan of a subtree into the index: its walkers (the calling
+// thread, and threads of the process's WalkerPool that join when free) share
+// directories through a WalkScheduler as FileSearcher's walk does; each
+// directory read is added to the tree under its lock.
+class FileIndex::Impl::Scan : public std::enable_shared_from_this<Scan> {
+ public:
+  Scan(FileIndex::Impl* index, internal::WorkItem first)
+      : index_(index), scheduler_(std::move(first), &stopped_) {}
+
+  void Run(int helpers) {
+    internal::WorkerPool& pool = internal::WalkerPool();
+    helpers = std::min(helpers, static_cast<int>(pool.threads()));
+    for (int i = 0; i < helpers; ++i) {
+      if (!pool.Submit([self = shared_from_this()] { self->Help(); })) break;
+    }
+    Work();
+    scheduler_.Close();
+  }
+
+  absl::Status error() {
+    internal::MutexLock lock(&mu_);
+    if (error_.ok()) return absl::OkStatus();
+    return absl::Status(error_.code(), error_.message());
+  }
+
+ private:
+  struct Worker {
+    internal::DirReader reader;
+    std::vector<Listed> listed;
+    std::vector<Id> dirs;
+    std::vector<internal::WorkItem> stack;
+  };
+
+  void Help() {
+    if (!scheduler_.Join()) return;
+    Work();
+    scheduler_.Leave();
+  }
+
+  void Work() {
+    Worker w;
+    for (;;) {
+      if (stopped_.load(std::memory_order_relaxed)) {
+        w.stack.clear();
+        break;
+      }
+      if (w.stack.empty() && scheduler_.Take(&w.stack, nullptr, absl::InfiniteFuture()) ==
+                                 internal::WalkScheduler::Next::kDone) {
+        break;
+      }
+      internal::WorkItem item = std::move(w.stack.back());
+      w.stack.pop_back();
+      Process(item, w);
+      if (w.stack.size() > 1 && scheduler_.SomeoneWaits()) scheduler_.Share(&w.stack);
+    }
+  }
+
+  void Stop(absl::Status why) {
+    if (!why.ok()) {
+      internal::MutexLock lock(&mu_);
+      if (error_.ok()) error_ = std::move(why);
+    }
+    stopped_.store(true);
+    scheduler_.Wake();
+  }
+
+  void Process(internal::WorkItem& item, Worker& w) {
+    std::shared_ptr<const UniqueFd> self;
+    if (item.base_offset == item.rel_path.size()) {
+      self = item.base;
+    } else {
+      const int fd = internal::OpenSubdirectoryNoFollow(item.base->get(),
+                                                        item.rel_path.substr(item.base_offset));
+      if (fd < 0) {
+        if (IsOutOfDescriptors(-fd)) {
+          Stop(internal::ErrnoToStatus(-fd, "open", item.rel_path));
+        } else {
+          // Denied, or gone or replaced meanwhile (its parent's report will
+          // say so): nothing below it is indexed until it is read again.
+          index_->MarkUnreadable(item.tag);
+        }
+        return;
+      }
+      self = fds_.Hold(fd);
+    }
+    struct stat st;
+    if (::fstat(self->get(), &st) != 0 || !index_->Enter(item.tag, self->get(), st)) return;
+    if (!ReadEntries(self->get(), &w.reader, &w.listed)) {
+      index_->MarkUnreadable(item.tag);
+      return;
+    }
+    w.dirs.clear();
+    if (!index_->AddChildren(item.tag, w.listed, &w.dirs)) {
+      Stop(absl::OkStatus());
+      return;
+    }
+    const bool rebase = fds_.ShouldRebase(item.rel_path.size() - item.base_offset);
+    size_t next_dir = 0;
+    for (const Listed& entry : w.listed) {
+      if (entry.type != DT_DIR) continue;
+      internal::WorkItem child;
+      child.rel_path =
+          item.rel_path.empty() ? entry.name : absl::StrCat(item.rel_path, "/", entry.name);
+      child.base = rebase ? self : item.base;
+      child.base_offset = rebase ? child.rel_path.size() - entry.name.size() : item.base_offset;
+      child.tag = w.dirs[next_dir++];
+      w.stack.push_back(std::move(child));
+    }
+  }
+
+  FileIndex::Impl* const index_;
+  std::atomic<bool> stopped_{false};
+  internal::WalkScheduler scheduler_;  // after stopped_, which it reads
+  internal::DirectoryFds fds_;
+  internal::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+// ---------------------------------------------------------------------------
+// Building and following
+
+bool FileIndex::Impl::Enter(Id dir, int fd, const struct stat& st) {
+  const bool other_filesystem = options.search.one_file_system && st.st_dev != root_device;
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.SetIdentity(dir, st.st_dev, st.st_ino);
+    tree.set_flags(dir, other_filesystem ? NameTree::kNotWalked : 0);
+  }
+  if (other_filesystem) return false;
+  // Watched before it is read: a change after the read is reported.
+  if (!watcher->Watch(fd, dir)) {
+    internal::MutexLock lock(&mu);
+    unwatched.insert(dir);
+  }
+  return true;
+}
+
+bool FileIndex::Impl::AddChildren(Id dir, const std::vector<Listed>& listed,
+                                  std::vector<Id>* dirs) {
+  internal::WriterMutexLock lock(&tree_mu);
+  if (tree.size() + listed.size() > options.max_entries) {
+    too_large.store(true);
+    return false;
+  }
+  for (const Listed& entry : listed) {
+    const Id id = tree.Add(dir, entry.name, entry.type);
+    if (entry.type == DT_DIR) {
+      tree.set_entry_inode(id, entry.inode);
+      dirs->push_back(id);
+    }
+  }
+  return true;
+}
+
+void FileIndex::Impl::MarkUnreadable(Id dir) {
+  internal::WriterMutexLock lock(&tree_mu);
+  tree.set_flags(dir, NameTree::kUnreadable);
+}
+
+void FileIndex::Impl::Forget(Id dir) {
+  watcher->Unwatch(dir);
+  internal::MutexLock lock(&mu);
+  unwatched.erase(dir);
+}
+
+absl::Status FileIndex::Impl::ScanBelow(Id dir, std::shared_ptr<const UniqueFd> base,
+                                        std::string rel) {
+  internal::WorkItem first;
+  first.base = std::move(base);
+  first.rel_path = std::move(rel);
+  first.tag = dir;
+  auto scan = std::make_shared<Scan>(this, std::move(first));
+  const int threads = options.search.threads;
+  scan->Run(threads <= 0 ? std::numeric_limits<int>::max() : threads - 1);
+  if (too_large.load()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the tree under ", root, " has more than ", options.max_entries,
+                     " entries, the index's limit (FileIndexOptions::max_entries, "
+                     "--index_max_entries): searches walk it"));
+  }
+  return scan->error();
+}
+
+void FileIndex::Impl::Fail(absl::Status why) {
+  ready.store(false);
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree = NameTree();
+  }
+  internal::MutexLock lock(&mu);
+  status = std::move(why);
+  running = false;
+  changed.SignalAll();
+}
+
+absl::Status FileIndex::Impl::Build() {
+  const absl::Time start = absl::Now();
+  UniqueFd self(::openat(root_fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!self.valid()) return internal::ErrnoToStatus(errno, "open", root);
+  absl::Status scanned =
+      ScanBelow(NameTree::kRoot, std::make_shared<const UniqueFd>(std::move(self)), "");
+  if (!scanned.ok()) return scanned;
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.Shrink();
+  }
+  internal::MutexLock lock(&mu);
+  // Every directory was read after `start`: every change before it is in.
+  as_of = start;
+  build_time = absl::Now() - start;
+  ready.store(true);
+  changed.SignalAll();
+  return absl::OkStatus();
+}
+
+void FileIndex::Impl::Run() {
+  if (absl::Status built = Build(); !built.ok()) {
+    Fail(std::move(built));
+    return;
+  }
+  Follow();
+}
+
+void FileIndex::Impl::Follow() {
+  absl::Time next_verify = options.verify_interval > absl::ZeroDuration()
+                               ? absl::Now() + options.verify_interval
+                               : absl::InfiniteFuture();
+  for (;;) {
+    {
+      internal::MutexLock lock(&mu);
+      if (stopping) break;
+    }
+    if (following_paused.load()) {
+      pollfd wake = {wake_fd.get(), POLLIN, 0};
+      ::poll(&wake, 1, 5);  // a test's pause: look again in 5 ms
+      continue;
+    }
+    pollfd fds[2] = {{watcher->fd(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+    const absl::Duration wait = next_verify - absl::Now();
+    const int timeout =
+        next_verify == absl::InfiniteFuture()
+            ? -1
+            : static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0, 60'000));
+    if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
+      Fail(internal::ErrnoToStatus(errno, "poll", "the change reports"));
+      return;
+    }
+    // Every change made before `now` is queued by now: once the queue is
+    // read and applied, the index is current as of `now`.
+    const absl::Time now = absl::Now();
+    uint64_t pokes;
+    while (::read(wake_fd.get(), &pokes, sizeof(pokes)) > 0) {
+    }
+    bool overflowed = false;
+    if (!ApplyChanges(&overflowed)) return;
+    if (now >= next_verify) {
+      Verify();
+      next_verify = absl::Now() + options.verify_interval;
+    }
+    internal::MutexLock lock(&mu);
+    as_of = std::max(as_of, now);
+    changed.SignalAll();
+  }
+  internal::MutexLock lock(&mu);
+  running = false;
+  changed.SignalAll();
+}
+
+bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
+  std::vector<internal::Change> changes;
+  if (absl::Status read = watcher->Read(&changes); !read.ok()) {
+    Fail(std::move(read));
+    return false;
+  }
+  events.fetch_add(changes.size(), std::memory_order_relaxed);
+  RefreshQueue queue;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    for (const internal::Change& change : changes) {
+      if (change.overflow) {
+        *overflowed = true;
+        continue;
+      }
+      const Id dir = change.by_identity ? tree.FindDirectory(change.device, change.inode)
+                                        : static_cast<Id>(change.tag);
+      if (dir == NameTree::kNone || !tree.valid(dir) || !tree.is_directory(dir)) continue;
+      if (change.attributes) {
+        // A directory's mode decides whether it can be read; other
+        // entries' attributes are read when they match.
+        if (change.name.empty()) {
+          queue.Add(dir);
+        } else if (change.is_directory) {
+          const Id child = tree.Child(dir, change.name);
+          if (child != NameTree::kNone && tree.is_directory(child)) queue.Add(child);
+        }
+        continue;
+      }
+      queue.Add(dir);
+    }
+  }
+  if (*overflowed) {
+    overflows.fetch_add(1, std::memory_order_relaxed);
+    rescans.fetch_add(1, std::memory_order_relaxed);
+    queue = RefreshQueue();
+    queue.recursive = true;
+    queue.Add(NameTree::kRoot);
+  }
+  RefreshAll(&queue);
+  if (too_large.load()) {
+    Fail(absl::ResourceExhaustedError(
+        absl::StrCat("the tree under ", root, " grew past ", options.max_entries,
+                     " entries, the index's limit (--index_max_entries): searches walk it")));
+    return false;
+  }
+  return true;
+}
+
+bool FileIndex::Impl::RefreshAll(RefreshQueue* queue) {
+  bool differed = false;
+  while (!queue->queue.empty()) {
+    const Id dir = queue->queue.front();
+    queue->queue.pop_front();
+    queue->queued.erase(dir);
+    if (Refresh(dir, queue)) differed = true;
+    if (too_large.load()) break;
+  }
+  return differed;
+}
+
+bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
+  std::string path;
+  Id parent;
+  std::pair<uint64_t, uint64_t> identity;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    if (!tree.valid(dir) || !tree.is_directory(dir)) return false;
+    tree.AppendPath(dir, NameTree::kRoot, &path);
+    parent = tree.parent(dir);
+    identity = tree.identity(dir);
+  }
+  refreshed.fetch_add(1, std::memory_order_relaxed);
+  int fd;
+  int open_error = 0;
+  if (dir == NameTree::kRoot) {
+    fd = ::openat(root_fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) open_error = errno;
+  } else {
+    fd = internal::OpenSubdirectoryNoFollow(root_fd.get(), path);
+    if (fd < 0) open_error = -fd;
+  }
+  if (fd < 0) {
+    if (IsOutOfDescriptors(open_error)) return false;  // read again at the next report
+    if (dir != NameTree::kRoot &&
+        (open_error == ENOENT || open_error == ENOTDIR || open_error == ELOOP)) {
+      queue->Add(parent);  // gone or replaced: its parent's entries say how
+      return false;
+    }
+    internal::WriterMutexLock lock(&tree_mu);
+    const bool had_children = !tree.children(dir).empty();
+    tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
+    tree.set_flags(dir, NameTree::kUnreadable);
+    return had_children;
+  }
+  auto self = std::make_shared<const UniqueFd>(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return false;
+  if (dir != NameTree::kRoot && identity.second != 0 &&
+      (identity.first != st.st_dev || identity.second != st.st_ino)) {
+    queue->Add(parent);  // another directory at its path now
+    return false;
+  }
+  if (!Enter(dir, fd, st)) {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
+    return false;
+  }
+  internal::DirReader reader;
+  std::vector<Listed> listed;
+  if (!ReadEntries(fd, &reader, &listed)) {
+    MarkUnreadable(dir);
+    return false;
+  }
+
+  // The differences: entries gone (or of another kind now) and new ones.
+  std::vector<Id> removed;
+  std::vector<const Listed*> added;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    absl::flat_hash_map<std::string_view, Id> known;
+    known.reserve(tree.children(dir).size());
+    for (Id child : tree.children(dir)) known.emplace(tree.name(child), child);
+    for (const Listed& entry : listed) {
+      auto it = known.find(entry.name);
+      if (it != known.end()) {
+        const Id child = it->second;
+        known.erase(it);
+        if (tree.type(child) == entry.type &&
+            (entry.type != DT_DIR || tree.entry_inode(child) == entry.inode)) {
+          if (queue->recursive && entry.type == DT_DIR) queue->Add(child);
+          continue;
+        }
+        removed.push_back(child);
+      }
+      added.push_back(&entry);
+    }
+    for (const auto& [name, child] : known) removed.push_back(child);
+  }
+  if (removed.empty() && added.empty()) return false;
+
+  std::vector<std::pair<Id, const Listed*>> new_dirs;
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    for (Id child : removed) tree.Remove(child, [this](Id gone) { Forget(gone); });
+    if (tree.size() + added.size() > options.max_entries) {
+      too_large.store(true);
+      return true;
+    }
+    for (const Listed* entry : added) {
+      const Id id = tree.Add(dir, entry->name, entry->type);
+      if (entry->type == DT_DIR) {
+        tree.set_entry_inode(id, entry->inode);
+        new_dirs.emplace_back(id, entry);
+      }
+    }
+  }
+  for (const auto& [id, entry] : new_dirs) {
+    if (absl::Status scanned = ScanBelow(id, self, entry->name); !scanned.ok()) break;
+  }
+  return true;
+}
+
+void FileIndex::Impl::Verify() {
+  RefreshQueue queue;
+  {
+    internal::MutexLock lock(&mu);
+    for (Id dir : unwatched) queue.Add(dir);
+  }
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    std::mt19937_64 random(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())));
+    const size_t slots = tree.capacity();
+    for (size_t tries = 0;
+         queue.queue.size() < options.verify_sample && tries < 4 * options.verify_sample; ++tries) {
+      const Id id = static_cast<Id>(random() % slots);
+      if (tree.valid(id) && tree.is_directory(id)) queue.Add(id);
+    }
+  }
+  verified.fetch_add(queue.queue.size(), std::memory_order_relaxed);
+  // Each directory read again whose entries differed is one repair.
+  while (!queue.queue.empty()) {
+    const Id dir = queue.queue.front();
+    queue.queue.pop_front();
+    queue.queued.erase(dir);
+    if (Refresh(dir, &queue)) repairs.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Searching
+
+std::optional<absl::StatusOr<v1::SearchResponse>> FileIndex::Impl::SearchIndex(
+    const v1::SearchRequest& request, absl::Time deadline) const {
+  internal::PreparedSearch prepared;
+  if (absl::Status checked = internal::PrepareSearch(root_fd.get(), options.search, request,
+                                                     deadline, /*streaming=*/false, &prepared);
+      !checked.ok()) {
+    return absl::StatusOr<v1::SearchResponse>(checked);
+  }
+  const internal::SearchParams& p = prepared.params;
+  struct stat start_stat;
+  if (::fstat(prepared.start.get(), &start_stat) != 0) return std::nullopt;
+  absl::Time index_as_of;
+  {
+    internal::MutexLock lock(&mu);
+    index_as_of = as_of;
+  }
+
+  // The candidates, under the tree's lock: every entry the walk would have
+  // matched by name, path and type, with its path below the start.
+  struct Candidate {
+    std::string path;  // relative to the start
+    size_t name_at;    // where its name begins in `path`
+  };
+  std::vector<Candidate> candidates;
+  v1::SearchResponse response;
+  uint64_t scanned = 0, skipped = 0, other_filesystem = 0;
+  v1::TruncationReason truncation = v1::TRUNCATION_REASON_UNSPECIFIED;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    if (!ready.load()) return std::nullopt;
+    const Id start = tree.FindDirectory(start_stat.st_dev, start_stat.st_ino);
+    if (start == NameTree::kNone || tree.flags(start) != 0) return std::nullopt;
+    struct Pending {
+      Id dir;
+      uint32_t depth;  // of the directory; its entries are one deeper
+      size_t path_size;
+    };
+    std::vector<Pending> stack{{start, 0, 0}};
+    std::string path;  // of the directory being read, then of each entry
+    while (!stack.empty() && truncation == v1::TRUNCATION_REASON_UNSPECIFIED) {
+      const Pending at = stack.back();
+      stack.pop_back();
+      path.resize(at.path_size);
+      if (at.dir != start) {
+        path.append(tree.name(at.dir));
+        path += '/';
+      }
+      const size_t prefix = path.size();
+      const uint32_t depth = at.depth + 1;
+      for (Id child : tree.children(at.dir)) {
+        if (++scanned % kDeadlineCheckEvery == 0 && p.deadline != absl::InfiniteFuture() &&
+            internal::SearchNow() >= p.deadline) {
+          truncation = v1::TRUNCATION_REASON_DEADLINE;
+          break;
+        }
+        const std::string_view name = tree.name(child);
+        if (!p.include_hidden && name.front() == '.') continue;
+        const uint8_t type = tree.type(child);
+        bool matched = false;
+        if (depth <= p.max_depth && internal::TypeWanted(p.type, type) &&
+            (!p.size_filter || type == DT_REG)) {
+          if (p.matcher->matches_path()) {
+            path.resize(prefix);
+            path.append(name);
+            matched = p.matcher->Match(path);
+          } else {
+            matched = p.matcher->Match(name);
+          }
+        }
+        if (matched) {
+          // Without a size bound every candidate is a match: one past
+          // max_results is where the walk stops too.
+          if (!p.size_filter && candidates.size() >= p.max_results) {
+            truncation = v1::TRUNCATION_REASON_MAX_RESULTS;
+            break;
+          }
+          path.resize(prefix);
+          path.append(name);
+          candidates.push_back(Candidate{path, prefix});
+        }
+        if (type != DT_DIR || depth >= p.max_depth) continue;
+        const uint8_t flags = tree.flags(child);
+        if ((flags & NameTree::kUnreadable) != 0) {
+          ++skipped;
+        } else if ((flags & NameTree::kNotWalked) != 0 ||
+                   (p.one_file_system && tree.identity(child).second != 0 &&
+                    tree.identity(child).first != p.start_device)) {
+          if (!p.one_file_system) return std::nullopt;  // left out, but wanted
+          ++other_filesystem;
+        } else {
+          stack.push_back(Pending{child, depth, prefix});
+        }
+      }
+      path.resize(prefix);
+    }
+  }
+
+  // The matches: each candidate's attributes read now, from its directory
+  // opened beneath the start without following links, as the walk does.
+  std::vector<v1::FileEntry> matches;
+  uint64_t bytes = 0;
+  std::string open_path;
+  UniqueFd open_dir;
+  bool open_ok = false;
+  for (size_t i = 0; i < candidates.size() && truncation != v1::TRUNCATION_REASON_MAX_BYTES; ++i) {
+    const Candidate& c = candidates[i];
+    const std::string_view dir_path(c.path.data(), c.name_at == 0 ? 0 : c.name_at - 1);
+    if (i == 0 || dir_path != open_path) {
+      open_path.assign(dir_path);
+      if (open_path.empty()) {
+        open_dir.Reset(::fcntl(prepared.start.get(), F_DUPFD_CLOEXEC, 0));
+      } else {
+        const int fd = internal::OpenSubdirectoryNoFollow(prepared.start.get(), open_path);
+        if (IsOutOfDescriptors(-fd)) {
+          return absl::StatusOr<v1::SearchResponse>(
+              internal::ErrnoToStatus(-fd, "open", internal::JoinPath(p.prefix, open_path)));
+        }
+        open_dir.Reset(fd < 0 ? -1 : fd);
+      }
+      open_ok = open_dir.valid();
+    }
+    if (!open_ok) continue;  // gone meanwhile
+    const std::string name = c.path.substr(c.name_at);
+    struct stat st;
+    if (internal::StatAt(open_dir.get(), name.c_str(), &st) != 0) continue;  // gone meanwhile
+    if (p.size_filter && (static_cast<uint64_t>(st.st_size) < p.min_size ||
+                          static_cast<uint64_t>(st.st_size) > p.max_size)) {
+      continue;
+    }
+    if (matches.size() >= p.max_results) {
+      truncation = v1::TRUNCATION_REASON_MAX_RESULTS;
+      break;
+    }
+    v1::FileEntry& entry = matches.emplace_back();
+    const std::string match_path = p.prefix.empty() ? c.path : internal::JoinPath(p.prefix, c.path);
+    internal::FillEntry(open_dir.get(), match_path, name, st, p.redaction, &entry);
+    const uint64_t entry_bytes = internal::RepeatedFieldBytes(entry);
+    if (bytes + entry_bytes > p.max_bytes) {
+      matches.pop_back();
+      truncation = v1::TRUNCATION_REASON_MAX_BYTES;
+      break;
+    }
+    bytes += entry_bytes;
+  }
+  std::sort(matches.begin(), matches.end(), [](const v1::FileEntry& a, const v1::FileEntry& b) {
+    return ExactPath(a) < ExactPath(b);
+  });
+  response.mutable_matches()->Reserve(static_cast<int>(matches.size()));
+  for (v1::FileEntry& e : matches) response.add_matches()->Swap(&e);
+  response.set_truncated(truncation != v1::TRUNCATION_REASON_UNSPECIFIED);
+  response.set_truncation_reason(truncation);
+  response.set_scanned_entries(scanned);
+  response.set_skipped_directories(skipped);
+  response.set_other_filesystem_directories(other_filesystem);
+  SetTimestamp(index_as_of, response.mutable_index_as_of());
+  return absl::StatusOr<v1::SearchResponse>(std::move(response));
+}
+
+// ---------------------------------------------------------------------------
+// FileIndex
+
+FileIndex::FileIndex(std::string root, FileIndexOptions options)
+    : impl_(std::make_unique<Impl>(std::move(root), std::move(options))) {
+  impl_->root_fd.Reset(::open(impl_->root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat st;
+  if (!impl_->root_fd.valid() || ::fstat(impl_->root_fd.get(), &st) != 0) {
+    impl_->root_status = internal::ErrnoToStatus(errno, "open root", impl_->root);
+    return;
+  }
+  impl_->root_device = st.st_dev;
+  internal::WriterMutexLock lock(&impl_->tree_mu);
+  impl_->tree.SetIdentity(NameTree::kRoot, st.st_dev, st.st_ino);
+}
+
+FileIndex::~FileIndex() { Stop(); }
+
+absl::Status FileIndex::Start() {
+  if (!impl_->root_status.ok()) return impl_->root_status;
+  {
+    internal::MutexLock lock(&impl_->mu);
+    if (impl_->started) return absl::FailedPreconditionError("the index was started before");
+    impl_->started = true;
+  }
+  absl::StatusOr<std::unique_ptr<internal::ChangeWatcher>> watcher =
+      absl::UnavailableError("no watcher");
+  if (impl_->options.watch != IndexWatch::kInotify) {
+    watcher = internal::NewFanotifyWatcher(impl_->root_fd.get());
+  }
+  if (!watcher.ok() && impl_->options.watch != IndexWatch::kFanotify) {
+    watcher = internal::NewInotifyWatcher(impl_->options.max_watches);
+  }
+  if (!watcher.ok()) {
+    internal::MutexLock lock(&impl_->mu);
+    impl_->status = watcher.status();
+    return watcher.status();
+  }
+  impl_->watcher = *std::move(watcher);
+  impl_->wake_fd.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl_->wake_fd.valid()) return internal::ErrnoToStatus(errno, "eventfd", "");
+  {
+    internal::MutexLock lock(&impl_->mu);
+    impl_->running = true;
+    impl_->watch_mode = impl_->watcher->mode();
+  }
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+  return absl::OkStatus();
+}
+
+void FileIndex::Stop() {
+  {
+    internal::MutexLock lock(&impl_->mu);
+    impl_->stopping = true;
+  }
+  if (impl_->wake_fd.valid()) {
+    const uint64_t one = 1;
+    (void)!::write(impl_->wake_fd.get(), &one, sizeof(one));
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->ready.store(false);
+}
+
+absl::Status FileIndex::status() const {
+  if (!impl_->root_status.ok()) return impl_->root_status;
+  internal::MutexLock lock(&impl_->mu);
+  return impl_->status;
+}
+
+const std::string& FileIndex::root() const { return impl_->root; }
+
+absl::StatusOr<v1::SearchResponse> FileIndex::Search(const v1::SearchRequest& request,
+                                                     absl::Time deadline) const {
+  if (impl_->ready.load()) {
+    std::optional<absl::StatusOr<v1::SearchResponse>> answer =
+        impl_->SearchIndex(request, deadline);
+    if (answer.has_value()) {
+      impl_->searches_indexed.fetch_add(1, std::memory_order_relaxed);
+      return *std::move(answer);
+    }
+  }
+  impl_->searches_walked.fetch_add(1, std::memory_order_relaxed);
+  return impl_->walker.Search(request, deadline);
+}
+
+bool FileIndex::WaitUntilCurrent(absl::Time deadline) const {
+  const absl::Time now = absl::Now();
+  if (impl_->wake_fd.valid()) {
+    const uint64_t one = 1;
+    (void)!::write(impl_->wake_fd.get(), &one, sizeof(one));
+  }
+  internal::MutexLock lock(&impl_->mu);
+  for (;;) {
+    if (impl_->ready.load() && impl_->as_of >= now) return true;
+    if (!impl_->running || impl_->stopping) return false;
+    if (impl_->changed.WaitUntil(deadline)) return false;
+  }
+}
+
+FileIndexStats FileIndex::stats() const {
+  FileIndexStats s;
+  s.ready = impl_->ready.load();
+  {
+    internal::ReaderMutexLock lock(&impl_->tree_mu);
+    s.entries = impl_->tree.size();
+    s.directories = impl_->tree.directories();
+    s.memory_bytes = impl_->tree.MemoryBytes();
+  }
+  {
+    internal::MutexLock lock(&impl_->mu);
+    s.as_of = impl_->as_of;
+    s.build_time = impl_->build_time;
+    s.watch_mode = impl_->watch_mode;
+    s.unwatched_directories = impl_->unwatched.size();
+  }
+  s.events = impl_->events.load();
+  s.directories_refreshed = impl_->refreshed.load();
+  s.searches_indexed = impl_->searches_indexed.load();
+  s.searches_walked = impl_->searches_walked.load();
+  s.overflows = impl_->overflows.load();
+  s.rescans = impl_->rescans.load();
+  s.verified_directories = impl_->verified.load();
+  s.verify_repairs = impl_->repairs.load();
+  return s;
+}
+
+}  // namespace filemesh

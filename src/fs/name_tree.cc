@@ -1,0 +1,187 @@
+#include "fs/name_tree.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cassert>
+
+namespace filemesh::internal {
+namespace {
+
+// Compaction of the name arena waits until removed names are at least this
+// many bytes and half of it: amortised, each byte is copied O(1) times.
+constexpr size_t kMinDeadNameBytes = size_t{1} << 20;
+
+const std::vector<NameTree::Id>& NoChildren() {
+  static const std::vector<NameTree::Id>* const none = new std::vector<NameTree::Id>();
+  return *none;
+}
+
+}  // namespace
+
+NameTree::NameTree() {
+  Node root{};
+  root.parent = kNone;
+  root.dir = 0;
+  root.slot = kNone;
+  root.type = DT_DIR;
+  nodes_.push_back(root);
+  dirs_.emplace_back();
+}
+
+size_t NameTree::MemoryBytes() const {
+  size_t bytes = nodes_.capacity() * sizeof(Node) + free_nodes_.capacity() * sizeof(Id) +
+                 dirs_.capacity() * sizeof(Directory) + free_dirs_.capacity() * sizeof(Id) +
+                 names_.capacity() + scratch_.capacity() * sizeof(Id);
+  for (const Directory& d : dirs_) bytes += d.children.capacity() * sizeof(Id);
+  // A flat_hash_map slot per bucket, plus a control byte each.
+  bytes += by_identity_.bucket_count() * (sizeof(std::pair<std::pair<uint64_t, uint64_t>, Id>) + 1);
+  return bytes;
+}
+
+const std::vector<NameTree::Id>& NameTree::children(Id id) const {
+  const Id d = nodes_[id].dir;
+  return d == kNone ? NoChildren() : dirs_[d].children;
+}
+
+NameTree::Id NameTree::Child(Id dir, std::string_view wanted) const {
+  for (Id child : children(dir)) {
+    if (name(child) == wanted) return child;
+  }
+  return kNone;
+}
+
+std::pair<uint64_t, uint64_t> NameTree::identity(Id dir) const {
+  const Directory& d = dirs_[nodes_[dir].dir];
+  return {d.device, d.inode};
+}
+
+NameTree::Id NameTree::FindDirectory(uint64_t device, uint64_t inode) const {
+  auto it = by_identity_.find(std::make_pair(device, inode));
+  return it == by_identity_.end() ? kNone : it->second;
+}
+
+void NameTree::SetIdentity(Id dir, uint64_t device, uint64_t inode) {
+  Directory& d = dirs_[nodes_[dir].dir];
+  if (d.has_identity) {
+    auto it = by_identity_.find(std::make_pair(d.device, d.inode));
+    if (it != by_identity_.end() && it->second == dir) by_identity_.erase(it);
+  }
+  d.device = device;
+  d.inode = inode;
+  d.has_identity = true;
+  // An inode reused by a directory made after another was removed, whose
+  // node is still here (its removal not yet seen): the newest wins.
+  by_identity_[std::make_pair(device, inode)] = dir;
+}
+
+NameTree::Id NameTree::NewNode() {
+  if (!free_nodes_.empty()) {
+    const Id id = free_nodes_.back();
+    free_nodes_.pop_back();
+    return id;
+  }
+  nodes_.emplace_back();
+  return static_cast<Id>(nodes_.size() - 1);
+}
+
+NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry_type) {
+  assert(!entry_name.empty() && entry_name.size() <= 255);
+  const Id id = NewNode();
+  Node& node = nodes_[id];
+  node.parent = parent;
+  node.name_offset = static_cast<uint32_t>(names_.size());
+  node.name_size = static_cast<uint8_t>(entry_name.size());
+  node.type = entry_type;
+  node.flags = 0;
+  node.dir = kNone;
+  names_.append(entry_name);
+  if (entry_type == DT_DIR) {
+    Id d;
+    if (!free_dirs_.empty()) {
+      d = free_dirs_.back();
+      free_dirs_.pop_back();
+    } else {
+      dirs_.emplace_back();
+      d = static_cast<Id>(dirs_.size() - 1);
+    }
+    dirs_[d] = Directory{};
+    nodes_[id].dir = d;
+  }
+  std::vector<Id>& siblings = dirs_[nodes_[parent].dir].children;
+  nodes_[id].slot = static_cast<Id>(siblings.size());
+  siblings.push_back(id);
+  return id;
+}
+
+void NameTree::Detach(Id id) {
+  const Id parent = nodes_[id].parent;
+  if (parent == kNone) return;
+  std::vector<Id>& siblings = dirs_[nodes_[parent].dir].children;
+  const Id slot = nodes_[id].slot;
+  const Id last = siblings.back();
+  siblings[slot] = last;
+  nodes_[last].slot = slot;
+  siblings.pop_back();
+}
+
+void NameTree::Free(Id id) {
+  Node& node = nodes_[id];
+  dead_name_bytes_ += node.name_size;
+  if (node.dir != kNone) {
+    Directory& d = dirs_[node.dir];
+    if (d.has_identity) {
+      auto it = by_identity_.find(std::make_pair(d.device, d.inode));
+      if (it != by_identity_.end() && it->second == id) by_identity_.erase(it);
+    }
+    d = Directory{};
+    free_dirs_.push_back(node.dir);
+  }
+  node.parent = kFree;
+  node.dir = kNone;
+  node.name_size = 0;
+  free_nodes_.push_back(id);
+}
+
+void NameTree::MaybeCompactNames() {
+  if (dead_name_bytes_ < kMinDeadNameBytes || dead_name_bytes_ * 2 < names_.size()) return;
+  std::string compact;
+  compact.reserve(names_.size() - dead_name_bytes_);
+  for (Node& node : nodes_) {
+    if (node.parent == kFree) continue;
+    const uint32_t offset = static_cast<uint32_t>(compact.size());
+    compact.append(names_, node.name_offset, node.name_size);
+    node.name_offset = offset;
+  }
+  names_.swap(compact);
+  dead_name_bytes_ = 0;
+}
+
+bool NameTree::AppendPath(Id id, Id ancestor, std::string* out) const {
+  // The total size first (and whether `ancestor` is above), then each name
+  // at its place from the end.
+  size_t total = 0;
+  for (Id at = id; at != ancestor; at = nodes_[at].parent) {
+    if (at == kNone) return false;
+    total += nodes_[at].name_size + size_t{1};
+  }
+  if (total == 0) return true;
+  const size_t start = out->size();
+  out->resize(start + total - 1);
+  size_t end = out->size();
+  for (Id at = id; at != ancestor; at = nodes_[at].parent) {
+    const std::string_view n = name(at);
+    end -= n.size();
+    std::copy(n.begin(), n.end(), out->begin() + static_cast<std::ptrdiff_t>(end));
+    if (end > start) (*out)[--end] = '/';
+  }
+  return true;
+}
+
+void NameTree::Shrink() {
+  for (Directory& d : dirs_) d.children.shrink_to_fit();
+  nodes_.shrink_to_fit();
+  names_.shrink_to_fit();
+}
+
+}  // namespace filemesh::internal

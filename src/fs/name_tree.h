@@ -1,0 +1,176 @@
+// NameTree: FileIndex's picture of a directory tree, compact enough for
+// millions of entries. Each entry is a node (its parent, its name as exact
+// bytes in one shared arena, its DT_* type); each directory also has its
+// children and its identity on disk (device and inode), by which the index
+// finds it again (a search's start directory, a changed directory). Sizes,
+// times and modes are not kept: a search reads them for its matches only, as
+// the walk does (reading them for every entry would cost ten times the walk
+// of names; bench/README.md, "index_bench.sh").
+//
+// Not thread-safe: FileIndex guards it (many readers or one writer).
+
+#ifndef FILEMESH_SRC_FS_NAME_TREE_H_
+#define FILEMESH_SRC_FS_NAME_TREE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace filemesh::internal {
+
+class NameTree {
+ public:
+  using Id = uint32_t;
+  static constexpr Id kNone = 0xffffffffu;
+  static constexpr Id kRoot = 0;
+
+  // Directory flags.
+  static constexpr uint8_t kUnreadable = 1;  // could not be opened or read: no children
+  static constexpr uint8_t kNotWalked = 2;   // another filesystem, left out (one_file_system)
+
+  NameTree();
+
+  // Entries, the root included.
+  size_t size() const { return nodes_.size() - free_nodes_.size(); }
+  size_t directories() const { return dirs_.size() - free_dirs_.size(); }
+  // One past the highest id in use (ids of removed entries are reused).
+  size_t capacity() const { return nodes_.size(); }
+  // Bytes held: nodes, names, children, directories and the identity map
+  // (capacities, not sizes, so that it is what the process pays).
+  size_t MemoryBytes() const;
+
+  bool valid(Id id) const { return id < nodes_.size() && nodes_[id].parent != kFree; }
+  Id parent(Id id) const { return nodes_[id].parent; }
+  std::string_view name(Id id) const {
+    return std::string_view(names_.data() + nodes_[id].name_offset, nodes_[id].name_size);
+  }
+  uint8_t type(Id id) const { return nodes_[id].type; }
+  bool is_directory(Id id) const { return nodes_[id].dir != kNone; }
+  uint8_t flags(Id id) const { return nodes_[id].flags; }
+  void set_flags(Id id, uint8_t flags) { nodes_[id].flags = flags; }
+
+  // A directory's children (empty for other entries), in no set order.
+  const std::vector<Id>& children(Id id) const;
+  // The child of `dir` named `name`, or kNone. Linear in the children.
+  Id Child(Id dir, std::string_view name) const;
+
+  // A directory's identity, and the directory with an identity (or kNone).
+  std::pair<uint64_t, uint64_t> identity(Id dir) const;
+  Id FindDirectory(uint64_t device, uint64_t inode) const;
+  // Sets `dir`'s identity (a directory made by Add has none until then).
+  void SetIdentity(Id dir, uint64_t device, uint64_t inode);
+  // The inode its parent's entry names (d_ino; for a mount point, the inode
+  // it covers, not the identity of the directory mounted there).
+  uint64_t entry_inode(Id dir) const { return dirs_[nodes_[dir].dir].entry_inode; }
+  void set_entry_inode(Id dir, uint64_t inode) { dirs_[nodes_[dir].dir].entry_inode = inode; }
+
+  // Adds an entry under `parent` (a directory). A DT_DIR entry gets room
+  // for children. `name` must not be empty, hold '/' or NUL, nor be longer
+  // than 255 bytes (NAME_MAX); the caller checks it is not there already.
+  Id Add(Id parent, std::string_view name, uint8_t type);
+  // Removes `id` and everything below it (not the root), calling
+  // `on_directory(dir)` for each directory removed before it goes.
+  template <typename F>
+  void Remove(Id id, F&& on_directory);
+  void Remove(Id id) {
+    Remove(id, [](Id) {});
+  }
+  // Removes everything below directory `dir`.
+  template <typename F>
+  void RemoveChildren(Id dir, F&& on_directory);
+
+  // The path of `id` relative to `ancestor` ("" for the ancestor itself),
+  // appended to `out`; false if `ancestor` is not above it.
+  bool AppendPath(Id id, Id ancestor, std::string* out) const;
+
+  // Gives back memory after a build: children vectors to their size.
+  void Shrink();
+
+ private:
+  static constexpr Id kFree = 0xfffffffeu;  // parent of a node on the free list
+
+  struct Node {
+    Id parent;
+    uint32_t name_offset;
+    Id dir;   // index in dirs_, kNone for other entries
+    Id slot;  // index in the parent's children
+    uint8_t name_size;
+    uint8_t type;
+    uint8_t flags;
+  };
+  struct Directory {
+    std::vector<Id> children;
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    uint64_t entry_inode = 0;
+    bool has_identity = false;
+  };
+  struct IdentityHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& key) const {
+      return absl::HashOf(key.first, key.second);
+    }
+  };
+
+  Id NewNode();
+  void Detach(Id id);
+  // Frees one node (its children must be gone already).
+  void Free(Id id);
+  // Rewrites the arena without the names of removed nodes once they are
+  // most of it.
+  void MaybeCompactNames();
+
+  std::vector<Node> nodes_;
+  std::vector<Id> free_nodes_;
+  std::vector<Directory> dirs_;
+  std::vector<Id> free_dirs_;
+  std::string names_;           // every name, back to back
+  size_t dead_name_bytes_ = 0;  // of removed nodes, still in names_
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, Id, IdentityHash> by_identity_;
+  std::vector<Id> scratch_;  // Remove's stack
+};
+
+template <typename F>
+void NameTree::RemoveChildren(Id dir, F&& on_directory) {
+  const Id d = nodes_[dir].dir;
+  if (d == kNone) return;
+  // Depth-first, children before their parent, on an explicit stack.
+  std::vector<Id> stack;
+  stack.swap(scratch_);
+  stack.clear();
+  for (Id child : dirs_[d].children) stack.push_back(child);
+  dirs_[d].children.clear();
+  std::vector<Id> order;
+  while (!stack.empty()) {
+    const Id id = stack.back();
+    stack.pop_back();
+    order.push_back(id);
+    if (nodes_[id].dir != kNone) {
+      for (Id child : dirs_[nodes_[id].dir].children) stack.push_back(child);
+      dirs_[nodes_[id].dir].children.clear();
+    }
+  }
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (nodes_[*it].dir != kNone) on_directory(*it);
+    Free(*it);
+  }
+  stack.swap(scratch_);
+  MaybeCompactNames();
+}
+
+template <typename F>
+void NameTree::Remove(Id id, F&& on_directory) {
+  RemoveChildren(id, on_directory);
+  Detach(id);
+  if (nodes_[id].dir != kNone) on_directory(id);
+  Free(id);
+  MaybeCompactNames();
+}
+
+}  // namespace filemesh::internal
+
+#endif  // FILEMESH_SRC_FS_NAME_TREE_H_

@@ -1,0 +1,512 @@
+#include "filemesh/file_index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "filemesh/file_searcher.hpp"
+#include "fs/index_testing.h"
+#include "fs/name_tree.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test_tree.h"
+#include "wait_for.h"
+
+namespace filemesh {
+namespace {
+
+using internal::NameTree;
+using ::testing::HasSubstr;
+
+// ---------------------------------------------------------------------------
+// NameTree
+
+TEST(NameTreeTest, AddsRemovesAndNamesPaths) {
+  NameTree tree;
+  const NameTree::Id a = tree.Add(NameTree::kRoot, "a", DT_DIR);
+  const NameTree::Id b = tree.Add(a, "b", DT_DIR);
+  const NameTree::Id f = tree.Add(b, "f\xff.txt", DT_REG);
+  const NameTree::Id g = tree.Add(NameTree::kRoot, "g", DT_LNK);
+  EXPECT_EQ(tree.size(), 5u);
+  EXPECT_EQ(tree.directories(), 3u);
+  std::string path;
+  ASSERT_TRUE(tree.AppendPath(f, NameTree::kRoot, &path));
+  EXPECT_EQ(path, "a/b/f\xff.txt");
+  path.clear();
+  ASSERT_TRUE(tree.AppendPath(f, a, &path));
+  EXPECT_EQ(path, "b/f\xff.txt");
+  path.clear();
+  EXPECT_FALSE(tree.AppendPath(a, b, &path));
+  EXPECT_EQ(tree.Child(b, "f\xff.txt"), f);
+  EXPECT_EQ(tree.Child(b, "f"), NameTree::kNone);
+
+  tree.SetIdentity(b, 7, 42);
+  EXPECT_EQ(tree.FindDirectory(7, 42), b);
+  std::vector<NameTree::Id> gone;
+  tree.Remove(a, [&](NameTree::Id dir) { gone.push_back(dir); });
+  EXPECT_THAT(gone, ::testing::UnorderedElementsAre(a, b));
+  EXPECT_EQ(tree.FindDirectory(7, 42), NameTree::kNone);
+  EXPECT_EQ(tree.size(), 2u);
+  EXPECT_FALSE(tree.valid(f));
+  EXPECT_TRUE(tree.valid(g));
+  EXPECT_THAT(tree.children(NameTree::kRoot), ::testing::ElementsAre(g));
+  // Removed ids are reused.
+  const NameTree::Id h = tree.Add(NameTree::kRoot, "h", DT_REG);
+  EXPECT_LT(h, tree.capacity());
+  EXPECT_EQ(tree.name(h), "h");
+}
+
+TEST(NameTreeTest, CompactsNamesOfRemovedEntries) {
+  NameTree tree;
+  const std::string long_name(200, 'x');
+  std::vector<NameTree::Id> dirs;
+  for (int i = 0; i < 100; ++i) {
+    const NameTree::Id d = tree.Add(NameTree::kRoot, absl::StrCat("d", i), DT_DIR);
+    dirs.push_back(d);
+    for (int j = 0; j < 100; ++j) tree.Add(d, absl::StrCat(long_name, j), DT_REG);
+  }
+  const size_t before = tree.MemoryBytes();
+  // Removing 90 of the 100 directories leaves most of the arena dead; it is
+  // rewritten, and every surviving name still reads right.
+  for (int i = 0; i < 90; ++i) tree.Remove(dirs[i]);
+  tree.Shrink();
+  EXPECT_LT(tree.MemoryBytes(), before / 2);
+  for (int i = 90; i < 100; ++i) {
+    EXPECT_EQ(tree.name(dirs[i]), absl::StrCat("d", i));
+    EXPECT_EQ(tree.Child(dirs[i], absl::StrCat(long_name, 99)) != NameTree::kNone, true);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// FileIndex against FileSearcher
+
+std::string Describe(v1::SearchResponse response) {
+  response.clear_index_as_of();
+  return response.DebugString();
+}
+
+// The walk's answer and the index's, compared whole (index_as_of aside),
+// scanned_entries included: the index looks at the entries the walk reads.
+void ExpectSameAnswer(const FileIndex& index, const FileSearcher& walker,
+                      const v1::SearchRequest& request) {
+  SCOPED_TRACE(request.ShortDebugString());
+  absl::StatusOr<v1::SearchResponse> walked = walker.Search(request);
+  absl::StatusOr<v1::SearchResponse> indexed = index.Search(request);
+  ASSERT_EQ(walked.status(), indexed.status());
+  if (!walked.ok()) return;
+  EXPECT_TRUE(indexed->has_index_as_of());
+  EXPECT_EQ(Describe(*walked), Describe(*indexed));
+}
+
+v1::SearchRequest Glob(const std::string& pattern) {
+  v1::SearchRequest request;
+  request.set_pattern(pattern);
+  request.set_syntax(v1::PATTERN_SYNTAX_GLOB);
+  return request;
+}
+
+std::string WatchName(const ::testing::TestParamInfo<IndexWatch>& watch) {
+  return watch.param == IndexWatch::kInotify ? "inotify" : "fanotify";
+}
+
+class FileIndexTest : public ::testing::TestWithParam<IndexWatch> {
+ protected:
+  void SetUp() override {
+    tree_.File("README.md", 10);
+    tree_.File(".env");
+    tree_.Dir("src");
+    tree_.File("src/main.cc", 100);
+    tree_.File("src/util.h", 30);
+    tree_.Dir("src/.cache");
+    tree_.File("src/.cache/tmp.h");
+    tree_.Dir("src/net");
+    tree_.File("src/net/socket.h", 50);
+    tree_.File("src/net/big.bin", 5000);
+    tree_.Dir("include");
+    tree_.Dir("include/deep");
+    tree_.File("include/deep/est.h");
+    tree_.File("include/bad\xff\xfe.h");
+    tree_.Dir("docs");
+    tree_.Symlink("../src", "docs/link_to_src");
+    tree_.Symlink("/etc", "docs/escape");
+    tree_.Fifo("docs/pipe");
+  }
+
+  // Starts an index of the tree and waits until it is built.
+  std::unique_ptr<FileIndex> StartIndex(FileIndexOptions options = {}) {
+    options.watch = GetParam();
+    auto index = std::make_unique<FileIndex>(tree_.root(), options);
+    absl::Status started = index->Start();
+    if (GetParam() == IndexWatch::kFanotify && absl::IsPermissionDenied(started)) return nullptr;
+    EXPECT_TRUE(started.ok()) << started;
+    EXPECT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    return index;
+  }
+
+  testing::TestTree tree_;
+};
+
+#define START_INDEX_OR_SKIP(index, options)               \
+  std::unique_ptr<FileIndex> index = StartIndex(options); \
+  if (index == nullptr) GTEST_SKIP() << "fanotify is not allowed to this process"
+
+TEST_P(FileIndexTest, AnswersAsTheWalkDoes) {
+  START_INDEX_OR_SKIP(index, {});
+  FileSearcher walker(tree_.root());
+  const FileIndexStats stats = index->stats();
+  EXPECT_TRUE(stats.ready);
+  EXPECT_EQ(stats.watch_mode, GetParam() == IndexWatch::kFanotify ? "fanotify" : "inotify");
+  EXPECT_EQ(stats.entries, 19u);  // the root and 18 entries
+
+  std::vector<v1::SearchRequest> requests;
+  for (const char* pattern : {"*", "*.h", "*.H", "s*", "*o*", "src/*", "**/*.h", "*\xff*"}) {
+    requests.push_back(Glob(pattern));
+  }
+  v1::SearchRequest r = Glob("*.H");
+  r.set_case_insensitive(true);
+  requests.push_back(r);
+  r = Glob("*");
+  r.set_include_hidden(true);
+  requests.push_back(r);
+  r.set_max_depth(1);
+  requests.push_back(r);
+  r = Glob("*");
+  r.set_type(v1::FILE_TYPE_DIRECTORY);
+  requests.push_back(r);
+  r.set_type(v1::FILE_TYPE_SYMLINK);
+  requests.push_back(r);
+  r.set_type(v1::FILE_TYPE_OTHER);
+  requests.push_back(r);
+  r = Glob("*");
+  r.set_min_size(40);
+  r.set_max_size(200);
+  requests.push_back(r);
+  r = Glob("*.h");
+  r.set_path("src");
+  requests.push_back(r);
+  r.set_path("docs/link_to_src");  // a start through a link, beneath the root
+  requests.push_back(r);
+  r.set_path("docs/escape");  // leaves the root: PermissionDenied
+  requests.push_back(r);
+  r.set_path("nope");
+  requests.push_back(r);
+  r = Glob("*.h");
+  r.set_scope("include");
+  r.set_path("include/deep");
+  requests.push_back(r);
+  r.set_path("src");  // outside the scope
+  requests.push_back(r);
+  r = Glob("[");  // a bad pattern
+  requests.push_back(r);
+  r = Glob("*");
+  r.set_max_results(3);  // capped: only the reason is compared below
+  v1::SearchRequest regex;
+  regex.set_pattern("^(main|util)\\.(cc|h)$");
+  regex.set_syntax(v1::PATTERN_SYNTAX_REGEX);
+  requests.push_back(regex);
+  v1::SearchRequest substring;
+  substring.set_pattern("ock");
+  substring.set_syntax(v1::PATTERN_SYNTAX_SUBSTRING);
+  requests.push_back(substring);
+  for (const v1::SearchRequest& request : requests) ExpectSameAnswer(*index, walker, request);
+
+  absl::StatusOr<v1::SearchResponse> capped = index->Search(r);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_TRUE(capped->truncated());
+  EXPECT_EQ(capped->truncation_reason(), v1::TRUNCATION_REASON_MAX_RESULTS);
+  EXPECT_EQ(capped->matches_size(), 3);
+  EXPECT_EQ(index->stats().searches_walked, 0u);
+}
+
+TEST_P(FileIndexTest, RedactsTargetsAsTheWalkDoes) {
+  FileIndexOptions options;
+  options.search.redact_outside_targets = true;
+  START_INDEX_OR_SKIP(index, options);
+  FileSearcher walker(tree_.root(), options.search);
+  v1::SearchRequest request = Glob("*");
+  request.set_type(v1::FILE_TYPE_SYMLINK);
+  ExpectSameAnswer(*index, walker, request);
+  absl::StatusOr<v1::SearchResponse> answer = index->Search(request);
+  ASSERT_TRUE(answer.ok());
+  ASSERT_EQ(answer->matches_size(), 2);
+  EXPECT_TRUE(answer->matches(0).symlink_target_redacted());  // docs/escape -> /etc
+}
+
+TEST_P(FileIndexTest, FollowsEachKindOfChange) {
+  START_INDEX_OR_SKIP(index, {});
+  FileSearcher walker(tree_.root());
+  const auto expect_current = [&](const char* step) {
+    SCOPED_TRACE(step);
+    ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    v1::SearchRequest all = Glob("*");
+    all.set_include_hidden(true);
+    ExpectSameAnswer(*index, walker, all);
+  };
+  tree_.File("src/new.h");
+  expect_current("create");
+  tree_.Remove("src/util.h");
+  expect_current("delete");
+  ASSERT_EQ(::rename(tree_.Abs("src/net").c_str(), tree_.Abs("include/deep/net").c_str()), 0);
+  expect_current("rename a directory across directories");
+  tree_.Remove("README.md");
+  tree_.Dir("README.md");
+  tree_.File("README.md/inside");
+  expect_current("a file replaced by a directory");
+  tree_.Chmod("include/deep", 0);
+  expect_current("chmod 000");
+  tree_.Chmod("include/deep", 0755);
+  tree_.Symlink("../../etc", "include/up");
+  expect_current("symlink");
+  tree_.DeepChain("docs", "d", 40, "leaf.h");
+  expect_current("a deep chain");
+  ASSERT_EQ(::rename(tree_.Abs("docs").c_str(), tree_.Abs("src/.cache/docs").c_str()), 0);
+  expect_current("a deep chain moved below a hidden directory");
+  const FileIndexStats stats = index->stats();
+  EXPECT_GT(stats.events, 0u);
+  EXPECT_GT(stats.directories_refreshed, 0u);
+  EXPECT_EQ(stats.overflows, 0u);
+}
+
+TEST_P(FileIndexTest, ALostReportMeansARescan) {
+  START_INDEX_OR_SKIP(index, {});
+  FileSearcher walker(tree_.root());
+  // The kernel queues 16,384 reports by default (fs.inotify.max_queued_events,
+  // fanotify's own): twice that many changes while the index does not read.
+  internal::PauseIndexFollowingForTesting(true);
+  tree_.Dir("many");
+  for (int i = 0; i < 20000; ++i) tree_.File(absl::StrCat("many/f", i, ".h"));
+  for (int i = 0; i < 20000; i += 2) tree_.Remove(absl::StrCat("many/f", i, ".h"));
+  internal::PauseIndexFollowingForTesting(false);
+  ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(60)));
+  const FileIndexStats stats = index->stats();
+  EXPECT_GE(stats.overflows, 1u);
+  EXPECT_GE(stats.rescans, 1u);
+  v1::SearchRequest request = Glob("f1*.h");
+  request.set_max_results(100000);
+  ExpectSameAnswer(*index, walker, request);
+}
+
+TEST_P(FileIndexTest, TooManyEntriesMeansTheWalk) {
+  FileIndexOptions options;
+  options.max_entries = 10;
+  options.watch = GetParam();
+  FileIndex index(tree_.root(), options);
+  absl::Status started = index.Start();
+  if (GetParam() == IndexWatch::kFanotify && absl::IsPermissionDenied(started)) GTEST_SKIP();
+  ASSERT_TRUE(started.ok()) << started;
+  ASSERT_TRUE(testing::WaitFor([&] { return !index.status().ok(); }, absl::Seconds(30)));
+  EXPECT_TRUE(absl::IsResourceExhausted(index.status())) << index.status();
+  EXPECT_THAT(index.status().message(), HasSubstr("more than 10 entries"));
+  EXPECT_FALSE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(1)));
+  absl::StatusOr<v1::SearchResponse> answer = index.Search(Glob("*.h"));
+  ASSERT_TRUE(answer.ok());
+  EXPECT_FALSE(answer->has_index_as_of());  // walked
+  EXPECT_EQ(answer->matches_size(), 4);
+}
+
+TEST_P(FileIndexTest, SearchesWalkUntilStarted) {
+  FileIndex index(tree_.root());
+  absl::StatusOr<v1::SearchResponse> answer = index.Search(Glob("*.h"));
+  ASSERT_TRUE(answer.ok());
+  EXPECT_FALSE(answer->has_index_as_of());
+  EXPECT_EQ(index.stats().searches_walked, 1u);
+  EXPECT_FALSE(index.WaitUntilCurrent(absl::Now()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Watch, FileIndexTest,
+                         ::testing::Values(IndexWatch::kInotify, IndexWatch::kFanotify), WatchName);
+
+TEST(FileIndexInotifyTest, UnwatchedDirectoriesAreReadAtEachVerification) {
+  testing::TestTree tree;
+  for (int i = 0; i < 5; ++i) tree.Dir(absl::StrCat("d", i));
+  FileIndexOptions options;
+  options.watch = IndexWatch::kInotify;
+  options.max_watches = 2;
+  options.verify_interval = absl::Milliseconds(20);
+  FileIndex index(tree.root(), options);
+  ASSERT_TRUE(index.Start().ok());
+  ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+  EXPECT_EQ(index.stats().unwatched_directories, 4u);  // of 6: the root and one more watched
+  for (int i = 0; i < 5; ++i) tree.File(absl::StrCat("d", i, "/x.h"));
+  const auto five = [&] {
+    absl::StatusOr<v1::SearchResponse> answer = index.Search(Glob("x.h"));
+    return answer.ok() && answer->matches_size() == 5;
+  };
+  EXPECT_TRUE(testing::WaitFor(five, absl::Seconds(30)));
+  EXPECT_GE(index.stats().verify_repairs, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// The property: after random changes, once the index is current, it answers
+// every request as a fresh walk does, byte for byte.
+
+class Mutator {
+ public:
+  Mutator(const std::string& root, uint64_t seed) : root_(root), random_(seed) {}
+
+  // One random change somewhere in the tree.
+  void Step() {
+    Scan();
+    const int op = Pick(100);
+    const std::string dir = dirs_[Pick(dirs_.size())];
+    if (op < 30 || (files_.empty() && dirs_.size() < 2)) {
+      MakeFile(Join(dir, Name()));
+    } else if (op < 45) {
+      ::mkdir(Path(Join(dir, Name())).c_str(), 0755);
+    } else if (op < 55 && !files_.empty()) {
+      ::unlink(Path(files_[Pick(files_.size())]).c_str());
+    } else if (op < 62 && dirs_.size() > 1) {
+      std::error_code ignored;
+      std::filesystem::remove_all(Path(dirs_[1 + Pick(dirs_.size() - 1)]), ignored);
+    } else if (op < 77) {
+      Rename();
+    } else if (op < 82 && !files_.empty()) {
+      const std::string file = files_[Pick(files_.size())];
+      ::unlink(Path(file).c_str());
+      ::mkdir(Path(file).c_str(), 0755);
+    } else if (op < 87 && dirs_.size() > 1) {
+      const std::string d = dirs_[1 + Pick(dirs_.size() - 1)];
+      ::chmod(Path(d).c_str(), Pick(2) == 0 ? 0 : 0755);
+    } else if (op < 94) {
+      const char* targets[] = {"..", "../..", "/etc", "x", "../../../.."};
+      ::symlink(targets[Pick(5)], Path(Join(dir, Name())).c_str());
+    } else {
+      std::string chain = Join(dir, Name());
+      for (int i = 0; i < 12 && ::mkdir(Path(chain).c_str(), 0755) == 0; ++i) chain += "/c";
+      MakeFile(Join(chain, "leaf.h"));
+    }
+  }
+
+  // A random request over what is there now.
+  v1::SearchRequest Request() {
+    Scan();
+    v1::SearchRequest request;
+    const char* globs[] = {"*", "*.h", "a*", "*b*", "**/c/*", "?", "[a-c]*", "*\xff*"};
+    const int kind = Pick(10);
+    if (kind < 7) {
+      request.set_syntax(v1::PATTERN_SYNTAX_GLOB);
+      request.set_pattern(globs[Pick(8)]);
+    } else if (kind < 9) {
+      request.set_syntax(v1::PATTERN_SYNTAX_SUBSTRING);
+      request.set_pattern(Pick(2) == 0 ? "a" : "e.");
+    } else {
+      request.set_syntax(v1::PATTERN_SYNTAX_REGEX);
+      request.set_pattern("^[a-e].*[0-9h]$");
+    }
+    request.set_case_insensitive(Pick(4) == 0);
+    request.set_include_hidden(Pick(2) == 0);
+    if (Pick(3) == 0) request.set_max_depth(1 + Pick(4));
+    if (Pick(5) == 0) request.set_type(static_cast<v1::FileType>(1 + Pick(4)));
+    if (Pick(8) == 0) request.set_min_size(Pick(200));
+    if (Pick(3) == 0) request.set_raw_path(dirs_[Pick(dirs_.size())]);
+    request.set_max_results(100000);
+    return request;
+  }
+
+ private:
+  size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(random_); }
+  std::string Path(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
+  static std::string Join(const std::string& dir, const std::string& name) {
+    return dir.empty() ? name : dir + "/" + name;
+  }
+
+  // Short names from a small alphabet so that names meet again: hidden
+  // ones, non-UTF-8 bytes, and the patterns' letters.
+  std::string Name() {
+    const char* parts[] = {"a", "b", "c", "e", ".", "x", "1", "\xff", "h", "_"};
+    std::string name;
+    const size_t n = 1 + Pick(4);
+    for (size_t i = 0; i < n; ++i) name += parts[Pick(10)];
+    if (Pick(3) == 0) name += ".h";
+    if (name == "." || name == "..") name += "z";
+    return name;
+  }
+
+  void MakeFile(const std::string& rel) {
+    const int fd = ::open(Path(rel).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    if (::ftruncate(fd, static_cast<off_t>(Pick(300))) != 0) {
+      // a size is not what is tested
+    }
+    ::close(fd);
+  }
+
+  void Rename() {
+    if (dirs_.size() + files_.size() < 3) return;
+    const bool dir = files_.empty() || (dirs_.size() > 1 && Pick(2) == 0);
+    const std::string from = dir ? dirs_[1 + Pick(dirs_.size() - 1)] : files_[Pick(files_.size())];
+    const std::string to_dir = dirs_[Pick(dirs_.size())];
+    // Never into itself.
+    if (dir && (to_dir == from || to_dir.rfind(from + "/", 0) == 0)) return;
+    ::rename(Path(from).c_str(), Path(Join(to_dir, Name())).c_str());
+  }
+
+  // What is on disk now (links not followed; unreadable directories' insides
+  // are not listed, which only narrows the choices).
+  void Scan() {
+    dirs_.assign(1, "");
+    files_.clear();
+    for (size_t i = 0; i < dirs_.size(); ++i) {
+      const std::string dir = dirs_[i];
+      DIR* d = ::opendir(Path(dir).c_str());
+      if (d == nullptr) continue;
+      while (dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        if (e->d_type == DT_DIR) {
+          dirs_.push_back(Join(dir, name));
+        } else {
+          files_.push_back(Join(dir, name));
+        }
+      }
+      ::closedir(d);
+    }
+  }
+
+  const std::string root_;
+  std::mt19937_64 random_;
+  std::vector<std::string> dirs_;
+  std::vector<std::string> files_;
+};
+
+class FileIndexPropertyTest : public ::testing::TestWithParam<IndexWatch> {};
+
+TEST_P(FileIndexPropertyTest, AnswersAsAFreshWalkAfterRandomChanges) {
+  testing::TestTree tree;
+  FileIndexOptions options;
+  options.watch = GetParam();
+  options.verify_interval = absl::ZeroDuration();  // the reports alone
+  FileIndex index(tree.root(), options);
+  absl::Status started = index.Start();
+  if (GetParam() == IndexWatch::kFanotify && absl::IsPermissionDenied(started)) GTEST_SKIP();
+  ASSERT_TRUE(started.ok()) << started;
+  FileSearcher walker(tree.root());
+  const uint64_t seed = std::random_device()();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  Mutator mutator(tree.root(), seed);
+  std::mt19937_64 random(seed);
+  for (int round = 0; round < 40; ++round) {
+    const int changes = 1 + static_cast<int>(random() % 25);
+    for (int i = 0; i < changes; ++i) mutator.Step();
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    for (int i = 0; i < 6; ++i) {
+      ExpectSameAnswer(index, walker, mutator.Request());
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_EQ(index.stats().overflows, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Watch, FileIndexPropertyTest,
+                         ::testing::Values(IndexWatch::kInotify, IndexWatch::kFanotify), WatchName);
+
+}  // namespace
+}  // namespace filemesh
