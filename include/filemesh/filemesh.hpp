@@ -3,6 +3,7 @@
 #ifndef FILEMESH_FILEMESH_HPP_
 #define FILEMESH_FILEMESH_HPP_
 
+#include "filemesh/file_index.hpp"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/names.hpp"

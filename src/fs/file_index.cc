@@ -29,8 +29,8 @@
 #include "fs/dir_reader.h"
 #include "fs/directory_fds.h"
 #include "fs/entry.h"
-#include "fs/index_testing.h"
 #include "fs/errno_status.h"
+#include "fs/index_testing.h"
 #include "fs/name_tree.h"
 #include "fs/search_plan.h"
 #include "fs/walk_scheduler.h"
@@ -42,6 +42,9 @@ using internal::UniqueFd;
 using Id = NameTree::Id;
 
 namespace {
+
+// How often a quiet index moves its as_of on (index_as_of, the lag metric).
+constexpr absl::Duration kHeartbeat = absl::Milliseconds(250);
 
 // Entries a search looks at between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
@@ -81,13 +84,41 @@ void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
 
 bool IsOutOfDescriptors(int error) { return error == EMFILE || error == ENFILE; }
 
-std::atomic<bool> following_paused{false};
+// PauseIndexFollowingForTesting's state: which loops follow, which are
+// parked.
+struct FollowPause {
+  internal::Mutex mu;
+  internal::CondVar changed{&mu};
+  bool paused ABSL_GUARDED_BY(mu) = false;
+  // The wake-up eventfd of each loop that follows changes.
+  std::vector<int> following ABSL_GUARDED_BY(mu);
+  size_t parked ABSL_GUARDED_BY(mu) = 0;
+};
+
+void Poke(int event_fd) {
+  const uint64_t one = 1;
+  (void)!::write(event_fd, &one, sizeof(one));
+}
+
+FollowPause& Pause() {
+  static FollowPause* const pause = new FollowPause();
+  return *pause;
+}
 
 }  // namespace
 
 namespace internal {
 
-void PauseIndexFollowingForTesting(bool paused) { following_paused.store(paused); }
+void PauseIndexFollowingForTesting(bool paused) {
+  FollowPause& pause = Pause();
+  MutexLock lock(&pause.mu);
+  pause.paused = paused;
+  pause.changed.SignalAll();
+  if (!paused) return;
+  // Returns once every loop is parked: no report is read after this.
+  for (int fd : pause.following) Poke(fd);
+  while (pause.parked < pause.following.size()) pause.changed.Wait();
+}
 
 }  // namespace internal
 
@@ -138,6 +169,9 @@ struct FileIndex::Impl {
   void Run();
   absl::Status Build();
   void Follow();
+  void FollowChanges();  // Follow's loop, until Stop or a failure
+  // PauseIndexFollowingForTesting: waits here while paused.
+  void ParkWhilePaused();
   // Reads the reports queued, and the directories they name again. False
   // when following has to stop (status says why).
   bool ApplyChanges(bool* overflowed);
@@ -324,6 +358,7 @@ bool FileIndex::Impl::AddChildren(Id dir, const std::vector<Listed>& listed,
     too_large.store(true);
     return false;
   }
+  tree.ReserveChildren(dir, listed.size());
   for (const Listed& entry : listed) {
     const Id id = tree.Add(dir, entry.name, entry.type);
     if (entry.type == DT_DIR) {
@@ -403,7 +438,40 @@ void FileIndex::Impl::Run() {
   Follow();
 }
 
+void FileIndex::Impl::ParkWhilePaused() {
+  FollowPause& pause = Pause();
+  internal::MutexLock lock(&pause.mu);
+  if (!pause.paused) return;
+  ++pause.parked;
+  pause.changed.SignalAll();
+  while (pause.paused) {
+    {
+      internal::MutexLock state(&mu);
+      if (stopping) break;
+    }
+    pause.changed.WaitUntil(absl::Now() + absl::Milliseconds(5));  // Stop does not signal here
+  }
+  --pause.parked;
+}
+
 void FileIndex::Impl::Follow() {
+  FollowPause& pause = Pause();
+  {
+    internal::MutexLock lock(&pause.mu);
+    pause.following.push_back(wake_fd.get());
+  }
+  FollowChanges();
+  {
+    internal::MutexLock lock(&pause.mu);
+    pause.following.erase(std::find(pause.following.begin(), pause.following.end(), wake_fd.get()));
+    pause.changed.SignalAll();
+  }
+  internal::MutexLock lock(&mu);
+  running = false;
+  changed.SignalAll();
+}
+
+void FileIndex::Impl::FollowChanges() {
   absl::Time next_verify = options.verify_interval > absl::ZeroDuration()
                                ? absl::Now() + options.verify_interval
                                : absl::InfiniteFuture();
@@ -412,17 +480,13 @@ void FileIndex::Impl::Follow() {
       internal::MutexLock lock(&mu);
       if (stopping) break;
     }
-    if (following_paused.load()) {
-      pollfd wake = {wake_fd.get(), POLLIN, 0};
-      ::poll(&wake, 1, 5);  // a test's pause: look again in 5 ms
-      continue;
-    }
+    ParkWhilePaused();
     pollfd fds[2] = {{watcher->fd(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
-    const absl::Duration wait = next_verify - absl::Now();
+    // Woken by a report, a poke, the next verification or the heartbeat
+    // that moves as_of on while nothing changes.
+    const absl::Duration wait = std::min(next_verify - absl::Now(), kHeartbeat);
     const int timeout =
-        next_verify == absl::InfiniteFuture()
-            ? -1
-            : static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0, 60'000));
+        static_cast<int>(std::max<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0));
     if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
       Fail(internal::ErrnoToStatus(errno, "poll", "the change reports"));
       return;
@@ -443,9 +507,6 @@ void FileIndex::Impl::Follow() {
     as_of = std::max(as_of, now);
     changed.SignalAll();
   }
-  internal::MutexLock lock(&mu);
-  running = false;
-  changed.SignalAll();
 }
 
 bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
@@ -853,10 +914,7 @@ void FileIndex::Stop() {
     internal::MutexLock lock(&impl_->mu);
     impl_->stopping = true;
   }
-  if (impl_->wake_fd.valid()) {
-    const uint64_t one = 1;
-    (void)!::write(impl_->wake_fd.get(), &one, sizeof(one));
-  }
+  if (impl_->wake_fd.valid()) Poke(impl_->wake_fd.get());
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->ready.store(false);
 }
@@ -885,10 +943,7 @@ absl::StatusOr<v1::SearchResponse> FileIndex::Search(const v1::SearchRequest& re
 
 bool FileIndex::WaitUntilCurrent(absl::Time deadline) const {
   const absl::Time now = absl::Now();
-  if (impl_->wake_fd.valid()) {
-    const uint64_t one = 1;
-    (void)!::write(impl_->wake_fd.get(), &one, sizeof(one));
-  }
+  if (impl_->wake_fd.valid()) Poke(impl_->wake_fd.get());
   internal::MutexLock lock(&impl_->mu);
   for (;;) {
     if (impl_->ready.load() && impl_->as_of >= now) return true;

@@ -1,9 +1,12 @@
 #include "fs/name_tree.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
+#include <new>
 
 namespace filemesh::internal {
 namespace {
@@ -19,6 +22,40 @@ const std::vector<NameTree::Id>& NoChildren() {
 
 }  // namespace
 
+Blocks::~Blocks() {
+  for (char* block : blocks_) std::free(block);
+}
+
+Blocks& Blocks::operator=(Blocks&& other) noexcept {
+  if (this != &other) {
+    for (char* block : blocks_) std::free(block);
+    blocks_ = std::move(other.blocks_);
+    other.blocks_.clear();
+  }
+  return *this;
+}
+
+void Blocks::Add() {
+  void* block = std::aligned_alloc(kBlockBytes, kBlockBytes);
+  if (block == nullptr) throw std::bad_alloc();
+  // Advice only: where huge pages are off it changes nothing.
+  ::madvise(block, kBlockBytes, MADV_HUGEPAGE);
+  blocks_.push_back(static_cast<char*>(block));
+}
+
+uint32_t NameArena::Append(std::string_view name) {
+  if (end_ % Blocks::kBlockBytes + name.size() > Blocks::kBlockBytes) {
+    end_ += Blocks::kBlockBytes - end_ % Blocks::kBlockBytes;  // the rest stays unused
+  }
+  if (end_ / Blocks::kBlockBytes >= blocks_.count()) blocks_.Add();
+  const size_t offset = end_;
+  std::copy(name.begin(), name.end(),
+            blocks_.block(offset / Blocks::kBlockBytes) + offset % Blocks::kBlockBytes);
+  end_ += name.size();
+  used_ += name.size();
+  return static_cast<uint32_t>(offset);
+}
+
 NameTree::NameTree() {
   Node root{};
   root.parent = kNone;
@@ -30,9 +67,9 @@ NameTree::NameTree() {
 }
 
 size_t NameTree::MemoryBytes() const {
-  size_t bytes = nodes_.capacity() * sizeof(Node) + free_nodes_.capacity() * sizeof(Id) +
+  size_t bytes = nodes_.bytes() + free_nodes_.capacity() * sizeof(Id) +
                  dirs_.capacity() * sizeof(Directory) + free_dirs_.capacity() * sizeof(Id) +
-                 names_.capacity() + scratch_.capacity() * sizeof(Id);
+                 names_.bytes() + scratch_.capacity() * sizeof(Id);
   for (const Directory& d : dirs_) bytes += d.children.capacity() * sizeof(Id);
   // A flat_hash_map slot per bucket, plus a control byte each.
   bytes += by_identity_.bucket_count() * (sizeof(std::pair<std::pair<uint64_t, uint64_t>, Id>) + 1);
@@ -81,7 +118,7 @@ NameTree::Id NameTree::NewNode() {
     free_nodes_.pop_back();
     return id;
   }
-  nodes_.emplace_back();
+  nodes_.push_back(Node{});
   return static_cast<Id>(nodes_.size() - 1);
 }
 
@@ -90,12 +127,11 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
   const Id id = NewNode();
   Node& node = nodes_[id];
   node.parent = parent;
-  node.name_offset = static_cast<uint32_t>(names_.size());
+  node.name_offset = names_.Append(entry_name);
   node.name_size = static_cast<uint8_t>(entry_name.size());
   node.type = entry_type;
   node.flags = 0;
   node.dir = kNone;
-  names_.append(entry_name);
   if (entry_type == DT_DIR) {
     Id d;
     if (!free_dirs_.empty()) {
@@ -144,16 +180,14 @@ void NameTree::Free(Id id) {
 }
 
 void NameTree::MaybeCompactNames() {
-  if (dead_name_bytes_ < kMinDeadNameBytes || dead_name_bytes_ * 2 < names_.size()) return;
-  std::string compact;
-  compact.reserve(names_.size() - dead_name_bytes_);
-  for (Node& node : nodes_) {
+  if (dead_name_bytes_ < kMinDeadNameBytes || dead_name_bytes_ * 2 < names_.used()) return;
+  NameArena compact;
+  for (size_t id = 0; id < nodes_.size(); ++id) {
+    Node& node = nodes_[id];
     if (node.parent == kFree) continue;
-    const uint32_t offset = static_cast<uint32_t>(compact.size());
-    compact.append(names_, node.name_offset, node.name_size);
-    node.name_offset = offset;
+    node.name_offset = compact.Append(names_.Get(node.name_offset, node.name_size));
   }
-  names_.swap(compact);
+  names_ = std::move(compact);
   dead_name_bytes_ = 0;
 }
 
@@ -180,8 +214,11 @@ bool NameTree::AppendPath(Id id, Id ancestor, std::string* out) const {
 
 void NameTree::Shrink() {
   for (Directory& d : dirs_) d.children.shrink_to_fit();
-  nodes_.shrink_to_fit();
-  names_.shrink_to_fit();
+}
+
+void NameTree::ReserveChildren(Id dir, size_t n) {
+  std::vector<Id>& children = dirs_[nodes_[dir].dir].children;
+  children.reserve(children.size() + n);
 }
 
 }  // namespace filemesh::internal
