@@ -87,8 +87,8 @@ install(FILES
 set(FILEMESH_PC_base_REQUIRES "absl_strings")
 set(FILEMESH_PC_base_SUMMARY "internal: what every component links")
 set(FILEMESH_PC_fs_REQUIRES
-  "filemesh-base protobuf re2 absl_status absl_statusor absl_time absl_strings")
-set(FILEMESH_PC_fs_SUMMARY "files: FileLister, FileSearcher")
+  "filemesh-base protobuf re2 zlib absl_status absl_statusor absl_time absl_strings")
+set(FILEMESH_PC_fs_SUMMARY "files: FileLister, FileSearcher, FileIndex")
 set(FILEMESH_PC_service_REQUIRES
   "filemesh-base absl_strings absl_time absl_flags absl_flags_parse absl_flags_reflection absl_flags_usage libssl libcrypto")
 set(FILEMESH_PC_service_SUMMARY "service kit: logging, flags, signals, TLS options")

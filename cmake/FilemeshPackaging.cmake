@@ -21,7 +21,7 @@ FileLister, FileSearcher, FailoverChannel, ServiceHost and RestGateway:
 headers, libraries, the CMake package (find_package(filemesh)) and the
 pkg-config modules.")
 # What a consumer's build needs to find and link the components.
-set(filemesh_dev_depends "libprotobuf-dev, protobuf-compiler, libabsl-dev, libre2-dev, libssl-dev, pkg-config")
+set(filemesh_dev_depends "libprotobuf-dev, protobuf-compiler, libabsl-dev, libre2-dev, zlib1g-dev, libssl-dev, pkg-config")
 if(FILEMESH_BUILD_RPC)
   string(APPEND filemesh_dev_depends ", libgrpc++-dev, librabbitmq-dev")
 endif()

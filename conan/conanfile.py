@@ -92,6 +92,8 @@ class FilemeshConan(ConanFile):
         self.requires("abseil/20220623.1", transitive_headers=True, transitive_libs=True)
         # filemesh::fs's matcher; found through pkg-config (re2.pc).
         self.requires("re2/20220601")
+        # FileIndex's snapshots: zlib's CRC-32.
+        self.requires("zlib/[>=1.2.11 <2]")
         # filemesh::service checks the PEM files of TLS options.
         self.requires("openssl/[>=3 <4]")
         if self.options.rpc:

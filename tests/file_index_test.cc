@@ -2,17 +2,24 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "filemesh/file_searcher.hpp"
+#include "fs/index_snapshot.h"
 #include "fs/index_testing.h"
 #include "fs/name_tree.h"
 #include "gmock/gmock.h"
@@ -103,7 +110,16 @@ void ExpectSameAnswer(const FileIndex& index, const FileSearcher& walker,
   ASSERT_EQ(walked.status(), indexed.status());
   if (!walked.ok()) return;
   EXPECT_TRUE(indexed->has_index_as_of());
-  EXPECT_EQ(Describe(*walked), Describe(*indexed));
+  const std::string walk_text = Describe(*walked);
+  const std::string index_text = Describe(*indexed);
+  if (walk_text != index_text) {
+    // Where they part, not all of both (answers can be long).
+    size_t at = 0;
+    while (at < walk_text.size() && at < index_text.size() && walk_text[at] == index_text[at]) ++at;
+    const size_t from = at < 300 ? 0 : at - 300;
+    ADD_FAILURE() << "the index answers otherwise than the walk, from byte " << at << "\nwalk:  ..."
+                  << walk_text.substr(from, 600) << "\nindex: ..." << index_text.substr(from, 600);
+  }
 }
 
 v1::SearchRequest Glob(const std::string& pattern) {
@@ -343,6 +359,211 @@ TEST(FileIndexInotifyTest, UnwatchedDirectoriesAreReadAtEachVerification) {
   };
   EXPECT_TRUE(testing::WaitFor(five, absl::Seconds(30)));
   EXPECT_GE(index.stats().verify_repairs, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+TEST(IndexSnapshotTest, RoundTripsATreeAndRefusesDamage) {
+  NameTree tree;
+  tree.SetIdentity(NameTree::kRoot, 1, 2);
+  const NameTree::Id a = tree.Add(NameTree::kRoot, "a", DT_DIR);
+  tree.SetIdentity(a, 1, 3);
+  tree.set_entry_inode(a, 3);
+  tree.Add(a, "x\xff.h", DT_REG);
+  const NameTree::Id locked = tree.Add(a, "locked", DT_DIR);
+  tree.set_flags(locked, NameTree::kUnreadable);
+  tree.Add(NameTree::kRoot, "l", DT_LNK);
+  internal::SnapshotInfo info;
+  info.root_device = 1;
+  info.root_inode = 2;
+  info.one_file_system = true;
+  info.as_of = absl::FromUnixSeconds(1700000000);
+  const std::string bytes = internal::EncodeSnapshot(tree, info);
+
+  NameTree loaded;
+  absl::StatusOr<internal::SnapshotInfo> read = internal::DecodeSnapshot(bytes, &loaded);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->entries, 4u);
+  EXPECT_EQ(read->as_of, info.as_of);
+  EXPECT_TRUE(read->one_file_system);
+  EXPECT_EQ(loaded.size(), tree.size());
+  const NameTree::Id la = loaded.FindDirectory(1, 3);
+  ASSERT_NE(la, NameTree::kNone);
+  EXPECT_EQ(loaded.entry_inode(la), 3u);
+  EXPECT_NE(loaded.Child(la, "x\xff.h"), NameTree::kNone);
+  EXPECT_EQ(loaded.flags(loaded.Child(la, "locked")), NameTree::kUnreadable);
+  EXPECT_EQ(loaded.type(loaded.Child(NameTree::kRoot, "l")), DT_LNK);
+
+  // Every byte flipped, and every length cut short, is refused whole.
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x40);
+    NameTree ignored;
+    EXPECT_TRUE(absl::IsDataLoss(internal::DecodeSnapshot(bad, &ignored).status())) << i;
+  }
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    NameTree ignored;
+    EXPECT_TRUE(absl::IsDataLoss(internal::DecodeSnapshot(bytes.substr(0, n), &ignored).status()))
+        << n;
+  }
+}
+
+class FileIndexSnapshotTest : public ::testing::Test {
+ protected:
+  FileIndexSnapshotTest() {
+    tree_.Dir("src");
+    tree_.File("src/main.cc", 10);
+    tree_.Dir("src/deep");
+    tree_.File("src/deep/x.h");
+    tree_.File("README.md");
+  }
+
+  FileIndexOptions Options() const {
+    FileIndexOptions options;
+    options.watch = IndexWatch::kInotify;
+    options.snapshot_dir = dir_.root();
+    return options;
+  }
+
+  std::string SnapshotPath() const { return dir_.Abs(internal::kSnapshotName); }
+
+  void ExpectSameAsTheWalk(const FileIndex& index) {
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    FileSearcher walker(tree_.root());
+    v1::SearchRequest all = Glob("*");
+    all.set_include_hidden(true);
+    all.set_max_results(100000);
+    ExpectSameAnswer(index, walker, all);
+  }
+
+  testing::TestTree tree_;
+  testing::TestTree dir_;  // the snapshot directory
+};
+
+TEST_F(FileIndexSnapshotTest, ARestartLoadsTheSnapshotAndCatchesUp) {
+  {
+    FileIndex index(tree_.root(), Options());
+    ASSERT_TRUE(index.Start().ok());
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    EXPECT_FALSE(index.stats().from_snapshot);
+    index.Stop();
+    EXPECT_GE(index.stats().snapshots_written, 2u);  // after the build, and at Stop
+  }
+  // Changes while no index runs: found by the catch-up.
+  tree_.Remove("src/deep/x.h");
+  tree_.File("src/deep/y.h");
+  tree_.Dir("new");
+  tree_.File("new/z.h");
+  FileIndex index(tree_.root(), Options());
+  ASSERT_TRUE(index.Start().ok());
+  ExpectSameAsTheWalk(index);
+  const FileIndexStats stats = index.stats();
+  EXPECT_TRUE(stats.from_snapshot);
+  EXPECT_EQ(stats.snapshot_refused, "");
+  EXPECT_EQ(stats.entries, 8u);
+}
+
+TEST_F(FileIndexSnapshotTest, ADamagedSnapshotIsIgnoredAndTheIndexBuilt) {
+  {
+    FileIndex index(tree_.root(), Options());
+    ASSERT_TRUE(index.Start().ok());
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    index.Stop();
+  }
+  std::string bytes;
+  {
+    std::ifstream in(SnapshotPath(), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 80u);
+  bytes[bytes.size() - 3] ^= 1;
+  std::ofstream(SnapshotPath(), std::ios::binary | std::ios::trunc) << bytes;
+  FileIndex index(tree_.root(), Options());
+  ASSERT_TRUE(index.Start().ok());
+  ExpectSameAsTheWalk(index);
+  EXPECT_FALSE(index.stats().from_snapshot);
+  EXPECT_THAT(index.stats().snapshot_refused, HasSubstr("checksum does not match"));
+}
+
+TEST_F(FileIndexSnapshotTest, ASnapshotOfAnotherRootIsIgnored) {
+  testing::TestTree other;
+  other.File("elsewhere.h");
+  {
+    FileIndex index(other.root(), Options());
+    ASSERT_TRUE(index.Start().ok());
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+  }
+  FileIndex index(tree_.root(), Options());
+  ASSERT_TRUE(index.Start().ok());
+  ExpectSameAsTheWalk(index);
+  EXPECT_THAT(index.stats().snapshot_refused, HasSubstr("of another directory"));
+}
+
+TEST_F(FileIndexSnapshotTest, SaveSnapshotSaysWhyNot) {
+  FileIndex without(tree_.root());
+  EXPECT_TRUE(absl::IsFailedPrecondition(without.SaveSnapshot()));
+  FileIndex unstarted(tree_.root(), Options());
+  EXPECT_TRUE(absl::IsUnavailable(unstarted.SaveSnapshot()));
+}
+
+// The child of KillDuringWritingNeverLeavesASnapshotThatLoadsWrong: writes
+// snapshots of the tree, changing it between them, until killed.
+TEST(FileIndexSnapshotChild, WritesUntilKilled) {
+  const char* tree = std::getenv("FILEMESH_SNAPSHOT_CHILD_TREE");
+  const char* dir = std::getenv("FILEMESH_SNAPSHOT_CHILD_DIR");
+  if (tree == nullptr || dir == nullptr) GTEST_SKIP() << "run by the test below";
+  FileIndexOptions options;
+  options.watch = IndexWatch::kInotify;
+  options.snapshot_dir = dir;
+  FileIndex index(tree, options);
+  ASSERT_TRUE(index.Start().ok());
+  for (int i = 0;; ++i) {
+    const std::string file = absl::StrCat(tree, "/changing/f", i % 50);
+    if (::unlink(file.c_str()) != 0) std::ofstream{file};
+    ASSERT_TRUE(index.WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    ASSERT_TRUE(index.SaveSnapshot().ok());
+  }
+}
+
+TEST_F(FileIndexSnapshotTest, KillDuringWritingNeverLeavesASnapshotThatLoadsWrong) {
+  tree_.Dir("changing");
+  for (int i = 0; i < 2000; ++i) tree_.File(absl::StrCat("changing/bulk", i));
+  std::mt19937_64 random(std::random_device{}());
+  int loaded = 0;
+  for (int round = 0; round < 8; ++round) {
+    const std::string tree_env = absl::StrCat("FILEMESH_SNAPSHOT_CHILD_TREE=", tree_.root());
+    const std::string dir_env = absl::StrCat("FILEMESH_SNAPSHOT_CHILD_DIR=", dir_.root());
+    const std::string filter = "--gtest_filter=FileIndexSnapshotChild.WritesUntilKilled";
+    char* argv[] = {const_cast<char*>("file_index_test"), const_cast<char*>(filter.c_str()),
+                    nullptr};
+    char* envp[] = {const_cast<char*>(tree_env.c_str()), const_cast<char*>(dir_env.c_str()),
+                    nullptr};
+    pid_t child;
+    ASSERT_EQ(::posix_spawn(&child, "/proc/self/exe", nullptr, nullptr, argv, envp), 0);
+    // The child writes for a while: kill -9 at a random moment of it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + random() % 400));
+    ASSERT_EQ(::kill(child, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child ended on its own: " << status;
+
+    // Whatever the kill left loads right (then catches up) or is refused.
+    FileIndex index(tree_.root(), Options());
+    ASSERT_TRUE(index.Start().ok());
+    ExpectSameAsTheWalk(index);
+    const FileIndexStats stats = index.stats();
+    if (stats.from_snapshot) ++loaded;
+    EXPECT_EQ(stats.snapshot_refused, "") << "a rename is atomic: never a part of a snapshot";
+    index.Stop();
+    // The killed writer's temporary file is gone: the snapshot alone is left.
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.root())) {
+      files.push_back(e.path().filename().string());
+    }
+    EXPECT_THAT(files, ::testing::ElementsAre(internal::kSnapshotName));
+  }
+  EXPECT_GT(loaded, 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -61,6 +61,11 @@ std::vector<prometheus::MetricFamily> IndexMetrics::Collect() const {
   out.push_back(Family("filemesh_index_unwatched_directories",
                        "inotify: directories indexed but not watched (--index_max_watches)",
                        MetricType::Gauge, count(s.unwatched_directories)));
+  out.push_back(Family("filemesh_index_snapshots_written_total", "Snapshots written (--index_dir)",
+                       MetricType::Counter, count(s.snapshots_written)));
+  out.push_back(Family("filemesh_index_snapshot_failing",
+                       "1 when the last snapshot could not be written", MetricType::Gauge,
+                       s.snapshot_error.empty() ? 0 : 1));
   prometheus::MetricFamily searches{"filemesh_index_searches_total",
                                     "Searches, by what answered them (index or walk)",
                                     MetricType::Counter,

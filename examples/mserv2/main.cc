@@ -42,6 +42,11 @@ ABSL_FLAG(int64_t, index_max_entries, 50'000'000,
           "entries indexed at most (about 40 bytes each); a larger tree is walked");
 ABSL_FLAG(absl::Duration, index_verify_interval, absl::Minutes(5),
           "how often a sample of directories is compared with the disk (0: never)");
+ABSL_FLAG(std::string, index_dir, "",
+          "directory for the index's snapshot: a restart answers from it at once, then catches up "
+          "with what changed meanwhile; empty: none (each start builds the index)");
+ABSL_FLAG(absl::Duration, index_snapshot_interval, absl::Minutes(10),
+          "how often the snapshot is written besides after the build and at exit (0: only then)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics of the index on (GET /metrics); empty: none");
 
@@ -72,6 +77,12 @@ absl::StatusOr<filemesh::FileIndexOptions> IndexOptionsFromFlags(
   if (verify < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--index_verify_interval must not be negative");
   }
+  const absl::Duration snapshots = absl::GetFlag(FLAGS_index_snapshot_interval);
+  if (snapshots < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--index_snapshot_interval must not be negative");
+  }
+  options.snapshot_dir = absl::GetFlag(FLAGS_index_dir);
+  options.snapshot_interval = snapshots;
   options.max_watches = static_cast<size_t>(watches);
   options.max_entries = static_cast<size_t>(entries);
   options.verify_interval = verify;
@@ -90,14 +101,31 @@ class IndexReporter {
   }
 
  private:
+  // index_ready when searches go to the index (built, or loaded from its
+  // snapshot), then index_current once it holds every change (after a
+  // load: once it caught up); or index_failed.
   void Run(const filemesh::FileIndex& index) {
+    bool ready_logged = false;
     while (!stop_.load()) {
-      if (index.WaitUntilCurrent(absl::Now() + absl::Milliseconds(200))) {
-        const filemesh::FileIndexStats s = index.stats();
-        filemesh::LogEvent("index_ready",
-                           {{"mode", s.watch_mode},
-                            {"entries", absl::StrCat(s.entries)},
-                            {"memory_bytes", absl::StrCat(s.memory_bytes)},
+      const bool current = index.WaitUntilCurrent(absl::Now() + absl::Milliseconds(100));
+      const filemesh::FileIndexStats s = index.stats();
+      if (s.ready && !ready_logged) {
+        ready_logged = true;
+        if (!s.snapshot_refused.empty()) {
+          filemesh::LogEvent(filemesh::LogLevel::kWarning, "index_snapshot_ignored",
+                             {{"reason", s.snapshot_refused}});
+        }
+        filemesh::LogEvent(
+            "index_ready",
+            {{"mode", s.watch_mode},
+             {"entries", absl::StrCat(s.entries)},
+             {"memory_bytes", absl::StrCat(s.memory_bytes)},
+             {"from_snapshot", s.from_snapshot ? "true" : "false"},
+             {"load_seconds", absl::StrCat(absl::ToDoubleSeconds(s.snapshot_load_time))}});
+      }
+      if (current) {
+        filemesh::LogEvent("index_current",
+                           {{"entries", absl::StrCat(s.entries)},
                             {"build_seconds", absl::StrCat(absl::ToDoubleSeconds(s.build_time))}});
         return;
       }

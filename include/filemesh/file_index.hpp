@@ -67,6 +67,17 @@ struct FileIndexOptions {
   // with the index (differences are repaired and counted). Zero: never.
   absl::Duration verify_interval = absl::Minutes(5);
   size_t verify_sample = 256;
+  // Where the index keeps its snapshot (the file filemesh-index.snapshot);
+  // empty: none. At Start a snapshot of this root (same directory, same
+  // one_file_system, this format) is loaded and searched at once, then every
+  // directory is read again to catch up with what changed meanwhile; a
+  // snapshot that is corrupt, of another root or of another format is
+  // ignored (stats().snapshot_refused) and the index is built. Written after
+  // each build, every `snapshot_interval` (zero: only then and at Stop), and
+  // at Stop; atomically (a temporary file renamed over the old one), so a
+  // crash at any moment leaves the old snapshot or the new one.
+  std::string snapshot_dir;
+  absl::Duration snapshot_interval = absl::Minutes(10);
 };
 
 struct FileIndexStats {
@@ -77,8 +88,15 @@ struct FileIndexStats {
   uint64_t directories = 0;
   // Bytes the index holds (names, links, directories, the identity map).
   uint64_t memory_bytes = 0;
-  // Time the first build took.
+  // Time the first build took (after a snapshot: the catch-up).
   absl::Duration build_time;
+  // The index was loaded from its snapshot, in this time; or why a snapshot
+  // found was not used. Snapshots written, and the last write's error.
+  bool from_snapshot = false;
+  absl::Duration snapshot_load_time;
+  std::string snapshot_refused;
+  uint64_t snapshots_written = 0;
+  std::string snapshot_error;
   // Every change before this time is indexed (InfinitePast before ready).
   absl::Time as_of = absl::InfinitePast();
   // Change reports read from the kernel, directories read again because of
@@ -127,6 +145,11 @@ class FileIndex : public FileSearcherInterface {
   absl::StatusOr<v1::SearchResponse> Search(
       const v1::SearchRequest& request,
       absl::Time deadline = absl::InfiniteFuture()) const override;
+
+  // Writes the snapshot now (see FileIndexOptions::snapshot_dir).
+  // FailedPrecondition without a snapshot directory, Unavailable before the
+  // index is built; the file system's errors.
+  absl::Status SaveSnapshot() const;
 
   // Waits until every change made before the call is in the index (the
   // index is built and the reports read so far are applied). False when

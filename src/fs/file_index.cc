@@ -30,6 +30,7 @@
 #include "fs/directory_fds.h"
 #include "fs/entry.h"
 #include "fs/errno_status.h"
+#include "fs/index_snapshot.h"
 #include "fs/index_testing.h"
 #include "fs/name_tree.h"
 #include "fs/search_plan.h"
@@ -147,6 +148,13 @@ struct FileIndex::Impl {
   absl::Status status ABSL_GUARDED_BY(mu);
   absl::Duration build_time ABSL_GUARDED_BY(mu);
   std::string watch_mode ABSL_GUARDED_BY(mu);
+  bool from_snapshot ABSL_GUARDED_BY(mu) = false;
+  absl::Duration snapshot_load_time ABSL_GUARDED_BY(mu);
+  std::string snapshot_refused ABSL_GUARDED_BY(mu);
+  mutable absl::Status snapshot_error ABSL_GUARDED_BY(mu);
+  mutable uint64_t snapshots_written ABSL_GUARDED_BY(mu) = 0;
+  // One snapshot written at a time (they share the temporary file).
+  mutable internal::Mutex snapshot_mu;
   // inotify: directories indexed but not watched; read at each verification.
   absl::flat_hash_set<Id> unwatched ABSL_GUARDED_BY(mu);
 
@@ -168,6 +176,13 @@ struct FileIndex::Impl {
   // The background thread: build, then follow changes until Stop.
   void Run();
   absl::Status Build();
+  // Loads the snapshot of options.snapshot_dir: true when the index then
+  // serves from it (catching up next), false when there is none or it is
+  // refused (snapshot_refused says why).
+  bool LoadSnapshot();
+  // Reads every directory again after a load: what changed while down.
+  void CatchUp();
+  absl::Status SaveSnapshot() const;
   void Follow();
   void FollowChanges();  // Follow's loop, until Stop or a failure
   // PauseIndexFollowingForTesting: waits here while paused.
@@ -206,6 +221,12 @@ struct FileIndex::Impl {
   void Forget(Id dir);  // a directory left the tree (removal callback)
 
   void Fail(absl::Status why);
+  absl::Status TooLarge() const {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the tree under ", root, " has more than ", options.max_entries,
+                     " entries, the index's limit (FileIndexOptions::max_entries, "
+                     "--index_max_entries): searches walk it"));
+  }
 
   class Scan;
 
@@ -389,12 +410,7 @@ absl::Status FileIndex::Impl::ScanBelow(Id dir, std::shared_ptr<const UniqueFd> 
   auto scan = std::make_shared<Scan>(this, std::move(first));
   const int threads = options.search.threads;
   scan->Run(threads <= 0 ? std::numeric_limits<int>::max() : threads - 1);
-  if (too_large.load()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the tree under ", root, " has more than ", options.max_entries,
-                     " entries, the index's limit (FileIndexOptions::max_entries, "
-                     "--index_max_entries): searches walk it"));
-  }
+  if (too_large.load()) return TooLarge();
   return scan->error();
 }
 
@@ -430,12 +446,107 @@ absl::Status FileIndex::Impl::Build() {
   return absl::OkStatus();
 }
 
+bool FileIndex::Impl::LoadSnapshot() {
+  const absl::Time start = absl::Now();
+  const std::string path = absl::StrCat(options.snapshot_dir, "/", internal::kSnapshotName);
+  const auto refuse = [&](const absl::Status& why) {
+    internal::MutexLock lock(&mu);
+    snapshot_refused = why.ToString();
+    return false;
+  };
+  // Each entry takes at most 3 bytes, its name and a directory's 28.
+  const uint64_t max_bytes = uint64_t{64} + uint64_t{options.max_entries} * (3 + 255 + 28);
+  absl::StatusOr<std::string> bytes = internal::ReadWholeFile(path, max_bytes);
+  if (!bytes.ok()) return absl::IsNotFound(bytes.status()) ? false : refuse(bytes.status());
+  NameTree loaded;
+  absl::StatusOr<internal::SnapshotInfo> info = internal::DecodeSnapshot(*bytes, &loaded);
+  if (!info.ok()) return refuse(info.status());
+  struct stat st;
+  if (::fstat(root_fd.get(), &st) != 0) return refuse(internal::ErrnoToStatus(errno, "stat", root));
+  if (info->root_device != st.st_dev || info->root_inode != st.st_ino) {
+    return refuse(
+        absl::FailedPreconditionError(absl::StrCat(path, " is of another directory than ", root)));
+  }
+  if (info->one_file_system != options.search.one_file_system) {
+    return refuse(absl::FailedPreconditionError(
+        absl::StrCat(path, " was made with one_file_system ", info->one_file_system ? "on" : "off",
+                     ", the index has it ", options.search.one_file_system ? "on" : "off")));
+  }
+  if (info->entries + 1 > options.max_entries) {
+    return refuse(absl::FailedPreconditionError(
+        absl::StrCat(path, " holds more entries than --index_max_entries")));
+  }
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree = std::move(loaded);
+  }
+  internal::MutexLock lock(&mu);
+  from_snapshot = true;
+  snapshot_load_time = absl::Now() - start;
+  as_of = info->as_of;  // what changed after it, the catch-up finds
+  ready.store(true);
+  changed.SignalAll();
+  return true;
+}
+
+void FileIndex::Impl::CatchUp() {
+  const absl::Time start = absl::Now();
+  RefreshQueue queue;
+  queue.recursive = true;
+  queue.Add(NameTree::kRoot);
+  RefreshAll(&queue);
+  if (too_large.load()) return;
+  internal::MutexLock lock(&mu);
+  as_of = std::max(as_of, start);
+  build_time = absl::Now() - start;
+  changed.SignalAll();
+}
+
+absl::Status FileIndex::Impl::SaveSnapshot() const {
+  if (options.snapshot_dir.empty()) {
+    return absl::FailedPreconditionError("the index has no snapshot directory");
+  }
+  if (!ready.load()) return absl::UnavailableError("the index is not built yet");
+  internal::MutexLock saving(&snapshot_mu);
+  internal::SnapshotInfo info;
+  info.root_device = root_device;
+  info.one_file_system = options.search.one_file_system;
+  {
+    internal::MutexLock lock(&mu);
+    info.as_of = as_of;  // read first: the tree read next is at least as new
+  }
+  std::string bytes;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    info.root_inode = tree.identity(NameTree::kRoot).second;
+    info.root_device = tree.identity(NameTree::kRoot).first;
+    bytes = internal::EncodeSnapshot(tree, info);
+  }
+  absl::Status written =
+      internal::WriteFileAtomically(options.snapshot_dir, internal::kSnapshotName, bytes);
+  internal::MutexLock lock(&mu);
+  snapshot_error = written;
+  if (written.ok()) ++snapshots_written;
+  return written;
+}
+
 void FileIndex::Impl::Run() {
-  if (absl::Status built = Build(); !built.ok()) {
+  if (!options.snapshot_dir.empty()) {
+    internal::RemoveLeftovers(options.snapshot_dir, internal::kSnapshotName);
+  }
+  if (!options.snapshot_dir.empty() && LoadSnapshot()) {
+    CatchUp();
+  } else if (absl::Status built = Build(); !built.ok()) {
     Fail(std::move(built));
     return;
   }
+  if (too_large.load()) {
+    Fail(TooLarge());
+    return;
+  }
+  if (!options.snapshot_dir.empty()) SaveSnapshot().IgnoreError();  // errors: in stats
   Follow();
+  if (!options.snapshot_dir.empty() && ready.load()) SaveSnapshot().IgnoreError();
 }
 
 void FileIndex::Impl::ParkWhilePaused() {
@@ -475,6 +586,10 @@ void FileIndex::Impl::FollowChanges() {
   absl::Time next_verify = options.verify_interval > absl::ZeroDuration()
                                ? absl::Now() + options.verify_interval
                                : absl::InfiniteFuture();
+  const bool snapshots =
+      !options.snapshot_dir.empty() && options.snapshot_interval > absl::ZeroDuration();
+  absl::Time next_snapshot =
+      snapshots ? absl::Now() + options.snapshot_interval : absl::InfiniteFuture();
   for (;;) {
     {
       internal::MutexLock lock(&mu);
@@ -484,9 +599,9 @@ void FileIndex::Impl::FollowChanges() {
     pollfd fds[2] = {{watcher->fd(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
     // Woken by a report, a poke, the next verification or the heartbeat
     // that moves as_of on while nothing changes.
-    const absl::Duration wait = std::min(next_verify - absl::Now(), kHeartbeat);
-    const int timeout =
-        static_cast<int>(std::max<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0));
+    const absl::Duration wait =
+        std::min({next_verify - absl::Now(), next_snapshot - absl::Now(), kHeartbeat});
+    const int timeout = static_cast<int>(std::max<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0));
     if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
       Fail(internal::ErrnoToStatus(errno, "poll", "the change reports"));
       return;
@@ -502,6 +617,10 @@ void FileIndex::Impl::FollowChanges() {
     if (now >= next_verify) {
       Verify();
       next_verify = absl::Now() + options.verify_interval;
+    }
+    if (now >= next_snapshot) {
+      SaveSnapshot().IgnoreError();  // errors: in stats
+      next_snapshot = absl::Now() + options.snapshot_interval;
     }
     internal::MutexLock lock(&mu);
     as_of = std::max(as_of, now);
@@ -550,9 +669,7 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
   }
   RefreshAll(&queue);
   if (too_large.load()) {
-    Fail(absl::ResourceExhaustedError(
-        absl::StrCat("the tree under ", root, " grew past ", options.max_entries,
-                     " entries, the index's limit (--index_max_entries): searches walk it")));
+    Fail(TooLarge());
     return false;
   }
   return true;
@@ -607,10 +724,13 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
   auto self = std::make_shared<const UniqueFd>(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0) return false;
-  if (dir != NameTree::kRoot && identity.second != 0 &&
-      (identity.first != st.st_dev || identity.second != st.st_ino)) {
-    queue->Add(parent);  // another directory at its path now
-    return false;
+  bool differed = false;
+  if (identity.second != 0 && (identity.first != st.st_dev || identity.second != st.st_ino)) {
+    // Another directory at its path now (replaced meanwhile, or its
+    // filesystem mounted anew since a snapshot): read it as a new one.
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
+    differed = true;
   }
   if (!Enter(dir, fd, st)) {
     internal::WriterMutexLock lock(&tree_mu);
@@ -621,7 +741,7 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
   std::vector<Listed> listed;
   if (!ReadEntries(fd, &reader, &listed)) {
     MarkUnreadable(dir);
-    return false;
+    return differed;
   }
 
   // The differences: entries gone (or of another kind now) and new ones.
@@ -648,7 +768,7 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
     }
     for (const auto& [name, child] : known) removed.push_back(child);
   }
-  if (removed.empty() && added.empty()) return false;
+  if (removed.empty() && added.empty()) return differed;
 
   std::vector<std::pair<Id, const Listed*>> new_dirs;
   {
@@ -941,6 +1061,8 @@ absl::StatusOr<v1::SearchResponse> FileIndex::Search(const v1::SearchRequest& re
   return impl_->walker.Search(request, deadline);
 }
 
+absl::Status FileIndex::SaveSnapshot() const { return impl_->SaveSnapshot(); }
+
 bool FileIndex::WaitUntilCurrent(absl::Time deadline) const {
   const absl::Time now = absl::Now();
   if (impl_->wake_fd.valid()) Poke(impl_->wake_fd.get());
@@ -966,6 +1088,11 @@ FileIndexStats FileIndex::stats() const {
     s.as_of = impl_->as_of;
     s.build_time = impl_->build_time;
     s.watch_mode = impl_->watch_mode;
+    s.from_snapshot = impl_->from_snapshot;
+    s.snapshot_load_time = impl_->snapshot_load_time;
+    s.snapshot_refused = impl_->snapshot_refused;
+    s.snapshot_error = impl_->snapshot_error.ok() ? "" : impl_->snapshot_error.ToString();
+    s.snapshots_written = impl_->snapshots_written;
     s.unwatched_directories = impl_->unwatched.size();
   }
   s.events = impl_->events.load();
