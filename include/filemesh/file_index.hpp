@@ -18,9 +18,10 @@
 // in the answer. Until the index is ready, or when the index cannot answer a
 // request (its start directory is not indexed, e.g. made a moment ago, or on
 // a filesystem the index left out), the request is walked as FileSearcher
-// would, and `index_as_of` is left unset. When a capped search (max_results,
-// the byte budget, the deadline) stops early, the entries kept are the first
-// in the index's order, not necessarily the walk's.
+// would, and `index_as_of` is left unset. The index is searched by the same
+// threads as the walk (FileSearcherOptions::threads); as with the walk, which
+// entries a capped search (max_results, the byte budget, the deadline) keeps
+// when it stops early is not set.
 //
 // Thread safety: Search(), stats() and WaitUntilCurrent() may be called from
 // any number of threads at once, also while the index is built or updated.
