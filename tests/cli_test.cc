@@ -108,6 +108,38 @@ TEST_F(CliTest, FindPrintsSortedMatchesAndJson) {
   EXPECT_EQ(parsed.matches(0).size(), 500u);
 }
 
+TEST_F(CliTest, FindAnswersFromAnIndexDirectory) {
+  testing::TestTree index_dir;
+  // No snapshot yet: an index is built, answers, and is saved.
+  Result r = RunCli({"find", "--root", tree_.root(), "--index-dir", index_dir.root(), "*.h"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "src/a.h\ntop.h\n");
+  EXPECT_THAT(r.err, HasSubstr("from the index built now as of"));
+  // A file made since: the snapshot (younger than an hour) does not know it,
+  // and says how old it is; --index-max-age 0s builds anew.
+  tree_.File("src/new.h");
+  r = RunCli({"find", "--root", tree_.root(), "--index-dir", index_dir.root(), "*.h"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "src/a.h\ntop.h\n");
+  EXPECT_THAT(r.err, HasSubstr("from the index snapshot as of"));
+  r = RunCli({"find", "--root", tree_.root(), "--index-dir", index_dir.root(), "--index-max-age",
+              "0s", "--json", "*.h"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::SearchResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok()) << r.out;
+  ASSERT_EQ(parsed.matches_size(), 3);
+  EXPECT_EQ(parsed.matches(1).path(), "src/new.h");
+  EXPECT_TRUE(parsed.has_index_as_of());
+
+  EXPECT_EQ(RunCli({"find", "--index-dir", index_dir.root(), "--index-max-age", "soon", "x"}).code,
+            kExitUsage);
+  EXPECT_EQ(RunCli({"find", "--index-dir", index_dir.root(), "--max-results", "100001", "x"}).code,
+            kExitUsage);
+  r = RunCli({"find", "--root", tree_.root(), "--index-dir", tree_.Abs("nowhere"), "*.h"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;  // answered; the snapshot could not be saved, and it says so
+  EXPECT_THAT(r.err, HasSubstr("the index could not be saved"));
+}
+
 TEST(CliOneFileSystemTest, DashXStaysOffOtherFilesystems) {
   struct stat root_st, proc_st;
   if (::stat("/", &root_st) != 0 || ::stat("/proc", &proc_st) != 0 ||

@@ -79,11 +79,19 @@ struct FileIndexOptions {
   // crash at any moment leaves the old snapshot or the new one.
   std::string snapshot_dir;
   absl::Duration snapshot_interval = absl::Minutes(10);
+  // A snapshot whose as_of is older than this is ignored (the index built).
+  absl::Duration max_snapshot_age = absl::InfiniteDuration();
+  // False: Start builds the index (or loads its snapshot) and does no more:
+  // no change reports, no catch-up after a load, no periodic work; answers
+  // are as of the build or the snapshot (index_as_of says which). For a
+  // process that answers and exits, such as `filemesh find --index-dir`.
+  bool follow = true;
 };
 
 struct FileIndexStats {
   bool ready = false;  // built: searches use the index
-  // "fanotify", "inotify", or "" before Start().
+  // "fanotify", "inotify", "none" (FileIndexOptions::follow false), or ""
+  // before Start().
   std::string watch_mode;
   uint64_t entries = 0;
   uint64_t directories = 0;
@@ -151,6 +159,11 @@ class FileIndex : public FileSearcherInterface {
   // FailedPrecondition without a snapshot directory, Unavailable before the
   // index is built; the file system's errors.
   absl::Status SaveSnapshot() const;
+
+  // Waits until searches are answered from the index (built, or loaded from
+  // its snapshot). False when `deadline` passed first or the index failed
+  // or stopped.
+  bool WaitUntilReady(absl::Time deadline) const;
 
   // Waits until every change made before the call is in the index (the
   // index is built and the reports read so far are applied). False when

@@ -23,6 +23,7 @@
 #include "base/absl_compat.h"
 #include "base/utf8.h"
 #include "cli/remote_failure.h"
+#include "filemesh/file_index.hpp"
 #include "filemesh/file_lister.hpp"
 #include "filemesh/file_searcher.hpp"
 #include "filemesh/names.hpp"
@@ -102,6 +103,12 @@ Options:
   --timeout SECONDS    stop after this long and print what was found (with
                        --gateway: give up waiting after this long)
   --threads N          walker threads (default: one per core)
+  --index-dir DIR      answer from an index of the root kept in DIR: its
+                       snapshot when younger than --index-max-age, else one
+                       built now and saved there (sorted, 100000 at most;
+                       stderr says how old the answer is)
+  --index-max-age D    how old a snapshot may be: 30s, 10m, 2h (default: 1h;
+                       0s: always build)
   --sort               collect every match, then print them sorted by path
   --json               print the SearchResponse as JSON (protobuf JSON mapping;
                        collects and sorts like --sort)
@@ -563,10 +570,11 @@ struct FindFlags {
   bool help = false, glob = false, substring = false, regex = false, icase = false, hidden = false,
        json = false, print0 = false, sort = false, one_file_system = false;
   std::string root, path, type, max_depth_text, min_size_text, max_size_text, max_results_text,
-      timeout_text, threads_text, gateway_flag, api_key, ca;
+      timeout_text, threads_text, gateway_flag, api_key, ca, index_dir, index_max_age_text;
   std::vector<std::string> positionals;
   // Parsed from the texts above by FindRequest.
   std::optional<uint32_t> max_results, threads, timeout;
+  absl::Duration index_max_age = absl::Hours(1);
 };
 
 void DeclareFindFlags(Args& args, FindFlags* f) {
@@ -593,6 +601,8 @@ void DeclareFindFlags(Args& args, FindFlags* f) {
   args.Value("--max-results", &f->max_results_text);
   args.Value("--timeout", &f->timeout_text);
   args.Value("--threads", &f->threads_text);
+  args.Value("--index-dir", &f->index_dir);
+  args.Value("--index-max-age", &f->index_max_age_text);
   args.Value("--gateway", &f->gateway_flag);
   args.Value("--api-key", &f->api_key);
   args.Value("--ca", &f->ca);
@@ -636,6 +646,13 @@ std::optional<v1::SearchRequest> FindRequest(Args& args, FindFlags* flags) {
                              &flags->max_results) ||
       !ParseNumber<uint32_t>(args, "--timeout", flags->timeout_text, 1, 86400, &flags->timeout) ||
       !ParseNumber<uint32_t>(args, "--threads", flags->threads_text, 1, 256, &flags->threads)) {
+    return std::nullopt;
+  }
+  if (!flags->index_max_age_text.empty() &&
+      (!absl::ParseDuration(flags->index_max_age_text, &flags->index_max_age) ||
+       flags->index_max_age < absl::ZeroDuration())) {
+    args.Usage(absl::StrCat("--index-max-age takes a duration such as 30m or 0s, not \"",
+                            flags->index_max_age_text, "\""));
     return std::nullopt;
   }
   if (max_depth) request.set_max_depth(*max_depth);
@@ -721,6 +738,43 @@ int FindLocal(const FindFlags& flags, const v1::SearchRequest& request, const Ru
                         request.has_one_file_system(), out, err);
 }
 
+// `find --index-dir`: one sorted answer (100,000 matches at most) from a
+// FileIndex whose snapshot lives in the directory: the snapshot when it is
+// younger than --index-max-age, else an index built now (and saved there for
+// the next time). Nothing is followed: the answer is as of the snapshot or
+// the build, which stderr says.
+int FindIndexed(const FindFlags& flags, v1::SearchRequest request, std::FILE* out, std::FILE* err) {
+  FileIndexOptions options;
+  options.search.threads = static_cast<int>(flags.threads.value_or(0));
+  options.snapshot_dir = flags.index_dir;
+  options.max_snapshot_age = flags.index_max_age;
+  options.follow = false;
+  FileIndex index(flags.root.empty() ? "." : flags.root, options);
+  if (absl::Status started = index.Start(); !started.ok()) return Fail(err, started);
+  if (!index.WaitUntilReady(absl::InfiniteFuture())) return Fail(err, index.status());
+  if (request.max_results() == 0) request.set_max_results(FileSearcher::kMaxResults);
+  const absl::Time deadline =
+      flags.timeout ? absl::Now() + absl::Seconds(*flags.timeout) : absl::InfiniteFuture();
+  absl::StatusOr<v1::SearchResponse> answer = index.Search(request, deadline);
+  if (!answer.ok()) return Fail(err, answer.status());
+  const FileIndexStats stats = index.stats();
+  if (!stats.snapshot_error.empty()) {
+    absl::FPrintF(err, "filemesh: the index could not be saved: %s\n", stats.snapshot_error);
+  }
+  if (answer->has_index_as_of()) {
+    const absl::Time as_of = absl::FromUnixSeconds(answer->index_as_of().seconds()) +
+                             absl::Nanoseconds(answer->index_as_of().nanos());
+    absl::FPrintF(err, "filemesh: from the index %s as of %s (%d s ago)\n",
+                  stats.from_snapshot ? "snapshot" : "built now",
+                  absl::FormatTime("%Y-%m-%d %H:%M:%S", as_of, absl::LocalTimeZone()),
+                  absl::ToInt64Seconds(absl::Now() - as_of));
+  }
+  std::vector<v1::FileEntry> matches(answer->matches().begin(), answer->matches().end());
+  answer->clear_matches();
+  return PrintCollected(std::move(matches), *std::move(answer), /*collect=*/true, 0, flags,
+                        request.has_one_file_system(), out, err);
+}
+
 int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err,
             const RunOptions& run) {
   Args args("find", err);
@@ -739,7 +793,20 @@ int RunFind(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err
       !relative.ok()) {
     return Fail(err, relative);
   }
+  if (url.empty() && !flags.index_dir.empty()) {
+    if (flags.max_results.value_or(0) > FileSearcher::kMaxResults) {
+      return args.Usage(absl::StrCat("with --index-dir, --max-results takes at most ",
+                                     FileSearcher::kMaxResults)),
+             kExitUsage;
+    }
+    return FindIndexed(flags, *std::move(request), out, err);
+  }
   if (url.empty()) return FindLocal(flags, *request, run, out, err);
+  if (!flags.index_dir.empty() || !flags.index_max_age_text.empty()) {
+    return args.Usage(
+               "--index-dir and --index-max-age apply to local searches, not with --gateway"),
+           kExitUsage;
+  }
   if (!flags.root.empty() || flags.threads) {
     return args.Usage("--root and --threads apply to local searches, not with --gateway"),
            kExitUsage;

@@ -390,7 +390,7 @@ bool FileIndex::Impl::Enter(Id dir, int fd, const struct stat& st) {
   }
   if (other_filesystem) return false;
   // Watched before it is read: a change after the read is reported.
-  if (!watcher->Watch(fd, dir)) {
+  if (watcher != nullptr && !watcher->Watch(fd, dir)) {
     internal::MutexLock lock(&mu);
     unwatched.insert(dir);
   }
@@ -421,7 +421,7 @@ void FileIndex::Impl::MarkUnreadable(Id dir) {
 }
 
 void FileIndex::Impl::Forget(Id dir) {
-  watcher->Unwatch(dir);
+  if (watcher != nullptr) watcher->Unwatch(dir);
   internal::MutexLock lock(&mu);
   unwatched.erase(dir);
 }
@@ -497,6 +497,10 @@ bool FileIndex::Impl::LoadSnapshot() {
         absl::StrCat(path, " was made with one_file_system ", info->one_file_system ? "on" : "off",
                      ", the index has it ", options.search.one_file_system ? "on" : "off")));
   }
+  if (absl::Now() - info->as_of > options.max_snapshot_age) {
+    return refuse(absl::FailedPreconditionError(
+        absl::StrCat(path, " is older than ", absl::FormatDuration(options.max_snapshot_age))));
+  }
   if (info->entries + 1 > options.max_entries) {
     return refuse(absl::FailedPreconditionError(
         absl::StrCat(path, " holds more entries than --index_max_entries")));
@@ -559,17 +563,29 @@ void FileIndex::Impl::Run() {
   if (!options.snapshot_dir.empty()) {
     internal::RemoveLeftovers(options.snapshot_dir, internal::kSnapshotName);
   }
-  if (!options.snapshot_dir.empty() && LoadSnapshot()) {
+  const bool loaded = !options.snapshot_dir.empty() && LoadSnapshot();
+  if (loaded && options.follow) {
     CatchUp();
-  } else if (absl::Status built = Build(); !built.ok()) {
-    Fail(std::move(built));
-    return;
+  } else if (!loaded) {
+    if (absl::Status built = Build(); !built.ok()) {
+      Fail(std::move(built));
+      return;
+    }
   }
   if (too_large.load()) {
     Fail(TooLarge());
     return;
   }
-  if (!options.snapshot_dir.empty()) SaveSnapshot().IgnoreError();  // errors: in stats
+  // A snapshot just loaded and not caught up says nothing newer.
+  if (!options.snapshot_dir.empty() && (options.follow || !loaded)) {
+    SaveSnapshot().IgnoreError();  // errors: in stats
+  }
+  if (!options.follow) {
+    internal::MutexLock lock(&mu);
+    running = false;
+    changed.SignalAll();
+    return;
+  }
   Follow();
   if (!options.snapshot_dir.empty() && ready.load()) SaveSnapshot().IgnoreError();
 }
@@ -1129,7 +1145,9 @@ absl::Status FileIndex::Start() {
   }
   absl::StatusOr<std::unique_ptr<internal::ChangeWatcher>> watcher =
       absl::UnavailableError("no watcher");
-  if (impl_->options.watch != IndexWatch::kInotify) {
+  if (!impl_->options.follow) {
+    watcher = std::unique_ptr<internal::ChangeWatcher>();  // none: nothing is followed
+  } else if (impl_->options.watch != IndexWatch::kInotify) {
     watcher = internal::NewFanotifyWatcher(impl_->root_fd.get());
   }
   if (!watcher.ok() && impl_->options.watch != IndexWatch::kFanotify) {
@@ -1146,7 +1164,7 @@ absl::Status FileIndex::Start() {
   {
     internal::MutexLock lock(&impl_->mu);
     impl_->running = true;
-    impl_->watch_mode = impl_->watcher->mode();
+    impl_->watch_mode = impl_->watcher != nullptr ? impl_->watcher->mode() : "none";
   }
   impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
   return absl::OkStatus();
@@ -1185,6 +1203,15 @@ absl::StatusOr<v1::SearchResponse> FileIndex::Search(const v1::SearchRequest& re
 }
 
 absl::Status FileIndex::SaveSnapshot() const { return impl_->SaveSnapshot(); }
+
+bool FileIndex::WaitUntilReady(absl::Time deadline) const {
+  internal::MutexLock lock(&impl_->mu);
+  for (;;) {
+    if (impl_->ready.load()) return true;
+    if (!impl_->running || impl_->stopping) return false;
+    if (impl_->changed.WaitUntil(deadline)) return impl_->ready.load();
+  }
+}
 
 bool FileIndex::WaitUntilCurrent(absl::Time deadline) const {
   const absl::Time now = absl::Now();

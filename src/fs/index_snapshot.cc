@@ -113,6 +113,10 @@ std::string EncodeSnapshot(const NameTree& tree, const SnapshotInfo& info) {
     }
   }
 
+  return SealSnapshot(payload, info, entries);
+}
+
+std::string SealSnapshot(std::string_view payload, const SnapshotInfo& info, uint64_t entries) {
   Header header{};
   std::memcpy(header.magic, kMagic, sizeof(kMagic));
   header.version = kSnapshotVersion;

@@ -39,6 +39,11 @@ struct SnapshotInfo {
 // The snapshot of `tree` (the caller keeps it from changing meanwhile).
 std::string EncodeSnapshot(const NameTree& tree, const SnapshotInfo& info);
 
+// A snapshot of `payload` (a tree in the layout above, `entries` entries):
+// the header, checksums included, then the payload. EncodeSnapshot's last
+// step; a fuzzer's way to reach the payload's checks.
+std::string SealSnapshot(std::string_view payload, const SnapshotInfo& info, uint64_t entries);
+
 // Reads a snapshot into `tree` (a fresh NameTree); DataLoss naming what is
 // wrong when the bytes are not a whole snapshot of this version.
 absl::StatusOr<SnapshotInfo> DecodeSnapshot(std::string_view bytes, NameTree* tree);

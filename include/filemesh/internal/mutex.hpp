@@ -82,7 +82,12 @@ class CondVar {
     lock.release();
   }
   // Waits until notified or `deadline`; true if the deadline passed.
+  // InfiniteFuture waits as Wait does (a chrono wait that long overflows).
   bool WaitUntil(absl::Time deadline) {
+    if (deadline == absl::InfiniteFuture()) {
+      Wait();
+      return false;
+    }
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return true;
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
