@@ -329,6 +329,26 @@ TEST_P(FileIndexTest, TooManyEntriesMeansTheWalk) {
   EXPECT_EQ(answer->matches_size(), 4);
 }
 
+TEST_P(FileIndexTest, ASizeBoundOverManyCandidatesIsLeftToTheWalk) {
+  tree_.Dir("many");
+  for (int i = 0; i < 11; ++i) tree_.File(absl::StrCat("many/f", i));
+  FileIndexOptions options;
+  options.max_sized_candidates = 10;
+  START_INDEX_OR_SKIP(index, options);
+  v1::SearchRequest request = Glob("*");
+  request.set_path("many");
+  request.set_min_size(1);  // none has a byte: 11 candidates, no match
+  absl::StatusOr<v1::SearchResponse> answer = index->Search(request);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_FALSE(answer->has_index_as_of());  // walked
+  EXPECT_EQ(answer->matches_size(), 0);
+  request.set_path("src");  // few candidates: the index answers
+  answer = index->Search(request);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(answer->has_index_as_of());
+  EXPECT_EQ(answer->matches_size(), 4);
+}
+
 TEST_P(FileIndexTest, SearchesWalkUntilStarted) {
   FileIndex index(tree_.root());
   absl::StatusOr<v1::SearchResponse> answer = index.Search(Glob("*.h"));
@@ -498,6 +518,17 @@ TEST_F(FileIndexSnapshotTest, ASnapshotOfAnotherRootIsIgnored) {
   ASSERT_TRUE(index.Start().ok());
   ExpectSameAsTheWalk(index);
   EXPECT_THAT(index.stats().snapshot_refused, HasSubstr("of another directory"));
+}
+
+TEST_F(FileIndexSnapshotTest, SnapshotsAreWrittenAtEachInterval) {
+  FileIndexOptions options = Options();
+  options.snapshot_interval = absl::Milliseconds(20);
+  FileIndex index(tree_.root(), options);
+  ASSERT_TRUE(index.Start().ok());
+  // After the build, then every 20 ms: a few within the bound.
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return index.stats().snapshots_written >= 4; }, absl::Seconds(30)));
+  EXPECT_EQ(index.stats().snapshot_error, "");
 }
 
 TEST_F(FileIndexSnapshotTest, SaveSnapshotSaysWhyNot) {

@@ -42,6 +42,10 @@ ABSL_FLAG(int64_t, index_max_entries, 50'000'000,
           "entries indexed at most (about 40 bytes each); a larger tree is walked");
 ABSL_FLAG(absl::Duration, index_verify_interval, absl::Minutes(5),
           "how often a sample of directories is compared with the disk (0: never)");
+ABSL_FLAG(int64_t, index_max_sized_candidates, 100'000,
+          "a search with a size bound whose pattern names more entries than this is walked");
+ABSL_FLAG(int64_t, index_verify_sample, 256,
+          "directories picked at random and compared with the disk at each verification");
 ABSL_FLAG(std::string, index_dir, "",
           "directory for the index's snapshot: a restart answers from it at once, then catches up "
           "with what changed meanwhile; empty: none (each start builds the index)");
@@ -83,6 +87,15 @@ absl::StatusOr<filemesh::FileIndexOptions> IndexOptionsFromFlags(
   }
   options.snapshot_dir = absl::GetFlag(FLAGS_index_dir);
   options.snapshot_interval = snapshots;
+  const int64_t sample = absl::GetFlag(FLAGS_index_verify_sample);
+  if (sample < 1 || sample > 1'000'000) {
+    return absl::InvalidArgumentError("--index_verify_sample must be from 1 to 1000000");
+  }
+  options.verify_sample = static_cast<size_t>(sample);
+  const int64_t sized = absl::GetFlag(FLAGS_index_max_sized_candidates);
+  if (sized < 1)
+    return absl::InvalidArgumentError("--index_max_sized_candidates must be 1 or more");
+  options.max_sized_candidates = static_cast<size_t>(sized);
   options.max_watches = static_cast<size_t>(watches);
   options.max_entries = static_cast<size_t>(entries);
   options.verify_interval = verify;

@@ -68,6 +68,11 @@ struct FileIndexOptions {
   // with the index (differences are repaired and counted). Zero: never.
   absl::Duration verify_interval = absl::Minutes(5);
   size_t verify_sample = 256;
+  // A search with a size bound reads the size of each entry its pattern
+  // names, as the walk does; past this many such entries it is left to the
+  // walk (which holds none of them), so that a broad pattern cannot make the
+  // index hold a path per entry of the tree (about 70 bytes each).
+  size_t max_sized_candidates = 100'000;
   // Where the index keeps its snapshot (the file filemesh-index.snapshot);
   // empty: none. At Start a snapshot of this root (same directory, same
   // one_file_system, this format) is loaded and searched at once, then every

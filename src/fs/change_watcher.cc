@@ -140,8 +140,7 @@ uint64_t FsidOf(int fd) {
 
 class FanotifyWatcher : public ChangeWatcher {
  public:
-  FanotifyWatcher(UniqueFd fd, int root_fd)
-      : fd_(std::move(fd)), root_fd_(root_fd), buffer_(new char[kReadBuffer]) {}
+  explicit FanotifyWatcher(UniqueFd fd) : fd_(std::move(fd)), buffer_(new char[kReadBuffer]) {}
 
   const char* mode() const override { return "fanotify"; }
   int fd() const override { return fd_.get(); }
@@ -246,7 +245,7 @@ class FanotifyWatcher : public ChangeWatcher {
 
   // Opens the handle (O_PATH) on its filesystem and reads its identity.
   bool Identify(uint64_t fsid, std::string* handle, struct stat* st) {
-    int mount_fd = root_fd_;
+    int mount_fd;
     {
       MutexLock lock(&mu_);
       auto it = mounts_.find(fsid);
@@ -259,7 +258,6 @@ class FanotifyWatcher : public ChangeWatcher {
   }
 
   const UniqueFd fd_;
-  const int root_fd_;
   std::unique_ptr<char[]> buffer_;  // Read's only
   mutable Mutex mu_;
   // A descriptor on each marked filesystem, by fsid, to open handles with.
@@ -272,7 +270,7 @@ absl::StatusOr<std::unique_ptr<ChangeWatcher>> NewFanotifyWatcher(int root_fd) {
   UniqueFd fd(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
                               O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoToStatus(errno, "fanotify_init", "FAN_REPORT_DFID_NAME");
-  auto watcher = std::make_unique<FanotifyWatcher>(std::move(fd), root_fd);
+  auto watcher = std::make_unique<FanotifyWatcher>(std::move(fd));
   // Marking the root's filesystem now says whether marks are allowed at all.
   if (const int error = watcher->Mark(root_fd); error != 0) {
     return ErrnoToStatus(error, "fanotify_mark", "the root's filesystem");

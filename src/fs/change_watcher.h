@@ -64,7 +64,8 @@ class ChangeWatcher {
 
 // fanotify with FAN_REPORT_DFID_NAME and a filesystem mark on `root_fd`'s
 // filesystem; PermissionDenied (or the kernel's error) where not allowed.
-// `root_fd` is kept (not owned) to open the reported handles.
+// Reported handles are opened on a descriptor of their filesystem that the
+// watcher keeps (a duplicate of the first directory Watch saw there).
 absl::StatusOr<std::unique_ptr<ChangeWatcher>> NewFanotifyWatcher(int root_fd);
 
 // inotify, at most `max_watches` watches.

@@ -191,7 +191,9 @@ struct FileIndex::Impl {
   std::atomic<uint64_t> repairs{0};
 
   Impl(std::string root_path, FileIndexOptions index_options)
-      : root(std::move(root_path)), options(index_options), walker(root, index_options.search) {}
+      : root(std::move(root_path)),
+        options(std::move(index_options)),
+        walker(root, options.search) {}
 
   // The background thread: build, then follow changes until Stop.
   void Run();
@@ -225,6 +227,14 @@ struct FileIndex::Impl {
   // if something differed.
   bool RefreshAll(RefreshQueue* queue);
   bool Refresh(Id dir, RefreshQueue* queue);
+  // Refresh's steps: the directory opened by its path (an invalid fd when
+  // it is gone, replaced or denied, each handled: `differed` when that
+  // changed the index); what differs from the entries read; the change.
+  UniqueFd OpenForRefresh(Id dir, RefreshQueue* queue, bool* differed);
+  void Diff(Id dir, const Listing& listing, RefreshQueue* queue, std::vector<Id>* removed,
+            std::vector<const Listed*>* added) const;
+  void ApplyDiff(Id dir, const std::vector<Id>& removed, const std::vector<const Listed*>& added,
+                 const std::shared_ptr<const UniqueFd>& self);
 
   // Builds what is below `dir` (which has no children yet), whose directory
   // is `rel` beneath `base` (`rel` empty: `base` itself).
@@ -250,6 +260,14 @@ struct FileIndex::Impl {
 
   class Scan;
   class Query;
+  struct Candidate;
+  // The matches among a search's candidates: each one's attributes read
+  // from its directory, opened beneath the start (`start_fd`) without
+  // following links, as the walk does; within max_results and the byte
+  // budget (else `truncation` says which stopped it).
+  static absl::StatusOr<std::vector<v1::FileEntry>> ReadMatches(
+      const std::vector<Candidate>& candidates, const internal::SearchParams& p, int start_fd,
+      v1::TruncationReason* truncation);
   // A search's candidate: an entry the index matched by name, path and type.
   struct Candidate {
     std::string path;  // relative to the search's start
@@ -728,18 +746,15 @@ bool FileIndex::Impl::RefreshAll(RefreshQueue* queue) {
   return differed;
 }
 
-bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
+UniqueFd FileIndex::Impl::OpenForRefresh(Id dir, RefreshQueue* queue, bool* differed) {
   std::string path;
   Id parent;
-  std::pair<uint64_t, uint64_t> identity;
   {
     internal::ReaderMutexLock lock(&tree_mu);
-    if (!tree.valid(dir) || !tree.is_directory(dir)) return false;
+    if (!tree.valid(dir) || !tree.is_directory(dir)) return UniqueFd();
     tree.AppendPath(dir, NameTree::kRoot, &path);
     parent = tree.parent(dir);
-    identity = tree.identity(dir);
   }
-  refreshed.fetch_add(1, std::memory_order_relaxed);
   int fd;
   int open_error = 0;
   if (dir == NameTree::kRoot) {
@@ -749,23 +764,84 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
     fd = internal::OpenSubdirectoryNoFollow(root_fd.get(), path);
     if (fd < 0) open_error = -fd;
   }
-  if (fd < 0) {
-    if (IsOutOfDescriptors(open_error)) return false;  // read again at the next report
-    if (dir != NameTree::kRoot &&
-        (open_error == ENOENT || open_error == ENOTDIR || open_error == ELOOP)) {
-      queue->Add(parent);  // gone or replaced: its parent's entries say how
-      return false;
-    }
-    internal::WriterMutexLock lock(&tree_mu);
-    const bool had_children = !tree.children(dir).empty();
-    tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
-    tree.set_flags(dir, NameTree::kUnreadable);
-    return had_children;
+  if (fd >= 0) return UniqueFd(fd);
+  if (IsOutOfDescriptors(open_error)) return UniqueFd();  // read again at the next report
+  if (dir != NameTree::kRoot &&
+      (open_error == ENOENT || open_error == ENOTDIR || open_error == ELOOP)) {
+    queue->Add(parent);  // gone or replaced: its parent's entries say how
+    return UniqueFd();
   }
-  auto self = std::make_shared<const UniqueFd>(fd);
+  internal::WriterMutexLock lock(&tree_mu);
+  *differed = !tree.children(dir).empty();
+  tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
+  tree.set_flags(dir, NameTree::kUnreadable);
+  return UniqueFd();
+}
+
+void FileIndex::Impl::Diff(Id dir, const Listing& listing, RefreshQueue* queue,
+                           std::vector<Id>* removed, std::vector<const Listed*>* added) const {
+  internal::ReaderMutexLock lock(&tree_mu);
+  absl::flat_hash_map<std::string_view, Id> known;
+  known.reserve(tree.children(dir).size());
+  for (Id child : tree.children(dir)) known.emplace(tree.name(child), child);
+  for (const Listed& entry : listing.entries) {
+    auto it = known.find(entry.name);
+    if (it != known.end()) {
+      const Id child = it->second;
+      known.erase(it);
+      if (tree.type(child) == entry.type &&
+          (entry.type != DT_DIR || tree.entry_inode(child) == entry.inode)) {
+        if (queue->recursive && entry.type == DT_DIR) queue->Add(child);
+        continue;
+      }
+      removed->push_back(child);
+    }
+    added->push_back(&entry);
+  }
+  for (const auto& [name, child] : known) removed->push_back(child);
+}
+
+void FileIndex::Impl::ApplyDiff(Id dir, const std::vector<Id>& removed,
+                                const std::vector<const Listed*>& added,
+                                const std::shared_ptr<const UniqueFd>& self) {
+  std::vector<std::pair<Id, const Listed*>> new_dirs;
+  {
+    internal::WriterMutexLock lock(&tree_mu);
+    for (Id child : removed) tree.Remove(child, [this](Id gone) { Forget(gone); });
+    if (tree.size() + added.size() > options.max_entries) {
+      too_large.store(true);
+      return;
+    }
+    for (const Listed* entry : added) {
+      const Id id = tree.Add(dir, entry->name, entry->type);
+      if (entry->type == DT_DIR) {
+        tree.set_entry_inode(id, entry->inode);
+        new_dirs.emplace_back(id, entry);
+      }
+    }
+  }
+  // New directories: everything below them is new too.
+  for (const auto& [id, entry] : new_dirs) {
+    if (absl::Status scanned = ScanBelow(id, self, std::string(entry->name)); !scanned.ok()) {
+      return;
+    }
+  }
+}
+
+bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
+  refreshed.fetch_add(1, std::memory_order_relaxed);
+  bool differed = false;
+  UniqueFd opened = OpenForRefresh(dir, queue, &differed);
+  if (!opened.valid()) return differed;
+  const int fd = opened.get();
+  auto self = std::make_shared<const UniqueFd>(std::move(opened));
   struct stat st;
   if (::fstat(fd, &st) != 0) return false;
-  bool differed = false;
+  std::pair<uint64_t, uint64_t> identity;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    identity = tree.identity(dir);
+  }
   if (identity.second != 0 && (identity.first != st.st_dev || identity.second != st.st_ino)) {
     // Another directory at its path now (replaced meanwhile, or its
     // filesystem mounted anew since a snapshot): read it as a new one.
@@ -780,59 +856,16 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
   }
   internal::DirReader reader;
   Listing listing;
-  const std::vector<Listed>& listed = listing.entries;
   if (!ReadEntries(fd, &reader, &listing)) {
     MarkUnreadable(dir);
     return differed;
   }
-
   // The differences: entries gone (or of another kind now) and new ones.
   std::vector<Id> removed;
   std::vector<const Listed*> added;
-  {
-    internal::ReaderMutexLock lock(&tree_mu);
-    absl::flat_hash_map<std::string_view, Id> known;
-    known.reserve(tree.children(dir).size());
-    for (Id child : tree.children(dir)) known.emplace(tree.name(child), child);
-    for (const Listed& entry : listed) {
-      auto it = known.find(entry.name);
-      if (it != known.end()) {
-        const Id child = it->second;
-        known.erase(it);
-        if (tree.type(child) == entry.type &&
-            (entry.type != DT_DIR || tree.entry_inode(child) == entry.inode)) {
-          if (queue->recursive && entry.type == DT_DIR) queue->Add(child);
-          continue;
-        }
-        removed.push_back(child);
-      }
-      added.push_back(&entry);
-    }
-    for (const auto& [name, child] : known) removed.push_back(child);
-  }
+  Diff(dir, listing, queue, &removed, &added);
   if (removed.empty() && added.empty()) return differed;
-
-  std::vector<std::pair<Id, const Listed*>> new_dirs;
-  {
-    internal::WriterMutexLock lock(&tree_mu);
-    for (Id child : removed) tree.Remove(child, [this](Id gone) { Forget(gone); });
-    if (tree.size() + added.size() > options.max_entries) {
-      too_large.store(true);
-      return true;
-    }
-    for (const Listed* entry : added) {
-      const Id id = tree.Add(dir, entry->name, entry->type);
-      if (entry->type == DT_DIR) {
-        tree.set_entry_inode(id, entry->inode);
-        new_dirs.emplace_back(id, entry);
-      }
-    }
-  }
-  for (const auto& [id, entry] : new_dirs) {
-    if (absl::Status scanned = ScanBelow(id, self, std::string(entry->name)); !scanned.ok()) {
-      break;
-    }
-  }
+  ApplyDiff(dir, removed, added, self);
   return true;
 }
 
@@ -874,7 +907,8 @@ void FileIndex::Impl::Verify() {
 // nothing).
 class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
  public:
-  explicit Query(const internal::SearchParams& params) : params_(params) {}
+  Query(const internal::SearchParams& params, uint64_t max_sized_candidates)
+      : params_(params), max_sized_candidates_(max_sized_candidates) {}
 
   void Run(const NameTree& tree, Id start, int threads) {
     tree_ = &tree;
@@ -981,8 +1015,14 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
       if (matched) {
         // Without a size bound every candidate is a match: one past
         // max_results is where the walk stops too.
-        if (!p.size_filter && found_.fetch_add(1) >= p.max_results) {
+        const uint64_t found = found_.fetch_add(1);
+        if (!p.size_filter && found >= p.max_results) {
           Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
+          return;
+        }
+        if (p.size_filter && found >= max_sized_candidates_) {
+          cannot_answer_.store(true);
+          Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
           return;
         }
         w.path.resize(prefix);
@@ -1014,6 +1054,7 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
   }
 
   const internal::SearchParams& params_;
+  const uint64_t max_sized_candidates_;
   const NameTree* tree_ = nullptr;
   std::atomic<bool> stopped_{false};
   std::optional<internal::WalkScheduler> scheduler_;  // after stopped_, which it reads
@@ -1024,6 +1065,56 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
   internal::Mutex mu_;
   std::vector<Candidate> candidates_ ABSL_GUARDED_BY(mu_);
 };
+
+absl::StatusOr<std::vector<v1::FileEntry>> FileIndex::Impl::ReadMatches(
+    const std::vector<Candidate>& candidates, const internal::SearchParams& p, int start_fd,
+    v1::TruncationReason* truncation) {
+  std::vector<v1::FileEntry> matches;
+  uint64_t bytes = 0;
+  std::string open_path;
+  UniqueFd open_dir;
+  bool open_ok = false;
+  for (size_t i = 0; i < candidates.size() && *truncation != v1::TRUNCATION_REASON_MAX_BYTES; ++i) {
+    const Candidate& c = candidates[i];
+    const std::string_view dir_path(c.path.data(), c.name_at == 0 ? 0 : c.name_at - 1);
+    if (i == 0 || dir_path != open_path) {
+      open_path.assign(dir_path);
+      if (open_path.empty()) {
+        open_dir.Reset(::fcntl(start_fd, F_DUPFD_CLOEXEC, 0));
+      } else {
+        const int fd = internal::OpenSubdirectoryNoFollow(start_fd, open_path);
+        if (IsOutOfDescriptors(-fd)) {
+          return internal::ErrnoToStatus(-fd, "open", internal::JoinPath(p.prefix, open_path));
+        }
+        open_dir.Reset(fd < 0 ? -1 : fd);
+      }
+      open_ok = open_dir.valid();
+    }
+    if (!open_ok) continue;  // gone meanwhile
+    const std::string name = c.path.substr(c.name_at);
+    struct stat st;
+    if (internal::StatAt(open_dir.get(), name.c_str(), &st) != 0) continue;  // gone meanwhile
+    if (p.size_filter && (static_cast<uint64_t>(st.st_size) < p.min_size ||
+                          static_cast<uint64_t>(st.st_size) > p.max_size)) {
+      continue;
+    }
+    if (matches.size() >= p.max_results) {
+      *truncation = v1::TRUNCATION_REASON_MAX_RESULTS;
+      break;
+    }
+    v1::FileEntry& entry = matches.emplace_back();
+    const std::string match_path = p.prefix.empty() ? c.path : internal::JoinPath(p.prefix, c.path);
+    internal::FillEntry(open_dir.get(), match_path, name, st, p.redaction, &entry);
+    const uint64_t entry_bytes = internal::RepeatedFieldBytes(entry);
+    if (bytes + entry_bytes > p.max_bytes) {
+      matches.pop_back();
+      *truncation = v1::TRUNCATION_REASON_MAX_BYTES;
+      break;
+    }
+    bytes += entry_bytes;
+  }
+  return matches;
+}
 
 std::optional<absl::StatusOr<v1::SearchResponse>> FileIndex::Impl::SearchIndex(
     const v1::SearchRequest& request, absl::Time deadline) const {
@@ -1044,7 +1135,7 @@ std::optional<absl::StatusOr<v1::SearchResponse>> FileIndex::Impl::SearchIndex(
 
   // The candidates, under the tree's lock: every entry the walk would have
   // matched by name, path and type, with its path below the start.
-  auto query = std::make_shared<Query>(p);
+  auto query = std::make_shared<Query>(p, options.max_sized_candidates);
   {
     internal::ReaderMutexLock lock(&tree_mu);
     if (!ready.load()) return std::nullopt;
@@ -1053,57 +1144,12 @@ std::optional<absl::StatusOr<v1::SearchResponse>> FileIndex::Impl::SearchIndex(
     query->Run(tree, start, options.search.threads);
   }
   if (query->cannot_answer()) return std::nullopt;
-  std::vector<Candidate>& candidates = query->candidates();
   v1::TruncationReason truncation = query->truncation();
+  absl::StatusOr<std::vector<v1::FileEntry>> read =
+      ReadMatches(query->candidates(), p, prepared.start.get(), &truncation);
+  if (!read.ok()) return absl::StatusOr<v1::SearchResponse>(read.status());
+  std::vector<v1::FileEntry>& matches = *read;
   v1::SearchResponse response;
-
-  // The matches: each candidate's attributes read now, from its directory
-  // opened beneath the start without following links, as the walk does.
-  std::vector<v1::FileEntry> matches;
-  uint64_t bytes = 0;
-  std::string open_path;
-  UniqueFd open_dir;
-  bool open_ok = false;
-  for (size_t i = 0; i < candidates.size() && truncation != v1::TRUNCATION_REASON_MAX_BYTES; ++i) {
-    const Candidate& c = candidates[i];
-    const std::string_view dir_path(c.path.data(), c.name_at == 0 ? 0 : c.name_at - 1);
-    if (i == 0 || dir_path != open_path) {
-      open_path.assign(dir_path);
-      if (open_path.empty()) {
-        open_dir.Reset(::fcntl(prepared.start.get(), F_DUPFD_CLOEXEC, 0));
-      } else {
-        const int fd = internal::OpenSubdirectoryNoFollow(prepared.start.get(), open_path);
-        if (IsOutOfDescriptors(-fd)) {
-          return absl::StatusOr<v1::SearchResponse>(
-              internal::ErrnoToStatus(-fd, "open", internal::JoinPath(p.prefix, open_path)));
-        }
-        open_dir.Reset(fd < 0 ? -1 : fd);
-      }
-      open_ok = open_dir.valid();
-    }
-    if (!open_ok) continue;  // gone meanwhile
-    const std::string name = c.path.substr(c.name_at);
-    struct stat st;
-    if (internal::StatAt(open_dir.get(), name.c_str(), &st) != 0) continue;  // gone meanwhile
-    if (p.size_filter && (static_cast<uint64_t>(st.st_size) < p.min_size ||
-                          static_cast<uint64_t>(st.st_size) > p.max_size)) {
-      continue;
-    }
-    if (matches.size() >= p.max_results) {
-      truncation = v1::TRUNCATION_REASON_MAX_RESULTS;
-      break;
-    }
-    v1::FileEntry& entry = matches.emplace_back();
-    const std::string match_path = p.prefix.empty() ? c.path : internal::JoinPath(p.prefix, c.path);
-    internal::FillEntry(open_dir.get(), match_path, name, st, p.redaction, &entry);
-    const uint64_t entry_bytes = internal::RepeatedFieldBytes(entry);
-    if (bytes + entry_bytes > p.max_bytes) {
-      matches.pop_back();
-      truncation = v1::TRUNCATION_REASON_MAX_BYTES;
-      break;
-    }
-    bytes += entry_bytes;
-  }
   std::sort(matches.begin(), matches.end(), [](const v1::FileEntry& a, const v1::FileEntry& b) {
     return ExactPath(a) < ExactPath(b);
   });
