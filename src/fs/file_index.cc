@@ -910,8 +910,8 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
   Query(const internal::SearchParams& params, uint64_t max_sized_candidates)
       : params_(params), max_sized_candidates_(max_sized_candidates) {}
 
-  void Run(const NameTree& tree, Id start, int threads) {
-    tree_ = &tree;
+  void Run(const NameTree& searched, Id start, int threads) {
+    tree_ = &searched;
     internal::WorkItem first;
     first.tag = start;
     scheduler_.emplace(std::move(first), &stopped_);
@@ -986,21 +986,21 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
   // The entries of one directory, as the walk reads them.
   void Process(const internal::WorkItem& item, Worker& w) {
     const internal::SearchParams& p = params_;
-    const NameTree& tree = *tree_;
+    const NameTree& names = *tree_;
     w.path.assign(item.rel_path);
     if (!w.path.empty()) w.path += '/';
     const size_t prefix = w.path.size();
     const uint32_t depth = item.depth + 1;
-    for (Id child : tree.children(item.tag)) {
+    for (Id child : names.children(item.tag)) {
       if (++w.scanned % kDeadlineCheckEvery == 0 &&
           (stopped_.load(std::memory_order_relaxed) ||
            (p.deadline != absl::InfiniteFuture() && internal::SearchNow() >= p.deadline))) {
         Stop(v1::TRUNCATION_REASON_DEADLINE);  // or stopped already, for another reason
         return;
       }
-      const std::string_view name = tree.name(child);
+      const std::string_view name = names.name(child);
       if (!p.include_hidden && name.front() == '.') continue;
-      const uint8_t type = tree.type(child);
+      const uint8_t type = names.type(child);
       bool matched = false;
       if (depth <= p.max_depth && internal::TypeWanted(p.type, type) &&
           (!p.size_filter || type == DT_REG)) {
@@ -1030,12 +1030,12 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
         w.candidates.push_back(Candidate{w.path, prefix});
       }
       if (type != DT_DIR || depth >= p.max_depth) continue;
-      const uint8_t flags = tree.flags(child);
+      const uint8_t flags = names.flags(child);
       if ((flags & NameTree::kUnreadable) != 0) {
         ++w.skipped;
       } else if ((flags & NameTree::kNotWalked) != 0 ||
-                 (p.one_file_system && tree.identity(child).second != 0 &&
-                  tree.identity(child).first != p.start_device)) {
+                 (p.one_file_system && names.identity(child).second != 0 &&
+                  names.identity(child).first != p.start_device)) {
         if (!p.one_file_system) {  // left out, but wanted: the walk answers
           cannot_answer_.store(true);
           Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
