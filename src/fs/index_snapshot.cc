@@ -71,6 +71,7 @@ class Reader {
     return true;
   }
   bool empty() const { return in_.empty(); }
+  size_t left() const { return in_.size(); }
 
  private:
   std::string_view in_;
@@ -153,12 +154,17 @@ absl::StatusOr<SnapshotInfo> DecodeSnapshot(std::string_view bytes, NameTree* tr
   Reader in(payload);
   // Directories still to be filled: the node and how many children remain.
   std::vector<std::pair<NameTree::Id, uint32_t>> open;
+  uint64_t promised = 0;  // children the directories read so far announced
   const auto read_directory = [&](NameTree::Id dir) {
     uint64_t device, inode, entry_inode;
     uint32_t children;
     if (!in.Get(&device) || !in.Get(&inode) || !in.Get(&entry_inode) || !in.Get(&children)) {
       return false;
     }
+    // More children than the header's entries, or than the bytes left can
+    // hold (4 at least each), is a lie: refused before anything is reserved.
+    promised += children;
+    if (promised > header.entries || children > in.left() / 4) return false;
     if (inode != 0) tree->SetIdentity(dir, device, inode);
     if (dir != NameTree::kRoot) tree->set_entry_inode(dir, entry_inode);
     if (children != 0) {
