@@ -196,40 +196,10 @@ tree=$tmp/tree
 start=$(now_ns)
 # 40 x 25 directories of 500 files (1 in 16 is *.h), plus in each top-level
 # directory 16 "seed" files and a hidden directory of 10 files: 502,120
-# entries. The 500 x 1000 files are hard links to their top directory's seeds:
-# link() costs a directory entry only, while creating 500,000 inodes on ext4
-# can take minutes for a while after as many were deleted (a previous run).
-# The searches compared read names only (filemesh stats the matches; shared
-# inodes were measured to make no difference to its time).
-python3 - "$tree" <<'EOF'
-import os, sys
-root = sys.argv[1]
-exts = [".h", ".c", ".cc", ".cpp", ".hpp", ".py", ".txt", ".md",
-        ".json", ".o", ".rs", ".js", ".go", ".html", ".css", ".sh"]
-stems = ["widget", "parser", "test_util", "main", "config", "index", "io", "lexer"]
-flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-def opendir(path):
-    os.mkdir(path)
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-os.mkdir(root)
-for t in range(40):
-    top = os.path.join(root, "pkg_%02d" % t)
-    top_fd = opendir(top)
-    for ext in exts:
-        os.close(os.open("seed" + ext, flags, 0o644, dir_fd=top_fd))
-    fd = opendir(os.path.join(top, ".cache"))
-    for i in range(10):
-        os.close(os.open("obj_%d%s" % (i, exts[i % 5]), flags, 0o644, dir_fd=fd))
-    os.close(fd)
-    for s in range(25):
-        fd = opendir(os.path.join(top, ("src_%02d" if s % 2 else "include_%02d") % s))
-        for f in range(500):
-            ext = exts[(f + t) % 16]
-            os.link("seed" + ext, "%s_%d%s" % (stems[(f + s) % 8], f, ext),
-                    src_dir_fd=top_fd, dst_dir_fd=fd, follow_symlinks=False)
-        os.close(fd)
-    os.close(top_fd)
-EOF
+# entries (bench/make_tree.py). The searches compared read names only
+# (filemesh stats the matches; shared inodes were measured to make no
+# difference to its time).
+python3 "$repo/bench/make_tree.py" "$tree" --tops 40 --files 500 --hidden
 echo "  generated in $(seconds "$start" "$(now_ns)") s"
 search_round tree "$tree"
 

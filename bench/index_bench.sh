@@ -29,8 +29,10 @@ index_bench=$build/bench/filemesh_index_bench
 for tool in "$floor" "$index_bench"; do
   [ -x "$tool" ] || { echo "index_bench.sh: $tool is not built (target filemesh_benchmarks)" >&2; exit 2; }
 done
-command -v plocate >/dev/null && command -v updatedb >/dev/null ||
-  { echo "index_bench.sh: plocate is needed (apt-get install plocate)" >&2; exit 2; }
+if ! command -v plocate >/dev/null || ! command -v updatedb >/dev/null; then
+  echo "index_bench.sh: plocate is needed (apt-get install plocate)" >&2
+  exit 2
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/filemesh-index-bench.XXXXXX")
 pids=()
@@ -48,31 +50,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "[1/4] generating the tree under $work ..."
 start=$(now_ns)
-python3 - "$tree" "$tops" <<'EOF'
-import os, sys
-root, tops = sys.argv[1], int(sys.argv[2])
-exts = [".h", ".c", ".cc", ".cpp", ".hpp", ".py", ".txt", ".md",
-        ".json", ".o", ".rs", ".js", ".go", ".html", ".css", ".sh"]
-stems = ["widget", "parser", "test_util", "main", "config", "index", "io", "lexer"]
-flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-def opendir(path):
-    os.mkdir(path)
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-os.mkdir(root)
-for t in range(tops):
-    top = os.path.join(root, "pkg_%02d" % t)
-    top_fd = opendir(top)
-    for ext in exts:
-        os.close(os.open("seed" + ext, flags, 0o644, dir_fd=top_fd))
-    for s in range(25):
-        fd = opendir(os.path.join(top, ("src_%02d" if s % 2 else "include_%02d") % s))
-        for f in range(1000):
-            ext = exts[(f + t) % 16]
-            os.link("seed" + ext, "%s_%d%s" % (stems[(f + s) % 8], f, ext),
-                    src_dir_fd=top_fd, dst_dir_fd=fd, follow_symlinks=False)
-        os.close(fd)
-    os.close(top_fd)
-EOF
+python3 bench/make_tree.py "$tree" --tops "$tops" --files 1000
 echo "  generated in $(( ($(now_ns) - start) / 1000000 )) ms"
 
 echo "[2/4] building the index against the parallel floor (5 runs each, alternating) ..."

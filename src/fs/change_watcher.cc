@@ -23,6 +23,22 @@ namespace {
 // Read buffer of either kind: many reports per read().
 constexpr size_t kReadBuffer = size_t{64} << 10;
 
+// Reads `fd` (non-blocking) into `buffer` until nothing is queued, handing
+// each read's bytes to `parse`; stops at the first error either gives.
+template <typename Parse>
+absl::Status ReadQueued(int fd, char* buffer, const char* what, Parse&& parse) {
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, kReadBuffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return absl::OkStatus();
+      return ErrnoToStatus(errno, "read", what);
+    }
+    if (n == 0) return absl::OkStatus();
+    if (absl::Status parsed = parse(static_cast<size_t>(n)); !parsed.ok()) return parsed;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // inotify
 
@@ -68,23 +84,17 @@ class InotifyWatcher : public ChangeWatcher {
   }
 
   absl::Status Read(std::vector<Change>* out) override {
-    for (;;) {
-      const ssize_t n = ::read(fd_.get(), buffer_.get(), kReadBuffer);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) return absl::OkStatus();
-        return ErrnoToStatus(errno, "read", "inotify");
-      }
-      if (n == 0) return absl::OkStatus();
+    return ReadQueued(fd_.get(), buffer_.get(), "inotify", [&](size_t n) {
       MutexLock lock(&mu_);
-      for (ssize_t at = 0; at < n;) {
+      for (size_t at = 0; at < n;) {
         inotify_event event;
         std::memcpy(&event, buffer_.get() + at, sizeof(event));
         const char* name = buffer_.get() + at + sizeof(event);
-        at += static_cast<ssize_t>(sizeof(event) + event.len);
+        at += sizeof(event) + event.len;
         Convert(event, event.len == 0 ? "" : name, out);
       }
-    }
+      return absl::OkStatus();
+    });
   }
 
  private:
@@ -168,25 +178,18 @@ class FanotifyWatcher : public ChangeWatcher {
   size_t watches() const override { return 0; }
 
   absl::Status Read(std::vector<Change>* out) override {
-    for (;;) {
-      const ssize_t n = ::read(fd_.get(), buffer_.get(), kReadBuffer);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) return absl::OkStatus();
-        return ErrnoToStatus(errno, "read", "fanotify");
-      }
-      if (n == 0) return absl::OkStatus();
-      for (ssize_t at = 0; at < n;) {
+    return ReadQueued(fd_.get(), buffer_.get(), "fanotify", [&](size_t n) {
+      for (size_t at = 0; at < n;) {
         fanotify_event_metadata meta;
         std::memcpy(&meta, buffer_.get() + at, sizeof(meta));
-        if (meta.event_len < sizeof(meta) ||
-            static_cast<size_t>(at) + meta.event_len > static_cast<size_t>(n)) {
+        if (meta.event_len < sizeof(meta) || at + meta.event_len > n) {
           return absl::InternalError("fanotify: a malformed report");
         }
         Convert(meta, buffer_.get() + at, out);
         at += meta.event_len;
       }
-    }
+      return absl::OkStatus();
+    });
   }
 
  private:

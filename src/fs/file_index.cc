@@ -320,20 +320,7 @@ class FileIndex::Impl::Scan : public std::enable_shared_from_this<Scan> {
 
   void Work() {
     Worker w;
-    for (;;) {
-      if (stopped_.load(std::memory_order_relaxed)) {
-        w.stack.clear();
-        break;
-      }
-      if (w.stack.empty() && scheduler_.Take(&w.stack, nullptr, absl::InfiniteFuture()) ==
-                                 internal::WalkScheduler::Next::kDone) {
-        break;
-      }
-      internal::WorkItem item = std::move(w.stack.back());
-      w.stack.pop_back();
-      Process(item, w);
-      if (w.stack.size() > 1 && scheduler_.SomeoneWaits()) scheduler_.Share(&w.stack);
-    }
+    scheduler_.Drive(&w.stack, [&](internal::WorkItem& item) { Process(item, w); });
   }
 
   void Stop(absl::Status why) {
@@ -961,20 +948,7 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
 
   void Work() {
     Worker w;
-    for (;;) {
-      if (stopped_.load(std::memory_order_relaxed)) {
-        w.stack.clear();
-        break;
-      }
-      if (w.stack.empty() && scheduler_->Take(&w.stack, nullptr, absl::InfiniteFuture()) ==
-                                 internal::WalkScheduler::Next::kDone) {
-        break;
-      }
-      internal::WorkItem item = std::move(w.stack.back());
-      w.stack.pop_back();
-      Process(item, w);
-      if (w.stack.size() > 1 && scheduler_->SomeoneWaits()) scheduler_->Share(&w.stack);
-    }
+    scheduler_->Drive(&w.stack, [&](const internal::WorkItem& item) { Process(item, w); });
     scanned_ += w.scanned;
     skipped_ += w.skipped;
     other_filesystem_ += w.other_filesystem;

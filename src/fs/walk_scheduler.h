@@ -63,6 +63,25 @@ class WalkScheduler {
   // Moves the older half of `stack` to the shared stack if a walker waits.
   void Share(std::vector<WorkItem>* stack);
 
+  // A plain walker's loop (no deliverer): the directories of `stack`, else
+  // of the shared stack, each to `process(item)` (which may push more onto
+  // `stack`), sharing the older half of `stack` when another walker waits;
+  // until every directory is read or the walk is stopped.
+  template <typename Process>
+  void Drive(std::vector<WorkItem>* stack, Process&& process) {
+    for (;;) {
+      if (stopped_->load(std::memory_order_relaxed)) {
+        stack->clear();
+        return;
+      }
+      if (stack->empty() && Take(stack, nullptr, absl::InfiniteFuture()) == Next::kDone) return;
+      WorkItem item = std::move(stack->back());
+      stack->pop_back();
+      process(item);
+      if (stack->size() > 1 && SomeoneWaits()) Share(stack);
+    }
+  }
+
   // Matches were handed over: wakes the deliverer if it waits in Take.
   void MatchesPending();
   // The walk was stopped: wakes every walker waiting in Take.
