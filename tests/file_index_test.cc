@@ -361,6 +361,34 @@ TEST_P(FileIndexTest, SearchesWalkUntilStarted) {
 INSTANTIATE_TEST_SUITE_P(Watch, FileIndexTest,
                          ::testing::Values(IndexWatch::kInotify, IndexWatch::kFanotify), WatchName);
 
+TEST_P(FileIndexTest, AModeChangeDecidesWhatCanBeReadBelow) {
+  // As the process's user (root loses its capabilities here), on one thread
+  // (pool threads keep them): a directory's modes decide what the walk
+  // reads, and the index must follow each change of them.
+  testing::ScopedEnforcePermissions enforce;
+  FileIndexOptions options;
+  options.search.threads = 1;
+  START_INDEX_OR_SKIP(index, options);
+  FileSearcher walker(tree_.root(), options.search);
+  v1::SearchRequest all = Glob("*");
+  all.set_include_hidden(true);
+  const auto expect_current = [&](const char* step) {
+    SCOPED_TRACE(step);
+    ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+    ExpectSameAnswer(*index, walker, all);
+  };
+  tree_.Chmod("src", 0644);  // listable, but nothing in it can be opened
+  expect_current("no search permission");
+  tree_.Chmod("src", 0);
+  expect_current("no permission at all");
+  tree_.Chmod("src", 0755);
+  expect_current("all back");
+  tree_.Chmod("include", 0311);  // searchable, not listable
+  expect_current("no read permission");
+  tree_.Chmod("include", 0755);
+  expect_current("all back again");
+}
+
 TEST(FileIndexInotifyTest, UnwatchedDirectoriesAreReadAtEachVerification) {
   testing::TestTree tree;
   for (int i = 0; i < 5; ++i) tree.Dir(absl::StrCat("d", i));

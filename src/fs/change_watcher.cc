@@ -236,7 +236,15 @@ class FanotifyWatcher : public ChangeWatcher {
     // business, by device and inode.
     std::string handle(record + handle_at, handle_size);
     struct stat st;
-    if (!Identify(fsid, &handle, &st)) return;  // gone, or not ours
+    switch (Identify(fsid, &handle, &st)) {
+      case Identified::kFound:
+        break;
+      case Identified::kGone:
+        return;  // its parent's report tells, if it was ours
+      case Identified::kRefused:
+        out->emplace_back().overflow = true;  // as good as lost: read everything again
+        return;
+    }
     Change& change = out->emplace_back();
     change.by_identity = true;
     change.device = st.st_dev;
@@ -247,17 +255,25 @@ class FanotifyWatcher : public ChangeWatcher {
   }
 
   // Opens the handle (O_PATH) on its filesystem and reads its identity.
-  bool Identify(uint64_t fsid, std::string* handle, struct stat* st) {
+  // Opens the handle (O_PATH) on its filesystem and reads its identity:
+  // kFound, kGone (a directory removed since, or on a filesystem not ours),
+  // or kRefused (the process may not open handles, CAP_DAC_READ_SEARCH, or
+  // the kernel failed otherwise: what changed cannot be told).
+  enum class Identified { kFound, kGone, kRefused };
+  Identified Identify(uint64_t fsid, std::string* handle, struct stat* st) {
     int mount_fd;
     {
       MutexLock lock(&mu_);
       auto it = mounts_.find(fsid);
-      if (it == mounts_.end()) return false;
+      if (it == mounts_.end()) return Identified::kGone;
       mount_fd = it->second.get();
     }
     UniqueFd dir(::open_by_handle_at(mount_fd, reinterpret_cast<file_handle*>(handle->data()),
                                      O_PATH | O_CLOEXEC));
-    return dir.valid() && ::fstat(dir.get(), st) == 0;
+    if (!dir.valid()) {
+      return errno == ESTALE || errno == ENOENT ? Identified::kGone : Identified::kRefused;
+    }
+    return ::fstat(dir.get(), st) == 0 ? Identified::kFound : Identified::kGone;
   }
 
   const UniqueFd fd_;
@@ -278,6 +294,18 @@ absl::StatusOr<std::unique_ptr<ChangeWatcher>> NewFanotifyWatcher(int root_fd) {
   if (const int error = watcher->Mark(root_fd); error != 0) {
     return ErrnoToStatus(error, "fanotify_mark", "the root's filesystem");
   }
+  // Reports name directories by handle: opening one needs
+  // CAP_DAC_READ_SEARCH, which a process may lack while it has
+  // CAP_SYS_ADMIN. Tried once on the root's own handle.
+  std::string bytes(sizeof(file_handle) + MAX_HANDLE_SZ, '\0');
+  auto* root_handle = reinterpret_cast<file_handle*>(bytes.data());
+  root_handle->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (::name_to_handle_at(root_fd, "", root_handle, &mount_id, AT_EMPTY_PATH) != 0) {
+    return ErrnoToStatus(errno, "name_to_handle_at", "the root");
+  }
+  UniqueFd opened(::open_by_handle_at(root_fd, root_handle, O_PATH | O_CLOEXEC));
+  if (!opened.valid()) return ErrnoToStatus(errno, "open_by_handle_at", "the root's handle");
   return std::unique_ptr<ChangeWatcher>(std::move(watcher));
 }
 

@@ -219,8 +219,16 @@ struct FileIndex::Impl {
     std::deque<Id> queue;
     absl::flat_hash_set<Id> queued;
     bool recursive = false;  // a rescan: every directory below too
+    // Directories whose mode or owner changed: which of the entries below can
+    // be opened or read may have changed with it, so they are read anew,
+    // everything below them included.
+    absl::flat_hash_set<Id> anew;
     void Add(Id dir) {
       if (queued.insert(dir).second) queue.push_back(dir);
+    }
+    void AddAnew(Id dir) {
+      anew.insert(dir);
+      Add(dir);
     }
   };
   // Reads the queued directories again and brings the index in line; true
@@ -693,13 +701,13 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
                                         : static_cast<Id>(change.tag);
       if (dir == NameTree::kNone || !tree.valid(dir) || !tree.is_directory(dir)) continue;
       if (change.attributes) {
-        // A directory's mode decides whether it can be read; other
-        // entries' attributes are read when they match.
+        // A directory's mode and owner decide what below it can be read;
+        // other entries' attributes are read when they match.
         if (change.name.empty()) {
-          queue.Add(dir);
+          queue.AddAnew(dir);
         } else if (change.is_directory) {
           const Id child = tree.Child(dir, change.name);
-          if (child != NameTree::kNone && tree.is_directory(child)) queue.Add(child);
+          if (child != NameTree::kNone && tree.is_directory(child)) queue.AddAnew(child);
         }
         continue;
       }
@@ -829,12 +837,14 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
     internal::ReaderMutexLock lock(&tree_mu);
     identity = tree.identity(dir);
   }
-  if (identity.second != 0 && (identity.first != st.st_dev || identity.second != st.st_ino)) {
-    // Another directory at its path now (replaced meanwhile, or its
-    // filesystem mounted anew since a snapshot): read it as a new one.
+  if (queue->anew.contains(dir) ||
+      (identity.second != 0 && (identity.first != st.st_dev || identity.second != st.st_ino))) {
+    // Its mode or owner changed, or another directory is at its path now
+    // (replaced meanwhile, or its filesystem mounted anew since a snapshot):
+    // read it, and everything below it, as new.
     internal::WriterMutexLock lock(&tree_mu);
+    differed = differed || !tree.children(dir).empty();
     tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
-    differed = true;
   }
   if (!Enter(dir, fd, st)) {
     internal::WriterMutexLock lock(&tree_mu);
