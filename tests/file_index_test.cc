@@ -625,6 +625,32 @@ TEST_F(FileIndexSnapshotTest, KillDuringWritingNeverLeavesASnapshotThatLoadsWron
   EXPECT_GT(loaded, 0);
 }
 
+// A start removes the temporary files of writers that died, and leaves those
+// of live ones: two commands sharing an --index-dir do not break each other.
+TEST_F(FileIndexSnapshotTest, OnlyDeadWritersTemporaryFilesAreRemoved) {
+  // A pid that is free: a child's, once it has ended and been reaped.
+  pid_t dead;
+  char* argv[] = {const_cast<char*>("true"), nullptr};
+  ASSERT_EQ(::posix_spawnp(&dead, "true", nullptr, nullptr, argv, environ), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(dead, &status, 0), dead);
+  const std::string prefix = absl::StrCat(".", internal::kSnapshotName, ".");
+  const std::string of_dead = absl::StrCat(prefix, dead, ".tmp");
+  const std::string of_live = absl::StrCat(prefix, ::getppid(), ".tmp");
+  const std::string not_ours = absl::StrCat(prefix, "notapid.tmp");
+  for (const std::string& name : {of_dead, of_live, not_ours}) {
+    std::ofstream(absl::StrCat(dir_.root(), "/", name)) << "partial";
+  }
+  FileIndex index(tree_.root(), Options());
+  ASSERT_TRUE(index.Start().ok());
+  index.Stop();  // writes the snapshot
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.root())) {
+    files.push_back(e.path().filename().string());
+  }
+  EXPECT_THAT(files, ::testing::UnorderedElementsAre(internal::kSnapshotName, of_live, not_ours));
+}
+
 // ---------------------------------------------------------------------------
 // The property: after random changes, once the index is current, it answers
 // every request as a fresh walk does, byte for byte.

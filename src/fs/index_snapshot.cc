@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -10,7 +11,9 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "fs/errno_status.h"
 #include "fs/unique_fd.h"
 
@@ -242,13 +245,23 @@ void RemoveLeftovers(const std::string& dir, const std::string& name) {
   DIR* listing = ::fdopendir(::fcntl(dir_fd.get(), F_DUPFD_CLOEXEC, 0));
   if (listing == nullptr) return;
   const std::string prefix = absl::StrCat(".", name, ".");
+  constexpr std::string_view kSuffix = ".tmp";
   std::vector<std::string> leftovers;
   while (dirent* e = ::readdir(listing)) {
     const std::string_view entry = e->d_name;
-    if (entry.size() > prefix.size() + 4 && entry.substr(0, prefix.size()) == prefix &&
-        entry.substr(entry.size() - 4) == ".tmp") {
-      leftovers.emplace_back(entry);
+    if (entry.size() <= prefix.size() + kSuffix.size() ||
+        entry.substr(0, prefix.size()) != prefix ||
+        entry.substr(entry.size() - kSuffix.size()) != kSuffix) {
+      continue;
     }
+    // The writer's pid is in the name: a live writer (another process sharing
+    // the directory, e.g. two `filemesh find --index-dir` at once) keeps its
+    // file; only a dead one's is removed.
+    int pid = 0;
+    const std::string_view digits =
+        entry.substr(prefix.size(), entry.size() - prefix.size() - kSuffix.size());
+    if (!absl::SimpleAtoi(AbslView(digits), &pid) || pid <= 0) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) leftovers.emplace_back(entry);
   }
   ::closedir(listing);
   for (const std::string& leftover : leftovers) ::unlinkat(dir_fd.get(), leftover.c_str(), 0);

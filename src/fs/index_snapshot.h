@@ -55,7 +55,8 @@ absl::Status WriteFileAtomically(const std::string& dir, const std::string& name
                                  std::string_view bytes);
 
 // Removes what WriteFileAtomically(dir, name, ...) left behind when its
-// process died mid-write (temporary files); for the directory's one writer.
+// process died mid-write: the temporary files of writers that no longer
+// exist. Those of live processes (writers sharing the directory) stay.
 void RemoveLeftovers(const std::string& dir, const std::string& name);
 
 // Reads `path` whole, at most `max_bytes` (else FailedPrecondition).
