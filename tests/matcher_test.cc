@@ -1,9 +1,12 @@
 #include "fs/matcher.h"
 
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "base/utf8.h"
 #include "gtest/gtest.h"
+#include "re2/re2.h"
 
 namespace filemesh::internal {
 namespace {
@@ -154,6 +157,117 @@ TEST(MatcherTest, PathologicalRegexRunsInLinearTime) {
   absl::StatusOr<Matcher> m = Matcher::Create("^(a+)+$", v1::PATTERN_SYNTAX_REGEX, false);
   ASSERT_TRUE(m.ok());
   EXPECT_FALSE(m->Match(std::string(5000, 'a') + "!"));
+}
+
+TEST(MatcherTest, AnchoredAtStartIsConservative) {
+  EXPECT_TRUE(AnchoredAtStart("^lexer_9[0-9]\\.cc$"));
+  EXPECT_TRUE(AnchoredAtStart("(?i)^abc"));
+  EXPECT_TRUE(AnchoredAtStart("(?s)(?U)^a.*b"));
+  EXPECT_TRUE(AnchoredAtStart("^"));
+  EXPECT_FALSE(AnchoredAtStart("abc"));
+  EXPECT_FALSE(AnchoredAtStart("^a|b"));    // "xb" matches
+  EXPECT_FALSE(AnchoredAtStart("^(a|b)"));  // any '|' at all
+  EXPECT_FALSE(AnchoredAtStart("^*a"));     // "xa" matches
+  EXPECT_FALSE(AnchoredAtStart("^?a"));
+  EXPECT_FALSE(AnchoredAtStart("(?m)^a"));  // after a newline too
+  EXPECT_FALSE(AnchoredAtStart("(?im)^a"));
+  EXPECT_FALSE(AnchoredAtStart("(?i:^a)b"));
+  EXPECT_FALSE(AnchoredAtStart("(?i"));
+  EXPECT_FALSE(AnchoredAtStart("\\^a"));
+  EXPECT_FALSE(AnchoredAtStart(""));
+}
+
+// The range test before RE2 (Matcher::InPossibleRange) never changes an
+// answer: every pattern on every subject answers as RE2 alone does.
+TEST(MatcherTest, ThePossibleRangeNeverChangesAnAnswer) {
+  const std::vector<std::string> regexes = {"^lexer_9[0-9]\\.cc$",
+                                            "^a",
+                                            "^ab*c",
+                                            "(?i)^abc",
+                                            "(?i)^k",
+                                            "^[a-c]+$",
+                                            "^\xe2\x84\xaa",
+                                            "^.",
+                                            "^a.c$",
+                                            "^$",
+                                            "(?s)^a.b",
+                                            "^\\x{fffd}",
+                                            "^z{2,3}",
+                                            "^abc|z",
+                                            "(?m)^b",
+                                            "^*b",
+                                            "^a\\B",
+                                            "^a(b\\B)?",
+                                            "^a\\b",
+                                            "^ab\\B."};
+  const std::vector<std::string> globs = {"a*",    "lexer_9[0-9].cc", "[a-c]*", "?b*",  "*",
+                                          "ab\\*", "[!a]*c",          "k*",     "x/*/y"};
+  const std::string alphabet[] = {"a",
+                                  "b",
+                                  "c",
+                                  "A",
+                                  "B",
+                                  "K",
+                                  "k",
+                                  "z",
+                                  "\n",
+                                  "\xff",
+                                  "\xe2\x84\xaa",
+                                  ".",
+                                  "9",
+                                  "lexer_9",
+                                  "/",
+                                  "\xef\xbf\xbd",
+                                  "-"};
+  std::vector<std::string> subjects = {""};
+  uint64_t x = 0x9e3779b97f4a7c15u;  // a fixed sequence: failures reproduce
+  for (int i = 0; i < 3000; ++i) {
+    std::string s;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    const int length = 1 + static_cast<int>(x % 6);
+    for (int j = 0; j < length; ++j) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      s += alphabet[x % std::size(alphabet)];
+    }
+    subjects.push_back(s);
+  }
+  subjects.push_back("lexer_95.cc");
+  subjects.push_back("LEXER_95.CC");
+  int matched = 0;
+  for (bool fold : {false, true}) {
+    RE2::Options options;
+    options.set_case_sensitive(!fold);
+    options.set_log_errors(false);
+    for (const std::string& regex : regexes) {
+      absl::StatusOr<Matcher> m = Matcher::Create(regex, v1::PATTERN_SYNTAX_REGEX, fold);
+      ASSERT_TRUE(m.ok()) << m.status();
+      const RE2 re(regex, options);
+      for (const std::string& subject : subjects) {
+        std::string utf8;
+        ReplaceInvalidUtf8(subject, "\xef\xbf\xbd", &utf8);
+        const bool expected = RE2::PartialMatch(utf8, re);
+        matched += expected;
+        ASSERT_EQ(m->Match(subject), expected)
+            << "regex " << ::testing::PrintToString(regex) << (fold ? " -i" : "") << " on "
+            << ::testing::PrintToString(subject);
+      }
+    }
+    RE2::Options latin1;
+    latin1.set_encoding(RE2::Options::EncodingLatin1);
+    for (const std::string& glob : globs) {
+      absl::StatusOr<Matcher> m = Matcher::Create(glob, v1::PATTERN_SYNTAX_GLOB, fold);
+      ASSERT_TRUE(m.ok()) << m.status();
+      const RE2 re(*GlobToRegex(glob, m->matches_path(), fold), latin1);
+      for (const std::string& subject : subjects) {
+        const bool expected = RE2::FullMatch(subject, re);
+        matched += expected;
+        ASSERT_EQ(m->Match(subject), expected)
+            << "glob " << ::testing::PrintToString(glob) << (fold ? " -i" : "") << " on "
+            << ::testing::PrintToString(subject);
+      }
+    }
+  }
+  EXPECT_GT(matched, 1000);  // the subjects do reach the matches
 }
 
 TEST(GlobToRegexTest, TranslatesToByteClasses) {

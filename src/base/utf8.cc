@@ -1,6 +1,7 @@
 #include "base/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -33,6 +34,12 @@ char32_t DecodeUtf8(std::string_view s, size_t length) {
 
 bool IsValidUtf8(std::string_view bytes) {
   size_t i = 0;
+  // Eight ASCII bytes at a time first: most names are ASCII, and the regex
+  // matcher checks every name it reads.
+  for (uint64_t word; i + sizeof(word) <= bytes.size(); i += sizeof(word)) {
+    std::memcpy(&word, bytes.data() + i, sizeof(word));
+    if ((word & 0x8080808080808080u) != 0) break;
+  }
   while (i < bytes.size()) {
     // Fast path over ASCII, the common case for names.
     if (static_cast<uint8_t>(bytes[i]) < 0x80) {

@@ -315,7 +315,56 @@ absl::Status Matcher::CompileRegex(const std::string& regex, Kind kind, std::str
   }
   kind_ = kind;
   regex_ = std::move(re);
+  // \b and \B look past the end of what they match: a partial match need
+  // not be a whole match then, which the range is about.
+  if (kind == Kind::kGlob || (AnchoredAtStart(regex) && regex.find("\\b") == std::string::npos &&
+                              regex.find("\\B") == std::string::npos)) {
+    SetPossibleRange();
+  }
   return absl::OkStatus();
+}
+
+void Matcher::SetPossibleRange() {
+  // Longer bounds cut more names but cost more to compare; names that share
+  // a prefix this long are few.
+  constexpr int kMaxRangeBytes = 32;
+  has_range_ = regex_->PossibleMatchRange(&range_min_, &range_max_, kMaxRangeBytes);
+  if (!has_range_) return;
+  size_t common = 0;
+  while (common < range_min_.size() && common < range_max_.size() &&
+         range_min_[common] == range_max_[common]) {
+    ++common;
+  }
+  range_prefix_ = range_min_.substr(0, common);
+  range_prefix_ascii_ = !range_prefix_.empty() && IsAscii(range_prefix_);
+}
+
+bool Matcher::InPossibleRange(std::string_view subject) const {
+  if (!has_range_) return true;
+  if (kind_ == Kind::kGlob) return subject >= range_min_ && subject <= range_max_;
+  // Partial: a prefix p of the subject is in [min, max], so p (and every
+  // string between the bounds) begins with their common prefix, and the
+  // subject is at least p, at least min.
+  return subject.substr(0, range_prefix_.size()) == range_prefix_ && subject >= range_min_;
+}
+
+bool AnchoredAtStart(std::string_view regex) {
+  size_t i = 0;
+  // Flag groups first: "(?i)", "(?s-U)"; with 'm', '^' also matches after a
+  // newline, which names may hold.
+  while (regex.substr(i, 2) == "(?") {
+    const size_t close = regex.find(')', i);
+    if (close == std::string_view::npos) return false;
+    const std::string_view flags = regex.substr(i + 2, close - i - 2);
+    if (flags.find_first_not_of("isU-") != std::string_view::npos) return false;
+    i = close + 1;
+  }
+  if (regex.substr(i, 1) != "^") return false;
+  if (i + 1 < regex.size() &&
+      std::string_view("*+?{").find(regex[i + 1]) != std::string_view::npos) {
+    return false;
+  }
+  return regex.find('|') == std::string_view::npos;
 }
 
 absl::StatusOr<Matcher> Matcher::Create(std::string_view pattern, v1::PatternSyntax syntax,
@@ -389,9 +438,17 @@ bool Matcher::Match(std::string_view subject) const {
       return fold_ascii_ ? ContainsFolded(subject, literal_)
                          : subject.find(literal_) != std::string_view::npos;
     case Kind::kGlob:
-      return RE2::FullMatch(subject, *regex_);
-    case Kind::kRegexPartial:
-      return RE2::PartialMatch(Utf8Subject(subject), *regex_);
+      return InPossibleRange(subject) && RE2::FullMatch(subject, *regex_);
+    case Kind::kRegexPartial: {
+      // Before the UTF-8 check: the subject as RE2 sees it begins with an
+      // ASCII prefix exactly when its raw bytes do (repairs only touch bytes
+      // of 0x80 and up, and turn them into such bytes).
+      if (range_prefix_ascii_ && subject.substr(0, range_prefix_.size()) != range_prefix_) {
+        return false;
+      }
+      const std::string_view utf8 = Utf8Subject(subject);
+      return InPossibleRange(utf8) && RE2::PartialMatch(utf8, *regex_);
+    }
   }
   return false;
 }

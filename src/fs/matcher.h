@@ -59,12 +59,32 @@ class Matcher {
                             v1::PatternSyntax syntax, bool case_insensitive,
                             const MatcherLimits& limits);
 
+  // A cheap test before RE2 where RE2 can give one (most names of a tree
+  // fail it with a comparison or two instead of a run of RE2: the regex
+  // query of bench/index_bench.sh over 2M names). RE2::PossibleMatchRange
+  // bounds the subjects a pattern matches whole, from their start: a glob's
+  // subject lies in [range_min_, range_max_]; a subject a start-anchored
+  // regex matches in part has a prefix in it, so it is at least range_min_
+  // and begins with the bounds' common prefix.
+  void SetPossibleRange();
+  bool InPossibleRange(std::string_view subject) const;
+
   Kind kind_ = Kind::kAll;
   bool matches_path_ = false;
   bool fold_ascii_ = false;  // literal kinds: compare ASCII case-insensitively
   std::string literal_;      // lower-cased when fold_ascii_
   std::unique_ptr<re2::RE2> regex_;
+  bool has_range_ = false;
+  std::string range_min_, range_max_;
+  std::string range_prefix_;  // what range_min_ and range_max_ begin with
+  bool range_prefix_ascii_ = false;
 };
+
+// True when every match of the RE2 regular expression `regex` starts at the
+// subject's start: it opens with '^' (after flag groups without 'm'), not
+// repeated, and holds no '|' at all (`^a|b` matches "xb"). Conservative:
+// false says nothing. Exposed for tests.
+bool AnchoredAtStart(std::string_view regex);
 
 // Translates a glob to an RE2 pattern for the Latin-1 encoding, where every
 // byte is one rune (exposed for tests). `path_mode`: the subject is a path, so
