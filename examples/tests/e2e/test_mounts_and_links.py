@@ -3,7 +3,8 @@
 mserv2 runs in a mount namespace of its own (unshare, root only) where a
 tmpfs is mounted on `mnt/` under its root: searches stay out of it by default
 (`one_file_system`), a request can ask otherwise, and the installed command
-says what was left out. mserv1 and mserv2 withhold the target text of
+says what was left out; the same holds with mserv2 --index (the index
+follows one_file_system as the walk does). mserv1 and mserv2 withhold the target text of
 symlinks that leave the root unless started with --noredact_outside_targets.
 
 Tree (the part on the root's filesystem):
@@ -44,6 +45,7 @@ def can_mount():
 
 
 class MountsAndLinksTest(harness.ProcessTestCase):
+    SEARCHER_FLAGS = ()  # mserv2 walks each request
 
     @classmethod
     def setUpClass(cls):
@@ -64,7 +66,10 @@ class MountsAndLinksTest(harness.ProcessTestCase):
         os.symlink("plain/inside.txt", os.path.join(self.root, "here"))
         mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT_AND_RUN,
                  "sh", os.path.join(self.root, "mnt")]
-        searcher = self.mserv("mserv2", self.root, grpc_listen="127.0.0.1:0", prefix=mount)
+        searcher = self.mserv("mserv2", self.root, grpc_listen="127.0.0.1:0", prefix=mount,
+                              extra=self.SEARCHER_FLAGS)
+        if "--index" in self.SEARCHER_FLAGS:
+            searcher.wait_for_log("index_ready", 30)
         lister = self.mserv("mserv1", self.root, grpc_listen="127.0.0.1:0")
         open_lister = self.mserv("mserv1", self.root, grpc_listen="127.0.0.1:0",
                                  name="mserv1-open", extra=["--noredact_outside_targets"])
@@ -139,6 +144,48 @@ class MountsAndLinksTest(harness.ProcessTestCase):
         self.assertEqual({p for p, m in found.items() if m["symlink_target_redacted"]},
                          {b"abs", b"deep/climb", b"up"})
         self.assertEqual(found[b"deep/ok"]["symlink_target"], "../plain")
+
+
+class MountsAndLinksOnTheIndexTest(MountsAndLinksTest):
+    """The same with mserv2 --index: the index follows one_file_system as the
+    walk does (the mount point is an entry, its tmpfs is not indexed), and a
+    search that starts inside the mount is walked."""
+    SEARCHER_FLAGS = ("--index",)
+
+    def test_the_index_answers_and_a_start_inside_the_mount_is_walked(self):
+        paths, body = self.search()
+        self.assertEqual(paths, [b"plain/inside.txt"])
+        self.assertIn("index_as_of", body)
+        self.assertEqual(body["other_filesystem_directories"], "1")
+        paths, body = self.search(path="mnt")
+        self.assertEqual(paths, [b"mnt/deeper/inside.txt", b"mnt/inside.txt"])
+        self.assertNotIn("index_as_of", body)
+
+    def test_with_one_file_system_off_the_index_enters_the_mount_and_follows_it(self):
+        mnt = os.path.join(self.root, "mnt")
+        mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT_AND_RUN,
+                 "sh", mnt]
+        searcher = self.mserv("mserv2", self.root, grpc_listen="127.0.0.1:0", prefix=mount,
+                              name="mserv2-all", extra=["--index", "--noone_file_system"])
+        searcher.wait_for_log("index_ready", 30)
+        gw = self.gateway(searcher_grpc=searcher.grpc_address, name="gateway-all")
+
+        def found(name):
+            r = gw.http.get("/api/v1/search", {"q": name})
+            self.assertEqual(r.status, 200, r.body)
+            body = r.json()
+            self.assertIn("index_as_of", body)
+            return sorted(harness.exact_path(m) for m in body["matches"])
+
+        self.assertEqual(found("inside.txt"),
+                         [b"mnt/deeper/inside.txt", b"mnt/inside.txt", b"plain/inside.txt"])
+        # A file made on the tmpfs (seen through the service's own mount
+        # namespace) is found: the index follows the mounted filesystem too.
+        inside = f"/proc/{searcher.popen.pid}/root{mnt}/deeper/new.txt"
+        with open(inside, "w") as f:
+            f.write("new\n")
+        harness.wait_until(lambda: found("new.txt") == [b"mnt/deeper/new.txt"], 10,
+                           "the new file on the tmpfs found through the index")
 
 
 if __name__ == "__main__":
