@@ -283,8 +283,8 @@ struct FileIndex::Impl {
   };
 
   // The index's answer, or nullopt when it cannot answer (then the walk).
-  std::optional<absl::StatusOr<v1::SearchResponse>> SearchIndex(const v1::SearchRequest& request,
-                                                                absl::Time deadline) const;
+  std::optional<absl::StatusOr<v1::SearchResponse>> SearchIndex(
+      const internal::PreparedSearch& prepared) const;
 };
 
 // One parallel scan of a subtree into the index: its walkers (the calling
@@ -1101,13 +1101,7 @@ absl::StatusOr<std::vector<v1::FileEntry>> FileIndex::Impl::ReadMatches(
 }
 
 std::optional<absl::StatusOr<v1::SearchResponse>> FileIndex::Impl::SearchIndex(
-    const v1::SearchRequest& request, absl::Time deadline) const {
-  internal::PreparedSearch prepared;
-  if (absl::Status checked = internal::PrepareSearch(root_fd.get(), options.search, request,
-                                                     deadline, /*streaming=*/false, &prepared);
-      !checked.ok()) {
-    return absl::StatusOr<v1::SearchResponse>(checked);
-  }
+    const internal::PreparedSearch& prepared) const {
   const internal::SearchParams& p = prepared.params;
   struct stat start_stat;
   if (::fstat(prepared.start.get(), &start_stat) != 0) return std::nullopt;
@@ -1220,16 +1214,26 @@ const std::string& FileIndex::root() const { return impl_->root; }
 
 absl::StatusOr<v1::SearchResponse> FileIndex::Search(const v1::SearchRequest& request,
                                                      absl::Time deadline) const {
-  if (impl_->ready.load()) {
-    std::optional<absl::StatusOr<v1::SearchResponse>> answer =
-        impl_->SearchIndex(request, deadline);
-    if (answer.has_value()) {
-      impl_->searches_indexed.fetch_add(1, std::memory_order_relaxed);
-      return *std::move(answer);
-    }
+  if (!impl_->ready.load()) {
+    impl_->searches_walked.fetch_add(1, std::memory_order_relaxed);
+    return impl_->walker.Search(request, deadline);
+  }
+  // Checked once, for the index and for the walk it may fall back to.
+  internal::PreparedSearch prepared;
+  if (absl::Status checked =
+          internal::PrepareSearch(impl_->root_fd.get(), impl_->options.search, request, deadline,
+                                  /*streaming=*/false, &prepared);
+      !checked.ok()) {
+    impl_->searches_indexed.fetch_add(1, std::memory_order_relaxed);
+    return checked;
+  }
+  std::optional<absl::StatusOr<v1::SearchResponse>> answer = impl_->SearchIndex(prepared);
+  if (answer.has_value()) {
+    impl_->searches_indexed.fetch_add(1, std::memory_order_relaxed);
+    return *std::move(answer);
   }
   impl_->searches_walked.fetch_add(1, std::memory_order_relaxed);
-  return impl_->walker.Search(request, deadline);
+  return internal::WalkPreparedSearch(&prepared, impl_->options.search.threads);
 }
 
 absl::Status FileIndex::SaveSnapshot() const { return impl_->SaveSnapshot(); }

@@ -404,6 +404,9 @@ class Walk : public std::enable_shared_from_this<Walk> {
 
 std::atomic<internal::NowFunction> search_clock{nullptr};
 
+// Pool threads that may join one walk of `threads` walkers.
+int HelpersFor(int threads) { return threads <= 0 ? std::numeric_limits<int>::max() : threads - 1; }
+
 }  // namespace
 
 namespace internal {
@@ -414,6 +417,14 @@ absl::Time SearchNow() {
 }
 
 void SetSearchClockForTesting(NowFunction now) { search_clock.store(now); }
+
+absl::StatusOr<v1::SearchResponse> WalkPreparedSearch(PreparedSearch* prepared, int threads) {
+  auto walk = std::make_shared<Walk>(prepared->params,
+                                     std::make_shared<const UniqueFd>(std::move(prepared->start)));
+  walk->Run(HelpersFor(threads));
+  if (absl::Status error = walk->error(); !error.ok()) return error;
+  return walk->TakeResponse();
+}
 
 }  // namespace internal
 
@@ -431,9 +442,7 @@ struct FileSearcher::Impl {
   }
 
   // Pool threads that may join one walk.
-  int Helpers() const {
-    return options.threads <= 0 ? std::numeric_limits<int>::max() : options.threads - 1;
-  }
+  int Helpers() const { return HelpersFor(options.threads); }
 };
 
 FileSearcher::FileSearcher(std::string root, FileSearcherOptions options)
@@ -459,11 +468,7 @@ absl::StatusOr<v1::SearchResponse> FileSearcher::Search(const v1::SearchRequest&
       !status.ok()) {
     return status;
   }
-  auto walk = std::make_shared<Walk>(prepared.params,
-                                     std::make_shared<const UniqueFd>(std::move(prepared.start)));
-  walk->Run(impl_->Helpers());
-  if (absl::Status error = walk->error(); !error.ok()) return error;
-  return walk->TakeResponse();
+  return internal::WalkPreparedSearch(&prepared, impl_->options.threads);
 }
 
 absl::StatusOr<v1::SearchResponse> FileSearcher::SearchStream(

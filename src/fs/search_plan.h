@@ -61,6 +61,12 @@ absl::Status PrepareSearch(int root_fd, const FileSearcherOptions& options,
                            const v1::SearchRequest& request, absl::Time deadline, bool streaming,
                            PreparedSearch* out);
 
+// Walks a prepared search as FileSearcher::Search does, on the calling
+// thread and at most `threads` - 1 threads of the WalkerPool (all of them
+// for `threads` <= 0). For FileIndex, which walks what its index cannot
+// answer without checking the request twice.
+absl::StatusOr<v1::SearchResponse> WalkPreparedSearch(PreparedSearch* prepared, int threads);
+
 // The walker threads of the process, shared by every search and index
 // build: as many as the CPUs it may use. Never destroyed: searches may still
 // run on other threads while the process exits.
