@@ -288,7 +288,11 @@ TEST_P(FileIndexTest, FollowsEachKindOfChange) {
   const FileIndexStats stats = index->stats();
   EXPECT_GT(stats.events, 0u);
   EXPECT_GT(stats.directories_refreshed, 0u);
-  EXPECT_EQ(stats.overflows, 0u);
+  // Reports alone (fanotify's queue may overflow with other writers of the
+  // filesystem: see FileIndexPropertyTest).
+  if (GetParam() == IndexWatch::kInotify) {
+    EXPECT_EQ(stats.overflows, 0u);
+  }
 }
 
 TEST_P(FileIndexTest, ALostReportMeansARescan) {
@@ -809,7 +813,12 @@ TEST_P(FileIndexPropertyTest, AnswersAsAFreshWalkAfterRandomChanges) {
       if (HasFailure()) return;
     }
   }
-  EXPECT_EQ(index.stats().overflows, 0u);
+  // The reports alone kept it right, not a rescan after a lost one. Only
+  // on inotify: a fanotify mark hears the whole filesystem, whose other
+  // writers (tests running beside this one) may overflow its queue.
+  if (GetParam() == IndexWatch::kInotify) {
+    EXPECT_EQ(index.stats().overflows, 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Watch, FileIndexPropertyTest,
