@@ -59,8 +59,7 @@ uint32_t NameArena::Append(std::string_view name) {
 NameTree::NameTree() {
   Node root{};
   root.parent = kNone;
-  root.dir = 0;
-  root.slot = kNone;
+  root.slot_or_dir = 0;  // dirs_[0], whose slot is kNone
   root.type = DT_DIR;
   nodes_.push_back(root);
   dirs_.emplace_back();
@@ -77,7 +76,7 @@ size_t NameTree::MemoryBytes() const {
 }
 
 const std::vector<NameTree::Id>& NameTree::children(Id id) const {
-  const Id d = nodes_[id].dir;
+  const Id d = DirOf(id);
   return d == kNone ? NoChildren() : dirs_[d].children;
 }
 
@@ -89,7 +88,7 @@ NameTree::Id NameTree::Child(Id dir, std::string_view wanted) const {
 }
 
 std::pair<uint64_t, uint64_t> NameTree::identity(Id dir) const {
-  const Directory& d = dirs_[nodes_[dir].dir];
+  const Directory& d = dirs_[DirOf(dir)];
   return {d.device, d.inode};
 }
 
@@ -99,7 +98,7 @@ NameTree::Id NameTree::FindDirectory(uint64_t device, uint64_t inode) const {
 }
 
 void NameTree::SetIdentity(Id dir, uint64_t device, uint64_t inode) {
-  Directory& d = dirs_[nodes_[dir].dir];
+  Directory& d = dirs_[DirOf(dir)];
   if (d.has_identity) {
     auto it = by_identity_.find(std::make_pair(d.device, d.inode));
     if (it != by_identity_.end() && it->second == dir) by_identity_.erase(it);
@@ -131,7 +130,7 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
   node.name_size = static_cast<uint8_t>(entry_name.size());
   node.type = entry_type;
   node.flags = 0;
-  node.dir = kNone;
+  node.slot_or_dir = kNone;
   if (entry_type == DT_DIR) {
     Id d;
     if (!free_dirs_.empty()) {
@@ -142,10 +141,10 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
       d = static_cast<Id>(dirs_.size() - 1);
     }
     dirs_[d] = Directory{};
-    nodes_[id].dir = d;
+    nodes_[id].slot_or_dir = d;
   }
-  std::vector<Id>& siblings = dirs_[nodes_[parent].dir].children;
-  nodes_[id].slot = static_cast<Id>(siblings.size());
+  std::vector<Id>& siblings = dirs_[DirOf(parent)].children;
+  SetSlot(id, static_cast<Id>(siblings.size()));
   siblings.push_back(id);
   return id;
 }
@@ -153,28 +152,29 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
 void NameTree::Detach(Id id) {
   const Id parent = nodes_[id].parent;
   if (parent == kNone) return;
-  std::vector<Id>& siblings = dirs_[nodes_[parent].dir].children;
-  const Id slot = nodes_[id].slot;
+  std::vector<Id>& siblings = dirs_[DirOf(parent)].children;
+  const Id slot = SlotOf(id);
   const Id last = siblings.back();
   siblings[slot] = last;
-  nodes_[last].slot = slot;
+  SetSlot(last, slot);
   siblings.pop_back();
 }
 
 void NameTree::Free(Id id) {
   Node& node = nodes_[id];
   dead_name_bytes_ += node.name_size;
-  if (node.dir != kNone) {
-    Directory& d = dirs_[node.dir];
+  if (node.type == DT_DIR) {
+    Directory& d = dirs_[node.slot_or_dir];
     if (d.has_identity) {
       auto it = by_identity_.find(std::make_pair(d.device, d.inode));
       if (it != by_identity_.end() && it->second == id) by_identity_.erase(it);
     }
     d = Directory{};
-    free_dirs_.push_back(node.dir);
+    free_dirs_.push_back(node.slot_or_dir);
   }
   node.parent = kFree;
-  node.dir = kNone;
+  node.slot_or_dir = kNone;
+  node.type = DT_UNKNOWN;
   node.name_size = 0;
   free_nodes_.push_back(id);
 }
@@ -217,7 +217,7 @@ void NameTree::Shrink() {
 }
 
 void NameTree::ReserveChildren(Id dir, size_t n) {
-  std::vector<Id>& children = dirs_[nodes_[dir].dir].children;
+  std::vector<Id>& children = dirs_[DirOf(dir)].children;
   children.reserve(children.size() + n);
 }
 

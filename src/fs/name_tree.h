@@ -12,6 +12,8 @@
 #ifndef FILEMESH_SRC_FS_NAME_TREE_H_
 #define FILEMESH_SRC_FS_NAME_TREE_H_
 
+#include <dirent.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -121,7 +123,7 @@ class NameTree {
     return names_.Get(nodes_[id].name_offset, nodes_[id].name_size);
   }
   uint8_t type(Id id) const { return nodes_[id].type; }
-  bool is_directory(Id id) const { return nodes_[id].dir != kNone; }
+  bool is_directory(Id id) const { return nodes_[id].type == DT_DIR; }
   uint8_t flags(Id id) const { return nodes_[id].flags; }
   void set_flags(Id id, uint8_t flags) { nodes_[id].flags = flags; }
 
@@ -137,8 +139,8 @@ class NameTree {
   void SetIdentity(Id dir, uint64_t device, uint64_t inode);
   // The inode its parent's entry names (d_ino; for a mount point, the inode
   // it covers, not the identity of the directory mounted there).
-  uint64_t entry_inode(Id dir) const { return dirs_[nodes_[dir].dir].entry_inode; }
-  void set_entry_inode(Id dir, uint64_t inode) { dirs_[nodes_[dir].dir].entry_inode = inode; }
+  uint64_t entry_inode(Id dir) const { return dirs_[DirOf(dir)].entry_inode; }
+  void set_entry_inode(Id dir, uint64_t inode) { dirs_[DirOf(dir)].entry_inode = inode; }
 
   // Adds an entry under `parent` (a directory). A DT_DIR entry gets room
   // for children. `name` must not be empty, hold '/' or NUL, nor be longer
@@ -167,16 +169,21 @@ class NameTree {
  private:
   static constexpr Id kFree = 0xfffffffeu;  // parent of a node on the free list
 
+  // 16 bytes: a whole number of them fills a block, and a search reads
+  // every node it passes (bench/README.md, index_bench.sh).
   struct Node {
     Id parent;
     uint32_t name_offset;
-    Id dir;   // index in dirs_, kNone for other entries
-    Id slot;  // index in the parent's children
+    // A directory's index in dirs_ (its slot is in its Directory); for
+    // other entries, their index among their parent's children.
+    Id slot_or_dir;
     uint8_t name_size;
-    uint8_t type;
+    uint8_t type;  // DT_*: DT_DIR for a directory, and only then
     uint8_t flags;
   };
+  static_assert(sizeof(Node) == 16, "a node is 16 bytes");
   struct Directory {
+    Id slot = kNone;  // index in the parent's children
     std::vector<Id> children;
     uint64_t device = 0;
     uint64_t inode = 0;
@@ -188,6 +195,15 @@ class NameTree {
       return absl::HashOf(key.first, key.second);
     }
   };
+
+  // The index in dirs_ of directory `id`, kNone for other entries.
+  Id DirOf(Id id) const { return is_directory(id) ? nodes_[id].slot_or_dir : kNone; }
+  Id SlotOf(Id id) const {
+    return is_directory(id) ? dirs_[nodes_[id].slot_or_dir].slot : nodes_[id].slot_or_dir;
+  }
+  void SetSlot(Id id, Id slot) {
+    (is_directory(id) ? dirs_[nodes_[id].slot_or_dir].slot : nodes_[id].slot_or_dir) = slot;
+  }
 
   Id NewNode();
   void Detach(Id id);
@@ -209,7 +225,7 @@ class NameTree {
 
 template <typename F>
 void NameTree::RemoveChildren(Id dir, F&& on_directory) {
-  const Id d = nodes_[dir].dir;
+  const Id d = DirOf(dir);
   if (d == kNone) return;
   // Depth-first, children before their parent, on an explicit stack.
   std::vector<Id> stack;
@@ -222,13 +238,13 @@ void NameTree::RemoveChildren(Id dir, F&& on_directory) {
     const Id id = stack.back();
     stack.pop_back();
     order.push_back(id);
-    if (nodes_[id].dir != kNone) {
-      for (Id child : dirs_[nodes_[id].dir].children) stack.push_back(child);
-      dirs_[nodes_[id].dir].children.clear();
+    if (is_directory(id)) {
+      for (Id child : dirs_[DirOf(id)].children) stack.push_back(child);
+      dirs_[DirOf(id)].children.clear();
     }
   }
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    if (nodes_[*it].dir != kNone) on_directory(*it);
+    if (is_directory(*it)) on_directory(*it);
     Free(*it);
   }
   stack.swap(scratch_);
@@ -239,7 +255,7 @@ template <typename F>
 void NameTree::Remove(Id id, F&& on_directory) {
   RemoveChildren(id, on_directory);
   Detach(id);
-  if (nodes_[id].dir != kNone) on_directory(id);
+  if (is_directory(id)) on_directory(id);
   Free(id);
   MaybeCompactNames();
 }
