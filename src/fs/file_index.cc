@@ -905,7 +905,15 @@ void FileIndex::Impl::Verify() {
 class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
  public:
   Query(const internal::SearchParams& params, uint64_t max_sized_candidates)
-      : params_(params), max_sized_candidates_(max_sized_candidates) {}
+      : params_(params), max_sized_candidates_(max_sized_candidates) {
+    // Per entry, one load instead of a call (the loop below runs for every
+    // entry of the tree).
+    for (int t = 0; t < 256; ++t) {
+      const auto dtype = static_cast<uint8_t>(t);
+      type_wanted_[t] =
+          internal::TypeWanted(params.type, dtype) && (!params.size_filter || dtype == DT_REG);
+    }
+  }
 
   void Run(const NameTree& searched, Id start, int threads) {
     tree_ = &searched;
@@ -986,8 +994,7 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
       if (!p.include_hidden && name.front() == '.') continue;
       const uint8_t type = names.type(child);
       bool matched = false;
-      if (depth <= p.max_depth && internal::TypeWanted(p.type, type) &&
-          (!p.size_filter || type == DT_REG)) {
+      if (depth <= p.max_depth && type_wanted_[type]) {
         if (p.matcher->matches_path()) {
           w.path.resize(prefix);
           w.path.append(name);
@@ -1039,6 +1046,7 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
 
   const internal::SearchParams& params_;
   const uint64_t max_sized_candidates_;
+  bool type_wanted_[256];  // by DT_* type: a candidate, size bound included
   const NameTree* tree_ = nullptr;
   std::atomic<bool> stopped_{false};
   std::optional<internal::WalkScheduler> scheduler_;  // after stopped_, which it reads
