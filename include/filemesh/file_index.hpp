@@ -61,7 +61,7 @@ struct FileIndexOptions {
   // fs.inotify.max_user_watches) a directory is indexed but not watched, and
   // read again at each verification (stats().unwatched_directories).
   size_t max_watches = 65536;
-  // Entries indexed at most (each costs about 40 bytes). A tree that has
+  // Entries indexed at most (each costs about 35 bytes). A tree that has
   // more is not indexed: searches walk it, status() says why.
   size_t max_entries = 50'000'000;
   // How often a sample of `verify_sample` directories is read and compared
