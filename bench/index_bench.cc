@@ -220,8 +220,7 @@ int main(int argc, char** argv) {
               static_cast<double>(rss_after - rss_before) / entries);
 
   std::printf("first touch of %.1f MB in 2 MiB blocks, one thread: %.3f s\n",
-              static_cast<double>(stats.memory_bytes) / 1e6,
-              FirstTouchSeconds(stats.memory_bytes));
+              static_cast<double>(stats.memory_bytes) / 1e6, FirstTouchSeconds(stats.memory_bytes));
   if (argc > 3 && std::string(argv[3]) == "--build-only") return 0;
   filemesh::FileSearcher walker(root);
   for (const Query& q : Queries()) {
