@@ -6,17 +6,23 @@
 // text itself, memoized on (pattern offset, subject offset), with none of the
 // matcher's machinery (no RE2 translation, no literal fast paths). The two
 // must agree on whether the glob is well-formed and on every match, of the
-// names given and of every byte in one place.
+// names given and of every byte in one place. Every regular expression is
+// judged by RE2 alone on the same names (repaired to UTF-8 as the matcher
+// documents), which checks the matcher's shortcuts (the range test before
+// RE2).
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/utf8.h"
 #include "fs/matcher.h"
+#include "re2/re2.h"
 
 namespace {
 
@@ -220,6 +226,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   if (!matcher.ok()) return 0;
+  std::unique_ptr<RE2> regex;  // the reference for regular expressions
+  if (syntax == filemesh::v1::PATTERN_SYNTAX_REGEX) {
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_case_sensitive(!fold);
+    options.set_max_mem(limits.max_regex_memory);
+    regex = std::make_unique<RE2>(std::string(pattern), options);
+    if (!regex->ok()) regex.reset();
+  }
   const bool path = pattern.find('/') != std::string_view::npos;
   auto check = [&](std::string_view name) {
     const bool got = matcher->Match(name);
@@ -231,6 +246,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    static_cast<int>(name.size()), name.data(), got ? 1 : 0, got ? 0 : 1);
       std::abort();
     }
+    if (regex != nullptr) {
+      std::string utf8;
+      filemesh::internal::ReplaceInvalidUtf8(name, "\xef\xbf\xbd", &utf8);
+      if (got != RE2::PartialMatch(utf8, *regex)) {
+        std::fprintf(stderr, "regex \"%.*s\" (fold %d) on \"%.*s\": matcher %d, RE2 %d\n",
+                     static_cast<int>(pattern.size()), pattern.data(), fold ? 1 : 0,
+                     static_cast<int>(name.size()), name.data(), got ? 1 : 0, got ? 0 : 1);
+        std::abort();
+      }
+    }
   };
   std::string first;
   for (int i = 0; i < 32 && !names.empty(); ++i) {
@@ -240,7 +265,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(name);
     names = nl == std::string_view::npos ? "" : names.substr(nl + 1);
   }
-  if (compare) {
+  if (compare || regex != nullptr) {
     // Every byte in one place: the one-byte names, and the first name with
     // each byte at the position the mode's high bits pick (so a bracket
     // expression or a class is judged on all 256 bytes, which mutations
