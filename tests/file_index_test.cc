@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <random>
 #include <string>
@@ -90,6 +91,51 @@ TEST(NameTreeTest, CompactsNamesOfRemovedEntries) {
     EXPECT_EQ(tree.name(dirs[i]), absl::StrCat("d", i));
     EXPECT_EQ(tree.Child(dirs[i], absl::StrCat(long_name, 99)) != NameTree::kNone, true);
   }
+}
+
+TEST(NameTreeTest, KeepsAttributesUntilTheNameIsReused) {
+  NameTree tree;
+  const NameTree::Id f = tree.Add(NameTree::kRoot, "f", DT_REG);
+  EXPECT_FALSE(tree.attributes(f).known());  // until read
+  struct stat st {};
+  st.st_mode = S_IFREG | 0640;
+  st.st_size = 123;
+  st.st_nlink = 1;
+  st.st_ino = 77;
+  st.st_mtim = {-5, 250};  // before the epoch: seconds round down
+  const NameTree::Attributes a = NameTree::Attributes::Of(st);
+  tree.set_attributes(f, a);
+  const struct stat back = tree.attributes(f).ToStat();
+  EXPECT_EQ(back.st_mode, st.st_mode);
+  EXPECT_EQ(back.st_size, 123);
+  EXPECT_EQ(back.st_mtim.tv_sec, -5);
+  EXPECT_EQ(back.st_mtim.tv_nsec, 250);
+  EXPECT_FALSE(tree.attributes(f).shared());
+  // A time 64 bits of nanoseconds cannot hold is not kept: read each time.
+  st.st_mtim.tv_sec = std::numeric_limits<int64_t>::max() / 2;
+  EXPECT_FALSE(NameTree::Attributes::Of(st).known());
+  // Another name of inode 77 appeared: f is marked, other entries are not.
+  const NameTree::Id g = tree.Add(NameTree::kRoot, "g", DT_REG);
+  st.st_ino = 78;
+  st.st_mtim = {1, 0};
+  tree.set_attributes(g, NameTree::Attributes::Of(st));
+  tree.MarkShared({NameTree::Attributes::HashInode(77)});
+  EXPECT_TRUE(tree.attributes(f).shared());
+  EXPECT_EQ(tree.attributes(f).st_mode(), S_IFREG | 0640u);
+  EXPECT_FALSE(tree.attributes(g).shared());
+  // With links at the read, shared at once; directories never.
+  st.st_nlink = 2;
+  EXPECT_TRUE(NameTree::Attributes::Of(st).shared());
+  st.st_mode = S_IFDIR | 0755;
+  EXPECT_FALSE(NameTree::Attributes::Of(st).shared());
+  // A removed entry's id, reused, starts unknown again; so does every entry
+  // after ForgetAttributes.
+  tree.Remove(f);
+  const NameTree::Id h = tree.Add(NameTree::kRoot, "h", DT_REG);
+  EXPECT_EQ(h, f);
+  EXPECT_FALSE(tree.attributes(h).known());
+  tree.ForgetAttributes();
+  EXPECT_FALSE(tree.attributes(g).known());
 }
 
 // ---------------------------------------------------------------------------
@@ -333,12 +379,53 @@ TEST_P(FileIndexTest, TooManyEntriesMeansTheWalk) {
   EXPECT_EQ(answer->matches_size(), 4);
 }
 
-TEST_P(FileIndexTest, ASizeBoundOverManyCandidatesIsLeftToTheWalk) {
+TEST_P(FileIndexTest, ASizeBoundIsAnsweredFromTheSizesKept) {
+  tree_.Dir("many");
+  for (int i = 0; i < 11; ++i) tree_.File(absl::StrCat("many/f", i));
+  tree_.File("many/big", 100);
+  FileIndexOptions options;
+  options.max_sized_candidates = 10;
+  START_INDEX_OR_SKIP(index, options);
+  ASSERT_TRUE(index->WaitUntilAttributesKept(absl::Now() + absl::Seconds(30)));
+  EXPECT_TRUE(index->stats().attributes_ready);
+  FileSearcher walker(tree_.root());
+  // 12 names match, but the sizes kept leave one candidate: the index
+  // answers, as the walk would.
+  v1::SearchRequest request = Glob("*");
+  request.set_path("many");
+  request.set_min_size(1);
+  ExpectSameAnswer(*index, walker, request);
+  // Each kind of change to an attribute is followed: a write, a truncation,
+  // a chmod, a new time, a file replaced by another of the same name.
+  std::ofstream(tree_.root() + "/many/f3", std::ios::app) << "grown";
+  ASSERT_EQ(::truncate((tree_.root() + "/many/big").c_str(), 7), 0);
+  tree_.Chmod("many/f4", 0600);
+  tree_.SetMtime("many/f5", 1234567890);
+  tree_.File("many/other", 9);
+  ASSERT_EQ(::rename((tree_.root() + "/many/other").c_str(), (tree_.root() + "/many/f6").c_str()),
+            0);
+  ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+  absl::StatusOr<v1::SearchResponse> answer = index->Search(request);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(answer->has_index_as_of());
+  EXPECT_EQ(answer->matches_size(), 3);  // f3, big, f6
+  ExpectSameAnswer(*index, walker, request);
+  request.clear_min_size();
+  ExpectSameAnswer(*index, walker, request);
+}
+
+TEST_P(FileIndexTest, ASizeBoundOverManyUnknownSizesIsLeftToTheWalk) {
   tree_.Dir("many");
   for (int i = 0; i < 11; ++i) tree_.File(absl::StrCat("many/f", i));
   FileIndexOptions options;
   options.max_sized_candidates = 10;
-  START_INDEX_OR_SKIP(index, options);
+  options.watch = GetParam();
+  options.follow = false;  // sizes are never read: searches read them
+  auto index = std::make_unique<FileIndex>(tree_.root(), options);
+  ASSERT_TRUE(index->Start().ok());
+  ASSERT_TRUE(index->WaitUntilReady(absl::Now() + absl::Seconds(30)));
+  EXPECT_FALSE(index->WaitUntilAttributesKept(absl::Now() + absl::Seconds(1)));
+  EXPECT_FALSE(index->stats().attributes_ready);
   v1::SearchRequest request = Glob("*");
   request.set_path("many");
   request.set_min_size(1);  // none has a byte: 11 candidates, no match
@@ -668,27 +755,29 @@ class Mutator {
     Scan();
     const int op = Pick(100);
     const std::string dir = dirs_[Pick(dirs_.size())];
-    if (op < 30 || (files_.empty() && dirs_.size() < 2)) {
+    if (op < 24 || (files_.empty() && dirs_.size() < 2)) {
       MakeFile(Join(dir, Name()));
-    } else if (op < 45) {
+    } else if (op < 35) {
       ::mkdir(Path(Join(dir, Name())).c_str(), 0755);
-    } else if (op < 55 && !files_.empty()) {
+    } else if (op < 43 && !files_.empty()) {
       ::unlink(Path(files_[Pick(files_.size())]).c_str());
-    } else if (op < 62 && dirs_.size() > 1) {
+    } else if (op < 48 && dirs_.size() > 1) {
       std::error_code ignored;
       std::filesystem::remove_all(Path(dirs_[1 + Pick(dirs_.size() - 1)]), ignored);
-    } else if (op < 77) {
+    } else if (op < 60) {
       Rename();
-    } else if (op < 82 && !files_.empty()) {
+    } else if (op < 64 && !files_.empty()) {
       const std::string file = files_[Pick(files_.size())];
       ::unlink(Path(file).c_str());
       ::mkdir(Path(file).c_str(), 0755);
-    } else if (op < 87 && dirs_.size() > 1) {
+    } else if (op < 68 && dirs_.size() > 1) {
       const std::string d = dirs_[1 + Pick(dirs_.size() - 1)];
       ::chmod(Path(d).c_str(), Pick(2) == 0 ? 0 : 0755);
-    } else if (op < 94) {
+    } else if (op < 74) {
       const char* targets[] = {"..", "../..", "/etc", "x", "../../../.."};
       ::symlink(targets[Pick(5)], Path(Join(dir, Name())).c_str());
+    } else if (op < 96 && !files_.empty()) {
+      ChangeAttributes(files_[Pick(files_.size())], dir);
     } else {
       std::string chain = Join(dir, Name());
       for (int i = 0; i < 12 && ::mkdir(Path(chain).c_str(), 0755) == 0; ++i) chain += "/c";
@@ -716,7 +805,8 @@ class Mutator {
     request.set_include_hidden(Pick(2) == 0);
     if (Pick(3) == 0) request.set_max_depth(1 + Pick(4));
     if (Pick(5) == 0) request.set_type(static_cast<v1::FileType>(1 + Pick(4)));
-    if (Pick(8) == 0) request.set_min_size(Pick(200));
+    if (Pick(6) == 0) request.set_min_size(Pick(200));
+    if (Pick(8) == 0) request.set_max_size(100 + Pick(200));
     if (Pick(3) == 0) request.set_raw_path(dirs_[Pick(dirs_.size())]);
     request.set_max_results(100000);
     return request;
@@ -748,6 +838,45 @@ class Mutator {
       // a size is not what is tested
     }
     ::close(fd);
+  }
+
+  // A file's size, time or mode changed, or another name linked to it
+  // (`dir` for that name): what the index keeps of attributes must follow.
+  void ChangeAttributes(const std::string& file, const std::string& dir) {
+    const std::string path = Path(file);
+    // Regular files only: truncate and chmod follow a symlink, and links
+    // here point out of the tree (the directories on the way are the
+    // scan's, never links).
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    switch (Pick(5)) {
+      case 0: {  // written (through any of its names)
+        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) return;
+        const std::string bytes(1 + Pick(100), 'w');
+        if (::write(fd, bytes.data(), bytes.size()) < 0) {
+          // nothing written, nothing to follow
+        }
+        ::close(fd);
+        break;
+      }
+      case 1:
+        ::truncate(path.c_str(), static_cast<off_t>(Pick(300)));
+        break;
+      case 2:
+        ::chmod(path.c_str(), Pick(2) == 0 ? 0 : 0640);
+        break;
+      case 3: {
+        const timespec times[2] = {{0, UTIME_OMIT},
+                                   {static_cast<time_t>(1'000'000'000 + Pick(1'000'000)),
+                                    static_cast<long>(Pick(1'000'000'000))}};  // NOLINT(runtime/int)
+        ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+        break;
+      }
+      default:  // a hard link: a change through one name is one through all
+        ::link(path.c_str(), Path(Join(dir, Name())).c_str());
+        break;
+    }
   }
 
   void Rename() {
@@ -799,6 +928,8 @@ TEST_P(FileIndexPropertyTest, AnswersAsAFreshWalkAfterRandomChanges) {
   absl::Status started = index.Start();
   if (GetParam() == IndexWatch::kFanotify && absl::IsPermissionDenied(started)) GTEST_SKIP();
   ASSERT_TRUE(started.ok()) << started;
+  // Answers from the attributes kept, not read at each search.
+  ASSERT_TRUE(index.WaitUntilAttributesKept(absl::Now() + absl::Seconds(30)));
   FileSearcher walker(tree.root());
   const uint64_t seed = std::random_device()();
   SCOPED_TRACE(absl::StrCat("seed ", seed));

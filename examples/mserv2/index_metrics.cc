@@ -58,6 +58,9 @@ std::vector<prometheus::MetricFamily> IndexMetrics::Collect() const {
   out.push_back(Family("filemesh_index_verify_repairs_total",
                        "Directories the periodic check found different, and repaired",
                        MetricType::Counter, count(s.verify_repairs)));
+  out.push_back(Family("filemesh_index_attributes_ready",
+                       "1 when every entry's size, time and mode are kept (read after the build)",
+                       MetricType::Gauge, s.attributes_ready ? 1 : 0));
   out.push_back(Family("filemesh_index_unwatched_directories",
                        "inotify: directories indexed but not watched (--index_max_watches)",
                        MetricType::Gauge, count(s.unwatched_directories)));

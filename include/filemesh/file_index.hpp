@@ -2,11 +2,13 @@
 // instead of walking the tree at each request.
 //
 // Start() builds the index in the background with the same parallel walk as
-// FileSearcher (names as exact bytes, types, parents; sizes, times and modes
-// are read for the matches only, when a search answers, as the walk does),
-// then keeps it current: fanotify with a filesystem mark where the process
-// may (CAP_SYS_ADMIN, Linux >= 5.9), else inotify with a watch per directory
-// (at most `max_watches`). Every change is applied within milliseconds of the
+// FileSearcher (names as exact bytes, types, parents), then reads each
+// entry's size, modification time and mode (an lstat each: seconds for
+// millions of entries, during which searches read them from disk for their
+// matches, as the walk does), and keeps all of it current: fanotify with a
+// filesystem mark where the process may (CAP_SYS_ADMIN, Linux >= 5.9), else
+// inotify with a watch per directory (at most `max_watches`); a write, chmod
+// or touch is a report too. Every change is applied within milliseconds of the
 // kernel's report; a lost report (the kernel's queue overflowed) makes it
 // read every directory again, and a periodic check compares a sample of
 // directories with the disk and repairs what differs (both counted in
@@ -15,7 +17,11 @@
 // Search() takes the same requests as FileSearcher::Search, checks them the
 // same way (same errors) and answers with the same entries, sorted the same
 // way, with `index_as_of` set: every change made on disk before that time is
-// in the answer. Until the index is ready, or when the index cannot answer a
+// in the answer. A symlink's target, and the attributes of an entry with
+// other hard links (a change through another name is reported under that
+// name only), are read from disk for each answer. Not seen: a change of a
+// file's time made only by writing through a shared mapping (no report is
+// made of it; the periodic check repairs it). Until the index is ready, or when the index cannot answer a
 // request (its start directory is not indexed, e.g. made a moment ago, or on
 // a filesystem the index left out), the request is walked as FileSearcher
 // would, and `index_as_of` is left unset. The index is searched by the same
@@ -61,17 +67,20 @@ struct FileIndexOptions {
   // fs.inotify.max_user_watches) a directory is indexed but not watched, and
   // read again at each verification (stats().unwatched_directories).
   size_t max_watches = 65536;
-  // Entries indexed at most (each costs about 35 bytes). A tree that has
+  // Entries indexed at most (each costs about 59 bytes: 35 for the name and
+  // links, 24 for the attributes). A tree that has
   // more is not indexed: searches walk it, status() says why.
   size_t max_entries = 50'000'000;
   // How often a sample of `verify_sample` directories is read and compared
   // with the index (differences are repaired and counted). Zero: never.
   absl::Duration verify_interval = absl::Minutes(5);
   size_t verify_sample = 256;
-  // A search with a size bound reads the size of each entry its pattern
-  // names, as the walk does; past this many such entries it is left to the
-  // walk (which holds none of them), so that a broad pattern cannot make the
-  // index hold a path per entry of the tree (about 70 bytes each).
+  // A search with a size bound uses the sizes kept; for each entry its
+  // pattern names whose size is not kept (not read yet, or other hard links)
+  // it reads the size, as the walk does; past this many such entries it is
+  // left to the walk (which holds none of them), so that a broad pattern
+  // cannot make the index hold a path per entry of the tree (about 70 bytes
+  // each).
   size_t max_sized_candidates = 100'000;
   // Where the index keeps its snapshot (the file filemesh-index.snapshot);
   // empty: none. At Start a snapshot of this root (same directory, same
@@ -129,6 +138,11 @@ struct FileIndexStats {
   // inotify: directories indexed but not watched (max_watches, or the
   // system's limit).
   uint64_t unwatched_directories = 0;
+  // Every entry's size, time and mode are kept (read after the build; false
+  // again while those of a new subtree, or after lost reports all of them,
+  // are read), and the time the first reading took.
+  bool attributes_ready = false;
+  absl::Duration attributes_time;
 };
 
 class FileIndex : public FileSearcherInterface {
@@ -174,6 +188,12 @@ class FileIndex : public FileSearcherInterface {
   // index is built and the reports read so far are applied). False when
   // `deadline` passed first or the index stopped.
   bool WaitUntilCurrent(absl::Time deadline) const;
+
+  // Waits until every entry's size, time and mode are kept
+  // (stats().attributes_ready). False when `deadline` passed first, or the
+  // index stopped or does not follow changes (FileIndexOptions::follow false:
+  // they are never read; its searches read them from disk).
+  bool WaitUntilAttributesKept(absl::Time deadline) const;
 
   FileIndexStats stats() const;
 

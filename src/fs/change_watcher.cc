@@ -43,7 +43,10 @@ absl::Status ReadQueued(int fd, char* buffer, const char* what, Parse&& parse) {
 // inotify
 
 constexpr uint32_t kInotifyMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
-                                  IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK;
+                                  IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |
+                                  IN_EXCL_UNLINK;
+constexpr uint32_t kInotifyEntryChanges =
+    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
 
 class InotifyWatcher : public ChangeWatcher {
  public:
@@ -118,7 +121,8 @@ class InotifyWatcher : public ChangeWatcher {
     Change& change = out->emplace_back();
     change.tag = tag;
     change.is_directory = (event.mask & IN_ISDIR) != 0;
-    change.attributes = (event.mask & IN_ATTRIB) != 0;
+    change.attributes = (event.mask & (IN_ATTRIB | IN_MODIFY)) != 0 &&
+                        (event.mask & kInotifyEntryChanges) == 0;
     // A report about the directory itself (deleted, moved, unmounted, its
     // own attributes) names no entry.
     if ((event.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) == 0) change.name = name;
@@ -135,8 +139,12 @@ class InotifyWatcher : public ChangeWatcher {
 // ---------------------------------------------------------------------------
 // fanotify
 
-constexpr uint64_t kFanotifyMask =
-    FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB | FAN_ONDIR;
+constexpr uint64_t kFanotifyMask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO |
+                                   FAN_ATTRIB | FAN_MODIFY | FAN_ONDIR;
+// The kernel merges reports about one name while they wait: a merged report
+// with any of these is about the entries, whatever else it says.
+constexpr uint64_t kFanotifyEntryChanges =
+    FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE_SELF | FAN_MOVE_SELF;
 
 // The fsid statfs gives, as the 8 bytes fanotify reports.
 uint64_t FsidOf(int fd) {
@@ -251,7 +259,8 @@ class FanotifyWatcher : public ChangeWatcher {
     change.inode = st.st_ino;
     change.name = std::move(name);
     change.is_directory = (meta.mask & FAN_ONDIR) != 0;
-    change.attributes = (meta.mask & FAN_ATTRIB) != 0;
+    change.attributes = (meta.mask & (FAN_ATTRIB | FAN_MODIFY)) != 0 &&
+                        (meta.mask & kFanotifyEntryChanges) == 0;
   }
 
   // Opens the handle (O_PATH) on its filesystem and reads its identity.

@@ -34,7 +34,8 @@ struct Change {
   std::string name;
   // The entry named is a directory.
   bool is_directory = false;
-  // Only attributes changed (mode, owner, times), not the entries.
+  // Only attributes changed (mode, owner, times, size: written), not the
+  // entries.
   bool attributes = false;
 };
 

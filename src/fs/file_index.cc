@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <random>
@@ -46,6 +48,9 @@ namespace {
 
 // How often a quiet index moves its as_of on (index_as_of, the lag metric).
 constexpr absl::Duration kHeartbeat = absl::Milliseconds(250);
+// Reading attributes after a build takes seconds (an lstat per entry): it is
+// done in slices this long, reports applied between them.
+constexpr absl::Duration kAttributeSlice = absl::Milliseconds(20);
 
 // Entries a search looks at between looks at the clock.
 constexpr uint64_t kDeadlineCheckEvery = 1024;
@@ -190,6 +195,17 @@ struct FileIndex::Impl {
   std::atomic<uint64_t> verified{0};
   std::atomic<uint64_t> repairs{0};
 
+  // Directories whose entries' attributes are to be read, each with every
+  // directory below it: the index's thread reads them in slices between
+  // reports (kAttributeSlice), after the build and after lost reports.
+  std::deque<Id> attribute_queue;  // the index's thread only
+  absl::Time attributes_started;   // the index's thread only
+  // Inodes (NameTree::Attributes::inode_hash) seen with a new link since the
+  // last MarkShared: their other names are marked at the end of the batch.
+  std::vector<uint32_t> linked;  // the index's thread only
+  std::atomic<bool> attributes_ready{false};
+  absl::Duration attributes_time ABSL_GUARDED_BY(mu);
+
   Impl(std::string root_path, FileIndexOptions index_options)
       : root(std::move(root_path)),
         options(std::move(index_options)),
@@ -213,6 +229,21 @@ struct FileIndex::Impl {
   // when following has to stop (status says why).
   bool ApplyChanges(bool* overflowed);
   void Verify();
+
+  // Attributes (NameTree::Attributes). Opens directory `dir` by its path
+  // beneath the root, if it is still the one the index knows; else invalid.
+  UniqueFd OpenIndexed(Id dir) const;
+  // Reads the attributes of `dir`'s entries (lstat, as the walk) and keeps
+  // them; its directories to `below` when given. Returns how many that were
+  // known differed.
+  size_t ReadAttributes(Id dir, std::deque<Id>* below);
+  // Works through attribute_queue for about `budget`.
+  void ReadSomeAttributes(absl::Duration budget);
+  // Queues the whole tree (`forget`: what is kept was missed, so unknown
+  // until read: searches read it from disk meanwhile).
+  void QueueAllAttributes(bool forget);
+  // Reads again the attributes of entries named by reports: (directory, name).
+  void ReadNamed(std::vector<std::pair<Id, std::string>>* named);
 
   // Directories to read again, each once.
   struct RefreshQueue {
@@ -269,10 +300,10 @@ struct FileIndex::Impl {
   class Scan;
   class Query;
   struct Candidate;
-  // The matches among a search's candidates: each one's attributes read
-  // from its directory, opened beneath the start (`start_fd`) without
-  // following links, as the walk does; within max_results and the byte
-  // budget (else `truncation` says which stopped it).
+  // The matches among a search's candidates: each one's attributes as kept
+  // (KeptIsCurrent), else read from its directory, opened beneath the start
+  // (`start_fd`) without following links, as the walk does; within
+  // max_results and the byte budget (else `truncation` says which stopped it).
   static absl::StatusOr<std::vector<v1::FileEntry>> ReadMatches(
       const std::vector<Candidate>& candidates, const internal::SearchParams& p, int start_fd,
       v1::TruncationReason* truncation);
@@ -280,6 +311,7 @@ struct FileIndex::Impl {
   struct Candidate {
     std::string path;  // relative to the search's start
     size_t name_at;    // where its name begins in `path`
+    NameTree::Attributes attributes;  // as kept, maybe unknown
   };
 
   // The index's answer, or nullopt when it cannot answer (then the walk).
@@ -599,6 +631,8 @@ void FileIndex::Impl::Run() {
     changed.SignalAll();
     return;
   }
+  attributes_started = absl::Now();
+  QueueAllAttributes(/*forget=*/false);
   Follow();
   if (!options.snapshot_dir.empty() && ready.load()) SaveSnapshot().IgnoreError();
 }
@@ -654,7 +688,9 @@ void FileIndex::Impl::FollowChanges() {
     // Woken by a report, a poke, the next verification or the heartbeat
     // that moves as_of on while nothing changes.
     const absl::Duration wait =
-        std::min({next_verify - absl::Now(), next_snapshot - absl::Now(), kHeartbeat});
+        attribute_queue.empty()
+            ? std::min({next_verify - absl::Now(), next_snapshot - absl::Now(), kHeartbeat})
+            : absl::ZeroDuration();
     const int timeout = static_cast<int>(std::max<int64_t>(absl::ToInt64Milliseconds(wait) + 1, 0));
     if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
       Fail(internal::ErrnoToStatus(errno, "poll", "the change reports"));
@@ -676,6 +712,7 @@ void FileIndex::Impl::FollowChanges() {
       SaveSnapshot().IgnoreError();  // errors: in stats
       next_snapshot = absl::Now() + options.snapshot_interval;
     }
+    if (!attribute_queue.empty()) ReadSomeAttributes(kAttributeSlice);
     internal::MutexLock lock(&mu);
     as_of = std::max(as_of, now);
     changed.SignalAll();
@@ -690,9 +727,10 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
   }
   events.fetch_add(changes.size(), std::memory_order_relaxed);
   RefreshQueue queue;
+  std::vector<std::pair<Id, std::string>> named;  // entries whose attributes to read again
   {
     internal::ReaderMutexLock lock(&tree_mu);
-    for (const internal::Change& change : changes) {
+    for (internal::Change& change : changes) {
       if (change.overflow) {
         *overflowed = true;
         continue;
@@ -700,9 +738,11 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
       const Id dir = change.by_identity ? tree.FindDirectory(change.device, change.inode)
                                         : static_cast<Id>(change.tag);
       if (dir == NameTree::kNone || !tree.valid(dir) || !tree.is_directory(dir)) continue;
+      // A named entry's attributes are read again (made, renamed here,
+      // written, chmod: a name reused keeps its node when the type stays).
+      if (!change.name.empty()) named.emplace_back(dir, change.name);
       if (change.attributes) {
-        // A directory's mode and owner decide what below it can be read;
-        // other entries' attributes are read when they match.
+        // A directory's mode and owner decide what below it can be read.
         if (change.name.empty()) {
           queue.AddAnew(dir);
         } else if (change.is_directory) {
@@ -720,11 +760,25 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
     queue = RefreshQueue();
     queue.recursive = true;
     queue.Add(NameTree::kRoot);
+    named.clear();
   }
   RefreshAll(&queue);
   if (too_large.load()) {
     Fail(TooLarge());
     return false;
+  }
+  if (*overflowed) {
+    QueueAllAttributes(/*forget=*/true);  // changes to them were lost too
+  } else {
+    ReadNamed(&named);
+  }
+  if (!linked.empty()) {
+    // An inode's new link is reported under the new name only (the kernel
+    // tells the old names' directories nothing): every name of it is marked.
+    std::sort(linked.begin(), linked.end());
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.MarkShared(linked);
+    linked.clear();
   }
   return true;
 }
@@ -800,6 +854,17 @@ void FileIndex::Impl::ApplyDiff(Id dir, const std::vector<Id>& removed,
                                 const std::vector<const Listed*>& added,
                                 const std::shared_ptr<const UniqueFd>& self) {
   std::vector<std::pair<Id, const Listed*>> new_dirs;
+  // The new entries' attributes, read before they are added.
+  std::vector<NameTree::Attributes> read(added.size());
+  for (size_t i = 0; i < added.size(); ++i) {
+    const std::string name(added[i]->name);
+    struct stat st;
+    if (internal::StatAt(self->get(), name.c_str(), &st) == 0 &&
+        IFTODT(st.st_mode) == added[i]->type) {
+      read[i] = NameTree::Attributes::Of(st);
+      if (read[i].shared()) linked.push_back(read[i].inode_hash);
+    }
+  }
   {
     internal::WriterMutexLock lock(&tree_mu);
     for (Id child : removed) tree.Remove(child, [this](Id gone) { Forget(gone); });
@@ -807,8 +872,10 @@ void FileIndex::Impl::ApplyDiff(Id dir, const std::vector<Id>& removed,
       too_large.store(true);
       return;
     }
-    for (const Listed* entry : added) {
+    for (size_t i = 0; i < added.size(); ++i) {
+      const Listed* entry = added[i];
       const Id id = tree.Add(dir, entry->name, entry->type);
+      tree.set_attributes(id, read[i]);
       if (entry->type == DT_DIR) {
         tree.set_entry_inode(id, entry->inode);
         new_dirs.emplace_back(id, entry);
@@ -820,6 +887,8 @@ void FileIndex::Impl::ApplyDiff(Id dir, const std::vector<Id>& removed,
     if (absl::Status scanned = ScanBelow(id, self, std::string(entry->name)); !scanned.ok()) {
       return;
     }
+    attribute_queue.push_back(id);
+    attributes_ready.store(false);
   }
 }
 
@@ -845,6 +914,12 @@ bool FileIndex::Impl::Refresh(Id dir, RefreshQueue* queue) {
     internal::WriterMutexLock lock(&tree_mu);
     differed = differed || !tree.children(dir).empty();
     tree.RemoveChildren(dir, [this](Id gone) { Forget(gone); });
+  }
+  if (dir != NameTree::kRoot) {
+    // Its time and size change with its entries: kept as the walk reads them
+    // (fstat of the directory opened without following is lstat of its name).
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.set_attributes(dir, NameTree::Attributes::Of(st));
   }
   if (!Enter(dir, fd, st)) {
     internal::WriterMutexLock lock(&tree_mu);
@@ -883,17 +958,153 @@ void FileIndex::Impl::Verify() {
     }
   }
   verified.fetch_add(queue.queue.size(), std::memory_order_relaxed);
-  // Each directory read again whose entries differed is one repair.
+  // Each directory read again whose entries differed is one repair, and so
+  // is each entry whose attributes differed.
   while (!queue.queue.empty()) {
     const Id dir = queue.queue.front();
     queue.queue.pop_front();
     queue.queued.erase(dir);
     if (Refresh(dir, &queue)) repairs.fetch_add(1, std::memory_order_relaxed);
+    repairs.fetch_add(ReadAttributes(dir, nullptr), std::memory_order_relaxed);
+  }
+}
+
+UniqueFd FileIndex::Impl::OpenIndexed(Id dir) const {
+  std::string path;
+  std::pair<uint64_t, uint64_t> identity;
+  {
+    internal::ReaderMutexLock lock(&tree_mu);
+    if (!tree.valid(dir) || !tree.is_directory(dir) || tree.flags(dir) != 0) return UniqueFd();
+    tree.AppendPath(dir, NameTree::kRoot, &path);
+    identity = tree.identity(dir);
+  }
+  UniqueFd fd;
+  if (dir == NameTree::kRoot) {
+    fd.Reset(::openat(root_fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  } else {
+    const int opened = internal::OpenSubdirectoryNoFollow(root_fd.get(), path);
+    fd.Reset(opened < 0 ? -1 : opened);
+  }
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || identity.first != st.st_dev ||
+      identity.second != st.st_ino) {
+    return UniqueFd();  // gone or replaced: its reports say what to read
+  }
+  return fd;
+}
+
+size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
+  const UniqueFd fd = OpenIndexed(dir);
+  if (!fd.valid()) return 0;
+  std::vector<std::pair<Id, NameTree::Attributes>> read;
+  {
+    // Only this thread changes the tree: nothing changes between this lock
+    // and the writer's below.
+    internal::ReaderMutexLock lock(&tree_mu);
+    read.reserve(tree.children(dir).size());
+    char name[NAME_MAX + 1];
+    for (Id child : tree.children(dir)) {
+      const std::string_view n = tree.name(child);
+      std::memcpy(name, n.data(), n.size());
+      name[n.size()] = '\0';
+      struct stat st;
+      // Gone, or of another type now: its report will say.
+      if (internal::StatAt(fd.get(), name, &st) != 0 || IFTODT(st.st_mode) != tree.type(child)) {
+        continue;
+      }
+      read.emplace_back(child, NameTree::Attributes::Of(st));
+      if (below != nullptr && tree.is_directory(child)) below->push_back(child);
+    }
+  }
+  size_t differed = 0;
+  internal::WriterMutexLock lock(&tree_mu);
+  for (const auto& [id, attributes] : read) {
+    const NameTree::Attributes& kept = tree.attributes(id);
+    if (kept.known() && kept != attributes) ++differed;
+    tree.set_attributes(id, attributes);
+  }
+  return differed;
+}
+
+void FileIndex::Impl::ReadSomeAttributes(absl::Duration budget) {
+  const absl::Time until = absl::Now() + budget;
+  while (!attribute_queue.empty()) {
+    const Id dir = attribute_queue.front();
+    attribute_queue.pop_front();
+    ReadAttributes(dir, &attribute_queue);
+    if (absl::Now() >= until) return;
+  }
+  if (!attributes_ready.exchange(true)) {
+    internal::MutexLock lock(&mu);
+    if (attributes_time == absl::ZeroDuration()) attributes_time = absl::Now() - attributes_started;
+  }
+}
+
+void FileIndex::Impl::QueueAllAttributes(bool forget) {
+  if (forget) {
+    internal::WriterMutexLock lock(&tree_mu);
+    tree.ForgetAttributes();
+  }
+  attribute_queue.clear();
+  attribute_queue.push_back(NameTree::kRoot);
+  attributes_ready.store(false);
+}
+
+void FileIndex::Impl::ReadNamed(std::vector<std::pair<Id, std::string>>* named) {
+  std::sort(named->begin(), named->end());
+  named->erase(std::unique(named->begin(), named->end()), named->end());
+  for (size_t at = 0; at < named->size();) {
+    const Id dir = (*named)[at].first;
+    size_t end = at;
+    while (end < named->size() && (*named)[end].first == dir) ++end;
+    if (const UniqueFd fd = OpenIndexed(dir); fd.valid()) {
+      std::vector<std::pair<Id, NameTree::Attributes>> read;
+      {
+        internal::ReaderMutexLock lock(&tree_mu);
+        absl::flat_hash_map<std::string_view, Id> by_name;
+        if (end - at > 8) {  // else a look through the children each
+          for (Id child : tree.children(dir)) by_name.emplace(tree.name(child), child);
+        }
+        for (size_t i = at; i < end; ++i) {
+          const std::string& name = (*named)[i].second;
+          Id child;
+          if (by_name.empty()) {
+            child = tree.Child(dir, name);
+          } else {
+            auto it = by_name.find(name);
+            child = it == by_name.end() ? NameTree::kNone : it->second;
+          }
+          struct stat st;
+          if (child == NameTree::kNone || internal::StatAt(fd.get(), name.c_str(), &st) != 0 ||
+              IFTODT(st.st_mode) != tree.type(child)) {
+            continue;  // gone or replaced: its refresh saw to it
+          }
+          read.emplace_back(child, NameTree::Attributes::Of(st));
+        }
+      }
+      internal::WriterMutexLock lock(&tree_mu);
+      for (const auto& [id, attributes] : read) {
+        if (attributes.shared() && !tree.attributes(id).shared()) {
+          linked.push_back(attributes.inode_hash);
+        }
+        tree.set_attributes(id, attributes);
+      }
+    }
+    at = end;
   }
 }
 
 // ---------------------------------------------------------------------------
 // Searching
+
+// What the index keeps of an entry answers for it unless a search has to
+// read the disk: a symlink's target is not kept, and an entry with other hard
+// links may have changed through one of them, unreported under this name.
+namespace {
+bool KeptIsCurrent(const NameTree::Attributes& a) {
+  return a.known() && !a.shared() && !S_ISLNK(a.st_mode());
+}
+}  // namespace
 
 // One search's look through the index: the calling thread and threads of
 // the process's WalkerPool that join (as FileSearcher's walk does) share the
@@ -1004,21 +1215,30 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
         }
       }
       if (matched) {
-        // Without a size bound every candidate is a match: one past
-        // max_results is where the walk stops too.
-        const uint64_t found = found_.fetch_add(1);
-        if (!p.size_filter && found >= p.max_results) {
-          Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
-          return;
+        // A size kept is as current as the names (a size bound is on
+        // regular files only, so the type agrees), unless other hard links
+        // may have changed it. Read for matches only: a search passes every
+        // node, and the attributes are more bytes than the node.
+        const NameTree::Attributes& a = names.attributes(child);
+        const bool sized = a.known() && !a.shared();
+        if (p.size_filter && sized && (a.size < p.min_size || a.size > p.max_size)) {
+          continue;  // a regular file: nothing below it either
         }
-        if (p.size_filter && found >= max_sized_candidates_) {
-          cannot_answer_.store(true);
+        if (!p.size_filter || sized) {
+          // Certainly a match: one past max_results is where the walk stops
+          // too.
+          if (found_.fetch_add(1) >= p.max_results) {
+            Stop(v1::TRUNCATION_REASON_MAX_RESULTS);
+            return;
+          }
+        } else if (unsized_.fetch_add(1) >= max_sized_candidates_) {
+          cannot_answer_.store(true);  // sizes to read: the walk holds no list of them
           Stop(v1::TRUNCATION_REASON_UNSPECIFIED);
           return;
         }
         w.path.resize(prefix);
         w.path.append(name);
-        w.candidates.push_back(Candidate{w.path, prefix});
+        w.candidates.push_back(Candidate{w.path, prefix, a});
       }
       if (type != DT_DIR || depth >= p.max_depth) continue;
       const uint8_t flags = names.flags(child);
@@ -1051,7 +1271,8 @@ class FileIndex::Impl::Query : public std::enable_shared_from_this<Query> {
   std::atomic<bool> stopped_{false};
   std::optional<internal::WalkScheduler> scheduler_;  // after stopped_, which it reads
   std::atomic<int> truncation_{v1::TRUNCATION_REASON_UNSPECIFIED};
-  std::atomic<uint64_t> found_{0};
+  std::atomic<uint64_t> found_{0};    // candidates that are matches for certain
+  std::atomic<uint64_t> unsized_{0};  // candidates whose size is to be read
   std::atomic<uint64_t> scanned_{0}, skipped_{0}, other_filesystem_{0};
   std::atomic<bool> cannot_answer_{false};
   internal::Mutex mu_;
@@ -1065,27 +1286,33 @@ absl::StatusOr<std::vector<v1::FileEntry>> FileIndex::Impl::ReadMatches(
   uint64_t bytes = 0;
   std::string open_path;
   UniqueFd open_dir;
-  bool open_ok = false;
+  bool opened = false;  // open_dir is open_path's (or it could not be opened)
   for (size_t i = 0; i < candidates.size() && *truncation != v1::TRUNCATION_REASON_MAX_BYTES; ++i) {
     const Candidate& c = candidates[i];
-    const std::string_view dir_path(c.path.data(), c.name_at == 0 ? 0 : c.name_at - 1);
-    if (i == 0 || dir_path != open_path) {
-      open_path.assign(dir_path);
-      if (open_path.empty()) {
-        open_dir.Reset(::fcntl(start_fd, F_DUPFD_CLOEXEC, 0));
-      } else {
-        const int fd = internal::OpenSubdirectoryNoFollow(start_fd, open_path);
-        if (IsOutOfDescriptors(-fd)) {
-          return internal::ErrnoToStatus(-fd, "open", internal::JoinPath(p.prefix, open_path));
-        }
-        open_dir.Reset(fd < 0 ? -1 : fd);
-      }
-      open_ok = open_dir.valid();
-    }
-    if (!open_ok) continue;  // gone meanwhile
     const std::string name = c.path.substr(c.name_at);
     struct stat st;
-    if (internal::StatAt(open_dir.get(), name.c_str(), &st) != 0) continue;  // gone meanwhile
+    int dir_fd = -1;
+    if (KeptIsCurrent(c.attributes)) {
+      st = c.attributes.ToStat();
+    } else {
+      const std::string_view dir_path(c.path.data(), c.name_at == 0 ? 0 : c.name_at - 1);
+      if (!opened || dir_path != open_path) {
+        open_path.assign(dir_path);
+        opened = true;
+        if (open_path.empty()) {
+          open_dir.Reset(::fcntl(start_fd, F_DUPFD_CLOEXEC, 0));
+        } else {
+          const int fd = internal::OpenSubdirectoryNoFollow(start_fd, open_path);
+          if (IsOutOfDescriptors(-fd)) {
+            return internal::ErrnoToStatus(-fd, "open", internal::JoinPath(p.prefix, open_path));
+          }
+          open_dir.Reset(fd < 0 ? -1 : fd);
+        }
+      }
+      if (!open_dir.valid()) continue;  // gone meanwhile
+      dir_fd = open_dir.get();
+      if (internal::StatAt(dir_fd, name.c_str(), &st) != 0) continue;  // gone meanwhile
+    }
     if (p.size_filter && (static_cast<uint64_t>(st.st_size) < p.min_size ||
                           static_cast<uint64_t>(st.st_size) > p.max_size)) {
       continue;
@@ -1096,7 +1323,7 @@ absl::StatusOr<std::vector<v1::FileEntry>> FileIndex::Impl::ReadMatches(
     }
     v1::FileEntry& entry = matches.emplace_back();
     const std::string match_path = p.prefix.empty() ? c.path : internal::JoinPath(p.prefix, c.path);
-    internal::FillEntry(open_dir.get(), match_path, name, st, p.redaction, &entry);
+    internal::FillEntry(dir_fd, match_path, name, st, p.redaction, &entry);
     const uint64_t entry_bytes = internal::RepeatedFieldBytes(entry);
     if (bytes + entry_bytes > p.max_bytes) {
       matches.pop_back();
@@ -1255,6 +1482,16 @@ bool FileIndex::WaitUntilReady(absl::Time deadline) const {
   }
 }
 
+bool FileIndex::WaitUntilAttributesKept(absl::Time deadline) const {
+  internal::MutexLock lock(&impl_->mu);
+  for (;;) {
+    if (impl_->attributes_ready.load()) return true;
+    if (!impl_->running || impl_->stopping) return false;
+    // The thread signals at each turn of its loop.
+    if (impl_->changed.WaitUntil(deadline)) return impl_->attributes_ready.load();
+  }
+}
+
 bool FileIndex::WaitUntilCurrent(absl::Time deadline) const {
   const absl::Time now = absl::Now();
   if (impl_->wake_fd.valid()) Poke(impl_->wake_fd.get());
@@ -1286,7 +1523,9 @@ FileIndexStats FileIndex::stats() const {
     s.snapshot_error = impl_->snapshot_error.ok() ? "" : impl_->snapshot_error.ToString();
     s.snapshots_written = impl_->snapshots_written;
     s.unwatched_directories = impl_->unwatched.size();
+    s.attributes_time = impl_->attributes_time;
   }
+  s.attributes_ready = impl_->attributes_ready.load();
   s.events = impl_->events.load();
   s.directories_refreshed = impl_->refreshed.load();
   s.searches_indexed = impl_->searches_indexed.load();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <limits>
 #include <new>
 
 namespace filemesh::internal {
@@ -62,11 +63,56 @@ NameTree::NameTree() {
   root.slot_or_dir = 0;  // dirs_[0], whose slot is kNone
   root.type = DT_DIR;
   nodes_.push_back(root);
+  attrs_.push_back(Attributes{});
   dirs_.emplace_back();
 }
 
+NameTree::Attributes NameTree::Attributes::Of(const struct stat& st) {
+  constexpr int64_t kBillion = 1'000'000'000;
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / kBillion - 1;
+  Attributes a;
+  if (st.st_mtim.tv_sec > kMaxSeconds || st.st_mtim.tv_sec < -kMaxSeconds) return a;  // unknown
+  a.size = static_cast<uint64_t>(st.st_size);
+  a.mtime_ns = int64_t{st.st_mtim.tv_sec} * kBillion + st.st_mtim.tv_nsec;
+  a.mode = st.st_mode;
+  a.inode_hash = HashInode(st.st_ino);
+  if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) a.mode |= kShared;
+  return a;
+}
+
+struct stat NameTree::Attributes::ToStat() const {
+  constexpr int64_t kBillion = 1'000'000'000;
+  int64_t seconds = mtime_ns / kBillion;
+  int64_t nanos = mtime_ns % kBillion;
+  if (nanos < 0) {  // before the epoch: the seconds round down, as in a timespec
+    nanos += kBillion;
+    --seconds;
+  }
+  struct stat st {};
+  st.st_mode = st_mode();
+  st.st_size = static_cast<off_t>(size);
+  st.st_mtim.tv_sec = static_cast<time_t>(seconds);
+  st.st_mtim.tv_nsec = static_cast<long>(nanos);  // NOLINT(runtime/int): timespec's type
+  return st;
+}
+
+void NameTree::ForgetAttributes() {
+  for (size_t i = 0; i < attrs_.size(); ++i) attrs_[i] = Attributes{};
+}
+
+void NameTree::MarkShared(const std::vector<uint32_t>& inode_hashes) {
+  if (inode_hashes.empty()) return;
+  for (size_t i = 0; i < attrs_.size(); ++i) {
+    Attributes& a = attrs_[i];
+    if (a.known() && !a.shared() && !S_ISDIR(a.mode) &&
+        std::binary_search(inode_hashes.begin(), inode_hashes.end(), a.inode_hash)) {
+      a.mode |= Attributes::kShared;
+    }
+  }
+}
+
 size_t NameTree::MemoryBytes() const {
-  size_t bytes = nodes_.bytes() + free_nodes_.capacity() * sizeof(Id) +
+  size_t bytes = nodes_.bytes() + attrs_.bytes() + free_nodes_.capacity() * sizeof(Id) +
                  dirs_.capacity() * sizeof(Directory) + free_dirs_.capacity() * sizeof(Id) +
                  names_.bytes() + scratch_.capacity() * sizeof(Id);
   for (const Directory& d : dirs_) bytes += d.children.capacity() * sizeof(Id);
@@ -118,6 +164,7 @@ NameTree::Id NameTree::NewNode() {
     return id;
   }
   nodes_.push_back(Node{});
+  attrs_.push_back(Attributes{});
   return static_cast<Id>(nodes_.size() - 1);
 }
 
@@ -131,6 +178,7 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
   node.type = entry_type;
   node.flags = 0;
   node.slot_or_dir = kNone;
+  attrs_[id] = Attributes{};
   if (entry_type == DT_DIR) {
     Id d;
     if (!free_dirs_.empty()) {

@@ -2,10 +2,10 @@
 // millions of entries. Each entry is a node (its parent, its name as exact
 // bytes in one shared arena, its DT_* type); each directory also has its
 // children and its identity on disk (device and inode), by which the index
-// finds it again (a search's start directory, a changed directory). Sizes,
-// times and modes are not kept: a search reads them for its matches only, as
-// the walk does (reading them for every entry would cost ten times the walk
-// of names; bench/README.md, "index_bench.sh").
+// finds it again (a search's start directory, a changed directory). Each
+// entry's size, modification time and mode are kept too, once read: FileIndex
+// reads them after the names (reading them in the build would cost ten times
+// the walk of names; bench/README.md, "index_bench.sh").
 //
 // Not thread-safe: FileIndex guards it (many readers or one writer).
 
@@ -13,6 +13,7 @@
 #define FILEMESH_SRC_FS_NAME_TREE_H_
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -103,6 +104,36 @@ class NameTree {
   static constexpr uint8_t kUnreadable = 1;  // could not be opened or read: no children
   static constexpr uint8_t kNotWalked = 2;   // another filesystem, left out (one_file_system)
 
+  // What lstat says of an entry, as kept: 24 bytes. Unknown (mode 0) until
+  // read, and for a time past what 64 bits of nanoseconds hold (years before
+  // 1678 or after 2262). `shared` marks a non-directory with other hard
+  // links: a change made through another of its names is reported under
+  // that name only, so what is kept of it may be old. `inode_hash` finds the
+  // other names of an inode that gains a link (MarkShared).
+  struct Attributes {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;  // since the epoch
+    uint32_t mode = 0;     // st_mode, and kShared
+    uint32_t inode_hash = 0;
+
+    static constexpr uint32_t kShared = 1u << 31;  // above every st_mode bit
+    static Attributes Of(const struct stat& st);
+    static uint32_t HashInode(uint64_t inode) {
+      return static_cast<uint32_t>(inode ^ (inode >> 32));
+    }
+    bool known() const { return mode != 0; }
+    bool shared() const { return (mode & kShared) != 0; }
+    uint32_t st_mode() const { return mode & ~kShared; }
+    // A struct stat with st_mode, st_size and st_mtim set (the rest zero).
+    struct stat ToStat() const;
+    bool operator==(const Attributes& o) const {
+      return size == o.size && mtime_ns == o.mtime_ns && mode == o.mode &&
+             inode_hash == o.inode_hash;
+    }
+    bool operator!=(const Attributes& o) const { return !(*this == o); }
+  };
+  static_assert(sizeof(Attributes) == 24, "attributes are 24 bytes");
+
   NameTree();
 
   // Entries, the root included.
@@ -126,6 +157,15 @@ class NameTree {
   bool is_directory(Id id) const { return nodes_[id].type == DT_DIR; }
   uint8_t flags(Id id) const { return nodes_[id].flags; }
   void set_flags(Id id, uint8_t flags) { nodes_[id].flags = flags; }
+  // Unknown for an entry just added.
+  const Attributes& attributes(Id id) const { return attrs_[id]; }
+  void set_attributes(Id id, const Attributes& attributes) { attrs_[id] = attributes; }
+  // Makes every entry's attributes unknown (reports of changes were lost).
+  void ForgetAttributes();
+  // Marks shared every non-directory whose inode hashes to one of
+  // `inode_hashes` (sorted): names that an inode gained a link beside. A
+  // pass over every entry.
+  void MarkShared(const std::vector<uint32_t>& inode_hashes);
 
   // A directory's children (empty for other entries), in no set order.
   const std::vector<Id>& children(Id id) const;
@@ -214,6 +254,7 @@ class NameTree {
   void MaybeCompactNames();
 
   BlockArray<Node> nodes_;
+  BlockArray<Attributes> attrs_;  // by Id, as nodes_
   std::vector<Id> free_nodes_;
   std::vector<Directory> dirs_;
   std::vector<Id> free_dirs_;
