@@ -199,7 +199,7 @@ start=$(now_ns)
 # entries (bench/make_tree.py). The searches compared read names only
 # (filemesh stats the matches; shared inodes were measured to make no
 # difference to its time).
-python3 "$repo/bench/make_tree.py" "$tree" --tops 40 --files 500 --hidden
+python3 "$repo/bench/make_tree.py" "$tree" --tops 40 --files 500 --hidden --links
 echo "  generated in $(seconds "$start" "$(now_ns)") s"
 search_round tree "$tree"
 

@@ -116,7 +116,8 @@ class IndexReporter {
  private:
   // index_ready when searches go to the index (built, or loaded from its
   // snapshot), then index_current once it holds every change (after a
-  // load: once it caught up); or index_failed.
+  // load: once it caught up), then index_attributes_kept once it holds every
+  // entry's size, time and mode; or index_failed.
   void Run(const filemesh::FileIndex& index) {
     bool ready_logged = false;
     while (!stop_.load()) {
@@ -140,6 +141,7 @@ class IndexReporter {
         filemesh::LogEvent("index_current",
                            {{"entries", absl::StrCat(s.entries)},
                             {"build_seconds", absl::StrCat(absl::ToDoubleSeconds(s.build_time))}});
+        ReportAttributes(index);
         return;
       }
       if (!index.status().ok()) {
@@ -147,6 +149,26 @@ class IndexReporter {
                            {{"error", index.status().ToString()}});
         return;
       }
+    }
+  }
+
+  void ReportAttributes(const filemesh::FileIndex& index) {
+    while (!stop_.load()) {
+      const absl::Time deadline = absl::Now() + absl::Milliseconds(100);
+      if (index.WaitUntilAttributesKept(deadline)) {
+        const filemesh::FileIndexStats s = index.stats();
+        filemesh::LogEvent(
+            "index_attributes_kept",
+            {{"seconds", absl::StrCat(absl::ToDoubleSeconds(s.attributes_time))},
+             {"memory_bytes", absl::StrCat(s.memory_bytes)}});
+        return;
+      }
+      if (!index.status().ok()) {
+        filemesh::LogEvent(filemesh::LogLevel::kError, "index_failed",
+                           {{"error", index.status().ToString()}});
+        return;
+      }
+      if (absl::Now() < deadline) return;  // the index stopped
     }
   }
 

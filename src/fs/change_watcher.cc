@@ -186,6 +186,7 @@ class FanotifyWatcher : public ChangeWatcher {
   size_t watches() const override { return 0; }
 
   absl::Status Read(std::vector<Change>* out) override {
+    identified_.clear();
     return ReadQueued(fd_.get(), buffer_.get(), "fanotify", [&](size_t n) {
       for (size_t at = 0; at < n;) {
         fanotify_event_metadata meta;
@@ -242,9 +243,18 @@ class FanotifyWatcher : public ChangeWatcher {
     }
     // The directory, by its handle: where it is in the tree is the index's
     // business, by device and inode.
+    // Reports come in bursts about one directory (writes to its files): its
+    // handle is opened once a Read.
     std::string handle(record + handle_at, handle_size);
-    struct stat st;
-    switch (Identify(fsid, &handle, &st)) {
+    std::string key = absl::StrCat(fsid, ":", handle);
+    auto known = identified_.find(key);
+    if (known == identified_.end()) {
+      struct stat st;
+      const Identified identified = Identify(fsid, &handle, &st);
+      known = identified_.emplace(std::move(key), std::make_pair(identified, st)).first;
+    }
+    const auto& [identified, st] = known->second;
+    switch (identified) {
       case Identified::kFound:
         break;
       case Identified::kGone:
@@ -263,7 +273,6 @@ class FanotifyWatcher : public ChangeWatcher {
                         (meta.mask & kFanotifyEntryChanges) == 0;
   }
 
-  // Opens the handle (O_PATH) on its filesystem and reads its identity.
   // Opens the handle (O_PATH) on its filesystem and reads its identity:
   // kFound, kGone (a directory removed since, or on a filesystem not ours),
   // or kRefused (the process may not open handles, CAP_DAC_READ_SEARCH, or
@@ -287,6 +296,8 @@ class FanotifyWatcher : public ChangeWatcher {
 
   const UniqueFd fd_;
   std::unique_ptr<char[]> buffer_;  // Read's only
+  // Read's only: the directories its reports named, by fsid and handle.
+  absl::flat_hash_map<std::string, std::pair<Identified, struct stat>> identified_;
   mutable Mutex mu_;
   // A descriptor on each marked filesystem, by fsid, to open handles with.
   absl::flat_hash_map<uint64_t, UniqueFd> mounts_ ABSL_GUARDED_BY(mu_);

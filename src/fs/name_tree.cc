@@ -63,9 +63,10 @@ NameTree::NameTree() {
   root.slot_or_dir = 0;  // dirs_[0], whose slot is kNone
   root.type = DT_DIR;
   nodes_.push_back(root);
-  attrs_.push_back(Attributes{});
   dirs_.emplace_back();
 }
+
+const NameTree::Attributes NameTree::kUnknown{};
 
 NameTree::Attributes NameTree::Attributes::Of(const struct stat& st) {
   constexpr int64_t kBillion = 1'000'000'000;
@@ -164,7 +165,6 @@ NameTree::Id NameTree::NewNode() {
     return id;
   }
   nodes_.push_back(Node{});
-  attrs_.push_back(Attributes{});
   return static_cast<Id>(nodes_.size() - 1);
 }
 
@@ -178,7 +178,7 @@ NameTree::Id NameTree::Add(Id parent, std::string_view entry_name, uint8_t entry
   node.type = entry_type;
   node.flags = 0;
   node.slot_or_dir = kNone;
-  attrs_[id] = Attributes{};
+  if (id < attrs_.size()) attrs_[id] = Attributes{};
   if (entry_type == DT_DIR) {
     Id d;
     if (!free_dirs_.empty()) {

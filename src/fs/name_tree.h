@@ -133,6 +133,7 @@ class NameTree {
     bool operator!=(const Attributes& o) const { return !(*this == o); }
   };
   static_assert(sizeof(Attributes) == 24, "attributes are 24 bytes");
+  static const Attributes kUnknown;
 
   NameTree();
 
@@ -157,9 +158,14 @@ class NameTree {
   bool is_directory(Id id) const { return nodes_[id].type == DT_DIR; }
   uint8_t flags(Id id) const { return nodes_[id].flags; }
   void set_flags(Id id, uint8_t flags) { nodes_[id].flags = flags; }
-  // Unknown for an entry just added.
-  const Attributes& attributes(Id id) const { return attrs_[id]; }
-  void set_attributes(Id id, const Attributes& attributes) { attrs_[id] = attributes; }
+  // Unknown for an entry just added. Their memory is taken when the first
+  // are set, not in the build: a build of names touches no more pages than
+  // it must.
+  const Attributes& attributes(Id id) const { return id < attrs_.size() ? attrs_[id] : kUnknown; }
+  void set_attributes(Id id, const Attributes& attributes) {
+    while (attrs_.size() <= id) attrs_.push_back(Attributes{});
+    attrs_[id] = attributes;
+  }
   // Makes every entry's attributes unknown (reports of changes were lost).
   void ForgetAttributes();
   // Marks shared every non-directory whose inode hashes to one of
@@ -254,7 +260,7 @@ class NameTree {
   void MaybeCompactNames();
 
   BlockArray<Node> nodes_;
-  BlockArray<Attributes> attrs_;  // by Id, as nodes_
+  BlockArray<Attributes> attrs_;  // by Id, up to the highest set
   std::vector<Id> free_nodes_;
   std::vector<Directory> dirs_;
   std::vector<Id> free_dirs_;
