@@ -10,8 +10,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -867,9 +867,10 @@ class Mutator {
         ::chmod(path.c_str(), Pick(2) == 0 ? 0 : 0640);
         break;
       case 3: {
-        const timespec times[2] = {{0, UTIME_OMIT},
-                                   {static_cast<time_t>(1'000'000'000 + Pick(1'000'000)),
-                                    static_cast<long>(Pick(1'000'000'000))}};  // NOLINT(runtime/int)
+        const timespec times[2] = {
+            {0, UTIME_OMIT},
+            {static_cast<time_t>(1'000'000'000 + Pick(1'000'000)),
+             static_cast<long>(Pick(1'000'000'000))}};  // NOLINT(runtime/int)
         ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
         break;
       }

@@ -157,10 +157,9 @@ class IndexReporter {
       const absl::Time deadline = absl::Now() + absl::Milliseconds(100);
       if (index.WaitUntilAttributesKept(deadline)) {
         const filemesh::FileIndexStats s = index.stats();
-        filemesh::LogEvent(
-            "index_attributes_kept",
-            {{"seconds", absl::StrCat(absl::ToDoubleSeconds(s.attributes_time))},
-             {"memory_bytes", absl::StrCat(s.memory_bytes)}});
+        filemesh::LogEvent("index_attributes_kept",
+                           {{"seconds", absl::StrCat(absl::ToDoubleSeconds(s.attributes_time))},
+                            {"memory_bytes", absl::StrCat(s.memory_bytes)}});
         return;
       }
       if (!index.status().ok()) {

@@ -21,12 +21,11 @@
 // other hard links (a change through another name is reported under that
 // name only), are read from disk for each answer. Not seen: a change of a
 // file's time made only by writing through a shared mapping (no report is
-// made of it; the periodic check repairs it). Until the index is ready, or when the index cannot answer a
-// request (its start directory is not indexed, e.g. made a moment ago, or on
-// a filesystem the index left out), the request is walked as FileSearcher
-// would, and `index_as_of` is left unset. The index is searched by the same
-// threads as the walk (FileSearcherOptions::threads); as with the walk, which
-// entries a capped search (max_results, the byte budget, the deadline) keeps
+// made of it; the periodic check repairs it). Until the index is ready, or when the index cannot
+// answer a request (its start directory is not indexed, e.g. made a moment ago, or on a filesystem
+// the index left out), the request is walked as FileSearcher would, and `index_as_of` is left
+// unset. The index is searched by the same threads as the walk (FileSearcherOptions::threads); as
+// with the walk, which entries a capped search (max_results, the byte budget, the deadline) keeps
 // when it stops early is not set.
 //
 // Thread safety: Search(), stats() and WaitUntilCurrent() may be called from

@@ -121,8 +121,8 @@ class InotifyWatcher : public ChangeWatcher {
     Change& change = out->emplace_back();
     change.tag = tag;
     change.is_directory = (event.mask & IN_ISDIR) != 0;
-    change.attributes = (event.mask & (IN_ATTRIB | IN_MODIFY)) != 0 &&
-                        (event.mask & kInotifyEntryChanges) == 0;
+    change.attributes =
+        (event.mask & (IN_ATTRIB | IN_MODIFY)) != 0 && (event.mask & kInotifyEntryChanges) == 0;
     // A report about the directory itself (deleted, moved, unmounted, its
     // own attributes) names no entry.
     if ((event.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) == 0) change.name = name;
@@ -139,8 +139,8 @@ class InotifyWatcher : public ChangeWatcher {
 // ---------------------------------------------------------------------------
 // fanotify
 
-constexpr uint64_t kFanotifyMask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO |
-                                   FAN_ATTRIB | FAN_MODIFY | FAN_ONDIR;
+constexpr uint64_t kFanotifyMask =
+    FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB | FAN_MODIFY | FAN_ONDIR;
 // The kernel merges reports about one name while they wait: a merged report
 // with any of these is about the entries, whatever else it says.
 constexpr uint64_t kFanotifyEntryChanges =
@@ -269,8 +269,8 @@ class FanotifyWatcher : public ChangeWatcher {
     change.inode = st.st_ino;
     change.name = std::move(name);
     change.is_directory = (meta.mask & FAN_ONDIR) != 0;
-    change.attributes = (meta.mask & (FAN_ATTRIB | FAN_MODIFY)) != 0 &&
-                        (meta.mask & kFanotifyEntryChanges) == 0;
+    change.attributes =
+        (meta.mask & (FAN_ATTRIB | FAN_MODIFY)) != 0 && (meta.mask & kFanotifyEntryChanges) == 0;
   }
 
   // Opens the handle (O_PATH) on its filesystem and reads its identity:

@@ -310,8 +310,8 @@ struct FileIndex::Impl {
       v1::TruncationReason* truncation);
   // A search's candidate: an entry the index matched by name, path and type.
   struct Candidate {
-    std::string path;  // relative to the search's start
-    size_t name_at;    // where its name begins in `path`
+    std::string path;                 // relative to the search's start
+    size_t name_at;                   // where its name begins in `path`
     NameTree::Attributes attributes;  // as kept, maybe unknown
   };
 
