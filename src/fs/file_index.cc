@@ -713,7 +713,7 @@ void FileIndex::Impl::FollowChanges() {
       SaveSnapshot().IgnoreError();  // errors: in stats
       next_snapshot = absl::Now() + options.snapshot_interval;
     }
-    if (!attribute_queue.empty()) ReadSomeAttributes(kAttributeSlice);
+    if (!attribute_queue.empty() || !attributes_ready.load()) ReadSomeAttributes(kAttributeSlice);
     internal::MutexLock lock(&mu);
     as_of = std::max(as_of, now);
     changed.SignalAll();
@@ -1029,12 +1029,14 @@ size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
 
 void FileIndex::Impl::ReadSomeAttributes(absl::Duration budget) {
   const absl::Time until = absl::Now() + budget;
-  while (!attribute_queue.empty()) {
+  while (!attribute_queue.empty() && absl::Now() < until) {
     const Id dir = attribute_queue.front();
     attribute_queue.pop_front();
     ReadAttributes(dir, &attribute_queue);
-    if (absl::Now() >= until) return;
   }
+  // Ready once the queue is empty, whichever call empties it or finds it so
+  // (FollowChanges calls while it is not ready).
+  if (!attribute_queue.empty()) return;
   if (!attributes_ready.exchange(true)) {
     internal::MutexLock lock(&mu);
     if (attributes_time == absl::ZeroDuration()) attributes_time = absl::Now() - attributes_started;
