@@ -414,6 +414,30 @@ TEST_P(FileIndexTest, ASizeBoundIsAnsweredFromTheSizesKept) {
   ExpectSameAnswer(*index, walker, request);
 }
 
+TEST_P(FileIndexTest, AFileLinkedIntoANewDirectoryIsReadAtEachAnswer) {
+  tree_.Dir("old");
+  tree_.File("old/a", 10);
+  START_INDEX_OR_SKIP(index, {});
+  ASSERT_TRUE(index->WaitUntilAttributesKept(absl::Now() + absl::Seconds(30)));
+  FileSearcher walker(tree_.root());
+  v1::SearchRequest all = Glob("*");
+  ExpectSameAnswer(*index, walker, all);  // old/a's size kept, with one link
+  // While the index reads no report, a new directory gets a second name of
+  // old/a: the index meets it in the new directory's first reading, and the
+  // only report of it is the directory's.
+  internal::PauseIndexFollowingForTesting(true);
+  tree_.Dir("new");
+  ASSERT_EQ(::link((tree_.root() + "/old/a").c_str(), (tree_.root() + "/new/b").c_str()), 0);
+  internal::PauseIndexFollowingForTesting(false);
+  ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+  ASSERT_TRUE(index->WaitUntilAttributesKept(absl::Now() + absl::Seconds(30)));
+  // Written through the new name: reported there only; old/a must not be
+  // answered with the size kept before the link.
+  std::ofstream(tree_.root() + "/new/b", std::ios::app) << "more bytes";
+  ASSERT_TRUE(index->WaitUntilCurrent(absl::Now() + absl::Seconds(30)));
+  ExpectSameAnswer(*index, walker, all);
+}
+
 TEST_P(FileIndexTest, ASizeBoundOverManyUnknownSizesIsLeftToTheWalk) {
   tree_.Dir("many");
   for (int i = 0; i < 11; ++i) tree_.File(absl::StrCat("many/f", i));

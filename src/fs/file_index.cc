@@ -198,9 +198,14 @@ struct FileIndex::Impl {
 
   // Directories whose entries' attributes are to be read, each with every
   // directory below it: the index's thread reads them in slices between
-  // reports (kAttributeSlice), after the build and after lost reports.
-  std::deque<Id> attribute_queue;  // the index's thread only
-  absl::Time attributes_started;   // the index's thread only
+  // reports (kAttributeSlice), after the build and after lost reports; and
+  // new subtrees (`fresh`: their links may be new, see `linked`).
+  struct AttributeWork {
+    Id dir;
+    bool fresh;
+  };
+  std::deque<AttributeWork> attribute_queue;  // the index's thread only
+  absl::Time attributes_started;              // the index's thread only
   // Inodes (NameTree::Attributes::inode_hash) seen with a new link since the
   // last MarkShared: their other names are marked at the end of the batch.
   std::vector<uint32_t> linked;  // the index's thread only
@@ -236,8 +241,11 @@ struct FileIndex::Impl {
   UniqueFd OpenIndexed(Id dir) const;
   // Reads the attributes of `dir`'s entries (lstat, as the walk) and keeps
   // them; its directories to `below` when given. Returns how many that were
-  // known differed.
-  size_t ReadAttributes(Id dir, std::deque<Id>* below);
+  // known differed. `fresh`: a new subtree, whose files with other links
+  // may have other names indexed already (to `linked`).
+  size_t ReadAttributes(Id dir, bool fresh, std::deque<AttributeWork>* below);
+  // Marks the other names of the inodes in `linked` (NameTree::MarkShared).
+  void MarkLinked();
   // Works through attribute_queue for about `budget`.
   void ReadSomeAttributes(absl::Duration budget);
   // Queues the whole tree (`forget`: what is kept was missed, so unknown
@@ -773,15 +781,19 @@ bool FileIndex::Impl::ApplyChanges(bool* overflowed) {
   } else {
     ReadNamed(&named);
   }
-  if (!linked.empty()) {
-    // An inode's new link is reported under the new name only (the kernel
-    // tells the old names' directories nothing): every name of it is marked.
-    std::sort(linked.begin(), linked.end());
-    internal::WriterMutexLock lock(&tree_mu);
-    tree.MarkShared(linked);
-    linked.clear();
-  }
+  MarkLinked();
   return true;
+}
+
+void FileIndex::Impl::MarkLinked() {
+  if (linked.empty()) return;
+  // An inode's new link is reported under the new name only (the kernel
+  // tells the old names' directories nothing): every name of it is marked.
+  std::sort(linked.begin(), linked.end());
+  linked.erase(std::unique(linked.begin(), linked.end()), linked.end());
+  internal::WriterMutexLock lock(&tree_mu);
+  tree.MarkShared(linked);
+  linked.clear();
 }
 
 bool FileIndex::Impl::RefreshAll(RefreshQueue* queue) {
@@ -888,7 +900,7 @@ void FileIndex::Impl::ApplyDiff(Id dir, const std::vector<Id>& removed,
     if (absl::Status scanned = ScanBelow(id, self, std::string(entry->name)); !scanned.ok()) {
       return;
     }
-    attribute_queue.push_back(id);
+    attribute_queue.push_back(AttributeWork{id, /*fresh=*/true});
     attributes_ready.store(false);
   }
 }
@@ -966,7 +978,7 @@ void FileIndex::Impl::Verify() {
     queue.queue.pop_front();
     queue.queued.erase(dir);
     if (Refresh(dir, &queue)) repairs.fetch_add(1, std::memory_order_relaxed);
-    repairs.fetch_add(ReadAttributes(dir, nullptr), std::memory_order_relaxed);
+    repairs.fetch_add(ReadAttributes(dir, /*fresh=*/true, nullptr), std::memory_order_relaxed);
   }
 }
 
@@ -994,7 +1006,7 @@ UniqueFd FileIndex::Impl::OpenIndexed(Id dir) const {
   return fd;
 }
 
-size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
+size_t FileIndex::Impl::ReadAttributes(Id dir, bool fresh, std::deque<AttributeWork>* below) {
   const UniqueFd fd = OpenIndexed(dir);
   if (!fd.valid()) return 0;
   std::vector<std::pair<Id, NameTree::Attributes>> read;
@@ -1014,7 +1026,7 @@ size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
         continue;
       }
       read.emplace_back(child, NameTree::Attributes::Of(st));
-      if (below != nullptr && tree.is_directory(child)) below->push_back(child);
+      if (below != nullptr && tree.is_directory(child)) below->push_back({child, fresh});
     }
   }
   size_t differed = 0;
@@ -1022,6 +1034,8 @@ size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
   for (const auto& [id, attributes] : read) {
     const NameTree::Attributes& kept = tree.attributes(id);
     if (kept.known() && kept != attributes) ++differed;
+    // A link made in a new directory: its first report was the directory's.
+    if (fresh && attributes.shared() && !kept.shared()) linked.push_back(attributes.inode_hash);
     tree.set_attributes(id, attributes);
   }
   return differed;
@@ -1030,10 +1044,11 @@ size_t FileIndex::Impl::ReadAttributes(Id dir, std::deque<Id>* below) {
 void FileIndex::Impl::ReadSomeAttributes(absl::Duration budget) {
   const absl::Time until = absl::Now() + budget;
   while (!attribute_queue.empty() && absl::Now() < until) {
-    const Id dir = attribute_queue.front();
+    const AttributeWork work = attribute_queue.front();
     attribute_queue.pop_front();
-    ReadAttributes(dir, &attribute_queue);
+    ReadAttributes(work.dir, work.fresh, &attribute_queue);
   }
+  MarkLinked();
   // Ready once the queue is empty, whichever call empties it or finds it so
   // (FollowChanges calls while it is not ready).
   if (!attribute_queue.empty()) return;
@@ -1049,7 +1064,8 @@ void FileIndex::Impl::QueueAllAttributes(bool forget) {
     tree.ForgetAttributes();
   }
   attribute_queue.clear();
-  attribute_queue.push_back(NameTree::kRoot);
+  // Every name is read: an inode's names are all found shared by the reading.
+  attribute_queue.push_back(AttributeWork{NameTree::kRoot, /*fresh=*/false});
   attributes_ready.store(false);
 }
 
